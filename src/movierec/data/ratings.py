@@ -1,0 +1,167 @@
+"""``Ratings``: a sparse user x movie star matrix plus raw-id <-> index maps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from movierec.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Ratings:
+    """Explicit ratings as a CSR matrix.
+
+    matrix: ``(n_users, n_items)`` float32 CSR, stars (0.5-5) where rated, absent elsewhere.
+    user_ids: ``(n_users,)`` int64 raw user ids, row order.
+    movie_ids: ``(n_items,)`` int64 raw MovieLens movie ids, column order (sorted).
+    """
+
+    matrix: sp.csr_matrix
+    user_ids: np.ndarray
+    movie_ids: np.ndarray
+    _user_index: dict[int, int] = field(repr=False, compare=False, default_factory=dict)
+    _movie_index: dict[int, int] = field(repr=False, compare=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self._user_index:
+            self._user_index.update({int(u): i for i, u in enumerate(self.user_ids)})
+        if not self._movie_index:
+            self._movie_index.update({int(m): i for i, m in enumerate(self.movie_ids)})
+
+    # -- construction -------------------------------------------------------------
+    @classmethod
+    def from_arrays(
+        cls,
+        user_ids: Iterable[int] | np.ndarray,
+        movie_ids: Iterable[int] | np.ndarray,
+        stars: Iterable[float] | np.ndarray,
+    ) -> Ratings:
+        """Build from three equal-length arrays of raw ids and stars.
+
+        Duplicated (user, movie) pairs keep the last rating given.
+        """
+        users = np.asarray(user_ids, dtype=np.int64)
+        movies = np.asarray(movie_ids, dtype=np.int64)
+        values = np.asarray(stars, dtype=np.float32)
+        if not (users.shape == movies.shape == values.shape) or users.ndim != 1:
+            raise InvalidInput(
+                "user_ids, movie_ids and stars must be 1-d arrays of the same length "
+                f"(got {users.shape}, {movies.shape}, {values.shape})",
+                field="stars",
+            )
+        if users.size == 0:
+            raise InvalidInput("no ratings given", field="stars")
+        if not np.all(np.isfinite(values)):
+            raise InvalidInput("stars must be finite numbers", field="stars")
+        # keep the last of duplicated pairs
+        frame = pd.DataFrame({"u": users, "m": movies, "r": values})
+        frame = frame.drop_duplicates(["u", "m"], keep="last")
+        uniq_users, rows = np.unique(frame["u"].to_numpy(), return_inverse=True)
+        uniq_movies, cols = np.unique(frame["m"].to_numpy(), return_inverse=True)
+        matrix = sp.csr_matrix(
+            (frame["r"].to_numpy(np.float32), (rows, cols)),
+            shape=(uniq_users.size, uniq_movies.size),
+            dtype=np.float32,
+        )
+        matrix.sort_indices()
+        return cls(matrix=matrix, user_ids=uniq_users, movie_ids=uniq_movies)
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        user_col: str = "userId",
+        movie_col: str = "movieId",
+        rating_col: str = "rating",
+    ) -> Ratings:
+        """Build from a DataFrame with MovieLens column names (configurable)."""
+        missing = [c for c in (user_col, movie_col, rating_col) if c not in frame.columns]
+        if missing:
+            raise InvalidInput(f"frame lacks column(s) {', '.join(missing)}", field=missing[0])
+        return cls.from_arrays(frame[user_col], frame[movie_col], frame[rating_col])
+
+    # -- shape ------------------------------------------------------------------
+    @property
+    def n_users(self) -> int:
+        return int(self.matrix.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.matrix.shape[1])
+
+    @property
+    def nnz(self) -> int:
+        return int(self.matrix.nnz)
+
+    @property
+    def global_mean(self) -> float:
+        """Mean of all stars given."""
+        return float(self.matrix.data.mean())
+
+    # -- id maps ----------------------------------------------------------------
+    def has_movie(self, movie_id: int) -> bool:
+        return int(movie_id) in self._movie_index
+
+    def has_user(self, user_id: int) -> bool:
+        return int(user_id) in self._user_index
+
+    def item_of(self, movie_id: int) -> int:
+        """Column index of a raw movie id; ``InvalidInput`` if unknown."""
+        try:
+            return self._movie_index[int(movie_id)]
+        except KeyError:
+            raise InvalidInput(f"unknown movieId {movie_id}", field="movieId") from None
+
+    def user_of(self, user_id: int) -> int:
+        """Row index of a raw user id; ``InvalidInput`` if unknown."""
+        try:
+            return self._user_index[int(user_id)]
+        except KeyError:
+            raise InvalidInput(f"unknown userId {user_id}", field="userId") from None
+
+    def items_of(self, movie_ids: Iterable[int], missing: int = -1) -> np.ndarray:
+        """``(n,)`` int64 column indices of raw movie ids; ``missing`` where unknown."""
+        return np.fromiter(
+            (self._movie_index.get(int(m), missing) for m in movie_ids), dtype=np.int64
+        )
+
+    def users_of(self, user_ids: Iterable[int], missing: int = -1) -> np.ndarray:
+        """``(n,)`` int64 row indices of raw user ids; ``missing`` where unknown."""
+        return np.fromiter(
+            (self._user_index.get(int(u), missing) for u in user_ids), dtype=np.int64
+        )
+
+    # -- views ------------------------------------------------------------------
+    def triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(users, items, stars)``: int32, int32, float32 arrays of length nnz (row order)."""
+        coo = self.matrix.tocoo()
+        return (
+            coo.row.astype(np.int32),
+            coo.col.astype(np.int32),
+            coo.data.astype(np.float32),
+        )
+
+    def user_row(self, user: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(items, stars)`` rated by row ``user``."""
+        start, end = self.matrix.indptr[user], self.matrix.indptr[user + 1]
+        return self.matrix.indices[start:end], self.matrix.data[start:end]
+
+    def item_counts(self) -> np.ndarray:
+        """``(n_items,)`` int64 number of ratings per movie."""
+        return np.bincount(self.matrix.indices, minlength=self.n_items).astype(np.int64)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Back to a ``userId, movieId, rating`` frame (raw ids)."""
+        users, items, stars = self.triples()
+        return pd.DataFrame(
+            {
+                "userId": self.user_ids[users],
+                "movieId": self.movie_ids[items],
+                "rating": stars,
+            }
+        )

@@ -1,0 +1,30 @@
+"""The movierec error family: messages a user can act on.
+
+The CLI turns these into a one-line message and exit code 2; the web layer into a
+400 response with ``{"error": ..., "field": ...}``.
+"""
+
+from __future__ import annotations
+
+
+class MovierecError(Exception):
+    """Base of every error movierec raises on purpose."""
+
+
+class DataError(MovierecError):
+    """A data file is missing, corrupt or does not match what we expect.
+
+    The message names the file (and the line, where one is at fault).
+    """
+
+
+class InvalidInput(MovierecError, ValueError):
+    """A caller passed a bad value; ``field`` names the parameter at fault."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ModelError(MovierecError):
+    """A model cannot be used as asked (not fitted, unreadable file, unknown name)."""

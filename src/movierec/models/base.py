@@ -1,0 +1,252 @@
+"""The ``Recommender`` protocol every movierec model follows.
+
+A model is fitted once on a :class:`~movierec.data.Ratings`; a visitor who was not
+in training is *folded in*: their state (factors, bias) is solved against the fixed
+item parameters in milliseconds, then ``score`` rates every movie for them.
+
+Subclasses implement ``_fit``, ``_predict``, ``_fold_in``, ``_score`` and the array
+round-trip ``_arrays`` / ``_set_arrays``; this class owns id maps, input checks and
+the ``.npz`` file format (arrays plus a JSON metadata entry; never pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from movierec.data.ratings import Ratings
+from movierec.errors import InvalidInput, ModelError
+
+FORMAT_VERSION = 1
+STAR_MIN, STAR_MAX = 0.5, 5.0
+
+
+@dataclass
+class UserState:
+    """What a model knows of one user.
+
+    items: ``(m,)`` int64 item indices the user rated (model's column order).
+    stars: ``(m,)`` float32 their stars.
+    factors: ``(k,)`` float32 latent factors, or None for models without any.
+    bias: user bias in stars (0 where the model has none).
+    """
+
+    items: np.ndarray
+    stars: np.ndarray
+    factors: np.ndarray | None = None
+    bias: float = 0.0
+
+
+class Recommender(ABC):
+    """Base class: fit / predict / fold_in / score / save / load."""
+
+    name: ClassVar[str] = "base"
+    #: default hyper-parameters; ``__init__`` accepts exactly these keys (plus ``seed``).
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, seed: int = 0, **params: Any) -> None:
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise InvalidInput(
+                f"unknown parameter(s) for model {self.name!r}: {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(self.defaults)) or 'none'}",
+                field=unknown[0],
+            )
+        self.seed = int(seed)
+        self.params: dict[str, Any] = {**self.defaults, **params}
+        self.movie_ids: np.ndarray | None = None  # (n_items,) int64
+        self.user_ids: np.ndarray | None = None  # (n_users,) int64
+        self.global_mean: float = 0.0
+        self._movie_index: dict[int, int] = {}
+        self._user_index: dict[int, int] = {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args}, seed={self.seed})"
+
+    # -- fitting ----------------------------------------------------------------
+    def fit(self, ratings: Ratings, progress: bool = False) -> Self:
+        """Fit on ``ratings``; returns self. ``progress`` shows a bar per epoch."""
+        self._set_ids(ratings.user_ids, ratings.movie_ids)
+        self.global_mean = ratings.global_mean
+        self._fit(ratings, progress=progress)
+        return self
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.movie_ids is not None
+
+    @property
+    def n_items(self) -> int:
+        self._check_fitted()
+        return int(self.movie_ids.size)  # type: ignore[union-attr]
+
+    @property
+    def n_users(self) -> int:
+        self._check_fitted()
+        return int(self.user_ids.size)  # type: ignore[union-attr]
+
+    # -- Surprise-style prediction in raw ids ------------------------------------
+    def predict(self, user_ids: Iterable[int], movie_ids: Iterable[int]) -> np.ndarray:
+        """``(n,)`` float64 predicted stars for pairs of raw ids, clipped to 0.5-5.
+
+        Users or movies unseen in training get the model's fallback (biases it knows,
+        else the global mean), as Surprise does.
+        """
+        self._check_fitted()
+        users = np.fromiter((self._user_index.get(int(u), -1) for u in user_ids), np.int64)
+        items = np.fromiter((self._movie_index.get(int(m), -1) for m in movie_ids), np.int64)
+        if users.shape != items.shape:
+            raise InvalidInput("user_ids and movie_ids must have the same length")
+        if users.size == 0:
+            return np.zeros(0, dtype=np.float64)
+        est = np.asarray(self._predict(users, items), dtype=np.float64)
+        return np.clip(est, STAR_MIN, STAR_MAX)
+
+    # -- new visitors --------------------------------------------------------------
+    def fold_in(self, movie_ids: Iterable[int], stars: Iterable[float]) -> UserState:
+        """Solve a new user's state from their ratings against fixed item parameters.
+
+        movie_ids: raw MovieLens ids; all must be known to the model.
+        stars: their ratings, 0.5-5.
+        """
+        self._check_fitted()
+        movie_ids = list(movie_ids)
+        values = np.asarray(list(stars), dtype=np.float32)
+        if len(movie_ids) != values.size:
+            raise InvalidInput("movie_ids and stars must have the same length", field="stars")
+        bad = values[(values < STAR_MIN) | (values > STAR_MAX) | ~np.isfinite(values)]
+        if bad.size:
+            raise InvalidInput(f"stars must be between 0.5 and 5, got {bad[0]:g}", field="stars")
+        items = self.items_of(movie_ids)
+        return self._fold_in(items, values)
+
+    def user_state(self, user_id: int) -> UserState:
+        """The trained state of a training user (raw id)."""
+        self._check_fitted()
+        if int(user_id) not in self._user_index:
+            raise InvalidInput(f"unknown userId {user_id}", field="userId")
+        return self._user_state(self._user_index[int(user_id)])
+
+    def score(self, state: UserState) -> np.ndarray:
+        """``(n_items,)`` float32 predicted stars for every movie (model's column order)."""
+        self._check_fitted()
+        return np.asarray(self._score(state), dtype=np.float32)
+
+    def item_vectors(self) -> np.ndarray | None:
+        """``(n_items, k)`` float32 item representation used to explain picks, or None."""
+        return None
+
+    # -- id maps -------------------------------------------------------------------
+    def items_of(self, movie_ids: Iterable[int]) -> np.ndarray:
+        """``(n,)`` int64 item indices of raw ids; ``InvalidInput`` naming an unknown one."""
+        out = []
+        for m in movie_ids:
+            try:
+                out.append(self._movie_index[int(m)])
+            except (KeyError, TypeError, ValueError):
+                raise InvalidInput(f"unknown movieId {m}", field="movieId") from None
+        return np.asarray(out, dtype=np.int64)
+
+    def has_movie(self, movie_id: int) -> bool:
+        return int(movie_id) in self._movie_index
+
+    def _set_ids(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> None:
+        self.user_ids = np.asarray(user_ids, dtype=np.int64)
+        self.movie_ids = np.asarray(movie_ids, dtype=np.int64)
+        self._user_index = {int(u): i for i, u in enumerate(self.user_ids)}
+        self._movie_index = {int(m): i for i, m in enumerate(self.movie_ids)}
+
+    def _check_fitted(self) -> None:
+        if self.movie_ids is None:
+            raise ModelError(f"model {self.name!r} is not fitted; call fit(ratings) first")
+
+    # -- persistence -----------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write arrays + JSON metadata to one ``.npz`` file, atomically. Returns the path."""
+        self._check_fitted()
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(".npz")
+        meta = {
+            "format": FORMAT_VERSION,
+            "model": self.name,
+            "params": self.params,
+            "seed": self.seed,
+            "global_mean": self.global_mean,
+        }
+        arrays = {
+            "user_ids": self.user_ids,
+            "movie_ids": self.movie_ids,
+            **{f"m_{k}": v for k, v in self._arrays().items()},
+            "__meta__": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp.npz", dir=path.parent)
+        os.close(fd)
+        try:
+            np.savez(tmp, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Recommender:
+        """Read a model written by ``save``; the file says which model class it is."""
+        from movierec.models import model_class  # registry lives in the package
+
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except FileNotFoundError:
+            raise ModelError(f"no saved model at {path}") from None
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot read model file {path}: {exc}") from None
+        try:
+            meta = json.loads(arrays.pop("__meta__").tobytes().decode())
+        except (KeyError, ValueError):
+            raise ModelError(f"{path} is not a movierec model (no metadata)") from None
+        if meta.get("format") != FORMAT_VERSION:
+            raise ModelError(f"{path}: unsupported model format {meta.get('format')!r}")
+        klass = model_class(meta["model"])
+        if cls is not Recommender and not issubclass(klass, cls):
+            raise ModelError(f"{path} holds a {meta['model']!r} model, not {cls.name!r}")
+        model = klass(seed=meta["seed"], **meta["params"])
+        model._set_ids(arrays.pop("user_ids"), arrays.pop("movie_ids"))
+        model.global_mean = float(meta["global_mean"])
+        model._set_arrays({k[2:]: v for k, v in arrays.items() if k.startswith("m_")})
+        return model
+
+    # -- for subclasses ----------------------------------------------------------------
+    @abstractmethod
+    def _fit(self, ratings: Ratings, progress: bool) -> None: ...
+
+    @abstractmethod
+    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Estimates for index pairs; -1 marks a user/item unknown at fit time."""
+
+    @abstractmethod
+    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState: ...
+
+    @abstractmethod
+    def _user_state(self, user: int) -> UserState: ...
+
+    @abstractmethod
+    def _score(self, state: UserState) -> np.ndarray: ...
+
+    @abstractmethod
+    def _arrays(self) -> dict[str, np.ndarray]: ...
+
+    @abstractmethod
+    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None: ...
