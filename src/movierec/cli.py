@@ -1,0 +1,279 @@
+"""``movierec`` command line: data | train | recommend | evaluate | serve.
+
+Errors a user can fix (bad arguments, unknown movie, corrupt data) print one line
+``movierec: error: ...`` and exit with code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from movierec import __version__
+from movierec.config import load_settings
+from movierec.errors import MovierecError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are one line (no usage dump) with exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _rating(text: str) -> tuple[int, float]:
+    """Parse ``MOVIEID=STARS`` (e.g. ``260=4.5``)."""
+    movie, sep, stars = text.partition("=")
+    try:
+        if not sep:
+            raise ValueError
+        return int(movie), float(stars)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad rating {text!r}: expected MOVIEID=STARS, e.g. 260=4.5"
+        ) from None
+
+
+def _param(text: str) -> tuple[str, object]:
+    """Parse ``NAME=VALUE`` model parameters; VALUE as JSON when it parses (numbers, bools)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"bad parameter {text!r}: expected NAME=VALUE")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    settings = load_settings()
+    parser = _Parser(
+        prog="movierec",
+        description="Movie recommendations from MovieLens ratings, with instant fold-in.",
+        epilog="Environment: MOVIEREC_HOME (data, models, database; now "
+        f"{settings.home}), MOVIEREC_DATA_SOURCE (mirror dir/zip/URL), TMDB_API_KEY, "
+        "DATABASE_URL.",
+    )
+    parser.add_argument("--version", action="version", version=f"movierec {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    # data
+    data = commands.add_parser("data", help="fetch and inspect MovieLens data sets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    fetch = data_commands.add_parser(
+        "fetch", help="download (or copy from a mirror) and verify a data set"
+    )
+    fetch.add_argument("name", help="ml-latest-small or ml-100k")
+    fetch.add_argument(
+        "--source",
+        help="a directory holding <name>/ or <name>.zip, a zip file, or a base URL "
+        "(default: $MOVIEREC_DATA_SOURCE, else the official GroupLens site)",
+    )
+    fetch.add_argument("--force", action="store_true", help="fetch again even if present")
+    data_commands.add_parser("list", help="known data sets and whether they are fetched")
+
+    # train
+    train = commands.add_parser("train", help="fit a model on a whole data set and save it")
+    _dataset_model_args(train, settings)
+    train.add_argument(
+        "--param",
+        "-p",
+        action="append",
+        type=_param,
+        default=[],
+        metavar="NAME=VALUE",
+        help="model hyper-parameter, e.g. -p n_factors=100 (repeatable)",
+    )
+
+    # recommend
+    rec = commands.add_parser("recommend", help="recommend movies for a set of ratings")
+    _dataset_model_args(rec, settings)
+    rec.add_argument(
+        "--rate",
+        "-r",
+        action="append",
+        type=_rating,
+        default=[],
+        metavar="MOVIEID=STARS",
+        help="a rating, e.g. --rate 260=4.5 (repeatable; stars 0.5-5 in half steps)",
+    )
+    rec.add_argument("--year", default="any", help="old (before 2010), new or any")
+    rec.add_argument("-n", type=_positive_int, default=5, help="how many movies (default 5)")
+    rec.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    # evaluate
+    ev = commands.add_parser("evaluate", help="measure models (and peers) on standard splits")
+    ev.add_argument("--dataset", default="ml-100k", help="data set (default ml-100k)")
+    ev.add_argument(
+        "--split", default="official", help="official (ml-100k u1-u5), kfold:K or holdout:FRACTION"
+    )
+    ev.add_argument("--models", default="svd,nmf,popular", help="comma-separated model names")
+    ev.add_argument(
+        "--peers",
+        action="store_true",
+        help="add Surprise SVD, SVD++, NMF, KNNBaseline and the original app's method",
+    )
+    ev.add_argument(
+        "--protocol",
+        default="rating",
+        choices=["rating", "onboarding"],
+        help="rating: RMSE/MAE + top-N on the split; onboarding: the web app's flow simulated",
+    )
+    ev.add_argument("--out", type=Path, help="write report.md, results.json and plots here")
+    ev.add_argument("--seed", type=int, default=0, help="random seed for splits and models")
+
+    # serve
+    serve = commands.add_parser(
+        "serve", help="start the web app (fetches data and trains the model on first run)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_port, default=5000)
+    return parser
+
+
+def _dataset_model_args(parser: argparse.ArgumentParser, settings) -> None:
+    parser.add_argument(
+        "--dataset", "-d", default=settings.dataset, help=f"data set (default {settings.dataset})"
+    )
+    parser.add_argument(
+        "--model", "-m", default=settings.model, help=f"model name (default {settings.model})"
+    )
+
+
+# -- commands ---------------------------------------------------------------------
+def _cmd_data(args: argparse.Namespace) -> int:
+    from movierec.data import DATASETS, fetch_dataset
+
+    settings = load_settings()
+    if args.data_command == "list":
+        for name in DATASETS:
+            here = (settings.data_dir / name).is_dir()
+            print(f"{name:18} {'fetched' if here else 'not fetched'}")
+        return 0
+    path = fetch_dataset(
+        args.name,
+        source=args.source or settings.data_source,
+        home=settings.home,
+        force=args.force,
+    )
+    print(f"{args.name}: verified in {path}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from movierec import models
+    from movierec.data import load_dataset
+    from movierec.training import train_model
+
+    settings = load_settings()
+    models.model_class(args.model)
+    dataset = load_dataset(args.dataset, home=settings.home)
+    model, path = train_model(dataset, args.model, settings, progress=True, **dict(args.param))
+    print(
+        f"trained {model.name} on {args.dataset} ({dataset.ratings.nnz:,} ratings, "
+        f"{dataset.ratings.n_users:,} users, {dataset.ratings.n_items:,} movies); saved {path}"
+    )
+    return 0
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    from movierec.recommend import RecommendService, validate_year
+    from movierec.training import ensure_model
+
+    validate_year(args.year)
+    model, dataset = ensure_model(args.dataset, args.model, load_settings(), progress=True)
+    service = RecommendService(model, dataset.catalog)
+    result = service.recommend(dict(args.rate), year=args.year, n=args.n)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    if result.message:
+        print(result.message)
+    for rank, rec in enumerate(result.items, 1):
+        movie = rec.movie
+        year = movie.year if movie.year is not None else "----"
+        print(
+            f"{rank:2}. {rec.predicted_stars:4.2f}*  {movie.title}  [{year}]  "
+            f"{'|'.join(movie.genres)}"
+        )
+        print(f"    {rec.reason}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from movierec.evaluate import format_table, parse_split, run_evaluation
+
+    parse_split(args.split)
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    result = run_evaluation(
+        dataset=args.dataset,
+        split=args.split,
+        models=names,
+        peers=args.peers,
+        protocol=args.protocol,
+        out=args.out,
+        progress=True,
+        home=load_settings().home,
+        seed=args.seed,
+    )
+    print(format_table(result))
+    if args.out:
+        print(f"report written to {args.out / 'report.md'}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from movierec.web.serve import serve
+
+    serve(host=args.host, port=args.port, settings=load_settings())
+    return 0
+
+
+COMMANDS = {
+    "data": _cmd_data,
+    "train": _cmd_train,
+    "recommend": _cmd_recommend,
+    "evaluate": _cmd_evaluate,
+    "serve": _cmd_serve,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``movierec`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except MovierecError as exc:
+        print(f"movierec: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("movierec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
