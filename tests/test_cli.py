@@ -1,0 +1,62 @@
+"""The movierec command line, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from movierec.cli import main
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "movierec.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_fetch_train_recommend(home, capsys):
+    assert main(["data", "fetch", "ml-latest-small"]) == 0
+    assert (home / "data" / "ml-latest-small" / "ratings.csv").exists()
+    assert main(["train", "--model", "svd", "-p", "n_epochs=5"]) == 0
+    assert (home / "models" / "ml-latest-small-svd.npz").exists()
+    capsys.readouterr()
+    assert main(["recommend", "--rate", "260=5", "--rate", "1=4.5", "--year", "old", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    picks = out["recommendations"]
+    assert len(picks) == 5 and all(p["year"] < 2010 for p in picks)
+    assert main(["recommend", "-r", "260=5", "-n", "3"]) == 0
+    text = capsys.readouterr().out
+    assert text.count("Because you rated") + text.count("Popular") == 3
+
+
+def test_recommend_trains_on_first_use(home, capsys):
+    assert main(["recommend", "--model", "popular", "--rate", "260=5", "--json"]) == 0
+    assert (home / "models" / "ml-latest-small-popular.npz").exists()
+    assert len(json.loads(capsys.readouterr().out)["recommendations"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["recommend", "--rate", "260=9"], "9"),
+        (["recommend", "--rate", "12x"], "12x"),
+        (["recommend", "--rate", "99999999=4"], "99999999"),
+        (["recommend", "--year", "future", "--rate", "260=4"], "future"),
+        (["recommend", "--model", "bogus", "--rate", "260=4"], "bogus"),
+        (["recommend", "-n", "-3"], "-3"),
+        (["data", "fetch", "ml-nope"], "ml-nope"),
+        (["serve", "--port", "99999"], "99999"),
+        (["evaluate", "--split", "kfold:x"], "kfold:x"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(home, args, named):
+    if args[0] == "recommend" and "--model" not in args:
+        args = [*args, "--model", "popular"]
+    result = run(*args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr
