@@ -165,13 +165,14 @@ def _dataset_model_args(parser: argparse.ArgumentParser, settings) -> None:
 
 # -- commands ---------------------------------------------------------------------
 def _cmd_data(args: argparse.Namespace) -> int:
-    from movierec.data import DATASETS, fetch_dataset
+    from movierec.data import DATASETS, dataset_dir, fetch_dataset, is_fetched
 
     settings = load_settings()
     if args.data_command == "list":
         for name in DATASETS:
-            here = (settings.data_dir / name).is_dir()
-            print(f"{name:18} {'fetched' if here else 'not fetched'}")
+            folder = dataset_dir(name, settings.home)
+            state = "fetched" if is_fetched(DATASETS[name], folder) else "not fetched"
+            print(f"{name:18} {state:12} {folder}")
         return 0
     path = fetch_dataset(
         args.name,
