@@ -1,0 +1,186 @@
+"""What the app stores and reads, one function per action (each takes a ``Session``).
+
+Writes that may race (two tabs submitting at once, two threads caching the same
+TMDB answer) are single ``INSERT ... ON CONFLICT DO UPDATE`` statements on SQLite and
+PostgreSQL, so concurrent requests never lose or duplicate a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from movierec.store.schema import (
+    Rating,
+    ShownRecommendation,
+    TmdbCacheEntry,
+    Visitor,
+    utcnow,
+)
+
+
+def touch_visitor(session: Session, visitor_id: str, when: datetime | None = None) -> None:
+    """Create the visitor if new, else update when they were last seen."""
+    when = when or utcnow()
+    upsert = _dialect_insert(session)
+    if upsert is None:
+        visitor = session.get(Visitor, visitor_id)
+        if visitor is None:
+            session.add(Visitor(id=visitor_id, created_at=when, last_seen=when))
+        else:
+            visitor.last_seen = when
+        session.flush()
+        return
+    stmt = upsert(Visitor).values(id=visitor_id, created_at=when, last_seen=when)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Visitor.id], set_={"last_seen": stmt.excluded.last_seen}
+    )
+    session.execute(stmt)
+
+
+def upsert_ratings(
+    session: Session,
+    visitor_id: str,
+    ratings: Mapping[int, float],
+    when: datetime | None = None,
+) -> None:
+    """Store ``{movieId: stars}`` for the visitor (replacing earlier stars), timestamped."""
+    when = when or utcnow()
+    touch_visitor(session, visitor_id, when)
+    if not ratings:
+        return
+    rows = [
+        {"visitor_id": visitor_id, "movie_id": int(m), "stars": float(s), "rated_at": when}
+        for m, s in sorted(ratings.items())  # one lock order for every writer
+    ]
+    upsert = _dialect_insert(session)
+    if upsert is None:
+        for row in rows:
+            session.merge(Rating(**row))
+        session.flush()
+        return
+    stmt = upsert(Rating).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Rating.visitor_id, Rating.movie_id],
+        set_={"stars": stmt.excluded.stars, "rated_at": stmt.excluded.rated_at},
+    )
+    session.execute(stmt)
+
+
+def delete_ratings(
+    session: Session, visitor_id: str, movie_ids: Iterable[int] | None = None
+) -> int:
+    """Forget the visitor's ratings of ``movie_ids`` (all of them if None); returns count."""
+    stmt = delete(Rating).where(Rating.visitor_id == visitor_id)
+    if movie_ids is not None:
+        ids = [int(m) for m in movie_ids]
+        if not ids:
+            return 0
+        stmt = stmt.where(Rating.movie_id.in_(ids))
+    return session.execute(stmt).rowcount or 0
+
+
+def visitor_ratings(session: Session, visitor_id: str) -> dict[int, float]:
+    """``{movieId: stars}`` of the visitor, most recently rated first."""
+    rows = session.execute(
+        select(Rating.movie_id, Rating.stars)
+        .where(Rating.visitor_id == visitor_id)
+        .order_by(Rating.rated_at.desc(), Rating.movie_id)
+    )
+    return {int(m): float(s) for m, s in rows}
+
+
+def record_shown(
+    session: Session,
+    visitor_id: str | None,
+    picks: Sequence[tuple[int, float]],
+    model: str,
+    year: str,
+    when: datetime | None = None,
+) -> None:
+    """Remember the ranked ``(movieId, predicted_stars)`` picks shown to a visitor."""
+    when = when or utcnow()
+    rows = [
+        {
+            "visitor_id": visitor_id,
+            "movie_id": int(movie_id),
+            "rank": rank,
+            "predicted_stars": float(stars),
+            "model": model,
+            "year": year,
+            "shown_at": when,
+        }
+        for rank, (movie_id, stars) in enumerate(picks, start=1)
+    ]
+    if rows:
+        session.execute(insert(ShownRecommendation), rows)
+
+
+def shown_to(session: Session, visitor_id: str | None) -> list[ShownRecommendation]:
+    """Picks shown to the visitor, oldest first."""
+    column = ShownRecommendation.visitor_id
+    where = column.is_(None) if visitor_id is None else column == visitor_id
+    stmt = select(ShownRecommendation).where(where)
+    return list(
+        session.scalars(stmt.order_by(ShownRecommendation.shown_at, ShownRecommendation.id))
+    )
+
+
+class CachedAnswer(NamedTuple):
+    payload: dict[str, Any]
+    expires_at: datetime
+
+
+def cache_get_many(session: Session, tmdb_ids: Iterable[int]) -> dict[int, CachedAnswer]:
+    """Cached TMDB answers for these ids (fresh or not)."""
+    ids = sorted({int(i) for i in tmdb_ids})
+    if not ids:
+        return {}
+    table = TmdbCacheEntry
+    rows = session.execute(
+        select(table.tmdb_id, table.payload, table.expires_at).where(table.tmdb_id.in_(ids))
+    )
+    return {int(row.tmdb_id): CachedAnswer(dict(row.payload), row.expires_at) for row in rows}
+
+
+def cache_put(
+    session: Session,
+    tmdb_id: int,
+    payload: dict[str, Any],
+    expires_at: datetime,
+    when: datetime | None = None,
+) -> None:
+    """Store (or replace) TMDB's answer for one movie."""
+    values = {
+        "tmdb_id": int(tmdb_id),
+        "payload": payload,
+        "fetched_at": when or utcnow(),
+        "expires_at": expires_at,
+    }
+    upsert = _dialect_insert(session)
+    if upsert is None:
+        session.merge(TmdbCacheEntry(**values))
+        session.flush()
+        return
+    stmt = upsert(TmdbCacheEntry).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[TmdbCacheEntry.tmdb_id],
+        set_={k: stmt.excluded[k] for k in ("payload", "fetched_at", "expires_at")},
+    )
+    session.execute(stmt)
+
+
+def _dialect_insert(session: Session) -> Any:
+    """The dialect's ``insert`` with ``on_conflict_do_update``, or None (generic path)."""
+    name = session.get_bind().dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        return None
+    return insert

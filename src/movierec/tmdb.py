@@ -1,0 +1,335 @@
+"""TMDB (themoviedb.org): poster, overview and trailer for a movie, cached.
+
+- :class:`TmdbClient` asks TMDB through a *transport* callable (``requests`` by default;
+  tests inject a fake, so no test reaches the network). Key: ``TMDB_API_KEY`` (v3, sent
+  as the ``api_key`` parameter) or ``TMDB_READ_TOKEN`` (v4, sent as a bearer header).
+- :class:`TmdbService` answers "what do we know of these movies?" for the cards on one
+  page: cached answers first, then the missing ones fetched in a small thread pool with
+  an overall deadline. Whatever is not back in time gets ``None`` (the page draws a
+  placeholder poster) and is stored in the cache when it arrives. After a failure TMDB
+  is left alone for a while, so a down or slow TMDB never slows pages down.
+- The cache is anything with ``get_many`` / ``put`` (:class:`MemoryCache` here, the
+  database in :mod:`movierec.store`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+API_BASE = "https://api.themoviedb.org/3"
+IMAGE_BASE = "https://image.tmdb.org/t/p/"
+POSTER_SIZE = "w342"
+YOUTUBE_EMBED = "https://www.youtube-nocookie.com/embed/"
+YOUTUBE_WATCH = "https://www.youtube.com/watch?v="
+DEFAULT_TIMEOUT = 2.0  # seconds per HTTP request
+DEFAULT_DEADLINE = 0.8  # seconds a page waits for all its missing movies together
+FOUND_TTL = timedelta(days=14)
+NOT_FOUND_TTL = timedelta(days=2)
+DOWN_PAUSE = 60.0  # seconds TMDB is left alone after a failed request
+
+#: ``transport(url, params, headers, timeout) -> (status, json_body)``; raises on
+#: network trouble (any exception counts as "TMDB unavailable").
+Transport = Callable[[str, dict[str, str], dict[str, str], float], tuple[int, Any]]
+
+
+class TmdbUnavailable(Exception):
+    """TMDB did not answer usefully (network error, timeout, 5xx, bad key)."""
+
+
+@dataclass(frozen=True)
+class MovieInfo:
+    """What TMDB tells us of one movie, as plain values for templates and JSON."""
+
+    tmdb_id: int
+    poster_path: str | None = None
+    overview: str | None = None
+    trailer_key: str | None = None  # YouTube video key
+    found: bool = True
+
+    @property
+    def poster_url(self) -> str | None:
+        return f"{IMAGE_BASE}{POSTER_SIZE}{self.poster_path}" if self.poster_path else None
+
+    @property
+    def trailer_url(self) -> str | None:
+        """YouTube embed URL (privacy-enhanced mode)."""
+        return f"{YOUTUBE_EMBED}{self.trailer_key}" if self.trailer_key else None
+
+    @property
+    def trailer_watch_url(self) -> str | None:
+        return f"{YOUTUBE_WATCH}{self.trailer_key}" if self.trailer_key else None
+
+    def to_payload(self) -> dict[str, Any]:
+        """What the cache stores."""
+        return {
+            "poster_path": self.poster_path,
+            "overview": self.overview,
+            "trailer_key": self.trailer_key,
+            "found": self.found,
+        }
+
+    @classmethod
+    def from_payload(cls, tmdb_id: int, payload: Mapping[str, Any]) -> MovieInfo:
+        return cls(
+            tmdb_id=tmdb_id,
+            poster_path=payload.get("poster_path"),
+            overview=payload.get("overview"),
+            trailer_key=payload.get("trailer_key"),
+            found=bool(payload.get("found", True)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Public JSON fields."""
+        return {
+            "poster_url": self.poster_url,
+            "overview": self.overview,
+            "trailer_url": self.trailer_url,
+        }
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A cached answer and when it stops being fresh (UTC)."""
+
+    payload: dict[str, Any]
+    expires_at: datetime
+
+
+class Cache(Protocol):
+    """Where TMDB answers are kept between requests."""
+
+    def get_many(self, tmdb_ids: Iterable[int]) -> dict[int, CacheEntry]: ...
+
+    def put(self, tmdb_id: int, payload: dict[str, Any], expires_at: datetime) -> None: ...
+
+
+class MemoryCache:
+    """A process-local :class:`Cache` (for tests, scripts and when no database is set)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, CacheEntry] = {}
+        self._lock = threading.Lock()
+
+    def get_many(self, tmdb_ids: Iterable[int]) -> dict[int, CacheEntry]:
+        with self._lock:
+            return {i: self._entries[i] for i in tmdb_ids if i in self._entries}
+
+    def put(self, tmdb_id: int, payload: dict[str, Any], expires_at: datetime) -> None:
+        with self._lock:
+            self._entries[tmdb_id] = CacheEntry(dict(payload), expires_at)
+
+
+def requests_transport(
+    url: str, params: dict[str, str], headers: dict[str, str], timeout: float
+) -> tuple[int, Any]:
+    """The real transport: one HTTPS GET with ``requests``."""
+    import requests
+
+    response = requests.get(url, params=params, headers=headers, timeout=timeout)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    return response.status_code, body
+
+
+class TmdbClient:
+    """Thin TMDB v3 API client; ``configured`` is False without a key."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        read_token: str | None = None,
+        transport: Transport | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        base_url: str = API_BASE,
+    ) -> None:
+        self.api_key = api_key or None
+        self.read_token = read_token or None
+        self.transport = transport or requests_transport
+        self.timeout = timeout
+        self.base_url = base_url.rstrip("/")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.api_key or self.read_token)
+
+    def get(self, path: str, **params: str) -> Any:
+        """JSON body of ``GET {base}{path}``; ``None`` for 404; ``TmdbUnavailable`` else."""
+        if not self.configured:
+            raise TmdbUnavailable("no TMDB key configured (set TMDB_API_KEY or TMDB_READ_TOKEN)")
+        headers = {"Accept": "application/json"}
+        if self.read_token:
+            headers["Authorization"] = f"Bearer {self.read_token}"
+        else:
+            params = {**params, "api_key": self.api_key or ""}
+        try:
+            status, body = self.transport(
+                f"{self.base_url}{path}", dict(params), headers, self.timeout
+            )
+        except Exception as exc:  # network errors of any transport
+            raise TmdbUnavailable(f"TMDB request failed: {exc}") from exc
+        if status == 404:
+            return None
+        if status != 200 or not isinstance(body, dict):
+            raise TmdbUnavailable(f"TMDB answered {status} for {path}")
+        return body
+
+    def movie_info(self, tmdb_id: int) -> MovieInfo:
+        """Poster, overview and trailer of one movie (``found=False`` if TMDB lacks it).
+
+        Asks ``/movie/{id}`` with the videos appended (one request); if the answer
+        carries no videos, asks ``/movie/{id}/videos`` as well.
+        """
+        details = self.get(f"/movie/{int(tmdb_id)}", append_to_response="videos")
+        if details is None:
+            return MovieInfo(tmdb_id=tmdb_id, found=False)
+        videos = details.get("videos")
+        if not isinstance(videos, dict):
+            videos = self.get(f"/movie/{int(tmdb_id)}/videos") or {}
+        overview = details.get("overview")
+        return MovieInfo(
+            tmdb_id=tmdb_id,
+            poster_path=details.get("poster_path") or None,
+            overview=overview.strip() if isinstance(overview, str) and overview.strip() else None,
+            trailer_key=pick_trailer(videos.get("results") or []),
+        )
+
+
+def pick_trailer(videos: list[Any]) -> str | None:
+    """The YouTube key of the best trailer: official trailers first, then teasers."""
+
+    def rank(video: dict[str, Any]) -> tuple[int, int, int]:
+        kind = {"Trailer": 0, "Teaser": 1}.get(video.get("type"), 2)
+        return (kind, 0 if video.get("official") else 1, -int(video.get("size") or 0))
+
+    youtube = [
+        v for v in videos if isinstance(v, dict) and v.get("site") == "YouTube" and v.get("key")
+    ]
+    if not youtube:
+        return None
+    best = min(youtube, key=rank)
+    return str(best["key"]) if rank(best)[0] < 2 else None
+
+
+class TmdbService:
+    """Cached, deadline-bound TMDB look-ups for the movies on one page."""
+
+    def __init__(
+        self,
+        client: TmdbClient,
+        cache: Cache | None = None,
+        deadline: float = DEFAULT_DEADLINE,
+        max_workers: int = 6,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.client = client
+        self.cache: Cache = cache if cache is not None else MemoryCache()
+        self.deadline = deadline
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._in_flight: dict[int, Future[MovieInfo | None]] = {}
+        self._down_until = 0.0
+
+    @property
+    def configured(self) -> bool:
+        return self.client.configured
+
+    def info_many(self, tmdb_ids: Iterable[int | None]) -> dict[int, MovieInfo]:
+        """Known info for each id (missing ids: not configured, not found, not in time).
+
+        Never waits more than ``deadline`` seconds in total; at most one request per
+        movie is in flight, and answers are cached.
+        """
+        ids = list(dict.fromkeys(int(i) for i in tmdb_ids if i is not None))
+        if not ids or not self.configured:
+            return {}
+        now = self._clock()
+        try:
+            cached = self.cache.get_many(ids)
+        except Exception:  # a broken cache must not break pages
+            log.exception("TMDB cache read failed")
+            cached = {}
+        infos = {i: MovieInfo.from_payload(i, e.payload) for i, e in cached.items()}
+        stale = [i for i in ids if i not in cached or cached[i].expires_at <= now]
+        if stale and not self._is_down():
+            futures = {i: self._fetch_async(i) for i in stale}
+            done, _ = wait(futures.values(), timeout=self.deadline)
+            for tmdb_id, future in futures.items():
+                if future in done and future.exception() is None and future.result():
+                    infos[tmdb_id] = future.result()  # type: ignore[assignment]
+        return {i: info for i, info in infos.items() if info.found}
+
+    def info(self, tmdb_id: int | None) -> MovieInfo | None:
+        """Info for one movie, or None."""
+        if tmdb_id is None:
+            return None
+        return self.info_many([tmdb_id]).get(int(tmdb_id))
+
+    def close(self) -> None:
+        """Stop the worker threads (pending look-ups are dropped)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- internals -------------------------------------------------------------------
+    def _is_down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def _fetch_async(self, tmdb_id: int) -> Future[MovieInfo | None]:
+        with self._lock:
+            future = self._in_flight.get(tmdb_id)
+            if future is not None:
+                return future
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix="tmdb")
+            future = self._pool.submit(self._fetch, tmdb_id)
+            self._in_flight[tmdb_id] = future
+        future.add_done_callback(lambda _f: self._forget(tmdb_id))
+        return future
+
+    def _forget(self, tmdb_id: int) -> None:
+        with self._lock:
+            self._in_flight.pop(tmdb_id, None)
+
+    def _fetch(self, tmdb_id: int) -> MovieInfo | None:
+        if self._is_down():
+            return None
+        try:
+            info = self.client.movie_info(tmdb_id)
+        except TmdbUnavailable as exc:
+            log.warning("%s; not asking TMDB again for %.0f s", exc, DOWN_PAUSE)
+            self._down_until = time.monotonic() + DOWN_PAUSE
+            return None
+        ttl = FOUND_TTL if info.found else NOT_FOUND_TTL
+        try:
+            self.cache.put(tmdb_id, info.to_payload(), self._clock() + ttl)
+        except Exception:
+            log.exception("TMDB cache write failed for %s", tmdb_id)
+        return info
+
+
+__all__ = [
+    "Cache",
+    "CacheEntry",
+    "MemoryCache",
+    "MovieInfo",
+    "TmdbClient",
+    "TmdbService",
+    "TmdbUnavailable",
+    "Transport",
+    "pick_trailer",
+    "requests_transport",
+]

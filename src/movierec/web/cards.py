@@ -1,0 +1,122 @@
+"""Plain dicts for templates and JSON: movies, recommendations, TMDB extras.
+
+Templates get only str/int/float/list/dict values built here, never numpy or pandas.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flask import url_for
+
+from movierec.data import Movie
+from movierec.recommend import Recommendation
+from movierec.tmdb import MovieInfo
+
+STAR_STEPS = tuple(i / 2 for i in range(1, 11))  # 0.5 .. 5.0
+_YEAR_SUFFIX = re.compile(r"\s*\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
+_ARTICLE = re.compile(
+    r"^(?P<rest>.+), (?P<article>The|A|An|Les|Le|La|L'|Il|El|Los|Las|Der|Die|Das|Den|Det)"
+    r"(?P<tail>\s*\(.*\))?$"
+)
+
+
+def display_title(title: str) -> str:
+    """``"Matrix, The (1999)"`` -> ``"The Matrix"``: no year suffix, article in front."""
+    title = _YEAR_SUFFIX.sub("", title).strip()
+    match = _ARTICLE.match(title)
+    if match:
+        article = match["article"]
+        sep = "" if article.endswith("'") else " "
+        title = f"{article}{sep}{match['rest']}{match['tail'] or ''}"
+    return title
+
+
+def genres_of(movie: Movie) -> list[str]:
+    return [g for g in movie.genres if g and not g.startswith("(")]
+
+
+def movie_card(movie: Movie, info: MovieInfo | None, external: bool = False) -> dict[str, Any]:
+    """Everything a card shows of one movie."""
+    placeholder = url_for("posters.poster", movie_id=movie.movie_id, _external=external)
+    poster_url = info.poster_url if info else None
+    return {
+        "movie_id": movie.movie_id,
+        "title": display_title(movie.title),
+        "full_title": movie.title,
+        "year": movie.year,
+        "genres": genres_of(movie),
+        "poster_url": poster_url or placeholder,
+        "has_poster": poster_url is not None,
+        "overview": info.overview if info else None,
+        "trailer_url": info.trailer_url if info else None,
+        "trailer_watch_url": info.trailer_watch_url if info else None,
+        "tmdb_url": f"https://www.themoviedb.org/movie/{movie.tmdb_id}" if movie.tmdb_id else None,
+    }
+
+
+def rating_card(movie: Movie, info: MovieInfo | None, stars: float | None) -> dict[str, Any]:
+    """An onboarding card: the movie and the visitor's earlier stars (0 = not seen)."""
+    return {**movie_card(movie, info), "stars": float(stars or 0.0)}
+
+
+def recommendation_card(rec: Recommendation, info: MovieInfo | None) -> dict[str, Any]:
+    """A results card: the movie, predicted stars and why it was picked."""
+    predicted = round(float(rec.predicted_stars), 1)
+    return {
+        **movie_card(rec.movie, info),
+        "predicted_stars": predicted,
+        "star_percent": round(predicted / 5 * 100),
+        "because": [{"movie_id": m.movie_id, "title": display_title(m.title)} for m in rec.because],
+        "reason": _reason(rec),
+    }
+
+
+def _reason(rec: Recommendation) -> str:
+    """``rec.reason`` with titles as shown on the page ("The Matrix", no year)."""
+    if not rec.because:
+        return rec.reason
+    titles = [display_title(m.title) for m in rec.because]
+    joined = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
+    return f"Because you rated {joined}."
+
+
+def recommendation_json(rec: Recommendation, info: MovieInfo | None) -> dict[str, Any]:
+    """The API's item: ``Recommendation.to_dict()`` plus poster, overview and trailer."""
+    card = movie_card(rec.movie, info, external=True)
+    return {
+        **rec.to_dict(),
+        "display_title": card["title"],
+        "poster_url": card["poster_url"],
+        "overview": card["overview"],
+        "trailer_url": card["trailer_url"],
+    }
+
+
+def movie_json(movie: Movie, info: MovieInfo | None) -> dict[str, Any]:
+    """The API's movie: ``Movie.to_dict()`` plus poster, overview and trailer."""
+    card = movie_card(movie, info, external=True)
+    return {
+        **movie.to_dict(),
+        "display_title": card["title"],
+        "poster_url": card["poster_url"],
+        "overview": card["overview"],
+        "trailer_url": card["trailer_url"],
+    }
+
+
+def tmdb_ids(movies: Iterable[Movie]) -> list[int]:
+    return [m.tmdb_id for m in movies if m.tmdb_id is not None]
+
+
+def info_for(movie: Movie, infos: Mapping[int, MovieInfo]) -> MovieInfo | None:
+    return infos.get(movie.tmdb_id) if movie.tmdb_id is not None else None
+
+
+def star_label(stars: float) -> str:
+    """``3.5`` -> ``"3½ stars"`` (for screen readers and titles)."""
+    whole, half = int(stars), stars % 1 >= 0.5
+    text = (str(whole) if whole else "") + ("½" if half else "")
+    return f"{text} star" if stars <= 1 else f"{text} stars"

@@ -1,0 +1,184 @@
+"""What the app keeps between requests: the store, TMDB, the catalogue and the models.
+
+One :class:`Services` per app (in ``app.extensions["movierec"]``). Models are loaded
+(or trained, the first time) on first use through :func:`movierec.training.ensure_model`
+and kept as one :class:`~movierec.recommend.RecommendService` per model name; a lock per
+name makes concurrent first requests load a model once.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app
+
+from movierec import models
+from movierec.config import Settings
+from movierec.data import Catalog, Movie, load_dataset
+from movierec.errors import InvalidInput
+from movierec.recommend import RecommendService
+from movierec.store import SqlTmdbCache, Store
+from movierec.tmdb import TmdbClient, TmdbService
+
+ONBOARDING_POOL = 50  # the most-rated movies the onboarding cards are drawn from
+ONBOARDING_CARDS = 15
+MODEL_CHOICES = ("svd", "nmf", "popular")
+MODEL_LABELS = {
+    "svd": "SVD (matrix factorisation)",
+    "nmf": "NMF (non-negative factors)",
+    "popular": "Popular and well rated",
+}
+
+
+class Recommenders:
+    """One lazily loaded ``RecommendService`` per model name, safe across threads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        loader: Callable[[str, str, Settings], tuple[Any, Any]] | None = None,
+        choices: tuple[str, ...] = MODEL_CHOICES,
+    ) -> None:
+        self.settings = settings
+        names = [settings.model, *choices]
+        #: model names that may be loaded (registered ones only)
+        self.choices = tuple(n for n in dict.fromkeys(names) if n in models.available())
+        self._loader = loader or _ensure_model
+        self._services: dict[str, RecommendService] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+        self._catalog: Catalog | None = None
+        self._pool: list[Movie] | None = None
+
+    def get(self, name: str) -> RecommendService:
+        """The service for model ``name``, loaded (or trained) on first use, once."""
+        if name not in self.choices:
+            raise InvalidInput(
+                f"unknown model {name!r}; choose from {', '.join(self.choices)}", field="model"
+            )
+        service = self._services.get(name)
+        if service is not None:
+            return service
+        with self._lock:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            service = self._services.get(name)
+            if service is None:
+                model, dataset = self._loader(self.settings.dataset, name, self.settings)
+                with self._lock:
+                    if self._catalog is None:
+                        self._catalog = dataset.catalog
+                    catalog = self._catalog
+                service = RecommendService(model, catalog)
+                self._services[name] = service
+        return service
+
+    @property
+    def loaded(self) -> list[str]:
+        return sorted(self._services)
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalogue (shared by every model's service)."""
+        if self._catalog is None:
+            with self._lock:
+                if self._catalog is None:
+                    dataset = load_dataset(self.settings.dataset, home=self.settings.home)
+                    self._catalog = dataset.catalog
+        return self._catalog
+
+    def onboarding_pool(self) -> list[Movie]:
+        """The most-rated movies onboarding cards are drawn from."""
+        if self._pool is None:
+            self._pool = self.catalog.most_rated(ONBOARDING_POOL)
+        return self._pool
+
+
+def _ensure_model(dataset: str, name: str, settings: Settings) -> tuple[Any, Any]:
+    from movierec.training import ensure_model
+
+    return ensure_model(dataset, name, settings, progress=False)
+
+
+@dataclass
+class Services:
+    """Everything one app instance shares between requests."""
+
+    settings: Settings
+    store: Store
+    tmdb: TmdbService
+    recommenders: Recommenders
+    rng: random.Random = field(default_factory=random.Random)
+
+    @classmethod
+    def from_app_config(cls, settings: Settings, config: Mapping[str, Any]) -> Services:
+        store = Store(settings.database_url)
+        client = TmdbClient(
+            api_key=settings.tmdb_api_key,
+            read_token=settings.tmdb_read_token,
+            transport=config.get("TMDB_TRANSPORT"),
+            timeout=float(config.get("TMDB_TIMEOUT", 2.0)),
+        )
+        tmdb = TmdbService(
+            client, SqlTmdbCache(store), deadline=float(config.get("TMDB_DEADLINE", 0.8))
+        )
+        if settings.model not in models.available():
+            raise InvalidInput(
+                f"MOVIEREC_MODEL={settings.model!r} is not a model; "
+                f"choose from {', '.join(models.available())}",
+                field="MOVIEREC_MODEL",
+            )
+        recommenders = config.get("RECOMMENDERS") or Recommenders(settings)
+        return cls(settings=settings, store=store, tmdb=tmdb, recommenders=recommenders)
+
+    @property
+    def default_model(self) -> str:
+        return self.settings.model
+
+    @property
+    def model_choices(self) -> tuple[str, ...]:
+        """Model names offered, the default (best) first."""
+        others = [n for n in MODEL_CHOICES if n in self.recommenders.choices]
+        others = [n for n in others if n != self.default_model]
+        return (self.default_model, *others)
+
+    def model_name(self, name: object = None) -> str:
+        """The model to use: ``name`` if offered, the default if None/empty."""
+        if name is None or name == "":
+            return self.default_model
+        if not isinstance(name, str) or name not in self.model_choices:
+            raise InvalidInput(
+                f"unknown model {name!r}; choose from {', '.join(self.model_choices)}",
+                field="model",
+            )
+        return name
+
+    def recommender(self, name: str | None = None) -> RecommendService:
+        """The recommend service of model ``name`` (default model if None)."""
+        return self.recommenders.get(self.model_name(name))
+
+    def draw_onboarding(self, rated: Mapping[int, float], fresh_first: bool = False) -> list[Movie]:
+        """15 cards drawn at random from the most-rated movies.
+
+        Movies the visitor rated before come first (so they see their stars again)
+        unless ``fresh_first``, which fills the cards with movies not rated yet first.
+        """
+        pool = self.recommenders.onboarding_pool()
+        by_id = {m.movie_id: m for m in pool}
+        rated_cards = [by_id[m] for m in rated if m in by_id]
+        unrated = [m for m in pool if m.movie_id not in rated]
+        k = min(ONBOARDING_CARDS, len(pool))
+        if fresh_first:
+            fresh = self.rng.sample(unrated, min(k, len(unrated)))
+            return fresh + rated_cards[: k - len(fresh)]
+        kept = rated_cards[:k]
+        return kept + self.rng.sample(unrated, min(k - len(kept), len(unrated)))
+
+
+def get_services() -> Services:
+    """The current app's :class:`Services`."""
+    return current_app.extensions["movierec"]

@@ -1,0 +1,152 @@
+"""The TMDB client and service with a fake transport: no test reaches the network."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from movierec.tmdb import (
+    MemoryCache,
+    MovieInfo,
+    TmdbClient,
+    TmdbService,
+    TmdbUnavailable,
+    pick_trailer,
+)
+from movierec.web.testing import FakeTmdb
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2025, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def service(fake: FakeTmdb, clock=None, deadline: float = 1.0, **client) -> TmdbService:
+    client = {"api_key": "k", **client}
+    return TmdbService(TmdbClient(transport=fake, **client), MemoryCache(), deadline, clock=clock)
+
+
+def test_movie_info_from_details_with_appended_videos():
+    fake = FakeTmdb()
+    info = TmdbClient(api_key="k", transport=fake).movie_info(603)
+    assert info == MovieInfo(603, "/poster603.jpg", "The overview of TMDB movie 603.", "yt603")
+    assert info.poster_url == "https://image.tmdb.org/t/p/w342/poster603.jpg"
+    assert info.trailer_url == "https://www.youtube-nocookie.com/embed/yt603"
+    assert fake.calls == ["/movie/603"]
+    ((_, params, _),) = fake.requests
+    assert params == {"append_to_response": "videos", "api_key": "k"}
+
+
+def test_videos_endpoint_when_details_carry_none():
+    fake = FakeTmdb(append_videos=False)
+    info = TmdbClient(api_key="k", transport=fake).movie_info(11)
+    assert info.trailer_key == "yt11"
+    assert fake.calls == ["/movie/11", "/movie/11/videos"]
+
+
+def test_read_token_is_a_bearer_header():
+    fake = FakeTmdb()
+    TmdbClient(read_token="tok", transport=fake).movie_info(1)
+    ((_, params, headers),) = fake.requests
+    assert headers["Authorization"] == "Bearer tok" and "api_key" not in params
+
+
+def test_pick_trailer_prefers_official_youtube_trailers():
+    videos = [
+        {"site": "Vimeo", "type": "Trailer", "key": "v"},
+        {"site": "YouTube", "type": "Teaser", "key": "t", "official": True},
+        {"site": "YouTube", "type": "Trailer", "key": "fan", "official": False},
+        {"site": "YouTube", "type": "Trailer", "key": "real", "official": True},
+        {"site": "YouTube", "type": "Featurette", "key": "f"},
+    ]
+    assert pick_trailer(videos) == "real"
+    assert pick_trailer(videos[:2]) == "t"
+    assert pick_trailer([{"site": "YouTube", "type": "Clip", "key": "c"}]) is None
+    assert pick_trailer([]) is None
+
+
+def test_errors_and_not_found():
+    assert TmdbClient(api_key="k", transport=FakeTmdb(missing={5})).movie_info(5).found is False
+    with pytest.raises(TmdbUnavailable):
+        TmdbClient(api_key="k", transport=FakeTmdb(fail=True)).movie_info(5)
+    with pytest.raises(TmdbUnavailable, match="500"):
+        TmdbClient(api_key="k", transport=lambda *a: (500, {})).movie_info(5)
+    with pytest.raises(TmdbUnavailable, match="401"):
+        TmdbClient(api_key="bad", transport=lambda *a: (401, {"status_code": 7})).movie_info(5)
+    with pytest.raises(TmdbUnavailable, match="no TMDB key"):
+        TmdbClient(transport=FakeTmdb()).movie_info(5)
+
+
+def test_not_configured_asks_nothing():
+    fake = FakeTmdb()
+    tmdb = TmdbService(TmdbClient(transport=fake))
+    assert not tmdb.configured and tmdb.info_many([1, 2]) == {} and fake.calls == []
+
+
+def test_answers_are_cached_until_they_expire():
+    fake, clock = FakeTmdb(missing={9}), Clock()
+    tmdb = service(fake, clock)
+    first = tmdb.info_many([1, 2, 9, None, 1])
+    assert set(first) == {1, 2}  # 9 is not on TMDB
+    assert sorted(fake.calls) == ["/movie/1", "/movie/2", "/movie/9"]
+    assert tmdb.info_many([1, 2, 9]) == first and len(fake.calls) == 3
+    clock.now += timedelta(days=3)  # "not found" expires sooner than found movies
+    tmdb.info_many([1, 2, 9])
+    assert fake.calls[3:] == ["/movie/9"]
+    clock.now += timedelta(days=30)
+    tmdb.info_many([1, 2])
+    assert sorted(fake.calls[4:]) == ["/movie/1", "/movie/2"]
+
+
+def test_deadline_bounds_the_wait_and_late_answers_are_kept():
+    fake = FakeTmdb(delay=0.5)
+    tmdb = service(fake, deadline=0.05)
+    started = time.perf_counter()
+    assert tmdb.info_many([1, 2, 3]) == {}
+    assert time.perf_counter() - started < 0.4
+    time.sleep(0.8)  # the look-ups finish in the background...
+    assert set(tmdb.info_many([1, 2, 3])) == {1, 2, 3}  # ...and are cached
+    assert len(fake.calls) == 3
+    tmdb.close()
+
+
+def test_one_request_per_movie_even_from_many_threads():
+    fake = FakeTmdb(delay=0.2)
+    tmdb = service(fake)
+    threads = [threading.Thread(target=tmdb.info_many, args=([7, 8],)) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(fake.calls) == ["/movie/7", "/movie/8"]
+
+
+def test_down_tmdb_is_left_alone_and_stale_answers_still_serve():
+    fake, clock = FakeTmdb(), Clock()
+    tmdb = service(fake, clock)
+    assert 1 in tmdb.info_many([1])
+    clock.now += timedelta(days=60)  # stale now
+    fake.fail = True
+    assert tmdb.info_many([1])[1].poster_path == "/poster1.jpg"  # stale beats nothing
+    calls = len(fake.calls)
+    assert tmdb.info_many([2, 3]) == {}
+    assert len(fake.calls) == calls  # paused after the failure: no new request
+
+
+def test_broken_cache_does_not_break_lookups():
+    class Broken(MemoryCache):
+        def get_many(self, ids):
+            raise RuntimeError("database gone")
+
+        def put(self, *args):
+            raise RuntimeError("database gone")
+
+    fake = FakeTmdb()
+    tmdb = TmdbService(TmdbClient(api_key="k", transport=fake), Broken())
+    assert set(tmdb.info_many([1])) == {1}

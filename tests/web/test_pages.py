@@ -1,0 +1,236 @@
+"""The pages as a visitor uses them: rate, choose years, see picks, come back."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import numpy as np
+import pandas as pd
+from flask import template_rendered
+from webhelpers import card_ids, checked_stars, csrf_token, result_ids, result_years, submit
+
+from movierec.store import repo
+
+# Forrest Gump, Shawshank, Pulp Fiction, Silence of the Lambs, The Matrix, Star Wars IV
+LIKES = {356: 4.5, 318: 5.0, 296: 4.0, 593: 4.0, 2571: 5.0, 260: 3.5}
+
+
+def top50(app) -> set[int]:
+    return {m.movie_id for m in app.extensions["movierec"].recommenders.onboarding_pool()}
+
+
+def test_index_shows_15_random_cards_from_the_50_most_rated(app, client):
+    first = client.get("/")
+    assert first.status_code == 200
+    html = first.get_data(as_text=True)
+    ids = card_ids(html)
+    assert len(ids) == len(set(ids)) == 15
+    assert set(ids) <= top50(app)
+    draws = {tuple(sorted(card_ids(client.get("/").get_data(as_text=True)))) for _ in range(4)}
+    assert len(draws | {tuple(sorted(ids))}) > 1, "the same 15 movies on every visit"
+
+
+def test_each_card_has_poster_title_year_genres_and_an_accessible_rating(client):
+    html = client.get("/").get_data(as_text=True)
+    cards = re.findall(r'<li class="card".*?</li>', html, re.S)
+    assert len(cards) == 15
+    for card in cards:
+        movie_id = re.search(r'data-movie-id="(\d+)"', card).group(1)
+        assert f'src="/poster/{movie_id}.svg"' in card  # no TMDB: drawn poster
+        assert re.search(r'<h2 class="card-title">[^<]+</h2>', card)
+        assert re.search(r'<span class="year">\d{4}</span>', card)
+        assert '<span class="genres">' in card
+        assert re.search(r"<legend[^>]*>Your rating of [^<]+</legend>", card)
+        values = re.findall(
+            rf'name="rating-{movie_id}" id="(r{movie_id}-\d+)" value="([\d.]+)"', card
+        )
+        assert [float(v) for _, v in values] == [i / 2 for i in range(11)]  # 0 = not seen
+        for input_id, _ in values:  # every choice has a label
+            assert '<label class="' in card and f'for="{input_id}"' in card
+    assert "Not seen" in html and "3½ stars" in html
+    for choice in ("old", "new", "any"):
+        assert f'name="year" id="year-{choice}" value="{choice}"' in html
+    assert csrf_token(html)
+
+
+def test_submit_shows_five_picks_with_explanations(client):
+    response = submit(client, LIKES, year="any")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    ids = result_ids(html)
+    assert len(ids) == 5 and not set(ids) & set(LIKES)
+    assert len(re.findall(r"<strong>\d\.\d</strong> predicted stars", html)) == 5
+    assert "Because you rated" in html
+    assert 'href="/?more=1"' in html and 'action="/start-over"' in html
+    assert 'name="model"' in html  # model choice on the results page
+
+
+def test_year_preference_old_and_new(client):
+    old = submit(client, LIKES, year="old").get_data(as_text=True)
+    assert len(result_years(old)) == 5 and all(y < 2010 for y in result_years(old))
+    new = submit(client, LIKES, year="new").get_data(as_text=True)
+    assert len(result_years(new)) == 5 and all(y >= 2010 for y in result_years(new))
+
+
+def test_submit_without_csrf_token_is_refused(client):
+    response = client.post("/recommendations", data={"rating-356": "4", "year": "any"})
+    assert response.status_code == 400
+    assert "expired" in response.get_data(as_text=True)
+
+
+def test_nothing_rated_is_a_400_offering_popular_picks(client):
+    response = submit(client, {}, year="old")
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "You have not rated any movie yet" in html
+    assert len(result_ids(html)) == 5 and all(y < 2010 for y in result_years(html))
+    assert 'href="/"' in html
+
+
+def test_bad_stars_or_unknown_movie_are_400_pages(client):
+    assert submit(client, {356: 4.2}).status_code == 400
+    assert submit(client, {356: 6}).status_code == 400
+    response = submit(client, {99999999: 4})
+    assert response.status_code == 400
+    assert "unknown movie" in response.get_data(as_text=True)
+    assert submit(client, LIKES, year="recent").status_code == 400
+
+
+def test_returning_visitor_finds_ratings_prefilled(app, client):
+    submit(client, LIKES)
+    html = client.get("/").get_data(as_text=True)
+    prefilled = {m: s for m, s in checked_stars(html).items() if s > 0}
+    shown = set(card_ids(html))
+    assert prefilled == {m: s for m, s in LIKES.items() if m in shown}
+    assert set(LIKES) & top50(app) <= shown
+    assert "Welcome back" in html
+    # a new browser (no cookie) starts blank
+    fresh = app.test_client().get("/").get_data(as_text=True)
+    assert all(s == 0 for s in checked_stars(fresh).values())
+
+
+def test_rate_more_offers_unrated_movies_and_keeps_earlier_ratings(client):
+    submit(client, LIKES)
+    html = client.get("/?more=1").get_data(as_text=True)
+    assert not set(card_ids(html)) & set(LIKES)
+    assert "more not shown here still count" in html
+    extra = {m: 3.0 for m in card_ids(html)[:2]}
+    response = submit(client, extra)
+    assert response.status_code == 200
+    assert "Based on your 8 ratings" in response.get_data(as_text=True)
+
+
+def test_not_seen_clears_an_earlier_rating(app, client):
+    submit(client, LIKES)
+    submit(client, {356: 0})
+    with app.app_context():
+        store = app.extensions["movierec"].store
+        with client.session_transaction() as session:
+            visitor = session["visitor"]
+        with store.session() as db:
+            ratings = repo.visitor_ratings(db, visitor)
+    assert set(ratings) == set(LIKES) - {356}
+
+
+def test_start_over_forgets_ratings(client):
+    submit(client, LIKES)
+    page = client.get("/recommendations").get_data(as_text=True)
+    response = client.post("/start-over", data={"csrf_token": csrf_token(page)})
+    assert response.status_code == 302
+    html = client.get("/").get_data(as_text=True)
+    assert all(s == 0 for s in checked_stars(html).values())
+    assert "Your ratings were cleared" in html
+    assert client.get("/recommendations").status_code == 400
+
+
+def test_model_choice_on_results_page(client):
+    submit(client, LIKES, year="old")
+    by_model = {}
+    for model in ("svd", "nmf", "popular"):
+        response = client.get(f"/recommendations?model={model}&year=old")
+        assert response.status_code == 200, model
+        html = response.get_data(as_text=True)
+        assert re.search(rf'<option value="{model}" selected>', html)
+        by_model[model] = result_ids(html)
+        assert len(by_model[model]) == 5 and all(y < 2010 for y in result_years(html))
+    assert by_model["svd"] != by_model["popular"]
+    assert client.get("/recommendations?model=knn").status_code == 400
+
+
+def test_default_model_comes_from_config(make_app):
+    app = make_app(MOVIEREC_MODEL="popular")
+    client = app.test_client()
+    html = submit(client, LIKES).get_data(as_text=True)
+    assert '<option value="popular" selected>' in html
+
+
+def test_shown_recommendations_are_recorded(app, client):
+    html = submit(client, LIKES, year="new").get_data(as_text=True)
+    with client.session_transaction() as session:
+        visitor = session["visitor"]
+    with app.extensions["movierec"].store.session() as db:
+        shown = repo.shown_to(db, visitor)
+    assert [s.movie_id for s in shown] == result_ids(html)
+    assert [s.rank for s in shown] == [1, 2, 3, 4, 5]
+    assert {s.model for s in shown} == {"svd"} and {s.year for s in shown} == {"new"}
+
+
+def test_templates_get_plain_python_values(app, client):
+    contexts = []
+
+    def record(sender, template, context, **extra):
+        contexts.append(context)
+
+    template_rendered.connect(record, app)
+    try:
+        client.get("/")
+        submit(client, LIKES)
+    finally:
+        template_rendered.disconnect(record, app)
+    assert len(contexts) >= 2
+
+    def check(value, where):
+        assert not isinstance(value, np.ndarray | np.generic | pd.Series | pd.DataFrame), where
+        if isinstance(value, dict):
+            for k, v in value.items():
+                check(v, f"{where}.{k}")
+        elif isinstance(value, list | tuple):
+            for i, v in enumerate(value):
+                check(v, f"{where}[{i}]")
+
+    for context in contexts:
+        for key in ("cards", "n_rated", "year", "model"):
+            if key in context:
+                check(context[key], key)
+
+
+def test_concurrent_submissions_from_one_visitor_lose_nothing(app, client):
+    pool = sorted(top50(app))
+    submit(client, {pool[0]: 4.0})  # the visitor now has a cookie
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    cookie = client.get_cookie("movierec").value
+    errors: list[BaseException] = []
+
+    def post(movies: list[int]) -> None:
+        tab = app.test_client()  # another tab of the same browser
+        tab.set_cookie("movierec", cookie)
+        try:
+            for movie in movies:
+                data = {"csrf_token": token, "year": "any", f"rating-{movie}": "3.5"}
+                assert tab.post("/recommendations", data=data).status_code == 200
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    batches = [pool[1 + i * 4 : 5 + i * 4] for i in range(6)]
+    threads = [threading.Thread(target=post, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    with client.session_transaction() as session:
+        visitor = session["visitor"]
+    with app.extensions["movierec"].store.session() as db:
+        ratings = repo.visitor_ratings(db, visitor)
+    assert ratings == {pool[0]: 4.0, **{m: 3.5 for batch in batches for m in batch}}

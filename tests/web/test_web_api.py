@@ -1,0 +1,120 @@
+"""The JSON API under /api/v1."""
+
+from __future__ import annotations
+
+import pytest
+
+from movierec.store import repo
+
+LIKES = {"356": 4.5, "318": 5, "296": 4, "2571": 5.0, "260": 3.5}
+PAGE_FIELDS = {
+    "movieId", "title", "display_title", "year", "genres", "predicted_stars",
+    "because", "reason", "poster_url", "overview", "trailer_url",
+}  # fmt: skip
+
+
+def test_onboarding_lists_15_movies(app, client):
+    response = client.get("/api/v1/onboarding")
+    assert response.status_code == 200
+    body = response.get_json()
+    pool = {m.movie_id for m in app.extensions["movierec"].recommenders.onboarding_pool()}
+    ids = [m["movieId"] for m in body["movies"]]
+    assert len(set(ids)) == 15 and set(ids) <= pool
+    movie = body["movies"][0]
+    assert {"movieId", "title", "year", "genres", "poster_url"} <= set(movie)
+    assert movie["poster_url"].endswith(f"/poster/{movie['movieId']}.svg")
+    assert body["years"] == ["old", "new", "any"] and body["models"][0] == "svd"
+
+
+def test_recommendations_have_the_page_fields(client):
+    response = client.post("/api/v1/recommendations", json={"ratings": LIKES, "year": "old"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["model"] == "svd" and body["year"] == "old" and not body["fallback"]
+    items = body["recommendations"]
+    assert len(items) == 5
+    for item in items:
+        assert set(item) >= PAGE_FIELDS
+        assert item["year"] < 2010 and str(item["movieId"]) not in LIKES
+    stars = [i["predicted_stars"] for i in items]
+    assert stars == sorted(stars, reverse=True)
+
+
+@pytest.mark.parametrize("model", ["svd", "nmf", "popular"])
+def test_recommendations_with_each_model(client, model):
+    body = client.post(
+        "/api/v1/recommendations", json={"ratings": LIKES, "n": 7, "model": model, "year": "new"}
+    ).get_json()
+    assert len(body["recommendations"]) == 7
+    assert all(i["year"] >= 2010 for i in body["recommendations"])
+
+
+def test_no_ratings_gives_popular_picks(client):
+    body = client.post("/api/v1/recommendations", json={}).get_json()
+    assert body["fallback"] and body["message"] and len(body["recommendations"]) == 5
+
+
+def test_api_needs_no_csrf_token_and_records_what_it_showed(app, client):
+    client.post("/api/v1/recommendations", json={"ratings": LIKES, "n": 3})
+    with app.extensions["movierec"].store.session() as db:
+        shown = repo.shown_to(db, None)
+    assert [s.rank for s in shown] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"ratings": {"1": 4', "body"),
+        ("[1, 2]", "body"),
+        ("", "body"),
+        ({"ratings": LIKES, "colour": "red"}, "colour"),
+        ({"ratings": [1, 2]}, "ratings"),
+        ({"ratings": {"99999999": 4}}, "ratings"),
+        ({"ratings": {"abc": 4}}, "ratings"),
+        ({"ratings": {"1": 0}}, "ratings"),
+        ({"ratings": {"1": 5.5}}, "ratings"),
+        ({"ratings": {"1": 4.2}}, "ratings"),
+        ({"ratings": {"1": True}}, "ratings"),
+        ({"ratings": {"1": None}}, "ratings"),
+        ({"ratings": LIKES, "n": 101}, "n"),
+        ({"ratings": LIKES, "n": 0}, "n"),
+        ({"ratings": LIKES, "n": 2.5}, "n"),
+        ({"ratings": LIKES, "n": "5"}, "n"),
+        ({"ratings": LIKES, "year": "recent"}, "year"),
+        ({"ratings": LIKES, "year": 2000}, "year"),
+        ({"ratings": LIKES, "model": "knn"}, "model"),
+        ({"ratings": LIKES, "model": ["svd"]}, "model"),
+    ],
+)
+def test_bad_requests_are_400_with_the_field(client, body, field):
+    if isinstance(body, str):
+        response = client.post(
+            "/api/v1/recommendations", data=body, content_type="application/json"
+        )
+    else:
+        response = client.post("/api/v1/recommendations", json=body)
+    assert response.status_code == 400
+    payload = response.get_json()
+    assert payload["field"] == field and payload["error"]
+
+
+def test_movie_by_id(client):
+    body = client.get("/api/v1/movies/2571").get_json()
+    assert body["movieId"] == 2571 and body["display_title"] == "The Matrix"
+    assert body["year"] == 1999 and "Sci-Fi" in body["genres"]
+
+
+def test_unknown_movie_and_path_are_json_404s(client):
+    response = client.get("/api/v1/movies/99999999")
+    assert response.status_code == 404
+    assert response.get_json() == {"error": "unknown movieId 99999999", "field": "movieId"}
+    response = client.get("/api/v1/nothing-here")
+    assert response.status_code == 404 and response.get_json()["error"]
+    response = client.get("/api/v1/movies/abc")
+    assert response.status_code == 404 and response.is_json
+
+
+def test_wrong_method_is_a_json_405(client):
+    response = client.get("/api/v1/recommendations")
+    assert response.status_code == 405 and response.is_json
+    assert "POST" in response.headers["Allow"]

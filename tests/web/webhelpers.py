@@ -1,0 +1,43 @@
+"""Helpers for web tests: read the pages like a user would, submit the form."""
+
+from __future__ import annotations
+
+import re
+
+from flask.testing import FlaskClient
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def card_ids(html: str) -> list[int]:
+    """Movie ids of the onboarding cards, in page order."""
+    return [int(m) for m in re.findall(r'<li class="card" data-movie-id="(\d+)"', html)]
+
+
+def checked_stars(html: str) -> dict[int, float]:
+    """``{movieId: stars}`` pre-checked in the form (0 = not seen)."""
+    found = re.findall(r'name="rating-(\d+)" id="r\d+-\d+" value="([\d.]+)" checked', html)
+    return {int(m): float(v) for m, v in found}
+
+
+def result_ids(html: str) -> list[int]:
+    return [int(m) for m in re.findall(r'<li class="result" data-movie-id="(\d+)"', html)]
+
+
+def result_years(html: str) -> list[int]:
+    return [
+        int(y)
+        for y in re.findall(r'<li class="result" data-movie-id="\d+" data-year="(\d+)"', html)
+    ]
+
+
+def submit(client: FlaskClient, stars: dict[int, float], year: str = "any", **extra: str):
+    """Open the form (for its CSRF token) and post ``stars`` with the year preference."""
+    page = client.get("/").get_data(as_text=True)
+    data = {"csrf_token": csrf_token(page), "year": year, **extra}
+    data.update({f"rating-{m}": str(s) for m, s in stars.items()})
+    return client.post("/recommendations", data=data)
