@@ -1,0 +1,126 @@
+"""One interface for everything the harness measures: our models and the peers.
+
+A :class:`Method` is fitted on a fold's training :class:`Ratings`, then asked for
+
+- ``predict(user_ids, movie_ids)``: stars for raw-id pairs (rating metrics);
+- ``score_users(users)``: a ``(len(users), n_items)`` score matrix for training users
+  (row indices of the training ``Ratings``, columns in its item order) to rank from;
+- ``score_visitor(items, stars)``: a ``(n_items,)`` score row for someone who was not in
+  training and rated ``items`` (column indices), for the onboarding protocol.
+
+The metric code never looks behind this interface, so our models and the peers are
+measured by the same lines.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from movierec import models
+from movierec.data.ratings import Ratings
+
+
+class Method(ABC):
+    """Something the harness can fit, predict with and rank with (see module doc)."""
+
+    #: "ours" or "peer"
+    kind: ClassVar[str] = "ours"
+    #: whether ``score_visitor`` works (a new user folded in without refitting)
+    can_fold_in: ClassVar[bool] = True
+    #: whether ``score_users`` is worth calling (top-N metrics)
+    can_rank: ClassVar[bool] = True
+
+    def __init__(self, name: str, seed: int = 0, params: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.seed = int(seed)
+        self.params: dict[str, Any] = dict(params or {})
+        #: caveats to print in the report (filled in by subclasses / after fitting)
+        self.notes: list[str] = []
+        self.train: Ratings | None = None
+
+    @property
+    def n_items(self) -> int:
+        assert self.train is not None, "fit first"
+        return self.train.n_items
+
+    def fit(self, train: Ratings) -> None:
+        """Fit a fresh model on ``train`` (each call starts from scratch)."""
+        self.train = train
+        self._fit(train)
+
+    @abstractmethod
+    def _fit(self, train: Ratings) -> None: ...
+
+    @abstractmethod
+    def predict(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
+        """``(n,)`` float64 predicted stars for raw-id pairs (unknown ids: a fallback)."""
+
+    @abstractmethod
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        """``(len(users), n_items)`` scores for training users (higher = recommend first)."""
+
+    def score_visitor(self, items: np.ndarray, stars: np.ndarray) -> np.ndarray:
+        """``(n_items,)`` scores for a new user who rated ``items`` with ``stars``."""
+        raise NotImplementedError(f"{self.name} cannot fold in a new user")
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "params": self.params, "notes": self.notes}
+
+
+class OurModel(Method):
+    """A movierec model (``models.create(name, seed=..., **params)``).
+
+    Ranks training users with ``model.score(model.user_state(user_id))`` and visitors with
+    ``model.score(model.fold_in(movie_ids, stars))``: the recommend service's code path.
+    """
+
+    kind = "ours"
+
+    def __init__(self, name: str, seed: int = 0, params: dict[str, Any] | None = None) -> None:
+        super().__init__(name, seed, params)
+        models.model_class(name)  # unknown name -> InvalidInput before any work
+        self.model: models.Recommender | None = None
+        self._columns: np.ndarray | None = None
+
+    def _fit(self, train: Ratings) -> None:
+        self.model = models.create(self.name, seed=self.seed, **self.params)
+        self.model.fit(train, progress=False)
+        movie_ids = self.model.movie_ids
+        if movie_ids is not None and np.array_equal(movie_ids, train.movie_ids):
+            self._columns = None
+        else:  # the model orders (or knows) movies differently: map its columns onto ours
+            index = {int(m): i for i, m in enumerate(movie_ids)}
+            self._columns = np.array([index.get(int(m), -1) for m in train.movie_ids])
+
+    def predict(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
+        assert self.model is not None
+        return self.model.predict(user_ids, movie_ids)
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        assert self.model is not None and self.train is not None
+        model, user_ids = self.model, self.train.user_ids
+        out = np.empty((len(users), self.n_items), dtype=np.float32)
+        for row, user in enumerate(users):
+            out[row] = self._align(model.score(model.user_state(int(user_ids[user]))))
+        return out
+
+    def score_visitor(self, items: np.ndarray, stars: np.ndarray) -> np.ndarray:
+        assert self.model is not None and self.train is not None
+        state = self.model.fold_in(self.train.movie_ids[items], stars)
+        return self._align(self.model.score(state))
+
+    def describe(self) -> dict[str, Any]:
+        """Name, kind, the model's effective parameters (defaults filled in) and notes."""
+        out = super().describe()
+        if self.model is not None:
+            out["params"] = {**self.model.params, "seed": self.model.seed}
+        return out
+
+    def _align(self, scores: np.ndarray) -> np.ndarray:
+        if self._columns is None:
+            return scores
+        out = np.where(self._columns >= 0, scores[self._columns], -np.inf)
+        return out.astype(np.float32)

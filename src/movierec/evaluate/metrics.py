@@ -1,0 +1,164 @@
+"""Evaluation maths: rating error, ranking quality, coverage and novelty.
+
+Conventions (binary relevance, one ranked list per user):
+
+- ``rank`` is 0-based: the best item has rank 0.
+- precision@k = hits in the top k / k; recall@k = hits in the top k / relevant items;
+  hit rate@k = 1 if any hit in the top k.
+- NDCG@k = DCG@k / IDCG@k with DCG = sum over hits of ``1 / log2(rank + 2)`` and IDCG the
+  DCG of a list with ``min(relevant, k)`` hits at the top.
+- AP (average precision) = mean over the user's relevant items of precision at that
+  item's rank, over the *whole* ranking (relevant items never ranked count as 0); MAP is
+  its mean over users.
+- Novelty = mean self-information ``-log2(p_i)`` of the recommended items, ``p_i`` the
+  share of training users who rated item ``i``.
+- Catalogue coverage = distinct recommended items / items that could be recommended.
+
+Ranks come from :func:`rank_rows`: descending score, ties broken by the lower item index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+# -- rating error ----------------------------------------------------------------------
+
+
+def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
+    """Root mean squared error in stars."""
+    diff = np.asarray(predicted, np.float64) - np.asarray(actual, np.float64)
+    return float(np.sqrt(np.mean(diff**2))) if diff.size else float("nan")
+
+
+def mae(predicted: np.ndarray, actual: np.ndarray) -> float:
+    """Mean absolute error in stars."""
+    diff = np.asarray(predicted, np.float64) - np.asarray(actual, np.float64)
+    return float(np.mean(np.abs(diff))) if diff.size else float("nan")
+
+
+# -- ranking ------------------------------------------------------------------------------
+
+
+def rank_rows(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank every row of ``scores``.
+
+    scores: ``(n_users, n_items)``; ``-inf`` marks items that are not candidates.
+    Returns ``order`` ``(n_users, n_items)`` int64 (item indices best first, ties by lower
+    index) and ``ranks`` of the same shape (``ranks[u, order[u, r]] == r``).
+    """
+    scores = np.asarray(scores)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    rows = np.arange(order.shape[0])[:, None]
+    ranks[rows, order] = np.arange(order.shape[1])[None, :]
+    return order, ranks
+
+
+def user_ranking_metrics(
+    user: np.ndarray,
+    rank: np.ndarray,
+    n_relevant: np.ndarray,
+    k_values: Sequence[int],
+) -> dict[str, np.ndarray]:
+    """Per-user precision/recall/NDCG/hit rate at each k, and AP, from relevant items' ranks.
+
+    user: ``(p,)`` int user position (0..n_users-1) of each relevant (user, item) pair.
+    rank: ``(p,)`` 0-based rank of that item in the user's list (``inf`` if not ranked).
+    n_relevant: ``(n_users,)`` relevant items per user (the recall/AP denominator, >= 1).
+    Returns ``{"precision@k": (n_users,), ..., "ap": (n_users,)}`` float64.
+    """
+    user = np.asarray(user, dtype=np.int64)
+    rank = np.asarray(rank, dtype=np.float64)
+    n_relevant = np.asarray(n_relevant, dtype=np.float64)
+    n_users = n_relevant.size
+    out: dict[str, np.ndarray] = {}
+    gain = np.zeros_like(rank)
+    ranked = np.isfinite(rank)
+    gain[ranked] = 1.0 / np.log2(rank[ranked] + 2.0)
+    for k in k_values:
+        top = rank < k
+        hits = np.bincount(user[top], minlength=n_users).astype(np.float64)
+        dcg = np.bincount(user[top], weights=gain[top], minlength=n_users)
+        out[f"precision@{k}"] = hits / k
+        out[f"recall@{k}"] = hits / n_relevant
+        out[f"ndcg@{k}"] = dcg / ideal_dcg(np.minimum(n_relevant, k).astype(np.int64))
+        out[f"hit_rate@{k}"] = (hits > 0).astype(np.float64)
+    # AP: the j-th relevant item (0-based, by rank) at rank r adds (j + 1) / (r + 1)
+    by_rank = np.lexsort((rank, user))
+    u_sorted, r_sorted = user[by_rank], rank[by_rank]
+    first = np.flatnonzero(np.r_[True, u_sorted[1:] != u_sorted[:-1]])[: u_sorted.size]
+    counts = np.diff(np.r_[first, user.size]).astype(np.int64)
+    j = np.arange(user.size) - np.repeat(first, counts)
+    precision_at_hit = np.where(np.isfinite(r_sorted), (j + 1) / (r_sorted + 1), 0.0)
+    out["ap"] = np.bincount(u_sorted, weights=precision_at_hit, minlength=n_users) / n_relevant
+    return out
+
+
+def ideal_dcg(n_hits: np.ndarray) -> np.ndarray:
+    """DCG of a list whose first ``n_hits`` items are relevant (elementwise; 0 -> 0)."""
+    n_hits = np.asarray(n_hits, dtype=np.int64)
+    top = int(n_hits.max()) if n_hits.size else 0
+    cumulative = np.r_[0.0, np.cumsum(1.0 / np.log2(np.arange(top) + 2.0))]
+    return cumulative[n_hits]
+
+
+def ranking_metrics(
+    ranked_items: Sequence[int],
+    relevant: Iterable[int],
+    k_values: Sequence[int] = (5, 10, 20),
+) -> dict[str, float]:
+    """The metrics of one user's ranked list (best first) against a set of relevant items.
+
+    Relevant items missing from ``ranked_items`` count as never recommended.
+    ``{"precision@k": ..., "recall@k": ..., "ndcg@k": ..., "hit_rate@k": ..., "ap": ...}``.
+    """
+    relevant = list(dict.fromkeys(relevant))
+    if not relevant:
+        raise ValueError("a user needs at least one relevant item to be scored")
+    position = {item: r for r, item in enumerate(ranked_items)}
+    ranks = np.array([position.get(item, np.inf) for item in relevant], dtype=np.float64)
+    per_user = user_ranking_metrics(
+        np.zeros(ranks.size, np.int64), ranks, np.array([len(relevant)]), k_values
+    )
+    return {name: float(values[0]) for name, values in per_user.items()}
+
+
+# -- beyond accuracy -------------------------------------------------------------------------
+
+
+def catalogue_coverage(recommended: np.ndarray, n_candidates: int) -> float:
+    """Share of the ``n_candidates`` items that appear in at least one list.
+
+    recommended: item indices (any shape), ``-1`` for empty slots.
+    """
+    items = np.asarray(recommended).ravel()
+    return float(np.unique(items[items >= 0]).size / n_candidates) if n_candidates else 0.0
+
+
+def self_information(item_counts: np.ndarray, n_users: int) -> np.ndarray:
+    """``(n_items,)`` float64 ``-log2(count / n_users)`` in bits (items with no rating: nan)."""
+    counts = np.asarray(item_counts, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        info = -np.log2(counts / float(n_users))
+    info[counts <= 0] = np.nan
+    return info
+
+
+def novelty(recommended: np.ndarray, info: np.ndarray) -> float:
+    """Mean self-information (bits) of all recommended items (``-1`` slots ignored)."""
+    items = np.asarray(recommended).ravel()
+    items = items[items >= 0]
+    return float(np.nanmean(info[items])) if items.size else float("nan")
+
+
+# -- aggregation -----------------------------------------------------------------------------
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard deviation (ddof=0, as Surprise's ``cross_validate``) over folds."""
+    arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if arr.size == 0 or np.all(np.isnan(arr)):
+        return float("nan"), float("nan")
+    return float(np.nanmean(arr)), float(np.nanstd(arr))

@@ -1,0 +1,350 @@
+"""The two evaluation protocols, one fold at a time.
+
+**rating** (:func:`rating_fold`): fit on the fold's training ratings, then
+
+- RMSE / MAE of ``predict`` on every test pair (clipped to the data set's star scale);
+- top-N for every training user with at least one relevant test movie (test stars >=
+  ``threshold``, movie known to training): rank all training movies the user did not rate
+  in training by ``score_users``, and measure where the relevant ones land.
+
+**onboarding** (:func:`onboarding_fold`): the web app's flow, simulated. Fit on the users
+not held out. For each held-out user, the form shows ``n_shown`` movies drawn at random
+from the ``n_popular`` most-rated training movies; the user reveals their ratings of the
+shown movies they rated. The method folds those in, ranks every training movie except
+the revealed ones, and is scored against the user's other ratings >= ``threshold``.
+Users who reveal nothing, or have no relevant movie left, are skipped (counted).
+
+Both return a :class:`FoldOutcome`: per-method metric values and fold-level counts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from movierec.data.ratings import Ratings
+from movierec.evaluate import metrics
+from movierec.evaluate.adapters import Method
+
+RELEVANT_STARS = 4.0
+BATCH_USERS = 256
+N_POPULAR = 50  # the web form draws from the 50 most-rated movies...
+N_SHOWN = 15  # ...and shows 15 of them
+
+#: called with (method name, phase) as work progresses, for progress bars
+Reporter = Callable[[str, str], None]
+
+
+@dataclass
+class FoldOutcome:
+    """What one fold measured.
+
+    metrics: ``{method: {metric: value}}``.
+    info: fold-level counts (ratings, users evaluated and skipped, ...).
+    """
+
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Ranking:
+    """Accumulates per-user ranking metrics and top-k lists over batches of users."""
+
+    k_values: Sequence[int]
+    per_user: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    top_lists: list[np.ndarray] = field(default_factory=list)
+    n_users: int = 0
+
+    def add(
+        self,
+        scores: np.ndarray,
+        exclude: sp.csr_matrix,
+        relevant: sp.csr_matrix,
+    ) -> None:
+        """Rank one batch.
+
+        scores: ``(b, n_items)``; exclude / relevant: ``(b, n_items)`` CSR patterns of the
+        movies that may not be recommended / count as hits (disjoint).
+        """
+        scores = np.array(scores, dtype=np.float64)  # a copy we may overwrite
+        scores[~np.isfinite(scores)] = -np.inf  # NaN from a broken model ranks last
+        ex = exclude.tocoo()
+        scores[ex.row, ex.col] = -np.inf
+        n_candidates = scores.shape[1] - np.diff(exclude.indptr)
+        order, ranks = metrics.rank_rows(scores)
+        rel = relevant.tocoo()
+        per_user = metrics.user_ranking_metrics(
+            rel.row, ranks[rel.row, rel.col], np.diff(relevant.indptr), self.k_values
+        )
+        for name, values in per_user.items():
+            self.per_user.setdefault(name, []).append(values)
+        rows = np.arange(scores.shape[0])
+        for k in self.k_values:  # is the k-th place decided by the tie-break (item order)?
+            if k < scores.shape[1]:
+                at_k, after = scores[rows, order[:, k - 1]], scores[rows, order[:, k]]
+                tied = (at_k == after) & np.isfinite(after)
+                self.per_user.setdefault(f"ties@{k}", []).append(tied.astype(np.float64))
+        top = order[:, : max(self.k_values)].copy()
+        top[np.arange(top.shape[1])[None, :] >= n_candidates[:, None]] = -1
+        self.top_lists.append(top)
+        self.n_users += scores.shape[0]
+
+    def summary(self, info: np.ndarray, n_items: int) -> dict[str, float]:
+        """Means over users, plus coverage and novelty of the top-k lists."""
+        if not self.n_users:
+            return {}
+        out = {name: float(np.concatenate(v).mean()) for name, v in self.per_user.items()}
+        out["map"] = out.pop("ap")
+        top = np.concatenate(self.top_lists)
+        for k in self.k_values:
+            out[f"coverage@{k}"] = metrics.catalogue_coverage(top[:, :k], n_items)
+            out[f"novelty@{k}"] = metrics.novelty(top[:, :k], info)
+        return out
+
+
+# -- rating protocol ----------------------------------------------------------------------
+
+
+def rating_fold(
+    methods: Sequence[Method],
+    train_frame: pd.DataFrame,
+    test_frame: pd.DataFrame,
+    k_values: Sequence[int],
+    scale: tuple[float, float],
+    threshold: float = RELEVANT_STARS,
+    report: Reporter | None = None,
+) -> FoldOutcome:
+    """Fit each method on ``train_frame`` and measure it on ``test_frame`` (see module doc)."""
+    train = Ratings.from_frame(train_frame)
+    test_users = test_frame["userId"].to_numpy(np.int64)
+    test_movies = test_frame["movieId"].to_numpy(np.int64)
+    test_stars = test_frame["rating"].to_numpy(np.float64)
+    rows = train.users_of(test_users)
+    cols = train.items_of(test_movies)
+    known = (rows >= 0) & (cols >= 0)
+    liked = known & (test_stars >= threshold)
+    relevant = sp.csr_matrix(
+        (np.ones(int(liked.sum()), np.float32), (rows[liked], cols[liked])),
+        shape=train.matrix.shape,
+    )
+    relevant.sum_duplicates()
+    relevant = relevant - relevant.multiply(train.matrix.astype(bool))  # rated in train: no
+    relevant.eliminate_zeros()
+    ranked_users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    info = metrics.self_information(train.item_counts(), train.n_users)
+    outcome = FoldOutcome(
+        info={
+            "n_train": train.nnz,
+            "n_test": int(test_stars.size),
+            "n_train_users": train.n_users,
+            "n_train_items": train.n_items,
+            "test_pairs_unknown": int((~known).sum()),
+            "relevant_pairs": int(relevant.nnz),
+            "relevant_unknown_movie": int(((test_stars >= threshold) & (cols < 0)).sum()),
+            "users_ranked": int(ranked_users.size),
+            "test_users_unknown": int(np.unique(test_users[rows < 0]).size),
+            "users_without_relevant": int(np.unique(rows[rows >= 0]).size - ranked_users.size),
+        }
+    )
+    lo, hi = scale
+    for method in methods:
+        values: dict[str, float] = {}
+        _tell(report, method.name, "fit")
+        start = time.perf_counter()
+        method.fit(train)
+        values["fit_s"] = time.perf_counter() - start
+        _tell(report, method.name, "predict")
+        start = time.perf_counter()
+        predicted = np.clip(method.predict(test_users, test_movies), lo, hi)
+        values["predict_s"] = time.perf_counter() - start
+        values["rmse"] = metrics.rmse(predicted, test_stars)
+        values["mae"] = metrics.mae(predicted, test_stars)
+        if method.can_rank and ranked_users.size:
+            _tell(report, method.name, "rank")
+            start = time.perf_counter()
+            ranking = _Ranking(k_values)
+            for batch in np.array_split(ranked_users, -(-ranked_users.size // BATCH_USERS)):
+                ranking.add(method.score_users(batch), train.matrix[batch], relevant[batch])
+            values.update(ranking.summary(info, train.n_items))
+            values["rank_s"] = time.perf_counter() - start
+        outcome.metrics[method.name] = values
+        _tell(report, method.name, "done")
+    return outcome
+
+
+# -- onboarding protocol ---------------------------------------------------------------------
+
+
+@dataclass
+class _Visitor:
+    """One held-out user as the web form would see them."""
+
+    user_id: int
+    shown: np.ndarray  # (n_shown,) items the form showed
+    revealed: np.ndarray  # (r,) items the user rated among them
+    revealed_stars: np.ndarray  # (r,) their stars
+    target: np.ndarray  # (t,) the user's other rated items known to training
+    target_stars: np.ndarray  # (t,)
+
+
+def popular_items(train: Ratings, n: int = N_POPULAR) -> np.ndarray:
+    """The ``n`` most-rated training items (ties: higher mean stars, then lower movieId)."""
+    counts = train.item_counts()
+    sums = np.bincount(train.matrix.indices, weights=train.matrix.data, minlength=train.n_items)
+    means = sums / np.maximum(counts, 1)
+    order = np.lexsort((train.movie_ids, -means, -counts))
+    return order[:n]
+
+
+def onboarding_visitors(
+    train: Ratings,
+    heldout_frame: pd.DataFrame,
+    seed: int,
+    n_popular: int = N_POPULAR,
+    n_shown: int = N_SHOWN,
+) -> tuple[list[_Visitor], dict[str, int]]:
+    """Draw the form for every held-out user (seeded); returns visitors and skip counts."""
+    rng = np.random.default_rng(seed)
+    popular = popular_items(train, n_popular)
+    counts = {"heldout_users": 0, "skipped_no_reveal": 0, "skipped_no_relevant": 0}
+    visitors = []
+    for user_id, rows in heldout_frame.groupby("userId", sort=True):
+        counts["heldout_users"] += 1
+        shown = rng.choice(popular, size=min(n_shown, popular.size), replace=False)
+        items = train.items_of(rows["movieId"].to_numpy())
+        stars = rows["rating"].to_numpy(np.float64)
+        revealed = np.isin(items, shown) & (items >= 0)
+        target = ~revealed & (items >= 0)
+        if not revealed.any():
+            counts["skipped_no_reveal"] += 1
+            continue
+        visitors.append(
+            _Visitor(
+                user_id=int(user_id),
+                shown=shown,
+                revealed=items[revealed],
+                revealed_stars=stars[revealed],
+                target=items[target],
+                target_stars=stars[target],
+            )
+        )
+    return visitors, counts
+
+
+def onboarding_fold(
+    methods: Sequence[Method],
+    train_frame: pd.DataFrame,
+    heldout_frame: pd.DataFrame,
+    k_values: Sequence[int],
+    scale: tuple[float, float],
+    seed: int = 0,
+    threshold: float = RELEVANT_STARS,
+    n_popular: int = N_POPULAR,
+    n_shown: int = N_SHOWN,
+    min_ratings: int = 0,
+    report: Reporter | None = None,
+) -> FoldOutcome:
+    """Fit on ``train_frame``; fold in each held-out user's revealed ratings and rank.
+
+    min_ratings: like the recommend service's support filter, never recommend movies with
+    fewer training ratings than this (0: no filter, the default).
+    Metrics are as in the rating protocol; ``rmse``/``mae`` here are of the folded-in
+    predictions on the user's other (unrevealed) ratings: the cold-start error.
+    """
+    train = Ratings.from_frame(train_frame)
+    visitors, counts = onboarding_visitors(train, heldout_frame, seed, n_popular, n_shown)
+    too_rare = np.flatnonzero(train.item_counts() < min_ratings)
+    visitors_ranked = [
+        v for v in visitors if np.setdiff1d(v.target[v.target_stars >= threshold], too_rare).size
+    ]
+    counts["skipped_no_relevant"] = len(visitors) - len(visitors_ranked)
+    info_bits = metrics.self_information(train.item_counts(), train.n_users)
+    n_candidates_all = train.n_items - too_rare.size
+    exclude, relevant = _visitor_patterns(visitors_ranked, too_rare, train.n_items, threshold)
+    outcome = FoldOutcome(
+        info={
+            "n_train": train.nnz,
+            "n_heldout_ratings": int(len(heldout_frame)),
+            "n_train_users": train.n_users,
+            "n_train_items": train.n_items,
+            **counts,
+            "users_ranked": len(visitors_ranked),
+            "mean_revealed": float(np.mean([v.revealed.size for v in visitors_ranked]))
+            if visitors_ranked
+            else 0.0,
+            "min_ratings": int(min_ratings),
+        }
+    )
+    lo, hi = scale
+    for method in methods:
+        if not method.can_fold_in:
+            continue
+        values: dict[str, float] = {}
+        _tell(report, method.name, "fit")
+        start = time.perf_counter()
+        method.fit(train)
+        values["fit_s"] = time.perf_counter() - start
+        _tell(report, method.name, "fold in")
+        ranking = _Ranking(k_values)
+        predicted, actual = [], []
+        fold_in_s = 0.0
+        start = time.perf_counter()
+        for first in range(0, len(visitors_ranked), BATCH_USERS):
+            batch = visitors_ranked[first : first + BATCH_USERS]
+            scores = np.empty((len(batch), train.n_items), dtype=np.float64)
+            for row, visitor in enumerate(batch):
+                t0 = time.perf_counter()
+                scores[row] = method.score_visitor(visitor.revealed, visitor.revealed_stars)
+                fold_in_s += time.perf_counter() - t0
+                predicted.append(scores[row, visitor.target])
+                actual.append(visitor.target_stars)
+            rows = slice(first, first + len(batch))
+            ranking.add(scores, exclude[rows], relevant[rows])
+        values["rank_s"] = time.perf_counter() - start
+        values["fold_in_ms"] = 1000 * fold_in_s / max(len(visitors_ranked), 1)
+        if predicted:
+            p = np.clip(np.concatenate(predicted), lo, hi)
+            a = np.concatenate(actual)
+            values["rmse"] = metrics.rmse(p, a)
+            values["mae"] = metrics.mae(p, a)
+        values.update(ranking.summary(info_bits, n_candidates_all))
+        outcome.metrics[method.name] = values
+        _tell(report, method.name, "done")
+    return outcome
+
+
+def _visitor_patterns(
+    visitors: Sequence[_Visitor], too_rare: np.ndarray, n_items: int, threshold: float
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """``(exclude, relevant)`` CSR ``(len(visitors), n_items)``: revealed (+ too rare) movies
+    may not be recommended; other ratings >= threshold are hits (unless excluded)."""
+    ex_rows, ex_cols, rel_rows, rel_cols = [], [], [], []
+    for row, v in enumerate(visitors):
+        banned = np.union1d(v.revealed, too_rare)
+        ex_rows.append(np.full(banned.size, row))
+        ex_cols.append(banned)
+        liked = np.setdiff1d(v.target[v.target_stars >= threshold], banned)
+        rel_rows.append(np.full(liked.size, row))
+        rel_cols.append(liked)
+    shape = (len(visitors), n_items)
+
+    def pattern(rows: list[np.ndarray], cols: list[np.ndarray]) -> sp.csr_matrix:
+        r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        m = sp.csr_matrix((np.ones(r.size, np.float32), (r, c)), shape=shape)
+        m.sum_duplicates()
+        return m
+
+    return pattern(ex_rows, ex_cols), pattern(rel_rows, rel_cols)
+
+
+def _tell(report: Reporter | None, name: str, phase: str) -> None:
+    if report is not None:
+        report(name, phase)

@@ -1,0 +1,142 @@
+"""The protocols' plumbing: candidates, exclusions and relevance, checked with oracles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from movierec.data import Ratings
+from movierec.evaluate.adapters import Method
+from movierec.evaluate.protocols import (
+    _Ranking,
+    onboarding_fold,
+    onboarding_visitors,
+    popular_items,
+    rating_fold,
+)
+from movierec.evaluate.splits import holdout, parse_split, user_folds
+
+
+class Oracle(Method):
+    """Knows the answers: scores each user's relevant test movies highest."""
+
+    kind = "peer"
+
+    def __init__(self, answers: pd.DataFrame, threshold: float = 4.0) -> None:
+        super().__init__("oracle")
+        liked = answers[answers["rating"] >= threshold]
+        self.liked = liked.groupby("userId")["movieId"].apply(set).to_dict()
+
+    def _fit(self, train: Ratings) -> None:
+        pass
+
+    def predict(self, user_ids, movie_ids):
+        return np.full(len(user_ids), 3.0)
+
+    def score_users(self, users):
+        out = np.zeros((len(users), self.n_items))
+        for row, user in enumerate(users):
+            wanted = self.liked.get(int(self.train.user_ids[user]), set())
+            out[row] = np.isin(self.train.movie_ids, list(wanted))
+        return out
+
+    def score_visitor(self, items, stars):
+        raise AssertionError("not used")
+
+
+def test_an_oracle_scores_perfectly_in_the_rating_protocol(small_frame):
+    train, test = holdout(small_frame, 0.3, seed=0)
+    outcome = rating_fold([Oracle(test)], train, test, (5, 10), scale=(0.5, 5.0))
+    got = outcome.metrics["oracle"]
+    assert got["ndcg@5"] == pytest.approx(1.0)
+    assert got["ndcg@10"] == pytest.approx(1.0)
+    assert got["map"] == pytest.approx(1.0)
+    assert got["hit_rate@5"] == 1.0
+    # precision@k = mean of min(n_relevant, k) / k over ranked users
+    trained = set(train["movieId"])
+    liked = test[(test["rating"] >= 4) & test["movieId"].isin(trained)]
+    n_rel = liked.groupby("userId").size()
+    assert got["precision@5"] == pytest.approx(np.mean(np.minimum(n_rel, 5) / 5))
+    assert got["recall@10"] == pytest.approx(np.mean(np.minimum(n_rel, 10) / n_rel))
+    assert outcome.info["users_ranked"] == n_rel.size
+
+
+def test_ranking_never_recommends_excluded_items():
+    scores = np.array([[9.0, 8.0, 1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0, 5.0]])
+    exclude = sp.csr_matrix(np.array([[1, 1, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=np.float32))
+    relevant = sp.csr_matrix(np.array([[0, 0, 0, 0, 1], [1, 0, 0, 0, 0]], dtype=np.float32))
+    ranking = _Ranking((1, 4))
+    ranking.add(scores, exclude, relevant)
+    top = ranking.top_lists[0]
+    assert top[0].tolist() == [4, 3, 2, -1]  # only 3 candidates: the 4th slot is empty
+    assert top[1].tolist() == [4, 3, 2, 1]
+    assert ranking.per_user["hit_rate@1"][0].tolist() == [1.0, 0.0]
+    assert ranking.per_user["ap"][0].tolist() == [1.0, 1 / 5]
+
+
+def test_the_form_shows_popular_movies_and_reveals_only_rated_ones(small_frame):
+    ((train_frame, held),) = user_folds(small_frame, parse_split("holdout:0.3"), seed=0)
+    train = Ratings.from_frame(train_frame)
+    popular = popular_items(train, 50)
+    counts = train.item_counts()
+    assert counts[popular].min() >= np.delete(counts, popular).max()
+    visitors, counts_ = onboarding_visitors(train, held, seed=1, n_popular=50, n_shown=15)
+    assert counts_["heldout_users"] == held["userId"].nunique()
+    assert len(visitors) + counts_["skipped_no_reveal"] == counts_["heldout_users"]
+    for v in visitors:
+        assert v.shown.size == 15 and set(v.shown) <= set(popular)
+        assert set(v.revealed) <= set(v.shown) and v.revealed.size >= 1
+        assert not set(v.revealed) & set(v.target)
+        rated = held[held["userId"] == v.user_id]
+        known = train.items_of(rated["movieId"])
+        assert v.revealed.size + v.target.size == (known >= 0).sum()
+    again, _ = onboarding_visitors(train, held, seed=1)
+    assert [v.revealed.tolist() for v in again] == [v.revealed.tolist() for v in visitors]
+
+
+def test_onboarding_excludes_revealed_and_rare_movies():
+    from movierec.evaluate.protocols import _Visitor, _visitor_patterns
+
+    v = _Visitor(
+        user_id=1,
+        shown=np.array([0, 1, 2]),
+        revealed=np.array([0, 2]),
+        revealed_stars=np.array([5.0, 4.0]),
+        target=np.array([3, 4, 5, 6]),
+        target_stars=np.array([5.0, 4.0, 3.0, 4.5]),
+    )
+    exclude, relevant = _visitor_patterns([v], too_rare=np.array([6]), n_items=8, threshold=4)
+    assert exclude.indices.tolist() == [0, 2, 6]  # revealed, and the too-rare movie
+    assert relevant.indices.tolist() == [3, 4]  # liked, not excluded
+
+
+class Echo(Method):
+    """Scores a visitor's revealed movies highest: they must never be picked."""
+
+    kind = "ours"
+
+    def _fit(self, train):
+        pass
+
+    def predict(self, user_ids, movie_ids):
+        return np.full(len(user_ids), 3.0)
+
+    def score_users(self, users):
+        raise AssertionError("not used")
+
+    def score_visitor(self, items, stars):
+        out = np.zeros(self.n_items)
+        out[items] = 10.0
+        return out
+
+
+def test_onboarding_runs_a_method_that_only_echoes(small_frame):
+    ((train, held),) = user_folds(small_frame, parse_split("holdout:0.3"), seed=0)
+    outcome = onboarding_fold([Echo("echo")], train, held, (5,), scale=(0.5, 5.0), seed=1)
+    got = outcome.metrics["echo"]
+    # revealed movies excluded, the rest tie at 0: every list is decided by the tie-break
+    assert got["ties@5"] == 1.0
+    assert 0.0 <= got["hit_rate@5"] <= 1.0
+    assert outcome.info["users_ranked"] > 0
