@@ -1,0 +1,109 @@
+"""The non-personalised baseline: each movie's damped mean (Bayesian average).
+
+``item_mean_i = (sum of its stars + damping * mu) / (n_i + damping)``: a movie with few
+ratings is pulled towards the global mean ``mu``, so one 5-star vote does not top the list.
+
+Design choice: a user also gets a damped bias,
+``b_u = sum_i (r_ui - item_mean_i) / (n_u + user_damping)``, and predicted stars are
+``item_mean_i + b_u``. The bias shifts every movie by the same amount, so the *ranking*
+is the same for everyone (the point of this baseline), while ``predict`` and ``score``
+agree on stars and a generous rater sees generous predictions. A large
+``user_damping`` (e.g. ``1e9``) turns the bias off.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from movierec.data.ratings import Ratings
+from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
+from movierec.models.foldin import RatedItems, check_param
+
+
+def damped_means(
+    totals: np.ndarray, counts: np.ndarray, prior: float, damping: float
+) -> np.ndarray:
+    """``(n,)`` float64 ``(totals + damping * prior) / (counts + damping)``.
+
+    totals: ``(n,)`` sums; counts: ``(n,)`` how many values each sum holds. Where
+    ``counts + damping`` is 0 (no data, no damping) the prior is returned.
+    """
+    totals = np.asarray(totals, dtype=np.float64)
+    weight = np.asarray(counts, dtype=np.float64) + damping
+    out = np.full(totals.shape, prior, dtype=np.float64)
+    np.divide(totals + damping * prior, weight, out=out, where=weight > 0)
+    return out
+
+
+class Popular(Recommender):
+    """Damped mean per movie plus a damped user bias; the same ranking for everyone.
+
+    Parameters:
+
+    - ``damping``: prior weight of the global mean, in pseudo-ratings per movie.
+    - ``user_damping``: prior weight of a zero bias, in pseudo-ratings per user.
+    """
+
+    name: ClassVar[str] = "popular"
+    defaults: ClassVar[dict[str, Any]] = {"damping": 10.0, "user_damping": 10.0}
+
+    def __init__(self, seed: int = 0, **params: Any) -> None:
+        super().__init__(seed=seed, **params)
+        check_param(self.params, "damping")
+        check_param(self.params, "user_damping")
+        self.item_mean = np.zeros(0, dtype=np.float32)  # (n_items,) damped stars
+        self.user_bias = np.zeros(0, dtype=np.float32)  # (n_users,) stars
+        self.rated: RatedItems | None = None
+
+    def _fit(self, ratings: Ratings, progress: bool) -> None:
+        matrix = ratings.matrix
+        totals = np.bincount(matrix.indices, weights=matrix.data, minlength=ratings.n_items)
+        self.item_mean = damped_means(
+            totals, ratings.item_counts(), self.global_mean, float(self.params["damping"])
+        ).astype(np.float32)
+        self.rated = RatedItems.from_ratings(ratings)
+        residual = matrix.data - self.item_mean[matrix.indices]
+        rows = np.repeat(np.arange(ratings.n_users), np.diff(matrix.indptr))
+        user_totals = np.bincount(rows, weights=residual, minlength=ratings.n_users)
+        self.user_bias = damped_means(
+            user_totals, np.diff(matrix.indptr), 0.0, float(self.params["user_damping"])
+        ).astype(np.float32)
+
+    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        est = np.full(users.shape, self.global_mean, dtype=np.float64)
+        known_i = items >= 0
+        est[known_i] = self.item_mean[items[known_i]]
+        known_u = users >= 0
+        est[known_u] += self.user_bias[users[known_u]]
+        return est
+
+    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
+        residual = stars.astype(np.float64) - self.item_mean[items]
+        bias = damped_means(
+            np.array([residual.sum()]), np.array([items.size]), 0.0,
+            float(self.params["user_damping"]),
+        )[0]  # fmt: skip
+        return UserState(items=items, stars=stars, factors=None, bias=float(bias))
+
+    def _user_state(self, user: int) -> UserState:
+        items, stars = self.rated.row(user)  # type: ignore[union-attr]
+        return UserState(items=items, stars=stars, factors=None, bias=float(self.user_bias[user]))
+
+    def _score(self, state: UserState) -> np.ndarray:
+        """``(n_items,)`` float32 ``item_mean + b_u``, clipped to 0.5-5."""
+        scores = self.item_mean + np.float32(state.bias)
+        return np.clip(scores, STAR_MIN, STAR_MAX, out=scores)
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "item_mean": self.item_mean,
+            "user_bias": self.user_bias,
+            **self.rated.arrays(),  # type: ignore[union-attr]
+        }
+
+    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.item_mean = arrays["item_mean"].astype(np.float32)
+        self.user_bias = arrays["user_bias"].astype(np.float32)
+        self.rated = RatedItems.from_arrays(arrays)

@@ -1,0 +1,156 @@
+"""Biased matrix factorisation trained by SGD, as Surprise's ``SVD``.
+
+``stars(u, i) = mu + b_u + b_i + p_u . q_i``, fitted by stochastic gradient descent over
+the ratings in a fresh random order each epoch (see :func:`_kernels.svd_epoch`).
+A new visitor is folded in by ridge least squares against the fixed item parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from movierec.data.ratings import Ratings
+from movierec.models._kernels import score_items, svd_epoch
+from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
+from movierec.models.foldin import RatedItems, check_param, ridge_with_bias
+
+
+class SVD(Recommender):
+    """Biased MF (Funk SVD) with SGD; Surprise's update rule, numba speed.
+
+    Parameters (defaults chosen on ml-100k's official folds, see ``bench/README.md``):
+
+    - ``n_factors``: latent dimensions ``k``.
+    - ``n_epochs``: SGD passes over the ratings.
+    - ``lr_all`` / ``reg_all``: learning rate and L2 weight of every term.
+    - ``lr_bias`` / ``reg_bias``: override those two for ``b_u`` and ``b_i`` (None: same).
+    - ``init_std``: factors start as ``normal(0, init_std)``; biases start at 0.
+
+    Unknown users or movies contribute nothing (``b = 0``, ``p = 0``), as in Surprise.
+    """
+
+    name: ClassVar[str] = "svd"
+    defaults: ClassVar[dict[str, Any]] = {
+        "n_factors": 100,
+        "n_epochs": 30,
+        "lr_all": 0.015,
+        "reg_all": 0.1,
+        "lr_bias": None,
+        "reg_bias": None,
+        "init_std": 0.1,
+    }
+
+    def __init__(self, seed: int = 0, **params: Any) -> None:
+        super().__init__(seed=seed, **params)
+        check_param(self.params, "n_factors", integer=True, positive=True)
+        check_param(self.params, "n_epochs", integer=True)
+        for name in ("lr_all", "reg_all", "init_std", "lr_bias", "reg_bias"):
+            if self.params[name] is not None or name not in ("lr_bias", "reg_bias"):
+                check_param(self.params, name)
+        self.user_factors = np.zeros((0, 0), dtype=np.float32)  # (n_users, k)
+        self.item_factors = np.zeros((0, 0), dtype=np.float32)  # (n_items, k)
+        self.user_bias = np.zeros(0, dtype=np.float32)  # (n_users,) stars
+        self.item_bias = np.zeros(0, dtype=np.float32)  # (n_items,) stars
+        self.rated: RatedItems | None = None
+
+    # -- hyper-parameters by term ---------------------------------------------------
+    @property
+    def lr_bias(self) -> float:
+        lr = self.params["lr_bias"]
+        return float(self.params["lr_all"] if lr is None else lr)
+
+    @property
+    def reg_bias(self) -> float:
+        reg = self.params["reg_bias"]
+        return float(self.params["reg_all"] if reg is None else reg)
+
+    # -- Recommender -------------------------------------------------------------------
+    def _fit(self, ratings: Ratings, progress: bool) -> None:
+        rng = np.random.default_rng(self.seed)
+        k = int(self.params["n_factors"])
+        std = float(self.params["init_std"])
+        self.user_factors = rng.normal(0.0, std, (ratings.n_users, k)).astype(np.float32)
+        self.item_factors = rng.normal(0.0, std, (ratings.n_items, k)).astype(np.float32)
+        self.user_bias = np.zeros(ratings.n_users, dtype=np.float32)
+        self.item_bias = np.zeros(ratings.n_items, dtype=np.float32)
+        self.rated = RatedItems.from_ratings(ratings)
+        users, items, stars = ratings.triples()
+        lr, reg = float(self.params["lr_all"]), float(self.params["reg_all"])
+        epochs = range(int(self.params["n_epochs"]))
+        bar = tqdm(epochs, desc="svd", unit="epoch", disable=not progress)
+        for _ in bar:
+            order = rng.permutation(stars.size)
+            rmse = svd_epoch(
+                users, items, stars, order, self.global_mean,
+                self.user_bias, self.item_bias, self.user_factors, self.item_factors,
+                self.lr_bias, self.lr_bias, lr, lr,
+                self.reg_bias, self.reg_bias, reg, reg,
+            )  # fmt: skip
+            bar.set_postfix(train_rmse=f"{rmse:.4f}")
+
+    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        known_u, known_i = users >= 0, items >= 0
+        est = np.full(users.shape, self.global_mean, dtype=np.float64)
+        est[known_u] += self.user_bias[users[known_u]]
+        est[known_i] += self.item_bias[items[known_i]]
+        both = known_u & known_i
+        p = self.user_factors[users[both]]
+        q = self.item_factors[items[both]]
+        est[both] += np.einsum("nk,nk->n", p, q, dtype=np.float64)
+        return est
+
+    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
+        """Ridge solve of ``(p, b_u)`` on ``r - mu - b_i`` with design ``[q_i, 1]``.
+
+        The penalty is ``n * reg`` (``n`` = ratings given): per-rating SGD regularisation
+        adds ``reg |p|^2`` once per rating, so that is the objective training minimised
+        for a user with ``n`` ratings.
+        """
+        n = items.size
+        residual = stars - self.global_mean - self.item_bias[items]
+        factors, bias = ridge_with_bias(
+            self.item_factors[items],
+            residual,
+            reg_factors=n * float(self.params["reg_all"]),
+            reg_bias=n * self.reg_bias,
+        )
+        return UserState(items=items, stars=stars, factors=factors.astype(np.float32), bias=bias)
+
+    def _user_state(self, user: int) -> UserState:
+        items, stars = self.rated.row(user)  # type: ignore[union-attr]
+        return UserState(
+            items=items,
+            stars=stars,
+            factors=self.user_factors[user].copy(),
+            bias=float(self.user_bias[user]),
+        )
+
+    def _score(self, state: UserState) -> np.ndarray:
+        """``(n_items,)`` float32: ``mu + b_u + b_i + Q p``, clipped to 0.5-5."""
+        factors = np.ascontiguousarray(state.factors, dtype=np.float32)
+        offset = self.global_mean + state.bias
+        return score_items(self.item_factors, self.item_bias, offset, factors, STAR_MIN, STAR_MAX)
+
+    def item_vectors(self) -> np.ndarray:
+        """``(n_items, k)`` float32 item factors ``q_i``."""
+        self._check_fitted()
+        return self.item_factors
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "user_factors": self.user_factors,
+            "item_factors": self.item_factors,
+            "user_bias": self.user_bias,
+            "item_bias": self.item_bias,
+            **self.rated.arrays(),  # type: ignore[union-attr]
+        }
+
+    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.user_factors = arrays["user_factors"].astype(np.float32)
+        self.item_factors = arrays["item_factors"].astype(np.float32)
+        self.user_bias = arrays["user_bias"].astype(np.float32)
+        self.item_bias = arrays["item_bias"].astype(np.float32)
+        self.rated = RatedItems.from_arrays(arrays)
