@@ -35,11 +35,12 @@ def touch_visitor(session: Session, visitor_id: str, when: datetime | None = Non
             visitor.last_seen = when
         session.flush()
         return
-    stmt = upsert(Visitor).values(id=visitor_id, created_at=when, last_seen=when)
+    table = Visitor.__table__
+    stmt = upsert(table).values(id=visitor_id, created_at=when, last_seen=when)
     stmt = stmt.on_conflict_do_update(
-        index_elements=[Visitor.id], set_={"last_seen": stmt.excluded.last_seen}
+        index_elements=[table.c.id], set_={"last_seen": stmt.excluded.last_seen}
     )
-    session.execute(stmt)
+    session.connection().execute(stmt)
 
 
 def upsert_ratings(
@@ -63,12 +64,13 @@ def upsert_ratings(
             session.merge(Rating(**row))
         session.flush()
         return
-    stmt = upsert(Rating).values(rows)
+    table = Rating.__table__
+    stmt = upsert(table)
     stmt = stmt.on_conflict_do_update(
-        index_elements=[Rating.visitor_id, Rating.movie_id],
+        index_elements=[table.c.visitor_id, table.c.movie_id],
         set_={"stars": stmt.excluded.stars, "rated_at": stmt.excluded.rated_at},
     )
-    session.execute(stmt)
+    session.connection().execute(stmt, rows)  # one cached statement, many rows
 
 
 def delete_ratings(
@@ -117,7 +119,7 @@ def record_shown(
         for rank, (movie_id, stars) in enumerate(picks, start=1)
     ]
     if rows:
-        session.execute(insert(ShownRecommendation), rows)
+        session.connection().execute(insert(ShownRecommendation.__table__), rows)
 
 
 def shown_to(session: Session, visitor_id: str | None) -> list[ShownRecommendation]:
