@@ -68,7 +68,6 @@ def recommendation_card(rec: Recommendation, info: MovieInfo | None) -> dict[str
     return {
         **movie_card(rec.movie, info),
         "predicted_stars": predicted,
-        "star_percent": round(predicted / 5 * 100),
         "because": [{"movie_id": m.movie_id, "title": display_title(m.title)} for m in rec.because],
         "reason": _reason(rec),
     }
