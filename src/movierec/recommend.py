@@ -32,12 +32,16 @@ class Recommendation:
     movie: Movie
     predicted_stars: float
     because: tuple[Movie, ...] = ()
+    personal: bool = True  # False for the popular fallback
 
     @property
     def reason(self) -> str:
         """One sentence saying why this movie was chosen."""
         if self.because:
-            return "Because you rated " + _join_titles([m.title for m in self.because]) + "."
+            titles = [m.display_title for m in self.because]
+            return "Because you rated " + _join_titles(titles) + "."
+        if self.personal:
+            return "Predicted from your ratings as a whole."
         return "Popular and well rated by MovieLens viewers."
 
     def to_dict(self) -> dict:
@@ -217,6 +221,7 @@ class RecommendService:
             Recommendation(
                 movie=self.catalog.get(int(self._pop_ids[i])),
                 predicted_stars=float(self._pop_score[i]),
+                personal=False,
             )
             for i in picks
         ]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from movierec import models
 from movierec.config import Settings, load_settings
-from movierec.data import Dataset, load_dataset
+from movierec.data import Dataset, fetch_dataset, load_dataset
 from movierec.errors import ModelError
 from movierec.models.base import Recommender
 
@@ -46,7 +46,8 @@ def ensure_model(
     """
     settings = settings or load_settings()
     models.model_class(model)  # unknown name -> InvalidInput before any work
-    dataset = load_dataset(dataset_name, home=settings.home)
+    fetch_dataset(dataset_name, source=settings.data_source, home=settings.home, progress=progress)
+    dataset = load_dataset(dataset_name, home=settings.home, fetch=False)
     path = model_path(dataset_name, model, settings)
     if path.exists():
         try:

@@ -236,6 +236,7 @@ def test_hand_made_tiny_set(tmp_path: Path) -> None:
         {
             "movieId": 1,
             "title": "Toy Story (1995)",
+            "display_title": "Toy Story",
             "year": 1995,
             "genres": ["Comedy"],
             "tmdbId": 862,
@@ -245,6 +246,7 @@ def test_hand_made_tiny_set(tmp_path: Path) -> None:
         {
             "movieId": 2,
             "title": "Babylon 5",
+            "display_title": "Babylon 5",
             "year": None,
             "genres": ["Sci-Fi"],
             "tmdbId": None,
@@ -254,6 +256,7 @@ def test_hand_made_tiny_set(tmp_path: Path) -> None:
         {
             "movieId": 3,
             "title": "Hyena Road (2015)",
+            "display_title": "Hyena Road",
             "year": 2015,
             "genres": [],
             "tmdbId": None,

@@ -10,9 +10,10 @@ import time
 import pytest
 
 from movierec.config import load_settings
+from movierec.data.catalog import display_title
 from movierec.errors import InvalidInput
 from movierec.web import create_app
-from movierec.web.cards import display_title, star_label
+from movierec.web.cards import star_label
 from movierec.web.services import Recommenders
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -10,6 +11,23 @@ import pandas as pd
 from movierec.errors import InvalidInput
 
 CATALOG_COLUMNS = ["title", "year", "genres", "tmdb_id", "n_ratings", "mean_rating"]
+
+_YEAR_SUFFIX = re.compile(r"\s*\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
+_ARTICLE = re.compile(
+    r"^(?P<rest>.+), (?P<article>The|A|An|Les|Le|La|L'|Il|El|Los|Las|Der|Die|Das|Den|Det)"
+    r"(?P<tail>\s*\(.*\))?$"
+)
+
+
+def display_title(title: str) -> str:
+    """``"Matrix, The (1999)"`` -> ``"The Matrix"``: no year suffix, article in front."""
+    title = _YEAR_SUFFIX.sub("", title).strip()
+    match = _ARTICLE.match(title)
+    if match:
+        article = match["article"]
+        sep = "" if article.endswith("'") else " "
+        title = f"{article}{sep}{match['rest']}{match['tail'] or ''}"
+    return title
 
 
 @dataclass(frozen=True)
@@ -24,10 +42,16 @@ class Movie:
     n_ratings: int
     mean_rating: float | None
 
+    @property
+    def display_title(self) -> str:
+        """The title as people say it: ``"The Matrix"`` for ``"Matrix, The (1999)"``."""
+        return display_title(self.title)
+
     def to_dict(self) -> dict:
         return {
             "movieId": self.movie_id,
             "title": self.title,
+            "display_title": self.display_title,
             "year": self.year,
             "genres": list(self.genres),
             "tmdbId": self.tmdb_id,

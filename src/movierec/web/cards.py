@@ -5,7 +5,6 @@ Templates get only str/int/float/list/dict values built here, never numpy or pan
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -16,22 +15,6 @@ from movierec.recommend import Recommendation
 from movierec.tmdb import MovieInfo
 
 STAR_STEPS = tuple(i / 2 for i in range(1, 11))  # 0.5 .. 5.0
-_YEAR_SUFFIX = re.compile(r"\s*\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
-_ARTICLE = re.compile(
-    r"^(?P<rest>.+), (?P<article>The|A|An|Les|Le|La|L'|Il|El|Los|Las|Der|Die|Das|Den|Det)"
-    r"(?P<tail>\s*\(.*\))?$"
-)
-
-
-def display_title(title: str) -> str:
-    """``"Matrix, The (1999)"`` -> ``"The Matrix"``: no year suffix, article in front."""
-    title = _YEAR_SUFFIX.sub("", title).strip()
-    match = _ARTICLE.match(title)
-    if match:
-        article = match["article"]
-        sep = "" if article.endswith("'") else " "
-        title = f"{article}{sep}{match['rest']}{match['tail'] or ''}"
-    return title
 
 
 def genres_of(movie: Movie) -> list[str]:
@@ -44,7 +27,7 @@ def movie_card(movie: Movie, info: MovieInfo | None, external: bool = False) -> 
     poster_url = info.poster_url if info else None
     return {
         "movie_id": movie.movie_id,
-        "title": display_title(movie.title),
+        "title": movie.display_title,
         "full_title": movie.title,
         "year": movie.year,
         "genres": genres_of(movie),
@@ -68,18 +51,9 @@ def recommendation_card(rec: Recommendation, info: MovieInfo | None) -> dict[str
     return {
         **movie_card(rec.movie, info),
         "predicted_stars": predicted,
-        "because": [{"movie_id": m.movie_id, "title": display_title(m.title)} for m in rec.because],
-        "reason": _reason(rec),
+        "because": [{"movie_id": m.movie_id, "title": m.display_title} for m in rec.because],
+        "reason": rec.reason,
     }
-
-
-def _reason(rec: Recommendation) -> str:
-    """``rec.reason`` with titles as shown on the page ("The Matrix", no year)."""
-    if not rec.because:
-        return rec.reason
-    titles = [display_title(m.title) for m in rec.because]
-    joined = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
-    return f"Because you rated {joined}."
 
 
 def recommendation_json(rec: Recommendation, info: MovieInfo | None) -> dict[str, Any]:
@@ -87,7 +61,6 @@ def recommendation_json(rec: Recommendation, info: MovieInfo | None) -> dict[str
     card = movie_card(rec.movie, info, external=True)
     return {
         **rec.to_dict(),
-        "display_title": card["title"],
         "poster_url": card["poster_url"],
         "overview": card["overview"],
         "trailer_url": card["trailer_url"],
@@ -99,7 +72,6 @@ def movie_json(movie: Movie, info: MovieInfo | None) -> dict[str, Any]:
     card = movie_card(movie, info, external=True)
     return {
         **movie.to_dict(),
-        "display_title": card["title"],
         "poster_url": card["poster_url"],
         "overview": card["overview"],
         "trailer_url": card["trailer_url"],

@@ -11,7 +11,7 @@ from xml.sax.saxutils import escape
 
 from flask import Blueprint, Response, abort
 
-from movierec.web.cards import display_title
+from movierec.data.catalog import display_title
 from movierec.web.services import get_services
 
 bp = Blueprint("posters", __name__)
