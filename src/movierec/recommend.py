@@ -182,16 +182,16 @@ class RecommendService:
         if not usable:
             return self._popular(clean, year, n, ignored)
         state = self.model.fold_in(list(usable), list(usable.values()))
-        scores = self.model.score(state)
+        ranking = self.model.rank(state)
+        stars = self.model.score(state)
         allowed = self._allowed(self._year, self._n_ratings, year) & self._in_catalog
         allowed[state.items] = False
         candidates = np.flatnonzero(allowed)
-        top = _top_k(scores[candidates], n)
-        picks = candidates[top]
+        picks = candidates[_top_k(ranking[candidates], n)]
         items = [
             Recommendation(
                 movie=self.catalog.get(int(self.movie_ids[i])),
-                predicted_stars=float(np.clip(scores[i], 0.5, 5.0)),
+                predicted_stars=float(np.clip(stars[i], 0.5, 5.0)),
                 because=self._because(int(i), state.items, state.stars),
             )
             for i in picks

@@ -141,6 +141,19 @@ class Recommender(ABC):
         self._check_fitted()
         return np.asarray(self._score(state), dtype=np.float32)
 
+    def rank(self, state: UserState) -> np.ndarray:
+        """``(n_items,)`` float32 ranking scores for top-N: higher is recommended first.
+
+        Defaults to the predicted stars; a model tuned for top-N (e.g. one that also
+        weighs how likely a movie is to be watched at all) ranks by something else while
+        ``score`` still gives stars to show.
+        """
+        self._check_fitted()
+        return np.asarray(self._rank(state), dtype=np.float32)
+
+    def _rank(self, state: UserState) -> np.ndarray:
+        return self._score(state)
+
     def item_vectors(self) -> np.ndarray | None:
         """``(n_items, k)`` float32 item representation used to explain picks, or None."""
         return None
