@@ -16,6 +16,11 @@ REGISTRY: dict[str, str] = {
     "popular": "popular:Popular",
     "svd": "svd:SVD",
     "nmf": "nmf:NMF",
+    "als": "als:ALS",
+    "svdpp": "svdpp:SVDpp",
+    "itemknn": "itemknn:ItemKNN",
+    "content": "content:ContentModel",
+    "blend": "blend:Blend",
 }
 
 

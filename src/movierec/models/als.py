@@ -1,0 +1,199 @@
+"""Biased explicit matrix factorisation fitted by alternating least squares (ALS-WR).
+
+``stars(u, i) = mu + b_u + b_i + p_u . q_i``. Each half-step holds one side fixed and
+solves every row of the other side in closed form (a ridge regression on the design
+``[q_i, 1]``), in parallel over rows. As in Spark MLlib's ALS ("weighted-lambda
+regularisation", Zhou et al. 2008) the factor penalty grows with the row's rating
+count, ``n_u * reg``; the bias penalty is a fixed ``reg_bias`` (a prior worth
+``reg_bias`` ratings at zero, as Surprise's baseline ALS).
+
+An epoch solves items, then users, so the trained user state is exactly what folding
+in their own ratings gives.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from numba import njit, prange
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from movierec.data.ratings import Ratings
+from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
+from movierec.models.foldin import RatedItems, check_param, ridge_with_bias
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def solve_side(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    stars: np.ndarray,
+    global_mean: float,
+    other_factors: np.ndarray,
+    other_bias: np.ndarray,
+    reg: float,
+    reg_bias: float,
+    factors_out: np.ndarray,
+    bias_out: np.ndarray,
+) -> None:
+    """One ALS half-step: ridge-solve every row against the fixed other side.
+
+    Row ``r`` with ratings ``(j, s)`` gets ``(x_r, c_r)`` minimising
+    ``sum (s - mu - d_j - y_j . x_r - c_r)^2 + n_r reg |x_r|^2 + reg_bias c_r^2``.
+
+    indptr / indices / stars: CSR of the side being solved (``(n_rows + 1,)`` int64,
+        ``(nnz,)`` int32 column indices, ``(nnz,)`` float32 stars).
+    other_factors: ``(n_cols, k)`` float64 fixed factors ``y_j``; other_bias ``(n_cols,)``.
+    factors_out: ``(n_rows, k)`` float64; bias_out ``(n_rows,)`` float64, written in place.
+    Rows without ratings get zeros.
+    """
+    n_rows = indptr.shape[0] - 1
+    k = other_factors.shape[1]
+    for row in prange(n_rows):
+        start = indptr[row]
+        n = indptr[row + 1] - start
+        if n == 0:
+            factors_out[row, :] = 0.0
+            bias_out[row] = 0.0
+            continue
+        design = np.empty((n, k + 1))
+        target = np.empty(n)
+        for t in range(n):
+            j = indices[start + t]
+            design[t, :k] = other_factors[j]
+            design[t, k] = 1.0
+            target[t] = stars[start + t] - global_mean - other_bias[j]
+        gram = design.T @ design
+        rhs = design.T @ target
+        for f in range(k):
+            gram[f, f] += n * reg
+        gram[k, k] += reg_bias
+        solution = np.linalg.solve(gram, rhs)
+        factors_out[row] = solution[:k]
+        bias_out[row] = solution[k]
+
+
+class ALS(Recommender):
+    """Biased explicit ALS with count-scaled regularisation.
+
+    Parameters (defaults from ``bench/tune.py`` on a validation split of ml-100k u1.base):
+
+    - ``n_factors``: latent dimensions ``k``.
+    - ``n_epochs``: alternations (items then users).
+    - ``reg``: factor penalty per rating (``n * reg`` for a row with ``n`` ratings).
+    - ``reg_bias``: bias penalty, in pseudo-ratings.
+    - ``init_std``: user factors start as ``normal(0, init_std)``.
+
+    Unknown users or movies contribute nothing (``b = 0``, ``p = 0``).
+    """
+
+    name: ClassVar[str] = "als"
+    defaults: ClassVar[dict[str, Any]] = {
+        "n_factors": 100,
+        "n_epochs": 15,
+        "reg": 0.15,
+        "reg_bias": 2.0,
+        "init_std": 0.1,
+    }
+
+    def __init__(self, seed: int = 0, **params: Any) -> None:
+        super().__init__(seed=seed, **params)
+        check_param(self.params, "n_factors", integer=True, positive=True)
+        check_param(self.params, "n_epochs", integer=True)
+        for name in ("reg", "reg_bias", "init_std"):
+            check_param(self.params, name)
+        self.user_factors = np.zeros((0, 0), dtype=np.float32)  # (n_users, k)
+        self.item_factors = np.zeros((0, 0), dtype=np.float32)  # (n_items, k)
+        self.user_bias = np.zeros(0, dtype=np.float32)  # (n_users,) stars
+        self.item_bias = np.zeros(0, dtype=np.float32)  # (n_items,) stars
+        self.rated: RatedItems | None = None
+
+    # -- Recommender -------------------------------------------------------------------
+    def _fit(self, ratings: Ratings, progress: bool) -> None:
+        rng = np.random.default_rng(self.seed)
+        k = int(self.params["n_factors"])
+        reg, reg_bias = float(self.params["reg"]), float(self.params["reg_bias"])
+        by_user = ratings.matrix
+        by_item = by_user.tocsc()  # column-major = CSR of the transpose
+        user_csr = (by_user.indptr.astype(np.int64), by_user.indices, by_user.data)
+        item_csr = (by_item.indptr.astype(np.int64), by_item.indices, by_item.data)
+        user_factors = rng.normal(0.0, float(self.params["init_std"]), (ratings.n_users, k))
+        user_bias = np.zeros(ratings.n_users)
+        item_factors = np.zeros((ratings.n_items, k))
+        item_bias = np.zeros(ratings.n_items)
+        mu = self.global_mean
+        epochs = range(int(self.params["n_epochs"]))
+        # rows are already solved in parallel: one BLAS thread each avoids oversubscription
+        with threadpool_limits(1):
+            for _ in tqdm(epochs, desc="als", unit="epoch", disable=not progress):
+                solve_side(*item_csr, mu, user_factors, user_bias, reg, reg_bias,
+                           item_factors, item_bias)  # fmt: skip
+                solve_side(*user_csr, mu, item_factors, item_bias, reg, reg_bias,
+                           user_factors, user_bias)  # fmt: skip
+        self.user_factors = user_factors.astype(np.float32)
+        self.item_factors = item_factors.astype(np.float32)
+        self.user_bias = user_bias.astype(np.float32)
+        self.item_bias = item_bias.astype(np.float32)
+        self.rated = RatedItems.from_ratings(ratings)
+
+    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        known_u, known_i = users >= 0, items >= 0
+        est = np.full(users.shape, self.global_mean, dtype=np.float64)
+        est[known_u] += self.user_bias[users[known_u]]
+        est[known_i] += self.item_bias[items[known_i]]
+        both = known_u & known_i
+        p = self.user_factors[users[both]]
+        q = self.item_factors[items[both]]
+        est[both] += np.einsum("nk,nk->n", p, q, dtype=np.float64)
+        return est
+
+    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
+        """The user half-step for one visitor: ridge on ``r - mu - b_i`` with ``[q_i, 1]``,
+        penalties ``n * reg`` (factors) and ``reg_bias`` (bias), as in training."""
+        residual = stars - self.global_mean - self.item_bias[items]
+        factors, bias = ridge_with_bias(
+            self.item_factors[items],
+            residual,
+            reg_factors=items.size * float(self.params["reg"]),
+            reg_bias=float(self.params["reg_bias"]),
+        )
+        return UserState(items=items, stars=stars, factors=factors.astype(np.float32), bias=bias)
+
+    def _user_state(self, user: int) -> UserState:
+        items, stars = self.rated.row(user)  # type: ignore[union-attr]
+        return UserState(
+            items=items,
+            stars=stars,
+            factors=self.user_factors[user].copy(),
+            bias=float(self.user_bias[user]),
+        )
+
+    def _score(self, state: UserState) -> np.ndarray:
+        """``(n_items,)`` float32: ``mu + b_u + b_i + Q p``, clipped to 0.5-5."""
+        scores = self.item_factors @ np.asarray(state.factors, dtype=np.float32)
+        scores += self.item_bias
+        scores += np.float32(self.global_mean + state.bias)
+        return np.clip(scores, STAR_MIN, STAR_MAX, out=scores)
+
+    def item_vectors(self) -> np.ndarray:
+        """``(n_items, k)`` float32 item factors ``q_i``."""
+        self._check_fitted()
+        return self.item_factors
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "user_factors": self.user_factors,
+            "item_factors": self.item_factors,
+            "user_bias": self.user_bias,
+            "item_bias": self.item_bias,
+            **self.rated.arrays(),  # type: ignore[union-attr]
+        }
+
+    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.user_factors = arrays["user_factors"].astype(np.float32)
+        self.item_factors = arrays["item_factors"].astype(np.float32)
+        self.user_bias = arrays["user_bias"].astype(np.float32)
+        self.item_bias = arrays["item_bias"].astype(np.float32)
+        self.rated = RatedItems.from_arrays(arrays)

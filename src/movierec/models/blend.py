@@ -1,0 +1,195 @@
+"""A linear blend of several models, weights learned on held-out training ratings.
+
+``stars(u, i) = mu + sum_m w_m (stars_m(u, i) - mu)`` where ``stars_m`` are the members'
+(clipped) estimates and ``mu`` the global mean: a blend of the members' departures from
+the mean, so a pair nobody knows still gets ``mu``. Fitting: carve
+``validation_fraction`` of the training ratings out at random, fit every member on the
+rest, learn ``w`` by least squares of the held-out ``r - mu`` on the members'
+``stars_m - mu``, then refit every member on all the training ratings. Fit time is
+therefore about twice the members' total.
+
+A visitor is folded in by every member (:class:`BlendState` keeps their states); scores
+are the same weighted sum. Saved as one ``.npz``: the members' arrays under
+``<index>.<name>``, the weights beside them; no pickle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from movierec.data.catalog import Catalog
+from movierec.data.ratings import Ratings
+from movierec.errors import InvalidInput
+from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
+from movierec.models.foldin import check_param
+
+#: fewer held-out ratings than this per weight and the blend is the members' plain mean
+MIN_HELD_OUT_PER_WEIGHT = 20
+
+
+@dataclass
+class BlendState(UserState):
+    """A blend's user state: the shared ratings plus each member's own state."""
+
+    members: tuple[UserState, ...] = field(default_factory=tuple)
+
+
+class Blend(Recommender):
+    """Least-squares blend of registered models.
+
+    Parameters (defaults from ``bench/tune.py`` on a validation split of ml-100k u1.base):
+
+    - ``members``: model names, e.g. ``["svdpp", "svd", "als", "itemknn"]`` (distinct).
+    - ``member_params``: ``{name: {param: value}}`` overriding a member's defaults.
+    - ``validation_fraction``: share of the training ratings held out to learn weights
+      (with fewer than ``MIN_HELD_OUT_PER_WEIGHT`` per weight: equal weights instead).
+
+    Members that need the catalogue (``content``) get the one passed to
+    ``fit(ratings, catalog=...)`` or ``with_catalog``.
+    """
+
+    name: ClassVar[str] = "blend"
+    defaults: ClassVar[dict[str, Any]] = {
+        "members": ["svdpp", "svd", "als", "itemknn"],
+        "member_params": {},
+        "validation_fraction": 0.1,
+    }
+
+    def __init__(self, seed: int = 0, **params: Any) -> None:
+        super().__init__(seed=seed, **params)
+        from movierec.models import model_class
+
+        members = self.params["members"]
+        if isinstance(members, str) or not members or len(set(members)) != len(members):
+            raise InvalidInput(
+                f"members must be a non-empty list of distinct model names, got {members!r}",
+                field="members",
+            )
+        self.params["members"] = list(members)
+        for name in members:
+            if name == self.name:
+                raise InvalidInput("a blend cannot be its own member", field="members")
+            model_class(name)  # unknown name -> InvalidInput naming it
+        extra = sorted(set(self.params["member_params"]) - set(members))
+        if extra:
+            raise InvalidInput(
+                f"member_params names model(s) not among members: {', '.join(extra)}",
+                field="member_params",
+            )
+        check_param(self.params, "validation_fraction", positive=True)
+        if not self.params["validation_fraction"] < 1:
+            raise InvalidInput("validation_fraction must be below 1", field="validation_fraction")
+        self.catalog: Catalog | None = None
+        self.weights = np.zeros(0, dtype=np.float64)  # (n_members,) one per member
+        self.members: list[Recommender] = self._new_members()  # bad member_params fail here
+
+    def _new_members(self) -> list[Recommender]:
+        from movierec.models import create
+
+        overrides = self.params["member_params"]
+        return [
+            create(name, seed=self.seed + index, **overrides.get(name, {}))
+            for index, name in enumerate(self.params["members"])
+        ]
+
+    @property
+    def needs_catalog(self) -> bool:
+        """True when a member needs movie text (``fit(ratings, catalog=...)``)."""
+        return any(getattr(member, "needs_catalog", False) for member in self.members)
+
+    def with_catalog(self, catalog: Catalog) -> Self:
+        """Hand ``catalog`` to members that need one at the next ``fit``; returns self."""
+        self.catalog = catalog
+        return self
+
+    def fit(
+        self, ratings: Ratings, progress: bool = False, *, catalog: Catalog | None = None
+    ) -> Self:
+        """``Recommender.fit`` plus the catalogue for members that need one."""
+        if catalog is not None:
+            self.catalog = catalog
+        return super().fit(ratings, progress=progress)
+
+    def _fit_member(self, member: Recommender, ratings: Ratings, progress: bool) -> None:
+        if getattr(member, "needs_catalog", False) and self.catalog is not None:
+            member.with_catalog(self.catalog)  # type: ignore[attr-defined]
+        member.fit(ratings, progress=progress)
+
+    # -- Recommender -------------------------------------------------------------------
+    def _fit(self, ratings: Ratings, progress: bool) -> None:
+        rng = np.random.default_rng(self.seed)
+        frame = ratings.to_frame()
+        held_out = rng.random(len(frame)) < float(self.params["validation_fraction"])
+        n_members = len(self.members)
+        if held_out.sum() < MIN_HELD_OUT_PER_WEIGHT * n_members or held_out.all():
+            # too little data to learn weights: the plain mean of the members
+            self.weights = np.full(n_members, 1.0 / n_members)
+        else:
+            part, check = frame[~held_out], frame[held_out]
+            part_ratings = Ratings.from_frame(part)
+            mean = part_ratings.global_mean
+            estimates = []
+            for member in self._new_members():
+                self._fit_member(member, part_ratings, progress)
+                estimates.append(member.predict(check["userId"], check["movieId"]) - mean)
+            stars = check["rating"].to_numpy(np.float64) - mean
+            self.weights = np.linalg.lstsq(np.column_stack(estimates), stars, rcond=None)[0]
+        self.members = self._new_members()
+        for member in self.members:
+            self._fit_member(member, ratings, progress)
+
+    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        est = np.full(users.shape, self.global_mean, dtype=np.float64)
+        for weight, member in zip(self.weights, self.members, strict=True):
+            member_est = np.clip(member._predict(users, items), STAR_MIN, STAR_MAX)
+            est += weight * (member_est - self.global_mean)
+        return est
+
+    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> BlendState:
+        states = tuple(member._fold_in(items, stars) for member in self.members)
+        return BlendState(items=items, stars=stars, members=states)
+
+    def _user_state(self, user: int) -> BlendState:
+        states = tuple(member._user_state(user) for member in self.members)
+        return BlendState(items=states[0].items, stars=states[0].stars, members=states)
+
+    def _score(self, state: UserState) -> np.ndarray:
+        """``(n_items,)`` float32: ``mu + sum_m w_m (score_m - mu)``, clipped to 0.5-5."""
+        if not isinstance(state, BlendState):
+            state = self._fold_in(np.asarray(state.items, np.int64), np.asarray(state.stars))
+        scores = np.full(self.n_items, self.global_mean, dtype=np.float64)
+        for weight, member, member_state in zip(
+            self.weights, self.members, state.members, strict=True
+        ):
+            scores += weight * (member._score(member_state) - self.global_mean)
+        return np.clip(scores, STAR_MIN, STAR_MAX).astype(np.float32)
+
+    def item_vectors(self) -> np.ndarray | None:
+        """The first member's item vectors that has any (used to explain picks)."""
+        self._check_fitted()
+        for member in self.members:
+            vectors = member.item_vectors()
+            if vectors is not None:
+                return vectors
+        return None
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        arrays: dict[str, np.ndarray] = {"weights": self.weights}
+        for index, member in enumerate(self.members):
+            prefix = f"{index}.{member.name}."
+            arrays.update({prefix + k: v for k, v in member._arrays().items()})
+        return arrays
+
+    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.weights = np.asarray(arrays["weights"], dtype=np.float64)
+        self.members = self._new_members()
+        for index, member in enumerate(self.members):
+            prefix = f"{index}.{member.name}."
+            member._set_ids(self.user_ids, self.movie_ids)  # type: ignore[arg-type]
+            member.global_mean = self.global_mean
+            member._set_arrays(
+                {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            )

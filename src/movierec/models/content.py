@@ -1,0 +1,257 @@
+"""Content-based model: TF-IDF over each movie's genres and tags, on top of baselines.
+
+Each movie is a document of tokens ``genre:<name>`` and ``tag:<tag>`` (lower-cased);
+scikit-learn's ``TfidfVectorizer`` turns them into L2-normalised rows ``x_i``. A user's
+profile is the mean of the vectors of the movies they rated, each weighted by how much
+they liked it beyond the baseline:
+
+``profile_u = sum_j (r_uj - b_uj) x_j / (n_u + profile_reg)``
+
+and ``stars(u, i) = b_ui + scale * x_i . profile_u`` with ``b_ui = mu + b_u + b_i``
+(Surprise-style ALS baselines). ``scale`` is the least-squares fit of the training
+residuals on leave-one-out profile similarities (a rating never explains itself).
+
+The model needs movie text, which ``Ratings`` does not carry: pass the catalogue with
+``fit(ratings, catalog=catalog)`` or ``ContentModel().with_catalog(catalog)``. Movies the
+catalogue does not describe have no content term; fitted without any catalogue the
+model is its baselines alone (with a warning). After fitting, the text is not needed
+again: the TF-IDF rows are saved with the model.
+
+Meant for visitors whose movies carry little collaborative signal (few ratings), and
+as a blend member.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from movierec.data.catalog import Catalog
+from movierec.data.ratings import Ratings
+from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
+from movierec.models.foldin import RatedItems, check_param
+from movierec.models.itemknn import als_baselines, user_baseline_bias
+
+
+def movie_tokens(catalog: Catalog, movie_ids: np.ndarray) -> list[list[str]]:
+    """One token list per movie: ``genre:<name>`` then ``tag:<tag>``, lower-cased.
+
+    Movies the catalogue lacks get an empty list.
+    """
+    genres = catalog.frame["genres"].reindex(movie_ids)
+    documents = []
+    for movie_id, movie_genres in zip(movie_ids, genres, strict=True):
+        tokens = [] if not isinstance(movie_genres, tuple | list) else list(movie_genres)
+        tokens = ["genre:" + g.strip().lower() for g in tokens]
+        tokens += ["tag:" + t.strip().lower() for t in catalog.tags.get(int(movie_id), [])]
+        documents.append(sorted(set(tokens)))
+    return documents
+
+
+def _identity(tokens: list[str]) -> list[str]:
+    return tokens
+
+
+def tfidf_rows(
+    documents: list[list[str]], min_df: int, tag_weight: float
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``(n_docs, vocab)`` float32 CSR of L2-normalised TF-IDF rows, and the vocabulary.
+
+    Tag columns are multiplied by ``tag_weight`` before normalising. Documents whose
+    tokens are all rarer than ``min_df`` (or that are empty) give zero rows.
+    """
+    if not any(documents):
+        return sp.csr_matrix((len(documents), 0), dtype=np.float32), np.zeros(0, dtype=str)
+    vectorizer = TfidfVectorizer(analyzer=_identity, min_df=min_df, norm=None, dtype=np.float64)
+    try:
+        rows = vectorizer.fit_transform(documents).tocsr()
+    except ValueError:  # min_df prunes every token
+        return sp.csr_matrix((len(documents), 0), dtype=np.float32), np.zeros(0, dtype=str)
+    vocabulary = np.asarray(vectorizer.get_feature_names_out(), dtype=str)
+    column_weight = np.where(np.char.startswith(vocabulary, "tag:"), tag_weight, 1.0)
+    rows = rows @ sp.diags(column_weight)
+    norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
+    rows = sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ rows
+    return sp.csr_matrix(rows, dtype=np.float32), vocabulary
+
+
+class ContentModel(Recommender):
+    """TF-IDF (genres + tags) profile model with baselines.
+
+    Parameters (defaults from ``bench/tune.py`` on a validation split of ml-100k u1.base):
+
+    - ``min_df``: tokens on fewer movies are dropped.
+    - ``tag_weight``: weight of tag columns relative to genre columns.
+    - ``profile_reg``: pseudo-ratings in the profile mean's denominator (shrinks the
+      profiles of users with few ratings).
+    - ``reg_user`` / ``reg_item`` / ``bias_epochs``: the baseline ALS.
+    """
+
+    name: ClassVar[str] = "content"
+    #: fit needs movie text: ``fit(ratings, catalog=...)`` or ``with_catalog`` first
+    needs_catalog: ClassVar[bool] = True
+    defaults: ClassVar[dict[str, Any]] = {
+        "min_df": 2,
+        "tag_weight": 1.0,
+        "profile_reg": 25.0,
+        "reg_user": 15.0,
+        "reg_item": 2.0,
+        "bias_epochs": 10,
+    }
+
+    def __init__(self, seed: int = 0, **params: Any) -> None:
+        super().__init__(seed=seed, **params)
+        for name in ("min_df", "bias_epochs"):
+            check_param(self.params, name, integer=True)
+        for name in ("tag_weight", "profile_reg", "reg_user", "reg_item"):
+            check_param(self.params, name)
+        self.catalog: Catalog | None = None
+        self.item_text = sp.csr_matrix((0, 0), dtype=np.float32)  # (n_items, vocab) rows x_i
+        self.vocabulary = np.zeros(0, dtype=str)  # (vocab,) token of each column
+        self.scale = 0.0  # stars per unit of x_i . profile_u
+        self.user_bias = np.zeros(0, dtype=np.float32)  # (n_users,) stars
+        self.item_bias = np.zeros(0, dtype=np.float32)  # (n_items,) stars
+        self.rated: RatedItems | None = None
+
+    def with_catalog(self, catalog: Catalog) -> Self:
+        """Use ``catalog``'s genres and tags at the next ``fit``; returns self."""
+        self.catalog = catalog
+        return self
+
+    def fit(
+        self, ratings: Ratings, progress: bool = False, *, catalog: Catalog | None = None
+    ) -> Self:
+        """``Recommender.fit`` plus the catalogue the movie text comes from."""
+        if catalog is not None:
+            self.catalog = catalog
+        return super().fit(ratings, progress=progress)
+
+    # -- Recommender -------------------------------------------------------------------
+    def _fit(self, ratings: Ratings, progress: bool) -> None:
+        if self.catalog is None:
+            warnings.warn(
+                "content model fitted without a catalogue: it has no movie text and "
+                "predicts baselines only; pass fit(ratings, catalog=dataset.catalog)",
+                stacklevel=3,
+            )
+            documents: list[list[str]] = [[] for _ in range(ratings.n_items)]
+        else:
+            documents = movie_tokens(self.catalog, ratings.movie_ids)
+        self.item_text, self.vocabulary = tfidf_rows(
+            documents, int(self.params["min_df"]), float(self.params["tag_weight"])
+        )
+        user_bias, item_bias = als_baselines(
+            ratings,
+            reg_user=float(self.params["reg_user"]),
+            reg_item=float(self.params["reg_item"]),
+            n_epochs=int(self.params["bias_epochs"]),
+        )
+        self.user_bias = user_bias.astype(np.float32)
+        self.item_bias = item_bias.astype(np.float32)
+        self.rated = RatedItems.from_ratings(ratings)
+        self.scale = self._fit_scale(ratings)
+
+    def _fit_scale(self, ratings: Ratings) -> float:
+        """Least-squares ``scale`` of training residuals on leave-one-out similarities."""
+        if self.item_text.shape[1] == 0:
+            return 0.0
+        users, items, stars = ratings.triples()
+        weights = self._weights(users, items, stars)
+        weighted = sp.csr_matrix((weights, (users, items)), shape=ratings.matrix.shape)
+        sums = (weighted @ self.item_text).toarray()  # (n_users, vocab) sum w_j x_j
+        own = np.asarray(self.item_text.multiply(self.item_text).sum(axis=1)).ravel()
+        counts = np.bincount(users, minlength=ratings.n_users)
+        feature = self._row_dots(sums[users], items) - weights * own[items]
+        feature /= counts[users] - 1 + float(self.params["profile_reg"])
+        denom = float(feature @ feature)
+        return float(feature @ weights / denom) if denom > 0 else 0.0
+
+    def _weights(self, users: np.ndarray, items: np.ndarray, stars: np.ndarray) -> np.ndarray:
+        """``r - (mu + b_u + b_i)`` of training ratings, float64."""
+        return stars - (self.global_mean + self.user_bias[users] + self.item_bias[items]).astype(
+            np.float64
+        )
+
+    def _row_dots(self, dense: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """``(n,)`` ``x_{items[t]} . dense[t]``."""
+        rows = self.item_text[items]
+        return np.asarray(rows.multiply(dense).sum(axis=1)).ravel()
+
+    def _profile(self, items: np.ndarray, residual: np.ndarray) -> np.ndarray:
+        """``(vocab,)`` float32 ``sum r_j x_j / (n + profile_reg)``."""
+        total = self.item_text[items].T @ residual.astype(np.float64)
+        return (total / (items.size + float(self.params["profile_reg"]))).astype(np.float32)
+
+    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        known_u, known_i = users >= 0, items >= 0
+        est = np.full(users.shape, self.global_mean, dtype=np.float64)
+        est[known_u] += self.user_bias[users[known_u]]
+        est[known_i] += self.item_bias[items[known_i]]
+        both = np.flatnonzero(known_u & known_i)
+        if both.size == 0 or self.item_text.shape[1] == 0:
+            return est
+        distinct, inverse = np.unique(users[both], return_inverse=True)
+        profiles = np.stack([self._user_state(int(u)).factors for u in distinct])
+        est[both] += self.scale * self._row_dots(profiles[inverse], items[both])
+        return est
+
+    def _state(self, items: np.ndarray, stars: np.ndarray, bias: float) -> UserState:
+        residual = stars - (self.global_mean + bias + self.item_bias[items]).astype(np.float64)
+        return UserState(
+            items=items, stars=stars, factors=self._profile(items, residual), bias=bias
+        )
+
+    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
+        """Baseline bias ``sum (r - mu - b_i) / (reg_user + n)``, then the profile."""
+        bias = user_baseline_bias(
+            stars - self.global_mean - self.item_bias[items], float(self.params["reg_user"])
+        )
+        return self._state(items, stars, bias)
+
+    def _user_state(self, user: int) -> UserState:
+        items, stars = self.rated.row(user)  # type: ignore[union-attr]
+        return self._state(items, stars, float(self.user_bias[user]))
+
+    def _score(self, state: UserState) -> np.ndarray:
+        """``(n_items,)`` float32: ``mu + b_u + b_i + scale X profile``, clipped to 0.5-5."""
+        scores = self.global_mean + state.bias + self.item_bias.astype(np.float64)
+        if self.item_text.shape[1]:
+            scores += self.scale * (self.item_text @ np.asarray(state.factors, np.float64))
+        return np.clip(scores, STAR_MIN, STAR_MAX).astype(np.float32)
+
+    def item_vectors(self) -> np.ndarray | None:
+        """``(n_items, vocab)`` float32 TF-IDF rows, or None without any movie text."""
+        self._check_fitted()
+        if self.item_text.shape[1] == 0:
+            return None
+        return self.item_text.toarray()
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        text = self.item_text
+        return {
+            "text_indptr": text.indptr.astype(np.int64),
+            "text_indices": text.indices.astype(np.int32),
+            "text_data": text.data.astype(np.float32),
+            "text_shape": np.asarray(text.shape, dtype=np.int64),
+            "vocabulary": self.vocabulary.astype(str),
+            "scale": np.asarray([self.scale], dtype=np.float64),
+            "user_bias": self.user_bias,
+            "item_bias": self.item_bias,
+            **self.rated.arrays(),  # type: ignore[union-attr]
+        }
+
+    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.item_text = sp.csr_matrix(
+            (arrays["text_data"], arrays["text_indices"], arrays["text_indptr"]),
+            shape=tuple(int(n) for n in arrays["text_shape"]),
+            dtype=np.float32,
+        )
+        self.vocabulary = arrays["vocabulary"].astype(str)
+        self.scale = float(arrays["scale"][0])
+        self.user_bias = arrays["user_bias"].astype(np.float32)
+        self.item_bias = arrays["item_bias"].astype(np.float32)
+        self.rated = RatedItems.from_arrays(arrays)

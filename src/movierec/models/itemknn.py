@@ -1,0 +1,320 @@
+"""Item-based k-nearest neighbours on top of baselines, as Surprise's ``KNNBaseline``.
+
+``stars(u, i) = b_ui + sum_j s_ij (r_uj - b_uj) / sum_j s_ij`` over the ``k`` movies
+``j`` the user rated that are most similar to ``i`` (positive similarities only), where
+``b_ui = mu + b_u + b_i`` are baselines fitted by alternating least squares (Surprise's
+``bsl_options={"method": "als"}``) and ``s_ij`` is the shrunk Pearson-baseline similarity
+
+``s_ij = sum_u e_ui e_uj / sqrt(sum_u e_ui^2 sum_u e_uj^2) * (n_ij - 1) / (n_ij - 1 + shrinkage)``
+
+with ``e_ui = r_ui - b_ui`` and sums over the ``n_ij`` users who rated both.
+
+Each movie keeps its ``max_neighbors`` most similar movies (positive similarities,
+best first) in a CSR table, so a prediction walks that list and stops at the ``k``-th
+movie the user rated. With ``max_neighbors`` at least the number of movies this is
+exactly ``KNNBaseline``; fewer trades a little accuracy for memory on big catalogues.
+
+A visitor is folded in by their baseline bias against the fixed item biases (the user
+half of the baseline ALS); their ratings then are the neighbourhood.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit, prange
+from tqdm.auto import tqdm
+
+from movierec.data.ratings import Ratings
+from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
+from movierec.models.foldin import RatedItems, check_param
+
+#: similarity rows computed at once: block x n_items float64 scratch arrays
+_BLOCK_CELLS = 4_000_000
+
+
+# -- baselines ---------------------------------------------------------------------------
+def als_baselines(
+    ratings: Ratings, reg_user: float, reg_item: float, n_epochs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Surprise's baseline ALS: ``b_i = sum (r - mu - b_u) / (reg_item + n_i)``, then
+    ``b_u = sum (r - mu - b_i) / (reg_user + n_u)``, ``n_epochs`` times from zeros.
+
+    Returns ``user_bias`` ``(n_users,)`` and ``item_bias`` ``(n_items,)`` float64 stars.
+    """
+    users, items, stars = ratings.triples()
+    centred = stars.astype(np.float64) - ratings.global_mean
+    user_count = np.bincount(users, minlength=ratings.n_users)
+    item_count = np.bincount(items, minlength=ratings.n_items)
+    user_bias = np.zeros(ratings.n_users)
+    item_bias = np.zeros(ratings.n_items)
+    for _ in range(n_epochs):
+        item_sum = np.bincount(items, centred - user_bias[users], minlength=ratings.n_items)
+        item_bias = item_sum / (reg_item + item_count)
+        user_sum = np.bincount(users, centred - item_bias[items], minlength=ratings.n_users)
+        user_bias = user_sum / (reg_user + user_count)
+    return user_bias, item_bias
+
+
+def user_baseline_bias(residual: np.ndarray, reg_user: float) -> float:
+    """``b_u = sum (r - mu - b_i) / (reg_user + n)``: the user step of the baseline ALS.
+
+    residual: ``(n,)`` the user's stars minus ``mu + b_i``.
+    """
+    return float(np.sum(residual, dtype=np.float64) / (reg_user + residual.size))
+
+
+# -- similarities ------------------------------------------------------------------------
+def pearson_baseline_neighbours(
+    residuals: sp.csr_matrix,
+    shrinkage: float,
+    min_support: int,
+    max_neighbors: int,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each item's most similar items by shrunk Pearson-baseline similarity.
+
+    residuals: ``(n_users, n_items)`` CSR of ``e_ui = r_ui - b_ui`` (stored where rated).
+    min_support: pairs rated by fewer common users get similarity 0.
+    Returns CSR parts ``(indptr (n_items + 1,) int64, items int32, sims float32)``:
+    row ``i`` lists up to ``max_neighbors`` items ``j != i`` with ``s_ij > 0``,
+    highest similarity first (ties: lower index first).
+    """
+    by_item = sp.csc_matrix(residuals, dtype=np.float64)
+    rated = by_item.copy()
+    rated.data[:] = 1.0
+    squared = by_item.multiply(by_item).tocsc()
+    n_items = by_item.shape[1]
+    block = max(1, _BLOCK_CELLS // max(n_items, 1))
+    keep = min(max_neighbors, max(n_items - 1, 0))
+    rows_items, rows_sims = [], []
+    starts = range(0, n_items, block)
+    for start in tqdm(starts, desc="itemknn", unit="block", disable=not progress):
+        stop = min(start + block, n_items)
+        prods = (by_item[:, start:stop].T @ by_item).toarray()
+        support = (rated[:, start:stop].T @ rated).toarray()
+        sq_here = (squared[:, start:stop].T @ rated).toarray()  # sum e_ui^2 over common u
+        sq_there = (rated[:, start:stop].T @ squared).toarray()  # sum e_uj^2 over common u
+        denom = np.sqrt(sq_here * sq_there)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sims = np.where(denom > 0, prods / denom, 0.0)
+            sims *= (support - 1) / (support - 1 + shrinkage)
+        sims[support < max(min_support, 1)] = 0.0
+        sims[np.arange(stop - start), np.arange(start, stop)] = 0.0  # not its own neighbour
+        for row in sims:
+            if keep < row.size:
+                top = np.argpartition(-row, keep - 1)[:keep] if keep else np.zeros(0, int)
+            else:
+                top = np.arange(row.size)
+            top = top[row[top] > 0]
+            top = top[np.lexsort((top, -row[top]))]
+            rows_items.append(top.astype(np.int32))
+            rows_sims.append(row[top].astype(np.float32))
+    indptr = np.zeros(n_items + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([r.size for r in rows_items])
+    items = np.concatenate(rows_items) if rows_items else np.zeros(0, np.int32)
+    sims = np.concatenate(rows_sims) if rows_sims else np.zeros(0, np.float32)
+    return indptr, items, sims
+
+
+# -- prediction --------------------------------------------------------------------------
+@njit(cache=True, parallel=True, nogil=True)
+def neighbourhood_offsets(
+    rated_indptr: np.ndarray,
+    rated_items: np.ndarray,
+    rated_residuals: np.ndarray,
+    target_indptr: np.ndarray,
+    target_items: np.ndarray,
+    nb_indptr: np.ndarray,
+    nb_items: np.ndarray,
+    nb_sims: np.ndarray,
+    n_items: int,
+    k: int,
+    min_k: int,
+) -> np.ndarray:
+    """The neighbourhood term ``sum s (r - b) / sum s`` for many (user, item) queries.
+
+    Users are rows of two CSR tables: what each rated (``rated_items`` int32 with
+    residuals ``r - b_uj`` float32) and the items to estimate (``target_items``).
+    nb_*: the item-neighbour table, rows sorted by similarity, best first.
+    Returns ``(len(target_items),)`` float64 offsets in stars, 0 where fewer than
+    ``min_k`` neighbours were rated.
+    """
+    out = np.zeros(target_items.shape[0])
+    for user in prange(rated_indptr.shape[0] - 1):
+        residual = np.full(n_items, np.nan, dtype=np.float32)
+        for p in range(rated_indptr[user], rated_indptr[user + 1]):
+            residual[rated_items[p]] = rated_residuals[p]
+        for t in range(target_indptr[user], target_indptr[user + 1]):
+            i = target_items[t]
+            sum_sim = 0.0
+            sum_dev = 0.0
+            used = 0
+            for p in range(nb_indptr[i], nb_indptr[i + 1]):
+                dev = residual[nb_items[p]]
+                if not np.isnan(dev):
+                    sum_sim += nb_sims[p]
+                    sum_dev += nb_sims[p] * dev
+                    used += 1
+                    if used == k:
+                        break
+            if used >= min_k and used > 0 and sum_sim > 0.0:
+                out[t] = sum_dev / sum_sim
+    return out
+
+
+class ItemKNN(Recommender):
+    """Item-item kNN with baselines and shrunk Pearson-baseline similarity.
+
+    Parameters (Surprise's names where they exist; defaults from ``bench/tune.py`` on a
+    validation split of ml-100k u1.base):
+
+    - ``k``: most neighbours used per estimate; ``min_k``: fewer rated neighbours than
+      this and the estimate is the baseline alone.
+    - ``shrinkage``: similarity shrinkage, in common raters.
+    - ``min_support``: fewer common raters and the similarity is 0.
+    - ``max_neighbors``: neighbours stored per movie (see the module notes).
+    - ``reg_user`` / ``reg_item`` / ``bias_epochs``: the baseline ALS.
+    """
+
+    name: ClassVar[str] = "itemknn"
+    defaults: ClassVar[dict[str, Any]] = {
+        "k": 40,
+        "min_k": 5,
+        "shrinkage": 400.0,
+        "min_support": 1,
+        "max_neighbors": 500,
+        "reg_user": 15.0,
+        "reg_item": 2.0,
+        "bias_epochs": 10,
+    }
+
+    def __init__(self, seed: int = 0, **params: Any) -> None:
+        super().__init__(seed=seed, **params)
+        for name in ("k", "max_neighbors"):
+            check_param(self.params, name, integer=True, positive=True)
+        for name in ("min_k", "min_support", "bias_epochs"):
+            check_param(self.params, name, integer=True)
+        for name in ("shrinkage", "reg_user", "reg_item"):
+            check_param(self.params, name)
+        self.user_bias = np.zeros(0, dtype=np.float32)  # (n_users,) stars
+        self.item_bias = np.zeros(0, dtype=np.float32)  # (n_items,) stars
+        self.nb_indptr = np.zeros(1, dtype=np.int64)  # (n_items + 1,)
+        self.nb_items = np.zeros(0, dtype=np.int32)  # neighbours, best first per row
+        self.nb_sims = np.zeros(0, dtype=np.float32)  # their similarities, (0, 1]
+        self.rated: RatedItems | None = None
+
+    # -- Recommender -------------------------------------------------------------------
+    def _fit(self, ratings: Ratings, progress: bool) -> None:
+        user_bias, item_bias = als_baselines(
+            ratings,
+            reg_user=float(self.params["reg_user"]),
+            reg_item=float(self.params["reg_item"]),
+            n_epochs=int(self.params["bias_epochs"]),
+        )
+        users, items, stars = ratings.triples()
+        residual = stars - (self.global_mean + user_bias[users] + item_bias[items])
+        residuals = sp.csr_matrix((residual, (users, items)), shape=ratings.matrix.shape)
+        self.nb_indptr, self.nb_items, self.nb_sims = pearson_baseline_neighbours(
+            residuals,
+            shrinkage=float(self.params["shrinkage"]),
+            min_support=int(self.params["min_support"]),
+            max_neighbors=int(self.params["max_neighbors"]),
+            progress=progress,
+        )
+        self.user_bias = user_bias.astype(np.float32)
+        self.item_bias = item_bias.astype(np.float32)
+        self.rated = RatedItems.from_ratings(ratings)
+
+    def _baseline(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        est = np.full(users.shape, self.global_mean, dtype=np.float64)
+        known_u, known_i = users >= 0, items >= 0
+        est[known_u] += self.user_bias[users[known_u]]
+        est[known_i] += self.item_bias[items[known_i]]
+        return est
+
+    def _offsets(
+        self,
+        rated: tuple[np.ndarray, np.ndarray, np.ndarray],
+        targets: tuple[np.ndarray, np.ndarray],
+    ) -> np.ndarray:
+        return neighbourhood_offsets(
+            *rated, *targets, self.nb_indptr, self.nb_items, self.nb_sims,
+            self.n_items, int(self.params["k"]), int(self.params["min_k"]),
+        )  # fmt: skip
+
+    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        est = self._baseline(users, items)
+        both = np.flatnonzero((users >= 0) & (items >= 0))
+        if both.size == 0:
+            return est
+        distinct, inverse = np.unique(users[both], return_inverse=True)
+        order = np.argsort(inverse, kind="stable")  # queries grouped by user
+        target_indptr = np.zeros(distinct.size + 1, dtype=np.int64)
+        target_indptr[1:] = np.cumsum(np.bincount(inverse, minlength=distinct.size))
+        rated = self._rated_residuals(distinct)
+        offsets = self._offsets(rated, (target_indptr, items[both][order].astype(np.int32)))
+        est[both[order]] += offsets
+        return est
+
+    def _rated_residuals(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CSR (indptr, items, ``r - b_uj``) of the training ratings of ``users``."""
+        rated = self.rated  # type: ignore[union-attr]
+        counts = np.diff(rated.indptr)[users]
+        indptr = np.zeros(users.size + 1, dtype=np.int64)
+        indptr[1:] = np.cumsum(counts)
+        take = np.concatenate(
+            [np.arange(rated.indptr[u], rated.indptr[u + 1]) for u in users]
+        ) if users.size else np.zeros(0, np.int64)  # fmt: skip
+        items = rated.items[take]
+        owner = np.repeat(users, counts)
+        residual = rated.stars[take] - (
+            self.global_mean + self.user_bias[owner] + self.item_bias[items]
+        )
+        return indptr, items, residual.astype(np.float32)
+
+    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
+        """The visitor's baseline bias ``sum (r - mu - b_i) / (reg_user + n)``."""
+        bias = user_baseline_bias(
+            stars - self.global_mean - self.item_bias[items], float(self.params["reg_user"])
+        )
+        return UserState(items=items, stars=stars, factors=None, bias=bias)
+
+    def _user_state(self, user: int) -> UserState:
+        items, stars = self.rated.row(user)  # type: ignore[union-attr]
+        return UserState(items=items, stars=stars, factors=None, bias=float(self.user_bias[user]))
+
+    def _score(self, state: UserState) -> np.ndarray:
+        """``(n_items,)`` float32: ``mu + b_u + b_i`` plus each movie's neighbourhood term
+        over the state's ratings, clipped to 0.5-5."""
+        items = np.asarray(state.items, dtype=np.int32)
+        residual = np.asarray(state.stars, dtype=np.float64) - (
+            self.global_mean + state.bias + self.item_bias[items]
+        )
+        rated = (np.array([0, items.size], dtype=np.int64), items, residual.astype(np.float32))
+        targets = (
+            np.array([0, self.n_items], dtype=np.int64),
+            np.arange(self.n_items, dtype=np.int32),
+        )
+        scores = self.global_mean + state.bias + self.item_bias + self._offsets(rated, targets)
+        return np.clip(scores, STAR_MIN, STAR_MAX).astype(np.float32)
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "user_bias": self.user_bias,
+            "item_bias": self.item_bias,
+            "nb_indptr": self.nb_indptr,
+            "nb_items": self.nb_items,
+            "nb_sims": self.nb_sims,
+            **self.rated.arrays(),  # type: ignore[union-attr]
+        }
+
+    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.user_bias = arrays["user_bias"].astype(np.float32)
+        self.item_bias = arrays["item_bias"].astype(np.float32)
+        self.nb_indptr = arrays["nb_indptr"].astype(np.int64)
+        self.nb_items = arrays["nb_items"].astype(np.int32)
+        self.nb_sims = arrays["nb_sims"].astype(np.float32)
+        self.rated = RatedItems.from_arrays(arrays)
