@@ -38,6 +38,13 @@ def test_surprise_scores_equal_its_estimate(name, params, train):
                 int(train.user_ids[user]), int(train.movie_ids[item]), clip=False
             ).est
             assert scores[row, item] == pytest.approx(est, abs=1e-9), (name, user, item)
+    # rating predictions: Surprise's predict (clipped, fallbacks for unknown ids) exactly
+    user_ids = np.r_[train.user_ids[users], 10**9, train.user_ids[0]]
+    movie_ids = np.r_[train.movie_ids[users % train.n_items], train.movie_ids[0], 10**9]
+    expected = [
+        peer.algo.predict(int(u), int(m)).est for u, m in zip(user_ids, movie_ids, strict=True)
+    ]
+    np.testing.assert_allclose(peer.predict(user_ids, movie_ids), expected, atol=1e-9)
 
 
 def test_original_app_method(train):

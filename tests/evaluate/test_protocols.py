@@ -63,6 +63,16 @@ def test_an_oracle_scores_perfectly_in_the_rating_protocol(small_frame):
     assert outcome.info["users_ranked"] == n_rel.size
 
 
+def test_banned_columns_are_never_candidates():
+    scores = np.array([[9.0, 8.0, 1.0, 2.0, 3.0]])
+    exclude = sp.csr_matrix(np.array([[1, 0, 0, 0, 0]], dtype=np.float32))
+    relevant = sp.csr_matrix(np.array([[0, 0, 1, 0, 0]], dtype=np.float32))
+    ranking = _Ranking((3,))
+    ranking.add(scores, exclude, relevant, banned=np.array([True, True, False, False, False]))
+    assert ranking.top_lists[0].tolist() == [[4, 3, 2]]
+    assert ranking.per_user["ap"][0].tolist() == [1 / 3]
+
+
 def test_ranking_never_recommends_excluded_items():
     scores = np.array([[9.0, 8.0, 1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0, 5.0]])
     exclude = sp.csr_matrix(np.array([[1, 1, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=np.float32))
@@ -108,8 +118,8 @@ def test_onboarding_excludes_revealed_and_rare_movies():
         target_stars=np.array([5.0, 4.0, 3.0, 4.5]),
     )
     exclude, relevant = _visitor_patterns([v], too_rare=np.array([6]), n_items=8, threshold=4)
-    assert exclude.indices.tolist() == [0, 2, 6]  # revealed, and the too-rare movie
-    assert relevant.indices.tolist() == [3, 4]  # liked, not excluded
+    assert exclude.indices.tolist() == [0, 2]  # revealed
+    assert relevant.indices.tolist() == [3, 4]  # liked, neither revealed nor too rare
 
 
 class Echo(Method):

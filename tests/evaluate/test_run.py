@@ -126,6 +126,18 @@ def test_onboarding_support_filter_is_off_unless_asked(small_frame):
     assert all(info["min_ratings"] == 0 for info in off.fold_info)
 
 
+def test_rating_protocol_support_filter(small_frame):
+    counts = small_frame["movieId"].value_counts()
+    result = evaluate_frame(
+        small_frame, None, ["popular"], progress=False, min_ratings=30, k_values=(10,)
+    )
+    assert result.split == "kfold:5"  # the default for a frame
+    unfiltered = evaluate_frame(small_frame, None, ["popular"], progress=False, k_values=(10,))
+    # fewer candidates: coverage is over the movies with 30+ ratings only
+    assert result.mean("popular", "coverage@10") > unfiltered.mean("popular", "coverage@10")
+    assert (counts >= 30).sum() < counts.size
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

@@ -8,7 +8,7 @@ import pytest
 
 from movierec.data import official_folds
 from movierec.errors import InvalidInput
-from movierec.evaluate import parse_split
+from movierec.evaluate import default_split, parse_split
 from movierec.evaluate.splits import Split, holdout, kfold, rating_folds, user_folds
 
 
@@ -128,3 +128,9 @@ def test_user_folds_hold_out_whole_users(small_frame):
     assert test["userId"].nunique() == round(0.2 * small_frame["userId"].nunique())
     with pytest.raises(InvalidInput, match="kfold:5 or holdout"):
         user_folds(small_frame, parse_split("official"))
+
+
+def test_default_split_depends_on_data_set_and_protocol():
+    assert default_split("ml-100k") == "official"
+    assert default_split("ml-100k", "onboarding") == "kfold:5"
+    assert default_split("ml-latest-small") == "kfold:5"

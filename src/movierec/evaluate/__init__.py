@@ -19,12 +19,18 @@ Nothing is imported from Surprise until a peer is asked for.
 """
 
 from movierec.evaluate.report import format_table, write_report
-from movierec.evaluate.run import EvaluationResult, evaluate_frame, run_evaluation
+from movierec.evaluate.run import (
+    EvaluationResult,
+    default_split,
+    evaluate_frame,
+    run_evaluation,
+)
 from movierec.evaluate.splits import Split, parse_split
 
 __all__ = [
     "EvaluationResult",
     "Split",
+    "default_split",
     "evaluate_frame",
     "format_table",
     "parse_split",

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from movierec import models
+from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
 
 
@@ -73,20 +74,32 @@ class Method(ABC):
 class OurModel(Method):
     """A movierec model (``models.create(name, seed=..., **params)``).
 
-    Ranks training users with ``model.score(model.user_state(user_id))`` and visitors with
-    ``model.score(model.fold_in(movie_ids, stars))``: the recommend service's code path.
+    Models that take movie text (``with_catalog``, e.g. ``content``, ``blend``) get the
+    data set's catalogue: titles, genres and tags, not ratings, so nothing leaks from test.
+
+    Ranks training users with ``model.rank(model.user_state(user_id))`` and visitors with
+    ``model.rank(model.fold_in(movie_ids, stars))``: the recommend service's code path.
     """
 
     kind = "ours"
 
-    def __init__(self, name: str, seed: int = 0, params: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        seed: int = 0,
+        params: dict[str, Any] | None = None,
+        catalog: Catalog | None = None,
+    ) -> None:
         super().__init__(name, seed, params)
         models.model_class(name)  # unknown name -> InvalidInput before any work
+        self.catalog = catalog
         self.model: models.Recommender | None = None
         self._columns: np.ndarray | None = None
 
     def _fit(self, train: Ratings) -> None:
         self.model = models.create(self.name, seed=self.seed, **self.params)
+        if self.catalog is not None and hasattr(self.model, "with_catalog"):
+            self.model.with_catalog(self.catalog)  # movie text (genres, tags); no ratings
         self.model.fit(train, progress=False)
         movie_ids = self.model.movie_ids
         if movie_ids is not None and np.array_equal(movie_ids, train.movie_ids):
@@ -104,13 +117,13 @@ class OurModel(Method):
         model, user_ids = self.model, self.train.user_ids
         out = np.empty((len(users), self.n_items), dtype=np.float32)
         for row, user in enumerate(users):
-            out[row] = self._align(model.score(model.user_state(int(user_ids[user]))))
+            out[row] = self._align(model.rank(model.user_state(int(user_ids[user]))))
         return out
 
     def score_visitor(self, items: np.ndarray, stars: np.ndarray) -> np.ndarray:
         assert self.model is not None and self.train is not None
         state = self.model.fold_in(self.train.movie_ids[items], stars)
-        return self._align(self.model.score(state))
+        return self._align(self.model.rank(state))
 
     def describe(self) -> dict[str, Any]:
         """Name, kind, the model's effective parameters (defaults filled in) and notes."""

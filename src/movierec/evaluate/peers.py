@@ -1,10 +1,10 @@
 """Peers: Surprise's algorithms and the original app's method, behind :class:`Method`.
 
 - ``surprise-svd``, ``surprise-svdpp`` (``cache_ratings=True``), ``surprise-nmf``:
-  Surprise's own ``fit`` and ``predict`` (its clipping, its unknown-id fallbacks) for the
-  rating metrics; for top-N every item is scored from the fitted ``pu``/``qi``/``bu``/
-  ``bi`` (and SVD++'s implicit ``y_j`` sum) in one matrix product, the same formula as
-  Surprise's ``estimate`` (checked against it in the tests).
+  Surprise's own ``fit``. Its ``estimate`` is evaluated from the fitted ``pu``/``qi``/
+  ``bu``/``bi`` (and SVD++'s implicit ``y_j`` sum) in matrix products, for every item
+  (top-N) and for the test pairs (clipped to the scale as Surprise's ``predict`` does;
+  unknown ids go through ``predict`` itself). Checked equal to Surprise in the tests.
 - ``surprise-knnbaseline``: item-based, ``pearson_baseline`` similarity (what Surprise's
   docs recommend for KNNBaseline). Top-N re-implements its ``estimate`` for all items of
   a user at once (``k`` most similar rated items, positive similarities only); on large
@@ -36,6 +36,32 @@ from movierec.evaluate.adapters import Method
 SURPRISE_PEERS = ("surprise-svd", "surprise-svdpp", "surprise-nmf", "surprise-knnbaseline")
 ORIGINAL = "original"
 PEERS = (*SURPRISE_PEERS, ORIGINAL)
+
+#: hyper-parameters Surprise's algorithms keep as attributes (shown in reports)
+_SURPRISE_PARAMS = (
+    "n_factors",
+    "n_epochs",
+    "biased",
+    "init_mean",
+    "init_std_dev",
+    "init_low",
+    "init_high",
+    "lr_bu",
+    "lr_bi",
+    "lr_pu",
+    "lr_qi",
+    "lr_yj",
+    "reg_bu",
+    "reg_bi",
+    "reg_pu",
+    "reg_qi",
+    "reg_yj",
+    "k",
+    "min_k",
+    "sim_options",
+    "bsl_options",
+    "random_state",
+)
 
 #: above this many (items x training ratings) per fold, KNNBaseline top-N is skipped
 KNN_TOP_N_BUDGET = 4e8
@@ -113,18 +139,44 @@ class SurpriseMethod(Method):
         self._inner_items = np.array([trainset.to_inner_iid(int(m)) for m in train.movie_ids])
         self._inner_users = np.array([trainset.to_inner_uid(int(u)) for u in train.user_ids])
 
+    def describe(self) -> dict[str, Any]:
+        """As :meth:`Method.describe`, with the algorithm's effective hyper-parameters."""
+        out = super().describe()
+        if self.algo is not None:
+            shown = {k: getattr(self.algo, k) for k in _SURPRISE_PARAMS if hasattr(self.algo, k)}
+            out["params"] = {**shown, **self.params}
+        return out
+
     def _make_algorithm(self) -> Any:
         klass = getattr(self.surprise, self.algorithm)
         return klass(random_state=self.seed, verbose=False, **self.params)
 
     def predict(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
-        """Surprise's ``predict`` per pair (its clipping and fallbacks)."""
+        """Surprise's ``predict``: its estimate clipped to the scale, its fallbacks.
+
+        Pairs of known ids take :meth:`_pair_estimates` (vectorised, the same formula)
+        where a subclass has one; the rest go through ``algo.predict`` one by one.
+        """
+        users = self._inner(self.train.users_of(user_ids), self._inner_users)
+        items = self._inner(self.train.items_of(movie_ids), self._inner_items)
+        out = np.empty(users.size, dtype=np.float64)
+        known = (users >= 0) & (items >= 0)
+        fast = self._pair_estimates(users[known], items[known])
+        if fast is not None:
+            out[known] = np.clip(fast, *self.scale)
+        slow = ~known if fast is not None else np.ones(users.size, dtype=bool)
         predict = self.algo.predict
-        return np.fromiter(
-            (predict(int(u), int(m)).est for u, m in zip(user_ids, movie_ids, strict=True)),
-            dtype=np.float64,
-            count=len(user_ids),
-        )
+        for n in np.flatnonzero(slow):
+            out[n] = predict(int(user_ids[n]), int(movie_ids[n])).est
+        return out
+
+    @staticmethod
+    def _inner(ours: np.ndarray, inner_of: np.ndarray) -> np.ndarray:
+        return np.where(ours >= 0, inner_of[np.maximum(ours, 0)], -1)
+
+    def _pair_estimates(self, users: np.ndarray, items: np.ndarray) -> np.ndarray | None:
+        """``(n,)`` Surprise's unclipped ``estimate`` for known inner ids, or None."""
+        return None
 
     def score_users(self, users: np.ndarray) -> np.ndarray:
         inner = self._inner_users[np.asarray(users, dtype=np.int64)]
@@ -141,11 +193,10 @@ class SurpriseSVD(SurpriseMethod):
     algorithm = "SVD"
 
     def _estimates(self, inner_users: np.ndarray) -> np.ndarray:
-        a = self.algo
-        est = a.pu[inner_users] @ a.qi.T
-        if a.biased:
-            est += a.trainset.global_mean + a.bu[inner_users, None] + a.bi[None, :]
-        return est
+        return _biased_mf(self.algo, inner_users)
+
+    def _pair_estimates(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return _biased_mf_pairs(self.algo, users, items)
 
 
 class SurpriseSVDpp(SurpriseMethod):
@@ -161,6 +212,12 @@ class SurpriseSVDpp(SurpriseMethod):
         est = user_vec @ a.qi.T
         est += a.trainset.global_mean + a.bu[inner_users, None] + a.bi[None, :]
         return est
+
+    def _pair_estimates(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        a = self.algo
+        user_vec = a.pu + self._implicit_matrix() @ a.yj  # (n_users, k)
+        est = np.einsum("ij,ij->i", user_vec[users], a.qi[items])
+        return est + a.trainset.global_mean + a.bu[users] + a.bi[items]
 
     def _implicit_matrix(self) -> sp.csr_matrix:
         """``(n_users, n_items)`` rows ``1/sqrt(|I_u|)`` on the items each user rated."""
@@ -186,11 +243,25 @@ class SurpriseNMF(SurpriseMethod):
     algorithm = "NMF"
 
     def _estimates(self, inner_users: np.ndarray) -> np.ndarray:
-        a = self.algo
-        est = a.pu[inner_users] @ a.qi.T
-        if a.biased:
-            est += a.trainset.global_mean + a.bu[inner_users, None] + a.bi[None, :]
-        return est
+        return _biased_mf(self.algo, inner_users)
+
+    def _pair_estimates(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return _biased_mf_pairs(self.algo, users, items)
+
+
+def _biased_mf(a: Any, users: np.ndarray) -> np.ndarray:
+    """SVD / NMF ``estimate`` for all items: ``[mu + b_u + b_i +] q_i . p_u``."""
+    est = a.pu[users] @ a.qi.T
+    if a.biased:
+        est += a.trainset.global_mean + a.bu[users, None] + a.bi[None, :]
+    return est
+
+
+def _biased_mf_pairs(a: Any, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    est = np.einsum("ij,ij->i", a.pu[users], a.qi[items])
+    if a.biased:
+        est += a.trainset.global_mean + a.bu[users] + a.bi[items]
+    return est
 
 
 class SurpriseKNNBaseline(SurpriseMethod):

@@ -14,6 +14,9 @@ shown movies they rated. The method folds those in, ranks every training movie e
 the revealed ones, and is scored against the user's other ratings >= ``threshold``.
 Users who reveal nothing, or have no relevant movie left, are skipped (counted).
 
+Neither protocol filters movies by support unless ``min_ratings`` asks (the web app hides
+movies with fewer than 20 ratings; ``min_ratings=20`` measures that).
+
 Both return a :class:`FoldOutcome`: per-method metric values and fold-level counts.
 """
 
@@ -67,17 +70,23 @@ class _Ranking:
         scores: np.ndarray,
         exclude: sp.csr_matrix,
         relevant: sp.csr_matrix,
+        banned: np.ndarray | None = None,
     ) -> None:
         """Rank one batch.
 
         scores: ``(b, n_items)``; exclude / relevant: ``(b, n_items)`` CSR patterns of the
         movies that may not be recommended / count as hits (disjoint).
+        banned: ``(n_items,)`` bool, movies nobody may be recommended (support filter).
         """
         scores = np.array(scores, dtype=np.float64)  # a copy we may overwrite
         scores[~np.isfinite(scores)] = -np.inf  # NaN from a broken model ranks last
         ex = exclude.tocoo()
         scores[ex.row, ex.col] = -np.inf
         n_candidates = scores.shape[1] - np.diff(exclude.indptr)
+        if banned is not None and banned.any():
+            scores[:, banned] = -np.inf
+            both = np.bincount(ex.row[banned[ex.col]], minlength=scores.shape[0])
+            n_candidates -= int(banned.sum()) - both
         order, ranks = metrics.rank_rows(scores)
         rel = relevant.tocoo()
         per_user = metrics.user_ranking_metrics(
@@ -119,10 +128,17 @@ def rating_fold(
     k_values: Sequence[int],
     scale: tuple[float, float],
     threshold: float = RELEVANT_STARS,
+    min_ratings: int = 0,
     report: Reporter | None = None,
 ) -> FoldOutcome:
-    """Fit each method on ``train_frame`` and measure it on ``test_frame`` (see module doc)."""
+    """Fit each method on ``train_frame`` and measure it on ``test_frame`` (see module doc).
+
+    min_ratings: like the recommend service's support filter, never recommend movies with
+    fewer training ratings than this (0: no filter, the default); they are not relevant
+    either.
+    """
     train = Ratings.from_frame(train_frame)
+    banned = train.item_counts() < min_ratings
     test_users = test_frame["userId"].to_numpy(np.int64)
     test_movies = test_frame["movieId"].to_numpy(np.int64)
     test_stars = test_frame["rating"].to_numpy(np.float64)
@@ -130,6 +146,7 @@ def rating_fold(
     cols = train.items_of(test_movies)
     known = (rows >= 0) & (cols >= 0)
     liked = known & (test_stars >= threshold)
+    liked[known] &= ~banned[cols[known]]
     relevant = sp.csr_matrix(
         (np.ones(int(liked.sum()), np.float32), (rows[liked], cols[liked])),
         shape=train.matrix.shape,
@@ -151,6 +168,7 @@ def rating_fold(
             "users_ranked": int(ranked_users.size),
             "test_users_unknown": int(np.unique(test_users[rows < 0]).size),
             "users_without_relevant": int(np.unique(rows[rows >= 0]).size - ranked_users.size),
+            "min_ratings": int(min_ratings),
         }
     )
     lo, hi = scale
@@ -171,8 +189,9 @@ def rating_fold(
             start = time.perf_counter()
             ranking = _Ranking(k_values)
             for batch in np.array_split(ranked_users, -(-ranked_users.size // BATCH_USERS)):
-                ranking.add(method.score_users(batch), train.matrix[batch], relevant[batch])
-            values.update(ranking.summary(info, train.n_items))
+                scores = method.score_users(batch)
+                ranking.add(scores, train.matrix[batch], relevant[batch], banned)
+            values.update(ranking.summary(info, train.n_items - int(banned.sum())))
             values["rank_s"] = time.perf_counter() - start
         outcome.metrics[method.name] = values
         _tell(report, method.name, "done")
@@ -260,13 +279,13 @@ def onboarding_fold(
     """
     train = Ratings.from_frame(train_frame)
     visitors, counts = onboarding_visitors(train, heldout_frame, seed, n_popular, n_shown)
-    too_rare = np.flatnonzero(train.item_counts() < min_ratings)
+    banned = train.item_counts() < min_ratings
+    too_rare = np.flatnonzero(banned)
     visitors_ranked = [
         v for v in visitors if np.setdiff1d(v.target[v.target_stars >= threshold], too_rare).size
     ]
     counts["skipped_no_relevant"] = len(visitors) - len(visitors_ranked)
     info_bits = metrics.self_information(train.item_counts(), train.n_users)
-    n_candidates_all = train.n_items - too_rare.size
     exclude, relevant = _visitor_patterns(visitors_ranked, too_rare, train.n_items, threshold)
     outcome = FoldOutcome(
         info={
@@ -306,7 +325,7 @@ def onboarding_fold(
                 predicted.append(scores[row, visitor.target])
                 actual.append(visitor.target_stars)
             rows = slice(first, first + len(batch))
-            ranking.add(scores, exclude[rows], relevant[rows])
+            ranking.add(scores, exclude[rows], relevant[rows], banned)
         values["rank_s"] = time.perf_counter() - start
         values["fold_in_ms"] = 1000 * fold_in_s / max(len(visitors_ranked), 1)
         if predicted:
@@ -314,7 +333,7 @@ def onboarding_fold(
             a = np.concatenate(actual)
             values["rmse"] = metrics.rmse(p, a)
             values["mae"] = metrics.mae(p, a)
-        values.update(ranking.summary(info_bits, n_candidates_all))
+        values.update(ranking.summary(info_bits, train.n_items - too_rare.size))
         outcome.metrics[method.name] = values
         _tell(report, method.name, "done")
     return outcome
@@ -323,14 +342,13 @@ def onboarding_fold(
 def _visitor_patterns(
     visitors: Sequence[_Visitor], too_rare: np.ndarray, n_items: int, threshold: float
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """``(exclude, relevant)`` CSR ``(len(visitors), n_items)``: revealed (+ too rare) movies
-    may not be recommended; other ratings >= threshold are hits (unless excluded)."""
+    """``(exclude, relevant)`` CSR ``(len(visitors), n_items)``: revealed movies may not be
+    recommended; other ratings >= threshold are hits unless revealed or ``too_rare``."""
     ex_rows, ex_cols, rel_rows, rel_cols = [], [], [], []
     for row, v in enumerate(visitors):
-        banned = np.union1d(v.revealed, too_rare)
-        ex_rows.append(np.full(banned.size, row))
-        ex_cols.append(banned)
-        liked = np.setdiff1d(v.target[v.target_stars >= threshold], banned)
+        ex_rows.append(np.full(v.revealed.size, row))
+        ex_cols.append(v.revealed)
+        liked = np.setdiff1d(v.target[v.target_stars >= threshold], too_rare)
         rel_rows.append(np.full(liked.size, row))
         rel_cols.append(liked)
     shape = (len(visitors), n_items)

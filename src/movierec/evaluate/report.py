@@ -299,8 +299,9 @@ def write_plots(result: EvaluationResult, out: Path) -> list[Path]:
     ks = list(result.k_values)
     ranked = [n for n in names if not math.isnan(result.mean(n, f"recall@{ks[0]}"))]
     if ranked:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for n in ranked:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        palette = plt.get_cmap("tab20").colors
+        for i, n in enumerate(ranked):
             means = [result.mean(n, f"recall@{k}") for k in ks]
             stds = [result.std(n, f"recall@{k}") for k in ks]
             kind = next(m["kind"] for m in result.methods if m["name"] == n)
@@ -308,7 +309,8 @@ def write_plots(result: EvaluationResult, out: Path) -> list[Path]:
                 ks,
                 means,
                 yerr=stds,
-                marker="o",
+                marker="osD^v<>ph*"[i % 10],
+                color=palette[(2 * i) % 20 + (i // 10) % 2],
                 capsize=3,
                 label=n,
                 linestyle="-" if kind == "ours" else "--",
@@ -317,7 +319,7 @@ def write_plots(result: EvaluationResult, out: Path) -> list[Path]:
         ax.set_ylabel("recall@k")
         ax.set_xticks(ks)
         ax.set_title(f"recall@k, {result.dataset} {result.split} ({result.protocol})")
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
         save(fig, "recall_at_k.png")
 
     # fit time vs RMSE

@@ -23,6 +23,8 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from movierec.data import load_dataset, official_folds
+from movierec.data.catalog import Catalog
 from movierec.errors import InvalidInput
 from movierec.evaluate import metrics
 from movierec.evaluate.adapters import Method, OurModel
@@ -127,7 +129,7 @@ class EvaluationResult:
 
 def run_evaluation(
     dataset: str,
-    split: str,
+    split: str | None,
     models: Sequence[str],
     peers: bool = False,
     protocol: str = "rating",
@@ -148,7 +150,8 @@ def run_evaluation(
 
     dataset: ``"ml-100k"`` or ``"ml-latest-small"`` (fetched on first use into ``home``).
     split: see :func:`parse_split`; ``official`` is ml-100k only, and the onboarding
-        protocol needs ``kfold:K`` or ``holdout:F`` (it holds out users).
+        protocol needs ``kfold:K`` or ``holdout:F`` (it holds out users). None: the
+        protocol's default (:func:`default_split`).
     protocol: ``"rating"`` (RMSE/MAE + top-N for trained users) or ``"onboarding"``
         (the web form simulated for held-out users).
     out: a directory to write ``report.md``, ``results.json`` and PNG plots into.
@@ -156,10 +159,12 @@ def run_evaluation(
         names too, e.g. ``{"surprise-svd": {"n_epochs": 5}}``).
     peer_names: which peers ``peers`` adds (default all: Surprise SVD, SVD++, NMF,
         KNNBaseline, and the original app's method).
-    min_ratings: onboarding only; never recommend movies with fewer training ratings.
+    min_ratings: never recommend movies with fewer training ratings (the web app uses 20);
+        0, the default, ranks every training movie.
 
     Bad arguments raise ``InvalidInput`` naming the field, before any fitting.
     """
+    split = default_split(dataset, protocol) if split is None else split
     parsed = _check_args(dataset, split, protocol)
     _check_k(k_values)
     if parsed.kind == "official" and dataset != "ml-100k":
@@ -169,14 +174,13 @@ def run_evaluation(
         )
     # unknown model names, peers without Surprise: fail before loading anything
     _methods(models, peers, protocol, seed, model_params, peer_names, scale=(0.5, 5.0))
-    from movierec.data import load_dataset, official_folds  # data before the heavy imports
-
     data = load_dataset(dataset, home=home, progress=progress)
     official = official_folds(dataset, home=home) if parsed.kind == "official" else None
     return evaluate_frame(
         data.frame,
         split,
         models,
+        catalog=data.catalog,
         peers=peers,
         protocol=protocol,
         out=out,
@@ -196,7 +200,7 @@ def run_evaluation(
 
 def evaluate_frame(
     frame: pd.DataFrame,
-    split: str,
+    split: str | None,
     models: Sequence[str],
     peers: bool = False,
     protocol: str = "rating",
@@ -206,6 +210,7 @@ def evaluate_frame(
     seed: int = 0,
     *,
     dataset_name: str = "custom",
+    catalog: Catalog | None = None,
     official: list[tuple[pd.DataFrame, pd.DataFrame]] | None = None,
     model_params: Mapping[str, Mapping[str, Any]] | None = None,
     peer_names: Sequence[str] | None = None,
@@ -216,15 +221,17 @@ def evaluate_frame(
 ) -> EvaluationResult:
     """:func:`run_evaluation` on a ratings frame (``userId, movieId, rating`` columns).
 
-    ``official`` supplies the folds for the ``official`` split.
+    ``official`` supplies the folds for the ``official`` split; ``catalog`` the movie text
+    for models that use it (``content``, ``blend``).
     """
+    split = default_split(dataset_name, protocol) if split is None else split
     parsed = _check_args(dataset_name, split, protocol)
     k_values = _check_k(k_values)
     missing = [c for c in ("userId", "movieId", "rating") if c not in frame.columns]
     if missing:
         raise InvalidInput(f"ratings frame lacks column(s) {', '.join(missing)}", "frame")
     scale = (float(frame["rating"].min()), float(frame["rating"].max()))
-    methods = _methods(models, peers, protocol, seed, model_params, peer_names, scale)
+    methods = _methods(models, peers, protocol, seed, model_params, peer_names, scale, catalog)
     if protocol == "rating":
         folds = rating_folds(frame, parsed, seed=seed, official=official)
     else:
@@ -250,7 +257,14 @@ def evaluate_frame(
 
             if protocol == "rating":
                 outcome = rating_fold(
-                    methods, train, test, k_values, scale, threshold=threshold, report=report
+                    methods,
+                    train,
+                    test,
+                    k_values,
+                    scale,
+                    threshold=threshold,
+                    min_ratings=min_ratings,
+                    report=report,
                 )
             else:
                 outcome = onboarding_fold(
@@ -285,7 +299,7 @@ def evaluate_frame(
             "scale": list(scale),
             "n_popular": n_popular if protocol == "onboarding" else None,
             "n_shown": n_shown if protocol == "onboarding" else None,
-            "min_ratings": min_ratings if protocol == "onboarding" else None,
+            "min_ratings": min_ratings,
             "python": platform.python_version(),
             "versions": _versions(),
         },
@@ -298,6 +312,11 @@ def evaluate_frame(
 
         write_report(result, Path(out))
     return result
+
+
+def default_split(dataset: str, protocol: str = "rating") -> str:
+    """``official`` for the rating protocol on ml-100k, else ``kfold:5``."""
+    return "official" if dataset == "ml-100k" and protocol == "rating" else "kfold:5"
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -337,13 +356,14 @@ def _methods(
     model_params: Mapping[str, Mapping[str, Any]] | None,
     peer_names: Sequence[str] | None,
     scale: tuple[float, float],
+    catalog: Catalog | None = None,
 ) -> list[Method]:
     """Our models, then the peers (Surprise imported only if one is asked for)."""
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
     params = dict(model_params or {})
     names = list(dict.fromkeys(models))
-    methods: list[Method] = [OurModel(n, seed, params.get(n)) for n in names]
+    methods: list[Method] = [OurModel(n, seed, params.get(n), catalog) for n in names]
     if peers:
         chosen = list(PEERS if peer_names is None else dict.fromkeys(peer_names))
         if protocol == "onboarding":  # Surprise cannot fold in a new user
@@ -381,6 +401,17 @@ def _notes(
         "Mean ± standard deviation over folds (population std, ddof=0, as Surprise's "
         "cross_validate).",
     ]
+    notes.insert(
+        1,
+        "Minimum support filter: "
+        + (
+            "none: every training movie is a candidate"
+            if min_ratings <= 0
+            else f"movies with fewer than {min_ratings} training ratings are never recommended "
+            "nor counted as relevant"
+        )
+        + " (the web app hides movies with fewer than 20 ratings; min_ratings=20 measures that).",
+    )
     if protocol == "rating":
         notes.insert(
             1,
@@ -396,11 +427,6 @@ def _notes(
             "(ours: model.fold_in then model.score) and ranks every training movie except "
             "the revealed ones against the user's other ratings. RMSE/MAE are the folded-in "
             "predictions of those other ratings (cold-start error).",
-        )
-        notes.insert(
-            1,
-            f"Minimum support filter: {'none' if min_ratings <= 0 else min_ratings} "
-            "(the web app hides movies with fewer ratings; off here unless asked).",
         )
         if peers:
             notes.append(
@@ -423,9 +449,9 @@ def _notes(
         )
     if any(m.name.startswith("surprise-") and m.name != "surprise-knnbaseline" for m in methods):
         notes.append(
-            "Surprise SVD/SVD++/NMF: RMSE/MAE from Surprise's own predict(); top-N scores "
-            "computed from its fitted arrays with the formula of its estimate() (checked equal "
-            "in the tests)."
+            "Surprise SVD/SVD++/NMF: fitted by Surprise; its estimate() is evaluated from the "
+            "fitted arrays in matrix products for the test pairs (clipped to the scale as its "
+            "predict() does) and for top-N (checked equal to Surprise's predict in the tests)."
         )
     return notes
 
