@@ -55,7 +55,8 @@ def test_original_app_method(train):
     np.testing.assert_allclose(predicted, scores[:, :3].ravel())
     # a visitor is folded in by transform(); rating like user 0 scores like user 0
     items, stars = train.user_row(0)
-    visitor = peer.score_visitor(items, stars)
+    visitor, visitor_stars = peer.score_visitor(items, stars)
+    np.testing.assert_array_equal(visitor, visitor_stars)
     assert np.corrcoef(visitor, scores[0])[0, 1] > 0.9
     # unknown movie -> training mean; unknown user -> the all-blank row's transform
     assert peer.predict(np.array([1]), np.array([10**9]))[0] == pytest.approx(train.global_mean)

@@ -139,7 +139,7 @@ class Echo(Method):
     def score_visitor(self, items, stars):
         out = np.zeros(self.n_items)
         out[items] = 10.0
-        return out
+        return out, np.full(self.n_items, 3.0)
 
 
 def test_onboarding_runs_a_method_that_only_echoes(small_frame):
@@ -150,3 +150,17 @@ def test_onboarding_runs_a_method_that_only_echoes(small_frame):
     assert got["ties@5"] == 1.0
     assert 0.0 <= got["hit_rate@5"] <= 1.0
     assert outcome.info["users_ranked"] > 0
+
+
+def test_our_models_rank_by_rank_and_predict_stars_by_score(small_frame):
+    from movierec.evaluate.adapters import OurModel
+
+    method = OurModel("popular")
+    method.fit(Ratings.from_frame(small_frame))
+    model = method.model
+    model.rank = lambda state: -model.score(state)  # a model whose top-N order differs
+    user_row = method.score_users(np.array([0]))[0]
+    state = model.user_state(int(method.train.user_ids[0]))
+    np.testing.assert_array_equal(user_row, -model.score(state))
+    ranking, stars = method.score_visitor(np.array([0, 1]), np.array([4.0, 5.0]))
+    np.testing.assert_array_equal(ranking, -stars)

@@ -5,8 +5,9 @@ A :class:`Method` is fitted on a fold's training :class:`Ratings`, then asked fo
 - ``predict(user_ids, movie_ids)``: stars for raw-id pairs (rating metrics);
 - ``score_users(users)``: a ``(len(users), n_items)`` score matrix for training users
   (row indices of the training ``Ratings``, columns in its item order) to rank from;
-- ``score_visitor(items, stars)``: a ``(n_items,)`` score row for someone who was not in
-  training and rated ``items`` (column indices), for the onboarding protocol.
+- ``score_visitor(items, stars)``: ``(ranking, stars)``, two ``(n_items,)`` rows for
+  someone who was not in training and rated ``items`` (column indices): what to rank by
+  and the predicted stars, for the onboarding protocol.
 
 The metric code never looks behind this interface, so our models and the peers are
 measured by the same lines.
@@ -63,8 +64,9 @@ class Method(ABC):
     def score_users(self, users: np.ndarray) -> np.ndarray:
         """``(len(users), n_items)`` scores for training users (higher = recommend first)."""
 
-    def score_visitor(self, items: np.ndarray, stars: np.ndarray) -> np.ndarray:
-        """``(n_items,)`` scores for a new user who rated ``items`` with ``stars``."""
+    def score_visitor(self, items: np.ndarray, stars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(ranking, predicted stars)``, each ``(n_items,)``, for a new user who rated
+        ``items`` with ``stars``."""
         raise NotImplementedError(f"{self.name} cannot fold in a new user")
 
     def describe(self) -> dict[str, Any]:
@@ -77,8 +79,11 @@ class OurModel(Method):
     Models that take movie text (``with_catalog``, e.g. ``content``, ``blend``) get the
     data set's catalogue: titles, genres and tags, not ratings, so nothing leaks from test.
 
-    Ranks training users with ``model.rank(model.user_state(user_id))`` and visitors with
-    ``model.rank(model.fold_in(movie_ids, stars))``: the recommend service's code path.
+    Ranks training users by ``model.rank(model.user_state(user_id))`` and visitors by
+    ``model.rank(model.fold_in(movie_ids, stars))``: the recommend service's code path
+    (``rank`` defaults to the predicted stars, ``score``; a model tuned for top-N may rank
+    by something else). Rating metrics use ``model.predict``; the onboarding protocol's
+    cold-start RMSE uses ``model.score`` of the folded-in state.
     """
 
     kind = "ours"
@@ -120,10 +125,10 @@ class OurModel(Method):
             out[row] = self._align(model.rank(model.user_state(int(user_ids[user]))))
         return out
 
-    def score_visitor(self, items: np.ndarray, stars: np.ndarray) -> np.ndarray:
+    def score_visitor(self, items: np.ndarray, stars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         assert self.model is not None and self.train is not None
         state = self.model.fold_in(self.train.movie_ids[items], stars)
-        return self._align(self.model.rank(state))
+        return self._align(self.model.rank(state)), self._align(self.model.score(state))
 
     def describe(self) -> dict[str, Any]:
         """Name, kind, the model's effective parameters (defaults filled in) and notes."""

@@ -394,12 +394,13 @@ class OriginalNMF(Method):
     def score_users(self, users: np.ndarray) -> np.ndarray:
         return self.user_weights[np.asarray(users, dtype=np.int64)] @ self.nmf.components_
 
-    def score_visitor(self, items: np.ndarray, stars: np.ndarray) -> np.ndarray:
+    def score_visitor(self, items: np.ndarray, stars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         row = np.full((1, self.n_items), float(self.params["fill"]))
         row[0, items] = stars
         with _quiet():
             weights = self.nmf.transform(row)
-        return (weights @ self.nmf.components_)[0]
+        scores = (weights @ self.nmf.components_)[0]
+        return scores, scores
 
 
 @contextmanager

@@ -320,9 +320,10 @@ def onboarding_fold(
             scores = np.empty((len(batch), train.n_items), dtype=np.float64)
             for row, visitor in enumerate(batch):
                 t0 = time.perf_counter()
-                scores[row] = method.score_visitor(visitor.revealed, visitor.revealed_stars)
+                ranking_row, stars = method.score_visitor(visitor.revealed, visitor.revealed_stars)
                 fold_in_s += time.perf_counter() - t0
-                predicted.append(scores[row, visitor.target])
+                scores[row] = ranking_row
+                predicted.append(stars[visitor.target])
                 actual.append(visitor.target_stars)
             rows = slice(first, first + len(batch))
             ranking.add(scores, exclude[rows], relevant[rows], banned)

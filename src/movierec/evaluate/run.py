@@ -416,7 +416,8 @@ def _notes(
         notes.insert(
             1,
             "Top-N candidates: every training movie the user did not rate in training; each "
-            "method ranks with its trained user state (ours: model.score(model.user_state(u))).",
+            "method ranks with its trained user state (ours: model.rank(model.user_state(u)), "
+            "what the recommend service ranks by; it defaults to the predicted stars).",
         )
     else:
         notes.insert(
@@ -424,9 +425,10 @@ def _notes(
             f"Onboarding: the form shows {n_shown} movies drawn at random (seeded) from the "
             f"{n_popular} most-rated training movies; a held-out user reveals their ratings "
             "of the shown movies they rated. Each method folds those in "
-            "(ours: model.fold_in then model.score) and ranks every training movie except "
-            "the revealed ones against the user's other ratings. RMSE/MAE are the folded-in "
-            "predictions of those other ratings (cold-start error).",
+            "(ours: model.fold_in, then model.rank as the recommend service does) and ranks "
+            "every training movie except the revealed ones against the user's other ratings. "
+            "RMSE/MAE are the folded-in stars (model.score) of those other ratings "
+            "(cold-start error).",
         )
         if peers:
             notes.append(
