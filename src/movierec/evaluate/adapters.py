@@ -82,8 +82,10 @@ class OurModel(Method):
     Ranks training users by ``model.rank(model.user_state(user_id))`` and visitors by
     ``model.rank(model.fold_in(movie_ids, stars))``: the recommend service's code path
     (``rank`` defaults to the predicted stars, ``score``; a model tuned for top-N may rank
-    by something else). Rating metrics use ``model.predict``; the onboarding protocol's
-    cold-start RMSE uses ``model.score`` of the folded-in state.
+    by something else). A model may offer ``rank_users(user_ids) -> (n, n_items)``, the
+    same for many training users at once; the harness then uses it. Rating metrics use
+    ``model.predict``; the onboarding protocol's cold-start RMSE uses ``model.score`` of
+    the folded-in state.
     """
 
     kind = "ours"
@@ -120,6 +122,9 @@ class OurModel(Method):
     def score_users(self, users: np.ndarray) -> np.ndarray:
         assert self.model is not None and self.train is not None
         model, user_ids = self.model, self.train.user_ids
+        batched = getattr(model, "rank_users", None)
+        if batched is not None:  # optional: a model that ranks many users at once
+            return self._align(np.asarray(batched(user_ids[users]), dtype=np.float32))
         out = np.empty((len(users), self.n_items), dtype=np.float32)
         for row, user in enumerate(users):
             out[row] = self._align(model.rank(model.user_state(int(user_ids[user]))))
@@ -138,7 +143,8 @@ class OurModel(Method):
         return out
 
     def _align(self, scores: np.ndarray) -> np.ndarray:
+        """Scores in the model's column order -> ours (last axis); unknown movies -inf."""
         if self._columns is None:
             return scores
-        out = np.where(self._columns >= 0, scores[self._columns], -np.inf)
+        out = np.where(self._columns >= 0, scores[..., self._columns], -np.inf)
         return out.astype(np.float32)
