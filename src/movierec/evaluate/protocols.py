@@ -303,7 +303,8 @@ def onboarding_fold(
     )
     lo, hi = scale
     for method in methods:
-        if not method.can_fold_in:
+        if not method.can_fold_in:  # (run_evaluation leaves such methods out)
+            _tell(report, method.name, "done")
             continue
         values: dict[str, float] = {}
         _tell(report, method.name, "fit")
