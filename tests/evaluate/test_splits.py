@@ -134,3 +134,10 @@ def test_default_split_depends_on_data_set_and_protocol():
     assert default_split("ml-100k") == "official"
     assert default_split("ml-100k", "onboarding") == "kfold:5"
     assert default_split("ml-latest-small") == "kfold:5"
+
+
+def test_split_descriptions():
+    assert "u1-u5" in parse_split("official").describe()
+    assert "ratings" in parse_split("kfold:5").describe()
+    assert "users" in parse_split("kfold:5").describe(users=True)
+    assert "20% of users" in parse_split("holdout:0.2").describe(users=True)

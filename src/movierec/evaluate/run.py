@@ -294,7 +294,7 @@ def evaluate_frame(
         folds=[o.metrics for o in outcomes],
         fold_info=[o.info for o in outcomes],
         settings={
-            "split": parsed.describe(),
+            "split": parsed.describe(users=protocol == "onboarding"),
             "relevant_stars": threshold,
             "scale": list(scale),
             "n_popular": n_popular if protocol == "onboarding" else None,

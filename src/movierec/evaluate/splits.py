@@ -53,8 +53,12 @@ class Split:
             return f"holdout:{self.fraction:g}" + ("" if self.per_user else ":random")
         return self.kind
 
-    def describe(self) -> str:
-        """One sentence for reports."""
+    def describe(self, users: bool = False) -> str:
+        """One sentence for reports; ``users`` for the user folds of the onboarding protocol."""
+        if users:
+            if self.kind == "kfold":
+                return f"users in {self.n_folds} groups, each held out once (seeded)"
+            return f"{self.fraction:.0%} of users held out (seeded)"
         if self.kind == "official":
             return "ml-100k's official folds u1-u5 (80,000 train / 20,000 test ratings each)"
         if self.kind == "kfold":
