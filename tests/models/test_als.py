@@ -97,7 +97,9 @@ def test_save_load_round_trip(fitted: ALS, small_split, tmp_path) -> None:
     )
 
 
-@pytest.mark.parametrize("param, value", [("reg", -0.1), ("n_factors", 0), ("n_epochs", 1.5)])
+@pytest.mark.parametrize(
+    "param, value", [("reg", -0.1), ("reg", 0.0), ("n_factors", 0), ("n_epochs", 1.5)]
+)
 def test_bad_parameters_are_named(param: str, value: float) -> None:
     with pytest.raises(InvalidInput, match=param) as caught:
         ALS(**{param: value})

@@ -117,6 +117,7 @@ def test_too_few_ratings_give_equal_weights() -> None:
         ({"members": ["blend"]}, "members"),
         ({"members": ["no_such_model"]}, "model"),
         ({"members": ["als"], "member_params": {"svd": {}}}, "member_params"),
+        ({"members": ["als"], "member_params": {"als": 3}}, "member_params"),
         ({"members": ["als"], "member_params": {"als": {"bogus": 1}}}, "bogus"),
         ({"validation_fraction": 1.0}, "validation_fraction"),
     ],

@@ -17,12 +17,44 @@ from typing import Any, ClassVar
 
 import numpy as np
 from numba import njit, prange
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from movierec.data.ratings import Ratings
 from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
 from movierec.models.foldin import RatedItems, check_param, ridge_with_bias
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def cholesky_solve(gram: np.ndarray, rhs: np.ndarray) -> None:
+    """Solve ``gram x = rhs`` for symmetric positive definite ``gram``, in place.
+
+    Only the lower triangle of ``gram`` ``(m, m)`` float64 is read; it is overwritten
+    by its Cholesky factor, and ``rhs`` ``(m,)`` by the solution. Plain loops: for the
+    small systems here this beats a LAPACK call per row, and keeps BLAS threads out of
+    the parallel loop.
+    """
+    m = gram.shape[0]
+    for j in range(m):
+        diag = gram[j, j]
+        for p in range(j):
+            diag -= gram[j, p] * gram[j, p]
+        diag = np.sqrt(diag)
+        gram[j, j] = diag
+        for i in range(j + 1, m):
+            value = gram[i, j]
+            for p in range(j):
+                value -= gram[i, p] * gram[j, p]
+            gram[i, j] = value / diag
+    for a in range(m):  # L y = rhs
+        value = rhs[a]
+        for b in range(a):
+            value -= gram[a, b] * rhs[b]
+        rhs[a] = value / gram[a, a]
+    for a in range(m - 1, -1, -1):  # L^T x = y
+        value = rhs[a]
+        for b in range(a + 1, m):
+            value -= gram[b, a] * rhs[b]
+        rhs[a] = value / gram[a, a]
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -41,7 +73,9 @@ def solve_side(
     """One ALS half-step: ridge-solve every row against the fixed other side.
 
     Row ``r`` with ratings ``(j, s)`` gets ``(x_r, c_r)`` minimising
-    ``sum (s - mu - d_j - y_j . x_r - c_r)^2 + n_r reg |x_r|^2 + reg_bias c_r^2``.
+    ``sum (s - mu - d_j - y_j . x_r - c_r)^2 + n_r reg |x_r|^2 + reg_bias c_r^2``
+    (normal equations on the design ``[y_j, 1]``, solved by Cholesky; ``reg > 0``
+    makes them positive definite).
 
     indptr / indices / stars: CSR of the side being solved (``(n_rows + 1,)`` int64,
         ``(nnz,)`` int32 column indices, ``(nnz,)`` float32 stars).
@@ -51,6 +85,7 @@ def solve_side(
     """
     n_rows = indptr.shape[0] - 1
     k = other_factors.shape[1]
+    m = k + 1
     for row in prange(n_rows):
         start = indptr[row]
         n = indptr[row + 1] - start
@@ -58,21 +93,25 @@ def solve_side(
             factors_out[row, :] = 0.0
             bias_out[row] = 0.0
             continue
-        design = np.empty((n, k + 1))
-        target = np.empty(n)
+        gram = np.zeros((m, m))  # lower triangle of [Y 1]^T [Y 1]
+        rhs = np.zeros(m)
+        design_row = np.empty(m)
+        design_row[k] = 1.0
         for t in range(n):
             j = indices[start + t]
-            design[t, :k] = other_factors[j]
-            design[t, k] = 1.0
-            target[t] = stars[start + t] - global_mean - other_bias[j]
-        gram = design.T @ design
-        rhs = design.T @ target
+            design_row[:k] = other_factors[j]
+            residual = stars[start + t] - global_mean - other_bias[j]
+            for a in range(m):
+                value = design_row[a]
+                rhs[a] += value * residual
+                for b in range(a + 1):
+                    gram[a, b] += value * design_row[b]
         for f in range(k):
             gram[f, f] += n * reg
         gram[k, k] += reg_bias
-        solution = np.linalg.solve(gram, rhs)
-        factors_out[row] = solution[:k]
-        bias_out[row] = solution[k]
+        cholesky_solve(gram, rhs)
+        factors_out[row] = rhs[:k]
+        bias_out[row] = rhs[k]
 
 
 class ALS(Recommender):
@@ -82,7 +121,7 @@ class ALS(Recommender):
 
     - ``n_factors``: latent dimensions ``k``.
     - ``n_epochs``: alternations (items then users).
-    - ``reg``: factor penalty per rating (``n * reg`` for a row with ``n`` ratings).
+    - ``reg``: factor penalty per rating (``n * reg`` for a row with ``n`` ratings), > 0.
     - ``reg_bias``: bias penalty, in pseudo-ratings.
     - ``init_std``: user factors start as ``normal(0, init_std)``.
 
@@ -91,7 +130,7 @@ class ALS(Recommender):
 
     name: ClassVar[str] = "als"
     defaults: ClassVar[dict[str, Any]] = {
-        "n_factors": 100,
+        "n_factors": 50,
         "n_epochs": 15,
         "reg": 0.15,
         "reg_bias": 2.0,
@@ -102,7 +141,8 @@ class ALS(Recommender):
         super().__init__(seed=seed, **params)
         check_param(self.params, "n_factors", integer=True, positive=True)
         check_param(self.params, "n_epochs", integer=True)
-        for name in ("reg", "reg_bias", "init_std"):
+        check_param(self.params, "reg", positive=True)  # keeps every solve well posed
+        for name in ("reg_bias", "init_std"):
             check_param(self.params, name)
         self.user_factors = np.zeros((0, 0), dtype=np.float32)  # (n_users, k)
         self.item_factors = np.zeros((0, 0), dtype=np.float32)  # (n_items, k)
@@ -125,13 +165,11 @@ class ALS(Recommender):
         item_bias = np.zeros(ratings.n_items)
         mu = self.global_mean
         epochs = range(int(self.params["n_epochs"]))
-        # rows are already solved in parallel: one BLAS thread each avoids oversubscription
-        with threadpool_limits(1):
-            for _ in tqdm(epochs, desc="als", unit="epoch", disable=not progress):
-                solve_side(*item_csr, mu, user_factors, user_bias, reg, reg_bias,
-                           item_factors, item_bias)  # fmt: skip
-                solve_side(*user_csr, mu, item_factors, item_bias, reg, reg_bias,
-                           user_factors, user_bias)  # fmt: skip
+        for _ in tqdm(epochs, desc="als", unit="epoch", disable=not progress):
+            solve_side(*item_csr, mu, user_factors, user_bias, reg, reg_bias,
+                       item_factors, item_bias)  # fmt: skip
+            solve_side(*user_csr, mu, item_factors, item_bias, reg, reg_bias,
+                       user_factors, user_bias)  # fmt: skip
         self.user_factors = user_factors.astype(np.float32)
         self.item_factors = item_factors.astype(np.float32)
         self.user_bias = user_bias.astype(np.float32)

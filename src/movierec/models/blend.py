@@ -53,7 +53,7 @@ class Blend(Recommender):
 
     name: ClassVar[str] = "blend"
     defaults: ClassVar[dict[str, Any]] = {
-        "members": ["svdpp", "svd", "als", "itemknn"],
+        "members": ["svdpp", "itemknn"],
         "member_params": {},
         "validation_fraction": 0.1,
     }
@@ -73,7 +73,15 @@ class Blend(Recommender):
             if name == self.name:
                 raise InvalidInput("a blend cannot be its own member", field="members")
             model_class(name)  # unknown name -> InvalidInput naming it
-        extra = sorted(set(self.params["member_params"]) - set(members))
+        overrides = self.params["member_params"]
+        if not isinstance(overrides, dict) or not all(
+            isinstance(v, dict) for v in overrides.values()
+        ):
+            raise InvalidInput(
+                "member_params must map member names to {param: value} dicts",
+                field="member_params",
+            )
+        extra = sorted(set(overrides) - set(members))
         if extra:
             raise InvalidInput(
                 f"member_params names model(s) not among members: {', '.join(extra)}",

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from movierec.data.catalog import Catalog
@@ -50,6 +51,27 @@ def movie_tokens(catalog: Catalog, movie_ids: np.ndarray) -> list[list[str]]:
         tokens += ["tag:" + t.strip().lower() for t in catalog.tags.get(int(movie_id), [])]
         documents.append(sorted(set(tokens)))
     return documents
+
+
+@njit(cache=True, nogil=True)
+def sparse_row_dots(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    dense: np.ndarray,
+    rows: np.ndarray,
+    items: np.ndarray,
+) -> np.ndarray:
+    """``(n,)`` float64: row ``items[t]`` of a CSR matrix dotted with ``dense[rows[t]]``."""
+    out = np.zeros(items.shape[0])
+    for t in range(items.shape[0]):
+        item = items[t]
+        row = rows[t]
+        total = 0.0
+        for p in range(indptr[item], indptr[item + 1]):
+            total += data[p] * dense[row, indices[p]]
+        out[t] = total
+    return out
 
 
 def _identity(tokens: list[str]) -> list[str]:
@@ -165,7 +187,7 @@ class ContentModel(Recommender):
         sums = (weighted @ self.item_text).toarray()  # (n_users, vocab) sum w_j x_j
         own = np.asarray(self.item_text.multiply(self.item_text).sum(axis=1)).ravel()
         counts = np.bincount(users, minlength=ratings.n_users)
-        feature = self._row_dots(sums[users], items) - weights * own[items]
+        feature = self._row_dots(sums, users, items) - weights * own[items]
         feature /= counts[users] - 1 + float(self.params["profile_reg"])
         denom = float(feature @ feature)
         return float(feature @ weights / denom) if denom > 0 else 0.0
@@ -176,10 +198,25 @@ class ContentModel(Recommender):
             np.float64
         )
 
-    def _row_dots(self, dense: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """``(n,)`` ``x_{items[t]} . dense[t]``."""
-        rows = self.item_text[items]
-        return np.asarray(rows.multiply(dense).sum(axis=1)).ravel()
+    def _row_dots(self, dense: np.ndarray, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """``(n,)`` float64 ``x_{items[t]} . dense[rows[t]]``."""
+        text = self.item_text
+        return sparse_row_dots(
+            text.indptr.astype(np.int64), text.indices, text.data,
+            np.ascontiguousarray(dense, dtype=np.float64),
+            rows.astype(np.int64), items.astype(np.int64),
+        )  # fmt: skip
+
+    def _training_profiles(self, users: np.ndarray) -> np.ndarray:
+        """``(len(users), vocab)`` float64 profiles of training users."""
+        rated = self.rated  # type: ignore[union-attr]
+        n_users = rated.indptr.size - 1
+        owners = np.repeat(np.arange(n_users), np.diff(rated.indptr))
+        weights = self._weights(owners, rated.items, rated.stars.astype(np.float64))
+        weighted = sp.csr_matrix((weights, rated.items, rated.indptr), (n_users, self.n_items))
+        counts = np.diff(rated.indptr)[users]
+        sums = (weighted[users] @ self.item_text).toarray()
+        return sums / (counts + float(self.params["profile_reg"]))[:, None]
 
     def _profile(self, items: np.ndarray, residual: np.ndarray) -> np.ndarray:
         """``(vocab,)`` float32 ``sum r_j x_j / (n + profile_reg)``."""
@@ -195,8 +232,8 @@ class ContentModel(Recommender):
         if both.size == 0 or self.item_text.shape[1] == 0:
             return est
         distinct, inverse = np.unique(users[both], return_inverse=True)
-        profiles = np.stack([self._user_state(int(u)).factors for u in distinct])
-        est[both] += self.scale * self._row_dots(profiles[inverse], items[both])
+        profiles = self._training_profiles(distinct)
+        est[both] += self.scale * self._row_dots(profiles, inverse, items[both])
         return est
 
     def _state(self, items: np.ndarray, stars: np.ndarray, bias: float) -> UserState:

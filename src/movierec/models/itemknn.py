@@ -25,14 +25,10 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
-from tqdm.auto import tqdm
 
 from movierec.data.ratings import Ratings
 from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
 from movierec.models.foldin import RatedItems, check_param
-
-#: similarity rows computed at once: block x n_items float64 scratch arrays
-_BLOCK_CELLS = 4_000_000
 
 
 # -- baselines ---------------------------------------------------------------------------
@@ -72,7 +68,6 @@ def pearson_baseline_neighbours(
     shrinkage: float,
     min_support: int,
     max_neighbors: int,
-    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each item's most similar items by shrunk Pearson-baseline similarity.
 
@@ -81,42 +76,93 @@ def pearson_baseline_neighbours(
     Returns CSR parts ``(indptr (n_items + 1,) int64, items int32, sims float32)``:
     row ``i`` lists up to ``max_neighbors`` items ``j != i`` with ``s_ij > 0``,
     highest similarity first (ties: lower index first).
+
+    Work is ``sum_u n_u^2`` (every pair of ratings of each user), never ``n_items^2``.
     """
-    by_item = sp.csc_matrix(residuals, dtype=np.float64)
-    rated = by_item.copy()
-    rated.data[:] = 1.0
-    squared = by_item.multiply(by_item).tocsc()
-    n_items = by_item.shape[1]
-    block = max(1, _BLOCK_CELLS // max(n_items, 1))
-    keep = min(max_neighbors, max(n_items - 1, 0))
-    rows_items, rows_sims = [], []
-    starts = range(0, n_items, block)
-    for start in tqdm(starts, desc="itemknn", unit="block", disable=not progress):
-        stop = min(start + block, n_items)
-        prods = (by_item[:, start:stop].T @ by_item).toarray()
-        support = (rated[:, start:stop].T @ rated).toarray()
-        sq_here = (squared[:, start:stop].T @ rated).toarray()  # sum e_ui^2 over common u
-        sq_there = (rated[:, start:stop].T @ squared).toarray()  # sum e_uj^2 over common u
-        denom = np.sqrt(sq_here * sq_there)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sims = np.where(denom > 0, prods / denom, 0.0)
-            sims *= (support - 1) / (support - 1 + shrinkage)
-        sims[support < max(min_support, 1)] = 0.0
-        sims[np.arange(stop - start), np.arange(start, stop)] = 0.0  # not its own neighbour
-        for row in sims:
-            if keep < row.size:
-                top = np.argpartition(-row, keep - 1)[:keep] if keep else np.zeros(0, int)
-            else:
-                top = np.arange(row.size)
-            top = top[row[top] > 0]
-            top = top[np.lexsort((top, -row[top]))]
-            rows_items.append(top.astype(np.int32))
-            rows_sims.append(row[top].astype(np.float32))
+    by_user = sp.csr_matrix(residuals, dtype=np.float64)
+    by_user.sort_indices()
+    by_item = by_user.tocsc()
+    by_item.sort_indices()
+    n_items = by_user.shape[1]
+    keep = min(int(max_neighbors), max(n_items - 1, 0))
+    counts, items, sims = _neighbour_table(
+        by_user.indptr.astype(np.int64), by_user.indices.astype(np.int32), by_user.data,
+        by_item.indptr.astype(np.int64), by_item.indices.astype(np.int32), by_item.data,
+        float(shrinkage), max(int(min_support), 1), keep,
+    )  # fmt: skip
     indptr = np.zeros(n_items + 1, dtype=np.int64)
-    indptr[1:] = np.cumsum([r.size for r in rows_items])
-    items = np.concatenate(rows_items) if rows_items else np.zeros(0, np.int32)
-    sims = np.concatenate(rows_sims) if rows_sims else np.zeros(0, np.float32)
-    return indptr, items, sims
+    indptr[1:] = np.cumsum(counts)
+    have = np.arange(keep)[None, :] < counts[:, None]
+    return indptr, items[have], sims[have]
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _neighbour_table(
+    user_indptr: np.ndarray,
+    user_items: np.ndarray,
+    user_residuals: np.ndarray,
+    item_indptr: np.ndarray,
+    item_users: np.ndarray,
+    item_residuals: np.ndarray,
+    shrinkage: float,
+    min_support: int,
+    keep: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(counts (n_items,), items (n_items, keep) int32, sims (n_items, keep) float32)``:
+    row ``i`` holds its ``counts[i]`` best neighbours first. Both CSR/CSC inputs hold the
+    residuals, indices sorted. For each item, walk its raters' other ratings and
+    accumulate the co-rating sums in dense scratch arrays (Surprise's loop, per item).
+    """
+    n_items = item_indptr.shape[0] - 1
+    counts = np.zeros(n_items, dtype=np.int64)
+    table_items = np.zeros((n_items, keep), dtype=np.int32)
+    table_sims = np.zeros((n_items, keep), dtype=np.float32)
+    n_chunks = min(n_items, 256)
+    for chunk in prange(n_chunks):
+        freq = np.zeros(n_items, dtype=np.int64)
+        prods = np.zeros(n_items)
+        sq_here = np.zeros(n_items)
+        sq_there = np.zeros(n_items)
+        touched = np.empty(n_items, dtype=np.int64)
+        for i in range(chunk, n_items, n_chunks):
+            n_touched = 0
+            for p in range(item_indptr[i], item_indptr[i + 1]):
+                u = item_users[p]
+                e_i = item_residuals[p]
+                for q in range(user_indptr[u], user_indptr[u + 1]):
+                    j = user_items[q]
+                    if j == i:
+                        continue
+                    e_j = user_residuals[q]
+                    if freq[j] == 0:
+                        touched[n_touched] = j
+                        n_touched += 1
+                    freq[j] += 1
+                    prods[j] += e_i * e_j
+                    sq_here[j] += e_i * e_i
+                    sq_there[j] += e_j * e_j
+            candidates = np.sort(touched[:n_touched])  # ascending: ties keep lower index
+            sims = np.zeros(n_touched)
+            for t in range(n_touched):
+                j = candidates[t]
+                support = freq[j]
+                denom = np.sqrt(sq_here[j] * sq_there[j])
+                if support >= min_support and denom > 0.0:
+                    sims[t] = prods[j] / denom * (support - 1) / (support - 1 + shrinkage)
+                freq[j] = 0
+                prods[j] = 0.0
+                sq_here[j] = 0.0
+                sq_there[j] = 0.0
+            order = np.argsort(-sims, kind="mergesort")
+            n_kept = 0
+            for t in order[:keep]:
+                if sims[t] <= 0.0:
+                    break
+                table_items[i, n_kept] = candidates[t]
+                table_sims[i, n_kept] = sims[t]
+                n_kept += 1
+            counts[i] = n_kept
+    return counts, table_items, table_sims
 
 
 # -- prediction --------------------------------------------------------------------------
@@ -222,7 +268,6 @@ class ItemKNN(Recommender):
             shrinkage=float(self.params["shrinkage"]),
             min_support=int(self.params["min_support"]),
             max_neighbors=int(self.params["max_neighbors"]),
-            progress=progress,
         )
         self.user_bias = user_bias.astype(np.float32)
         self.item_bias = item_bias.astype(np.float32)
