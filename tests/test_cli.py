@@ -60,3 +60,12 @@ def test_bad_arguments_are_one_line_errors(home, args, named):
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0], result.stderr
+
+
+def test_content_model_is_trained_with_the_catalogue(home, capsys):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # fitting without movie text warns
+        assert main(["train", "--model", "content"]) == 0
+    assert (home / "models" / "ml-latest-small-content.npz").exists()
