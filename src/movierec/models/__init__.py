@@ -21,6 +21,7 @@ REGISTRY: dict[str, str] = {
     "itemknn": "itemknn:ItemKNN",
     "content": "content:ContentModel",
     "blend": "blend:Blend",
+    "ease": "ease:EASE",
 }
 
 
