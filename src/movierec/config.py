@@ -19,7 +19,7 @@ from pathlib import Path
 from platformdirs import user_data_dir
 
 DEFAULT_DATASET = "ml-latest-small"
-DEFAULT_MODEL = "svd"
+DEFAULT_MODEL = "ease"  # best on the onboarding protocol (README, "Measured")
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ def live_server(session_home: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from waitress.server import create_server
 
     home = prepare_home(tmp_path_factory.mktemp("browser-home"), session_home, params={
-        "svd": {"n_epochs": 8, "n_factors": 30, "seed": 1},
+        "ease": {"seed": 1},
     })  # fmt: skip
     app = create_app(
         {
@@ -59,7 +59,7 @@ def live_server(session_home: Path, tmp_path_factory: pytest.TempPathFactory) ->
             "SECRET_KEY": "browser-test",
             "MOVIEREC_HOME": str(home),
             "DATASET": "ml-latest-small",
-            "MOVIEREC_MODEL": "svd",
+            "MOVIEREC_MODEL": "ease",  # the app's default model
             "DATABASE_URL": f"sqlite:///{home / 'browser.db'}",
             "TMDB_API_KEY": "",
             "TMDB_READ_TOKEN": "",

@@ -26,8 +26,9 @@ from movierec.tmdb import TmdbClient, TmdbService
 
 ONBOARDING_POOL = 50  # the most-rated movies the onboarding cards are drawn from
 ONBOARDING_CARDS = 15
-MODEL_CHOICES = ("svd", "nmf", "popular")
+MODEL_CHOICES = ("ease", "svd", "nmf", "popular")
 MODEL_LABELS = {
+    "ease": "EASE ranking + SVD stars",
     "svd": "SVD (matrix factorisation)",
     "nmf": "NMF (non-negative factors)",
     "popular": "Popular and well rated",
