@@ -92,3 +92,13 @@ def test_bad_input_is_a_value_error_naming_the_value(service, ratings, year, n, 
 
 def test_string_movie_ids_from_json_are_accepted(service):
     assert service.recommend({"260": 5, "1": "4.5"}, n=3).items
+
+
+def test_ranking_uses_unclipped_estimates(svd):
+    """Stars shown are clipped to 0.5-5; the order is not decided by ties at 5 stars."""
+    import numpy as np
+
+    state = svd.fold_in(list(LIKES), list(LIKES.values()))
+    rank, stars = svd.rank(state), svd.score(state)
+    np.testing.assert_allclose(stars, np.clip(rank, 0.5, 5.0), rtol=1e-6)
+    assert stars.min() >= 0.5 and stars.max() <= 5.0

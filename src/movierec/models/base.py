@@ -137,16 +137,19 @@ class Recommender(ABC):
         return self._user_state(self._user_index[int(user_id)])
 
     def score(self, state: UserState) -> np.ndarray:
-        """``(n_items,)`` float32 predicted stars for every movie (model's column order)."""
+        """``(n_items,)`` float32 predicted stars for every movie (model's column order),
+        clipped to 0.5-5."""
         self._check_fitted()
-        return np.asarray(self._score(state), dtype=np.float32)
+        scores = np.asarray(self._score(state), dtype=np.float32)
+        return np.clip(scores, STAR_MIN, STAR_MAX, out=scores.copy())
 
     def rank(self, state: UserState) -> np.ndarray:
         """``(n_items,)`` float32 ranking scores for top-N: higher is recommended first.
 
-        Defaults to the predicted stars; a model tuned for top-N (e.g. one that also
-        weighs how likely a movie is to be watched at all) ranks by something else while
-        ``score`` still gives stars to show.
+        Defaults to the model's unclipped estimate (clipping would tie every movie
+        predicted above 5 stars and let the movie id decide); a model tuned for top-N
+        (e.g. one that also weighs how likely a movie is to be watched at all) ranks by
+        something else while ``score`` still gives stars to show.
         """
         self._check_fitted()
         return np.asarray(self._rank(state), dtype=np.float32)
@@ -256,7 +259,8 @@ class Recommender(ABC):
     def _user_state(self, user: int) -> UserState: ...
 
     @abstractmethod
-    def _score(self, state: UserState) -> np.ndarray: ...
+    def _score(self, state: UserState) -> np.ndarray:
+        """``(n_items,)`` estimated stars, unclipped (``score`` clips, ``rank`` may not)."""
 
     @abstractmethod
     def _arrays(self) -> dict[str, np.ndarray]: ...

@@ -165,15 +165,15 @@ class Blend(Recommender):
         return BlendState(items=states[0].items, stars=states[0].stars, members=states)
 
     def _score(self, state: UserState) -> np.ndarray:
-        """``(n_items,)`` float32: ``mu + sum_m w_m (score_m - mu)``, clipped to 0.5-5."""
+        """``(n_items,)`` float32: ``mu + sum_m w_m (score_m - mu)``; unclipped."""
         if not isinstance(state, BlendState):
             state = self._fold_in(np.asarray(state.items, np.int64), np.asarray(state.stars))
         scores = np.full(self.n_items, self.global_mean, dtype=np.float64)
         for weight, member, member_state in zip(
             self.weights, self.members, state.members, strict=True
         ):
-            scores += weight * (member._score(member_state) - self.global_mean)
-        return np.clip(scores, STAR_MIN, STAR_MAX).astype(np.float32)
+            scores += weight * (member.score(member_state) - self.global_mean)  # clipped, as fitted
+        return scores.astype(np.float32)
 
     def item_vectors(self) -> np.ndarray | None:
         """The first member's item vectors that has any (used to explain picks)."""

@@ -33,7 +33,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
-from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
+from movierec.models.base import Recommender, UserState
 from movierec.models.foldin import RatedItems, check_param
 from movierec.models.itemknn import als_baselines, user_baseline_bias
 
@@ -254,11 +254,11 @@ class ContentModel(Recommender):
         return self._state(items, stars, float(self.user_bias[user]))
 
     def _score(self, state: UserState) -> np.ndarray:
-        """``(n_items,)`` float32: ``mu + b_u + b_i + scale X profile``, clipped to 0.5-5."""
+        """``(n_items,)`` float32: ``mu + b_u + b_i + scale X profile``; unclipped."""
         scores = self.global_mean + state.bias + self.item_bias.astype(np.float64)
         if self.item_text.shape[1]:
             scores += self.scale * (self.item_text @ np.asarray(state.factors, np.float64))
-        return np.clip(scores, STAR_MIN, STAR_MAX).astype(np.float32)
+        return scores.astype(np.float32)
 
     def item_vectors(self) -> np.ndarray | None:
         """``(n_items, vocab)`` float32 TF-IDF rows, or None without any movie text."""

@@ -173,7 +173,7 @@ class EASE(Recommender):
     def _rank(self, state: UserState) -> np.ndarray:
         """``(n_items,)``: relevance x (stars / 5) ** star_power for the kept movies (see
         the module doc); the rest below them all, by predicted stars."""
-        stars = self.member._score(state).astype(np.float64)
+        stars = self.member.score(state).astype(np.float64)  # clipped to 0.5-5
         rank = stars - STAR_MAX - 1.0  # not kept: -5.5 to -1, then shifted below the kept
         if self.kept.size:
             s = self.relevance(state)

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from numba import njit, prange
 
 from movierec.data.ratings import Ratings
-from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
+from movierec.models.base import Recommender, UserState
 from movierec.models.foldin import RatedItems, check_param
 
 
@@ -333,7 +333,7 @@ class ItemKNN(Recommender):
 
     def _score(self, state: UserState) -> np.ndarray:
         """``(n_items,)`` float32: ``mu + b_u + b_i`` plus each movie's neighbourhood term
-        over the state's ratings, clipped to 0.5-5."""
+        over the state's ratings; unclipped."""
         items = np.asarray(state.items, dtype=np.int32)
         residual = np.asarray(state.stars, dtype=np.float64) - (
             self.global_mean + state.bias + self.item_bias[items]
@@ -344,7 +344,7 @@ class ItemKNN(Recommender):
             np.arange(self.n_items, dtype=np.int32),
         )
         scores = self.global_mean + state.bias + self.item_bias + self._offsets(rated, targets)
-        return np.clip(scores, STAR_MIN, STAR_MAX).astype(np.float32)
+        return scores.astype(np.float32)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {

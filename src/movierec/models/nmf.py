@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from movierec.data.ratings import Ratings
 from movierec.models._kernels import nmf_epoch, score_items
-from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
+from movierec.models.base import Recommender, UserState
 from movierec.models.foldin import RatedItems, check_param, nnls_ridge
 
 
@@ -142,10 +142,10 @@ class NMF(Recommender):
         )
 
     def _score(self, state: UserState) -> np.ndarray:
-        """``(n_items,)`` float32: ``Q p`` (``+ mu + b_u + b_i`` if biased), clipped to 0.5-5."""
+        """``(n_items,)`` float32: ``Q p`` (``+ mu + b_u + b_i`` if biased); unclipped."""
         factors = np.ascontiguousarray(state.factors, dtype=np.float32)
         offset = self._offset + state.bias  # item_bias and bias stay 0 when unbiased
-        return score_items(self.item_factors, self.item_bias, offset, factors, STAR_MIN, STAR_MAX)
+        return score_items(self.item_factors, self.item_bias, offset, factors, -np.inf, np.inf)
 
     def item_vectors(self) -> np.ndarray:
         """``(n_items, k)`` float32 non-negative item factors ``q_i``."""

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from movierec.data.ratings import Ratings
-from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
+from movierec.models.base import Recommender, UserState
 from movierec.models.foldin import RatedItems, check_param
 
 
@@ -92,9 +92,9 @@ class Popular(Recommender):
         return UserState(items=items, stars=stars, factors=None, bias=float(self.user_bias[user]))
 
     def _score(self, state: UserState) -> np.ndarray:
-        """``(n_items,)`` float32 ``item_mean + b_u``, clipped to 0.5-5."""
+        """``(n_items,)`` float32 ``item_mean + b_u``; unclipped."""
         scores = self.item_mean + np.float32(state.bias)
-        return np.clip(scores, STAR_MIN, STAR_MAX, out=scores)
+        return scores
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from movierec.data.ratings import Ratings
 from movierec.models._kernels import score_items, svd_epoch
-from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
+from movierec.models.base import Recommender, UserState
 from movierec.models.foldin import RatedItems, check_param, ridge_with_bias
 
 
@@ -130,10 +130,10 @@ class SVD(Recommender):
         )
 
     def _score(self, state: UserState) -> np.ndarray:
-        """``(n_items,)`` float32: ``mu + b_u + b_i + Q p``, clipped to 0.5-5."""
+        """``(n_items,)`` float32: ``mu + b_u + b_i + Q p``; unclipped."""
         factors = np.ascontiguousarray(state.factors, dtype=np.float32)
         offset = self.global_mean + state.bias
-        return score_items(self.item_factors, self.item_bias, offset, factors, STAR_MIN, STAR_MAX)
+        return score_items(self.item_factors, self.item_bias, offset, factors, -np.inf, np.inf)
 
     def item_vectors(self) -> np.ndarray:
         """``(n_items, k)`` float32 item factors ``q_i``."""

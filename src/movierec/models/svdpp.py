@@ -23,7 +23,7 @@ from numba import njit
 from tqdm.auto import tqdm
 
 from movierec.data.ratings import Ratings
-from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
+from movierec.models.base import Recommender, UserState
 from movierec.models.foldin import RatedItems, check_param, ridge_with_bias
 
 
@@ -240,11 +240,11 @@ class SVDpp(Recommender):
         )
 
     def _score(self, state: UserState) -> np.ndarray:
-        """``(n_items,)`` float32: ``mu + b_u + b_i + Q (p + z)``, clipped to 0.5-5."""
+        """``(n_items,)`` float32: ``mu + b_u + b_i + Q (p + z)``; unclipped."""
         scores = self.item_factors @ np.asarray(state.factors, dtype=np.float32)
         scores += self.item_bias
         scores += np.float32(self.global_mean + state.bias)
-        return np.clip(scores, STAR_MIN, STAR_MAX, out=scores)
+        return scores
 
     def item_vectors(self) -> np.ndarray:
         """``(n_items, k)`` float32 item factors ``q_i``."""
