@@ -128,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = commands.add_parser("evaluate", help="measure models (and peers) on standard splits")
     ev.add_argument("--dataset", default="ml-100k", help="data set (default ml-100k)")
     ev.add_argument(
-        "--split", default="official", help="official (ml-100k u1-u5), kfold:K or holdout:FRACTION"
+        "--split",
+        help="official (ml-100k u1-u5), kfold:K or holdout:FRACTION (default: official for "
+        "ml-100k with the rating protocol, else kfold:5)",
     )
     ev.add_argument("--models", default="svd,nmf,popular", help="comma-separated model names")
     ev.add_argument(
@@ -141,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="rating",
         choices=["rating", "onboarding"],
         help="rating: RMSE/MAE + top-N on the split; onboarding: the web app's flow simulated",
+    )
+    ev.add_argument(
+        "--min-ratings",
+        type=int,
+        default=0,
+        help="never recommend movies with fewer training ratings (the web app uses 20)",
     )
     ev.add_argument("--out", type=Path, help="write report.md, results.json and plots here")
     ev.add_argument("--seed", type=int, default=0, help="random seed for splits and models")
@@ -227,7 +235,8 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from movierec.evaluate import format_table, parse_split, run_evaluation
 
-    parse_split(args.split)
+    if args.split is not None:
+        parse_split(args.split)
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     result = run_evaluation(
         dataset=args.dataset,
@@ -239,6 +248,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         progress=True,
         home=load_settings().home,
         seed=args.seed,
+        min_ratings=args.min_ratings,
     )
     print(format_table(result))
     if args.out:
