@@ -20,7 +20,8 @@ from numba import njit, prange
 from tqdm.auto import tqdm
 
 from movierec.data.ratings import Ratings
-from movierec.models.base import Recommender, UserState
+from movierec.models.base import UserState
+from movierec.models.factor import FactorModel
 from movierec.models.foldin import RatedItems, check_param, ridge_with_bias
 
 
@@ -114,7 +115,7 @@ def solve_side(
         bias_out[row] = rhs[k]
 
 
-class ALS(Recommender):
+class ALS(FactorModel):
     """Biased explicit ALS with count-scaled regularisation.
 
     Parameters (defaults from ``bench/tune.py`` on a validation split of ml-100k u1.base):
@@ -144,11 +145,6 @@ class ALS(Recommender):
         check_param(self.params, "reg", positive=True)  # keeps every solve well posed
         for name in ("reg_bias", "init_std"):
             check_param(self.params, name)
-        self.user_factors = np.zeros((0, 0), dtype=np.float32)  # (n_users, k)
-        self.item_factors = np.zeros((0, 0), dtype=np.float32)  # (n_items, k)
-        self.user_bias = np.zeros(0, dtype=np.float32)  # (n_users,) stars
-        self.item_bias = np.zeros(0, dtype=np.float32)  # (n_items,) stars
-        self.rated: RatedItems | None = None
 
     # -- Recommender -------------------------------------------------------------------
     def _fit(self, ratings: Ratings, progress: bool) -> None:
@@ -198,40 +194,3 @@ class ALS(Recommender):
             reg_bias=float(self.params["reg_bias"]),
         )
         return UserState(items=items, stars=stars, factors=factors.astype(np.float32), bias=bias)
-
-    def _user_state(self, user: int) -> UserState:
-        items, stars = self.rated.row(user)  # type: ignore[union-attr]
-        return UserState(
-            items=items,
-            stars=stars,
-            factors=self.user_factors[user].copy(),
-            bias=float(self.user_bias[user]),
-        )
-
-    def _score(self, state: UserState) -> np.ndarray:
-        """``(n_items,)`` float32: ``mu + b_u + b_i + Q p``; unclipped."""
-        scores = self.item_factors @ np.asarray(state.factors, dtype=np.float32)
-        scores += self.item_bias
-        scores += np.float32(self.global_mean + state.bias)
-        return scores
-
-    def item_vectors(self) -> np.ndarray:
-        """``(n_items, k)`` float32 item factors ``q_i``."""
-        self._check_fitted()
-        return self.item_factors
-
-    def _arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "user_factors": self.user_factors,
-            "item_factors": self.item_factors,
-            "user_bias": self.user_bias,
-            "item_bias": self.item_bias,
-            **self.rated.arrays(),  # type: ignore[union-attr]
-        }
-
-    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.user_factors = arrays["user_factors"].astype(np.float32)
-        self.item_factors = arrays["item_factors"].astype(np.float32)
-        self.user_bias = arrays["user_bias"].astype(np.float32)
-        self.item_bias = arrays["item_bias"].astype(np.float32)
-        self.rated = RatedItems.from_arrays(arrays)

@@ -14,12 +14,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from movierec.data.ratings import Ratings
-from movierec.models._kernels import nmf_epoch, score_items
-from movierec.models.base import Recommender, UserState
+from movierec.models._kernels import nmf_epoch
+from movierec.models.base import UserState
+from movierec.models.factor import FactorModel
 from movierec.models.foldin import RatedItems, check_param, nnls_ridge
 
 
-class NMF(Recommender):
+class NMF(FactorModel):
     """Surprise-style NMF; factors stay non-negative, so they read as "how much of each taste".
 
     Parameters (defaults chosen by ``bench/tune.py search`` on a validation split of
@@ -55,11 +56,6 @@ class NMF(Recommender):
             check_param(self.params, name)
         check_param(self.params, "init_high", positive=True)
         self.params["biased"] = bool(self.params["biased"])
-        self.user_factors = np.zeros((0, 0), dtype=np.float32)  # (n_users, k) >= 0
-        self.item_factors = np.zeros((0, 0), dtype=np.float32)  # (n_items, k) >= 0
-        self.user_bias = np.zeros(0, dtype=np.float32)  # (n_users,) stars
-        self.item_bias = np.zeros(0, dtype=np.float32)  # (n_items,) stars
-        self.rated: RatedItems | None = None
 
     @property
     def biased(self) -> bool:
@@ -131,39 +127,3 @@ class NMF(Recommender):
             reg_bias=n * float(self.params["reg_bias"]) if self.biased else None,
         )
         return UserState(items=items, stars=stars, factors=factors.astype(np.float32), bias=bias)
-
-    def _user_state(self, user: int) -> UserState:
-        items, stars = self.rated.row(user)  # type: ignore[union-attr]
-        return UserState(
-            items=items,
-            stars=stars,
-            factors=self.user_factors[user].copy(),
-            bias=float(self.user_bias[user]),
-        )
-
-    def _score(self, state: UserState) -> np.ndarray:
-        """``(n_items,)`` float32: ``Q p`` (``+ mu + b_u + b_i`` if biased); unclipped."""
-        factors = np.ascontiguousarray(state.factors, dtype=np.float32)
-        offset = self._offset + state.bias  # item_bias and bias stay 0 when unbiased
-        return score_items(self.item_factors, self.item_bias, offset, factors, -np.inf, np.inf)
-
-    def item_vectors(self) -> np.ndarray:
-        """``(n_items, k)`` float32 non-negative item factors ``q_i``."""
-        self._check_fitted()
-        return self.item_factors
-
-    def _arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "user_factors": self.user_factors,
-            "item_factors": self.item_factors,
-            "user_bias": self.user_bias,
-            "item_bias": self.item_bias,
-            **self.rated.arrays(),  # type: ignore[union-attr]
-        }
-
-    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.user_factors = arrays["user_factors"].astype(np.float32)
-        self.item_factors = arrays["item_factors"].astype(np.float32)
-        self.user_bias = arrays["user_bias"].astype(np.float32)
-        self.item_bias = arrays["item_bias"].astype(np.float32)
-        self.rated = RatedItems.from_arrays(arrays)

@@ -13,12 +13,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from movierec.data.ratings import Ratings
-from movierec.models._kernels import score_items, svd_epoch
-from movierec.models.base import Recommender, UserState
+from movierec.models._kernels import svd_epoch
+from movierec.models.base import UserState
+from movierec.models.factor import FactorModel
 from movierec.models.foldin import RatedItems, check_param, ridge_with_bias
 
 
-class SVD(Recommender):
+class SVD(FactorModel):
     """Biased MF (Funk SVD) with SGD; Surprise's update rule, numba speed.
 
     Parameters (defaults chosen by ``bench/tune.py search`` on a validation split of
@@ -51,11 +52,6 @@ class SVD(Recommender):
         for name in ("lr_all", "reg_all", "init_std", "lr_bias", "reg_bias"):
             if self.params[name] is not None or name not in ("lr_bias", "reg_bias"):
                 check_param(self.params, name)
-        self.user_factors = np.zeros((0, 0), dtype=np.float32)  # (n_users, k)
-        self.item_factors = np.zeros((0, 0), dtype=np.float32)  # (n_items, k)
-        self.user_bias = np.zeros(0, dtype=np.float32)  # (n_users,) stars
-        self.item_bias = np.zeros(0, dtype=np.float32)  # (n_items,) stars
-        self.rated: RatedItems | None = None
 
     # -- hyper-parameters by term ---------------------------------------------------
     @property
@@ -119,39 +115,3 @@ class SVD(Recommender):
             reg_bias=n * self.reg_bias,
         )
         return UserState(items=items, stars=stars, factors=factors.astype(np.float32), bias=bias)
-
-    def _user_state(self, user: int) -> UserState:
-        items, stars = self.rated.row(user)  # type: ignore[union-attr]
-        return UserState(
-            items=items,
-            stars=stars,
-            factors=self.user_factors[user].copy(),
-            bias=float(self.user_bias[user]),
-        )
-
-    def _score(self, state: UserState) -> np.ndarray:
-        """``(n_items,)`` float32: ``mu + b_u + b_i + Q p``; unclipped."""
-        factors = np.ascontiguousarray(state.factors, dtype=np.float32)
-        offset = self.global_mean + state.bias
-        return score_items(self.item_factors, self.item_bias, offset, factors, -np.inf, np.inf)
-
-    def item_vectors(self) -> np.ndarray:
-        """``(n_items, k)`` float32 item factors ``q_i``."""
-        self._check_fitted()
-        return self.item_factors
-
-    def _arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "user_factors": self.user_factors,
-            "item_factors": self.item_factors,
-            "user_bias": self.user_bias,
-            "item_bias": self.item_bias,
-            **self.rated.arrays(),  # type: ignore[union-attr]
-        }
-
-    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.user_factors = arrays["user_factors"].astype(np.float32)
-        self.item_factors = arrays["item_factors"].astype(np.float32)
-        self.user_bias = arrays["user_bias"].astype(np.float32)
-        self.item_bias = arrays["item_bias"].astype(np.float32)
-        self.rated = RatedItems.from_arrays(arrays)

@@ -23,7 +23,8 @@ from numba import njit
 from tqdm.auto import tqdm
 
 from movierec.data.ratings import Ratings
-from movierec.models.base import Recommender, UserState
+from movierec.models.base import UserState
+from movierec.models.factor import FactorModel
 from movierec.models.foldin import RatedItems, check_param, ridge_with_bias
 
 
@@ -103,7 +104,7 @@ def svdpp_epoch(
     return np.sqrt(sse / max(stars.shape[0], 1))
 
 
-class SVDpp(Recommender):
+class SVDpp(FactorModel):
     """SVD++ with SGD in numba.
 
     Parameters (defaults from ``bench/tune.py`` on a validation split of ml-100k u1.base):
@@ -120,6 +121,7 @@ class SVDpp(Recommender):
     """
 
     name: ClassVar[str] = "svdpp"
+    extra_arrays = ("implicit_factors",)  # y_j, saved with the shared arrays
     defaults: ClassVar[dict[str, Any]] = {
         "n_factors": 20,
         "n_epochs": 20,
@@ -142,12 +144,7 @@ class SVDpp(Recommender):
         for name in ("lr_bias", "reg_bias", "reg_implicit"):
             if self.params[name] is not None:
                 check_param(self.params, name)
-        self.user_factors = np.zeros((0, 0), dtype=np.float32)  # (n_users, k) p
-        self.item_factors = np.zeros((0, 0), dtype=np.float32)  # (n_items, k) q
         self.implicit_factors = np.zeros((0, 0), dtype=np.float32)  # (n_items, k) y
-        self.user_bias = np.zeros(0, dtype=np.float32)  # (n_users,) stars
-        self.item_bias = np.zeros(0, dtype=np.float32)  # (n_items,) stars
-        self.rated: RatedItems | None = None
 
     def _param(self, name: str, fallback: str) -> float:
         value = self.params[name]
@@ -232,39 +229,6 @@ class SVDpp(Recommender):
         effective = (factors + implicit).astype(np.float32)
         return UserState(items=items, stars=stars, factors=effective, bias=bias)
 
-    def _user_state(self, user: int) -> UserState:
-        items, stars = self.rated.row(user)  # type: ignore[union-attr]
-        factors = self._effective_user_factors(np.array([user]))[0]
-        return UserState(
-            items=items, stars=stars, factors=factors, bias=float(self.user_bias[user])
-        )
-
-    def _score(self, state: UserState) -> np.ndarray:
-        """``(n_items,)`` float32: ``mu + b_u + b_i + Q (p + z)``; unclipped."""
-        scores = self.item_factors @ np.asarray(state.factors, dtype=np.float32)
-        scores += self.item_bias
-        scores += np.float32(self.global_mean + state.bias)
-        return scores
-
-    def item_vectors(self) -> np.ndarray:
-        """``(n_items, k)`` float32 item factors ``q_i``."""
-        self._check_fitted()
-        return self.item_factors
-
-    def _arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "user_factors": self.user_factors,
-            "item_factors": self.item_factors,
-            "implicit_factors": self.implicit_factors,
-            "user_bias": self.user_bias,
-            "item_bias": self.item_bias,
-            **self.rated.arrays(),  # type: ignore[union-attr]
-        }
-
-    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.user_factors = arrays["user_factors"].astype(np.float32)
-        self.item_factors = arrays["item_factors"].astype(np.float32)
-        self.implicit_factors = arrays["implicit_factors"].astype(np.float32)
-        self.user_bias = arrays["user_bias"].astype(np.float32)
-        self.item_bias = arrays["item_bias"].astype(np.float32)
-        self.rated = RatedItems.from_arrays(arrays)
+    def _user_factors_of(self, user: int) -> np.ndarray:
+        """``(k,)`` float32 ``p_u + |N(u)|^-1/2 sum_j y_j``: the implicit term folded in."""
+        return self._effective_user_factors(np.array([user]))[0]
