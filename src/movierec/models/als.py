@@ -172,17 +172,6 @@ class ALS(FactorModel):
         self.item_bias = item_bias.astype(np.float32)
         self.rated = RatedItems.from_ratings(ratings)
 
-    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        known_u, known_i = users >= 0, items >= 0
-        est = np.full(users.shape, self.global_mean, dtype=np.float64)
-        est[known_u] += self.user_bias[users[known_u]]
-        est[known_i] += self.item_bias[items[known_i]]
-        both = known_u & known_i
-        p = self.user_factors[users[both]]
-        q = self.item_factors[items[both]]
-        est[both] += np.einsum("nk,nk->n", p, q, dtype=np.float64)
-        return est
-
     def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
         """The user half-step for one visitor: ridge on ``r - mu - b_i`` with ``[q_i, 1]``,
         penalties ``n * reg`` (factors) and ``reg_bias`` (bias), as in training."""

@@ -37,16 +37,32 @@ class FactorModel(Recommender):
         """The constant term of the estimate (the global mean; 0 for unbiased NMF)."""
         return self.global_mean
 
-    def _user_factors_of(self, user: int) -> np.ndarray:
-        """``(k,)`` float32 factors a trained user's state carries."""
-        return self.user_factors[user].copy()
+    def _factors_of_users(self, users: np.ndarray) -> np.ndarray:
+        """``(n, k)`` float32 factors of trained users (row indices) used in estimates."""
+        return self.user_factors[users]
+
+    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Estimates for index pairs; an unknown user or movie adds no bias and no factors."""
+        known_u, known_i = users >= 0, items >= 0
+        both = known_u & known_i
+        est = np.full(users.shape, self.global_mean, dtype=np.float64)
+        est[known_u] += self.user_bias[users[known_u]]
+        est[known_i] += self.item_bias[items[known_i]]
+        distinct, inverse = np.unique(users[both], return_inverse=True)
+        p = self._factors_of_users(distinct)[inverse]
+        q = self.item_factors[items[both]]
+        # the constant is the global mean only where both are known (0 for unbiased NMF)
+        est[both] += (self._offset - self.global_mean) + np.einsum(
+            "nk,nk->n", p, q, dtype=np.float64
+        )
+        return est
 
     def _user_state(self, user: int) -> UserState:
         items, stars = self.rated.row(user)  # type: ignore[union-attr]
         return UserState(
             items=items,
             stars=stars,
-            factors=self._user_factors_of(user),
+            factors=self._factors_of_users(np.array([user]))[0],
             bias=float(self.user_bias[user]),
         )
 

@@ -97,21 +97,6 @@ class NMF(FactorModel):
         self.user_bias = user_bias.astype(np.float32)
         self.item_bias = item_bias.astype(np.float32)
 
-    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        known_u, known_i = users >= 0, items >= 0
-        both = known_u & known_i
-        if not self.biased:
-            est = np.full(users.shape, self.global_mean, dtype=np.float64)
-            est[both] = 0.0
-        else:
-            est = np.full(users.shape, self.global_mean, dtype=np.float64)
-            est[known_u] += self.user_bias[users[known_u]]
-            est[known_i] += self.item_bias[items[known_i]]
-        p = self.user_factors[users[both]]
-        q = self.item_factors[items[both]]
-        est[both] += np.einsum("nk,nk->n", p, q, dtype=np.float64)
-        return est
-
     def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
         """Non-negative ridge solve of ``p`` (and ``b_u`` if biased) against fixed ``q_i``.
 

@@ -88,17 +88,6 @@ class SVD(FactorModel):
             )  # fmt: skip
             bar.set_postfix(train_rmse=f"{rmse:.4f}")
 
-    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        known_u, known_i = users >= 0, items >= 0
-        est = np.full(users.shape, self.global_mean, dtype=np.float64)
-        est[known_u] += self.user_bias[users[known_u]]
-        est[known_i] += self.item_bias[items[known_i]]
-        both = known_u & known_i
-        p = self.user_factors[users[both]]
-        q = self.item_factors[items[both]]
-        est[both] += np.einsum("nk,nk->n", p, q, dtype=np.float64)
-        return est
-
     def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
         """Ridge solve of ``(p, b_u)`` on ``r - mu - b_i`` with design ``[q_i, 1]``.
 

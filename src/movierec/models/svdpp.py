@@ -200,18 +200,6 @@ class SVDpp(FactorModel):
         implicit = implicit_weights[users] @ self.implicit_factors.astype(np.float64)
         return (self.user_factors[users] + implicit).astype(np.float32)
 
-    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        known_u, known_i = users >= 0, items >= 0
-        est = np.full(users.shape, self.global_mean, dtype=np.float64)
-        est[known_u] += self.user_bias[users[known_u]]
-        est[known_i] += self.item_bias[items[known_i]]
-        both = known_u & known_i
-        distinct, inverse = np.unique(users[both], return_inverse=True)
-        p = self._effective_user_factors(distinct)[inverse]
-        q = self.item_factors[items[both]]
-        est[both] += np.einsum("nk,nk->n", p, q, dtype=np.float64)
-        return est
-
     def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
         """``z`` from the rated set, then ridge of ``(p, b_u)`` on ``r - mu - b_i - q_i . z``
         with penalties ``n * reg_all`` and ``n * reg_bias`` (the per-rating SGD penalties
@@ -229,6 +217,6 @@ class SVDpp(FactorModel):
         effective = (factors + implicit).astype(np.float32)
         return UserState(items=items, stars=stars, factors=effective, bias=bias)
 
-    def _user_factors_of(self, user: int) -> np.ndarray:
-        """``(k,)`` float32 ``p_u + |N(u)|^-1/2 sum_j y_j``: the implicit term folded in."""
-        return self._effective_user_factors(np.array([user]))[0]
+    def _factors_of_users(self, users: np.ndarray) -> np.ndarray:
+        """``(n, k)`` float32 ``p_u + |N(u)|^-1/2 sum_j y_j``: the implicit term folded in."""
+        return self._effective_user_factors(users)
