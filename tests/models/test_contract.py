@@ -17,18 +17,22 @@ UNKNOWN_USER = 10**9
 UNKNOWN_MOVIE = 10**9 + 7
 
 
-def quick(name: str, **params) -> Recommender:
-    """Model ``name`` with at most 20 training epochs, so the contract runs fast."""
+def quick(name: str, catalog=None, **params) -> Recommender:
+    """Model ``name`` with at most 20 training epochs, so the contract runs fast; models
+    that read movie text get ``catalog`` (as ``movierec train`` gives them)."""
     klass = models.model_class(name)
     if "n_epochs" in klass.defaults:
         params.setdefault("n_epochs", min(20, klass.defaults["n_epochs"]))
-    return models.create(name, **params)
+    model = models.create(name, **params)
+    if catalog is not None and getattr(model, "needs_catalog", False):
+        model.with_catalog(catalog)
+    return model
 
 
 @pytest.fixture(scope="module", params=models.available())
-def fitted(request, small_split) -> Recommender:
+def fitted(request, small_split, ml_small) -> Recommender:
     train, _ = small_split
-    return quick(request.param, seed=1).fit(train)
+    return quick(request.param, catalog=ml_small.catalog, seed=1).fit(train)
 
 
 def in_star_range(values: np.ndarray) -> bool:
@@ -124,9 +128,9 @@ def test_save_load_gives_identical_scores(fitted: Recommender, small_split, tmp_
     assert type(models.model_class(fitted.name).load(path)) is type(fitted)
 
 
-def test_same_seed_gives_identical_fit(fitted: Recommender, small_split) -> None:
+def test_same_seed_gives_identical_fit(fitted: Recommender, small_split, ml_small) -> None:
     train, test = small_split
-    again = quick(fitted.name, seed=1).fit(train)
+    again = quick(fitted.name, catalog=ml_small.catalog, seed=1).fit(train)
     np.testing.assert_array_equal(
         again.predict(test["userId"], test["movieId"]),
         fitted.predict(test["userId"], test["movieId"]),
@@ -149,10 +153,10 @@ def test_unfitted_model_says_so(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", models.available())
-def test_fit_on_tiny_data(name: str) -> None:
+def test_fit_on_tiny_data(name: str, ml_small) -> None:
     """Two users, three movies: fitting and folding in still work."""
     frame = pd.DataFrame(
         {"userId": [1, 1, 2, 2], "movieId": [10, 20, 20, 30], "rating": [5.0, 3.0, 4.0, 1.0]}
     )
-    model = quick(name).fit(Ratings.from_frame(frame))
+    model = quick(name, catalog=ml_small.catalog).fit(Ratings.from_frame(frame))
     assert in_star_range(model.score(model.fold_in([10, 30], [4.0, 2.0])))
