@@ -16,33 +16,22 @@ repository. Surprise comes with the ``bench`` extra: ``pip install -e '.[bench]'
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from common import default_source  # bench/common.py (scripts run from bench/)
 
 from movierec import models
 from movierec.data import Ratings, fetch_dataset, official_folds
 
-REPO = Path(__file__).resolve().parents[1]
 OURS = ("svd", "nmf", "popular")
 THEIRS = ("surprise SVD", "surprise NMF")
 PAIRS = (("svd", "surprise SVD"), ("nmf", "surprise NMF"))
-
-
-def default_source() -> str | None:
-    """``$MOVIEREC_DATA_SOURCE``, else ``../shared/data`` beside the repo if it exists."""
-    source = os.environ.get("MOVIEREC_DATA_SOURCE")
-    if source:
-        return source
-    fallback = REPO.parent / "shared" / "data"
-    return str(fallback) if fallback.is_dir() else None
 
 
 def import_surprise():

@@ -20,31 +20,20 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 
 import numpy as np
+from common import default_source  # bench/common.py (scripts run from bench/)
 
 from movierec import models
 from movierec.data import Dataset, Ratings, fetch_dataset, load_dataset
 from movierec.recommend import RecommendService
 
-REPO = Path(__file__).resolve().parents[1]
 MODELS = ("ease", "svd", "nmf", "popular")
 N_RATED, POOL, TOP_N = 15, 50, 5
-
-
-def default_source() -> str | None:
-    """``$MOVIEREC_DATA_SOURCE``, else ``../shared/data`` beside the repo if it exists."""
-    source = os.environ.get("MOVIEREC_DATA_SOURCE")
-    if source:
-        return source
-    fallback = REPO.parent / "shared" / "data"
-    return str(fallback) if fallback.is_dir() else None
 
 
 def simulate_visitors(ratings: Ratings, n: int, seed: int) -> list[tuple[list[int], list[float]]]:

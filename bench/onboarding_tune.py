@@ -38,14 +38,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from common import default_source  # bench/common.py (scripts run from bench/)
 
 from movierec import models
 from movierec.data import Ratings, fetch_dataset, load_dataset
@@ -53,7 +52,6 @@ from movierec.evaluate import metrics
 from movierec.evaluate.protocols import RELEVANT_STARS, onboarding_visitors
 from movierec.evaluate.splits import parse_split, user_folds
 
-REPO = Path(__file__).resolve().parents[1]
 K_VALUES = (5, 10, 20)
 N_GROUPS = 4
 FORM_SEEDS = (10, 11)  # offsets from --seed
@@ -67,15 +65,6 @@ RANK_GRID = {
 }
 QUICK_FIT_GRID = {"l2": (250.0, 1000.0), "min_count": (20,)}
 QUICK_RANK_GRID = {"like_offset": (1.5, 2.5), "star_power": (0.0, 3.0), "popularity": (0.01,)}
-
-
-def default_source() -> str | None:
-    """``$MOVIEREC_DATA_SOURCE``, else ``../shared/data`` beside the repo if it exists."""
-    source = os.environ.get("MOVIEREC_DATA_SOURCE")
-    if source:
-        return source
-    fallback = REPO.parent / "shared" / "data"
-    return str(fallback) if fallback.is_dir() else None
 
 
 def validation_sets(frame: pd.DataFrame, seed: int) -> list[tuple[Ratings, list]]:

@@ -49,21 +49,19 @@ over u1-u5 (fit seconds are wall time):
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from common import default_source  # bench/common.py (scripts run from bench/)
 
 from movierec import models
 from movierec.data import Catalog, Ratings, fetch_dataset, load_dataset, official_folds
 
-REPO = Path(__file__).resolve().parents[1]
 MODELS = ("svd", "nmf", "als", "svdpp", "itemknn", "content", "blend")
 VALIDATION_FRACTION = 0.2  # as u<k>.test is 20% of ml-100k
 VALIDATION_SEED = 0
@@ -138,13 +136,6 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
 
 
 # -- data ----------------------------------------------------------------------------------
-def default_source() -> str | None:
-    """``$MOVIEREC_DATA_SOURCE``, else ``../shared/data`` beside the repo if it exists."""
-    source = os.environ.get("MOVIEREC_DATA_SOURCE")
-    if source:
-        return source
-    fallback = REPO.parent / "shared" / "data"
-    return str(fallback) if fallback.is_dir() else None
 
 
 def load_100k(source: str | None) -> tuple[list[tuple[pd.DataFrame, pd.DataFrame]], Catalog]:
