@@ -173,9 +173,7 @@ def fit_and_score(
     The seconds are wall-clock time, or with ``cpu`` the CPU time of this process (all
     its threads): steadier than wall time on a shared machine, for comparing settings.
     """
-    model = models.create(name, seed=0, **params)
-    if hasattr(model, "with_catalog"):
-        model.with_catalog(catalog)
+    model = models.create(name, seed=0, **params).with_catalog(catalog)
     clock = time.process_time if cpu else time.perf_counter
     start = clock()
     model.fit(train)

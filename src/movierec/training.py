@@ -29,10 +29,9 @@ def train_model(
     **params: object,
 ) -> tuple[Recommender, Path]:
     """Fit ``model`` on the whole of ``dataset`` and save it; returns (model, path)."""
-    unfitted = models.create(model, **params)
-    if getattr(unfitted, "needs_catalog", False):  # content-based: genres and tags
-        unfitted.with_catalog(dataset.catalog)
-    fitted = unfitted.fit(dataset.ratings, progress=progress)
+    fitted = models.create(model, **params).fit(
+        dataset.ratings, progress=progress, catalog=dataset.catalog
+    )
     path = fitted.save(model_path(dataset.name, model, settings))
     return fitted, path
 

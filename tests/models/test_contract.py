@@ -24,7 +24,7 @@ def quick(name: str, catalog=None, **params) -> Recommender:
     if "n_epochs" in klass.defaults:
         params.setdefault("n_epochs", min(20, klass.defaults["n_epochs"]))
     model = models.create(name, **params)
-    if catalog is not None and getattr(model, "needs_catalog", False):
+    if catalog is not None:
         model.with_catalog(catalog)
     return model
 

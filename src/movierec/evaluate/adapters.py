@@ -105,9 +105,8 @@ class OurModel(Method):
 
     def _fit(self, train: Ratings) -> None:
         self.model = models.create(self.name, seed=self.seed, **self.params)
-        if self.catalog is not None and hasattr(self.model, "with_catalog"):
-            self.model.with_catalog(self.catalog)  # movie text (genres, tags); no ratings
-        self.model.fit(train, progress=False)
+        # movie text (genres, tags) for models that read it; no ratings
+        self.model.fit(train, progress=False, catalog=self.catalog)
         movie_ids = self.model.movie_ids
         if movie_ids is not None and np.array_equal(movie_ids, train.movie_ids):
             self._columns = None

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
 from movierec.errors import InvalidInput, ModelError
 
@@ -51,6 +52,8 @@ class Recommender(ABC):
     name: ClassVar[str] = "base"
     #: default hyper-parameters; ``__init__`` accepts exactly these keys (plus ``seed``).
     defaults: ClassVar[dict[str, Any]] = {}
+    #: True for models that read movie text (genres, tags) from a catalogue when fitting
+    needs_catalog: ClassVar[bool] = False
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
@@ -67,14 +70,28 @@ class Recommender(ABC):
         self.global_mean: float = 0.0
         self._movie_index: dict[int, int] = {}
         self._user_index: dict[int, int] = {}
+        self.catalog: Catalog | None = None  # movie text for models that read it
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args}, seed={self.seed})"
 
     # -- fitting ----------------------------------------------------------------
-    def fit(self, ratings: Ratings, progress: bool = False) -> Self:
-        """Fit on ``ratings``; returns self. ``progress`` shows a bar per epoch."""
+    def with_catalog(self, catalog: Catalog) -> Self:
+        """Movie text (titles, genres, tags; no ratings) for the next ``fit``; returns self.
+
+        Models that read none (``needs_catalog`` False) keep it unused.
+        """
+        self.catalog = catalog
+        return self
+
+    def fit(
+        self, ratings: Ratings, progress: bool = False, *, catalog: Catalog | None = None
+    ) -> Self:
+        """Fit on ``ratings``; returns self. ``progress`` shows a bar per epoch;
+        ``catalog`` is the same as ``with_catalog(catalog)`` first."""
+        if catalog is not None:
+            self.with_catalog(catalog)
         self._set_ids(ratings.user_ids, ratings.movie_ids)
         self.global_mean = ratings.global_mean
         self._fit(ratings, progress=progress)

@@ -16,11 +16,10 @@ are the same weighted sum. Saved as one ``.npz``: the members' arrays under
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import numpy as np
 
-from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
 from movierec.errors import InvalidInput
 from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
@@ -90,7 +89,6 @@ class Blend(Recommender):
         check_param(self.params, "validation_fraction", positive=True)
         if not self.params["validation_fraction"] < 1:
             raise InvalidInput("validation_fraction must be below 1", field="validation_fraction")
-        self.catalog: Catalog | None = None
         self.weights = np.zeros(0, dtype=np.float64)  # (n_members,) one per member
         self.members: list[Recommender] = self._new_members()  # bad member_params fail here
 
@@ -106,24 +104,11 @@ class Blend(Recommender):
     @property
     def needs_catalog(self) -> bool:
         """True when a member needs movie text (``fit(ratings, catalog=...)``)."""
-        return any(getattr(member, "needs_catalog", False) for member in self.members)
-
-    def with_catalog(self, catalog: Catalog) -> Self:
-        """Hand ``catalog`` to members that need one at the next ``fit``; returns self."""
-        self.catalog = catalog
-        return self
-
-    def fit(
-        self, ratings: Ratings, progress: bool = False, *, catalog: Catalog | None = None
-    ) -> Self:
-        """``Recommender.fit`` plus the catalogue for members that need one."""
-        if catalog is not None:
-            self.catalog = catalog
-        return super().fit(ratings, progress=progress)
+        return any(member.needs_catalog for member in self.members)
 
     def _fit_member(self, member: Recommender, ratings: Ratings, progress: bool) -> None:
-        if getattr(member, "needs_catalog", False) and self.catalog is not None:
-            member.with_catalog(self.catalog)  # type: ignore[attr-defined]
+        if self.catalog is not None:
+            member.with_catalog(self.catalog)
         member.fit(ratings, progress=progress)
 
     # -- Recommender -------------------------------------------------------------------

@@ -24,7 +24,7 @@ as a blend member.
 from __future__ import annotations
 
 import warnings
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -131,26 +131,12 @@ class ContentModel(Recommender):
             check_param(self.params, name, integer=True)
         for name in ("tag_weight", "profile_reg", "reg_user", "reg_item"):
             check_param(self.params, name)
-        self.catalog: Catalog | None = None
         self.item_text = sp.csr_matrix((0, 0), dtype=np.float32)  # (n_items, vocab) rows x_i
         self.vocabulary = np.zeros(0, dtype=str)  # (vocab,) token of each column
         self.scale = 0.0  # stars per unit of x_i . profile_u
         self.user_bias = np.zeros(0, dtype=np.float32)  # (n_users,) stars
         self.item_bias = np.zeros(0, dtype=np.float32)  # (n_items,) stars
         self.rated: RatedItems | None = None
-
-    def with_catalog(self, catalog: Catalog) -> Self:
-        """Use ``catalog``'s genres and tags at the next ``fit``; returns self."""
-        self.catalog = catalog
-        return self
-
-    def fit(
-        self, ratings: Ratings, progress: bool = False, *, catalog: Catalog | None = None
-    ) -> Self:
-        """``Recommender.fit`` plus the catalogue the movie text comes from."""
-        if catalog is not None:
-            self.catalog = catalog
-        return super().fit(ratings, progress=progress)
 
     # -- Recommender -------------------------------------------------------------------
     def _fit(self, ratings: Ratings, progress: bool) -> None:
