@@ -1,25 +1,83 @@
 """Configuration, read from the environment in one place.
 
+Data and models:
+
 - ``MOVIEREC_HOME``: where data, models and the database live (default: a per-user
   data directory, e.g. ``~/.local/share/movierec``).
 - ``MOVIEREC_DATA_SOURCE``: a mirror for MovieLens files: a directory holding
   ``<name>/`` folders or ``<name>.zip`` files, a zip file, or a base URL. Unset means
   the official GroupLens site.
+- ``MOVIEREC_DATASET`` / ``MOVIEREC_MODEL``: what ``serve`` and ``recommend`` use by default.
 - ``TMDB_API_KEY`` (v3 key) or ``TMDB_READ_TOKEN`` (v4 bearer token): posters and trailers.
 - ``DATABASE_URL``: SQLAlchemy URL; default a SQLite file under ``MOVIEREC_HOME``.
-- ``MOVIEREC_DATASET`` / ``MOVIEREC_MODEL``: what ``serve`` and ``recommend`` use by default.
+
+Operating a public site (see the README's "Operating" section):
+
+- ``SECRET_KEY`` or ``MOVIEREC_SECRET_KEY``: signs visitor cookies (else generated once
+  into ``<home>/secret_key``); at least 16 characters.
+- ``MOVIEREC_MAX_BODY``: largest request body in bytes (default 1 MB) -> 413 beyond.
+- ``MOVIEREC_RATE_LIMIT``: Flask-Limiter limits per client address on the
+  recommendation POSTs and the API (default ``120/minute;2000/hour``).
+- ``REDIS_URL``: Redis for the rate-limit counters (default: in memory, per process).
+- ``MOVIEREC_RETENTION_DAYS``: visitors idle this long are forgotten (default 365).
+- ``MOVIEREC_SHOWN_PER_VISITOR``: picks remembered per visitor (default 200).
+- ``MOVIEREC_HTTPS``: ``1`` when served over HTTPS: ``Secure`` cookies and HSTS.
+- ``MOVIEREC_TRUSTED_HOSTS``: comma-separated host names the app answers to (default any;
+  URLs the app emits are relative, so the Host header never reaches a response).
+- ``MOVIEREC_WORKERS``, ``MOVIEREC_THREADS``, ``MOVIEREC_CONNECTION_LIMIT``,
+  ``MOVIEREC_CHANNEL_TIMEOUT``: the server's processes, threads per process, open
+  connections per process and idle-connection timeout in seconds.
+
+Settings are a pure function of the environment: :func:`load_settings` with no argument
+reads ``os.environ`` once and returns the same object until the environment changes.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from platformdirs import user_data_dir
 
+from movierec.errors import InvalidInput
+
 DEFAULT_DATASET = "ml-latest-small"
 DEFAULT_MODEL = "ease"  # best on the onboarding protocol (README, "Measured")
+DEFAULT_MAX_BODY = 1024 * 1024  # bytes
+DEFAULT_RATE_LIMIT = "120/minute;2000/hour"  # per client address; a person rates far slower
+DEFAULT_RETENTION_DAYS = 365
+DEFAULT_SHOWN_PER_VISITOR = 200
+DEFAULT_WORKERS = min(os.cpu_count() or 1, 4)
+DEFAULT_THREADS = 8
+DEFAULT_CONNECTION_LIMIT = 1000  # per process; an idle socket costs a slot, not a thread
+DEFAULT_CHANNEL_TIMEOUT = 15  # seconds before an idle or half-sent connection is closed
+MIN_SECRET_KEY = 16  # characters
+
+#: every environment variable that settings are read from
+ENV_KEYS = (
+    "MOVIEREC_HOME",
+    "MOVIEREC_DATA_SOURCE",
+    "MOVIEREC_DATASET",
+    "MOVIEREC_MODEL",
+    "TMDB_API_KEY",
+    "TMDB_READ_TOKEN",
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "MOVIEREC_SECRET_KEY",
+    "MOVIEREC_MAX_BODY",
+    "MOVIEREC_RATE_LIMIT",
+    "REDIS_URL",
+    "MOVIEREC_RETENTION_DAYS",
+    "MOVIEREC_SHOWN_PER_VISITOR",
+    "MOVIEREC_HTTPS",
+    "MOVIEREC_TRUSTED_HOSTS",
+    "MOVIEREC_WORKERS",
+    "MOVIEREC_THREADS",
+    "MOVIEREC_CONNECTION_LIMIT",
+    "MOVIEREC_CHANNEL_TIMEOUT",
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +91,18 @@ class Settings:
     database_url: str
     dataset: str
     model: str
+    secret_key: str | None = None
+    max_body: int = DEFAULT_MAX_BODY  # bytes
+    rate_limit: str = DEFAULT_RATE_LIMIT
+    redis_url: str | None = None
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    shown_per_visitor: int = DEFAULT_SHOWN_PER_VISITOR
+    https: bool = False
+    trusted_hosts: tuple[str, ...] = ()
+    workers: int = DEFAULT_WORKERS
+    threads: int = DEFAULT_THREADS
+    connection_limit: int = DEFAULT_CONNECTION_LIMIT
+    channel_timeout: int = DEFAULT_CHANNEL_TIMEOUT  # seconds
 
     @property
     def data_dir(self) -> Path:
@@ -45,12 +115,29 @@ class Settings:
         return self.home / "models"
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
-    """Read the settings from ``environ`` (default ``os.environ``)."""
-    env = os.environ if environ is None else environ
+_cache: tuple[tuple[str | None, ...], Settings] | None = None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from ``environ`` (default ``os.environ``, read once and kept
+    while the variables it reads stay the same).
+
+    A malformed value raises :class:`InvalidInput` naming the variable.
+    """
+    global _cache
+    if environ is not None:
+        return _parse(environ)
+    snapshot = tuple(os.environ.get(k) for k in ENV_KEYS)
+    if _cache is None or _cache[0] != snapshot:
+        _cache = (snapshot, _parse(os.environ))
+    return _cache[1]
+
+
+def _parse(env: Mapping[str, str]) -> Settings:
     home = Path(env.get("MOVIEREC_HOME") or user_data_dir("movierec", appauthor=False))
     home = home.expanduser()
     database_url = env.get("DATABASE_URL") or f"sqlite:///{home / 'movierec.db'}"
+    hosts = env.get("MOVIEREC_TRUSTED_HOSTS") or ""
     return Settings(
         home=home,
         data_source=env.get("MOVIEREC_DATA_SOURCE") or None,
@@ -59,4 +146,41 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         database_url=database_url,
         dataset=env.get("MOVIEREC_DATASET") or DEFAULT_DATASET,
         model=env.get("MOVIEREC_MODEL") or DEFAULT_MODEL,
+        secret_key=env.get("SECRET_KEY") or env.get("MOVIEREC_SECRET_KEY") or None,
+        max_body=_int(env, "MOVIEREC_MAX_BODY", DEFAULT_MAX_BODY, minimum=1024),
+        rate_limit=env.get("MOVIEREC_RATE_LIMIT") or DEFAULT_RATE_LIMIT,
+        redis_url=env.get("REDIS_URL") or None,
+        retention_days=_int(env, "MOVIEREC_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, minimum=1),
+        shown_per_visitor=_int(
+            env, "MOVIEREC_SHOWN_PER_VISITOR", DEFAULT_SHOWN_PER_VISITOR, minimum=0
+        ),
+        https=_flag(env, "MOVIEREC_HTTPS"),
+        trusted_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
+        workers=_int(env, "MOVIEREC_WORKERS", DEFAULT_WORKERS, minimum=1),
+        threads=_int(env, "MOVIEREC_THREADS", DEFAULT_THREADS, minimum=1),
+        connection_limit=_int(
+            env, "MOVIEREC_CONNECTION_LIMIT", DEFAULT_CONNECTION_LIMIT, minimum=1
+        ),
+        channel_timeout=_int(env, "MOVIEREC_CHANNEL_TIMEOUT", DEFAULT_CHANNEL_TIMEOUT, minimum=1),
     )
+
+
+def _int(env: Mapping[str, str], key: str, default: int, minimum: int) -> int:
+    raw = env.get(key)
+    if raw is None or raw.strip() == "":
+        return default
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < minimum:
+        raise InvalidInput(
+            f"{key}={raw[:100]!r} is not a whole number of at least {minimum}", field=key
+        )
+    return int(text)
+
+
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    raw = (env.get(key) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise InvalidInput(f"{key}={raw[:100]!r}: expected 1 or 0", field=key)
