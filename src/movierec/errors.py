@@ -28,3 +28,10 @@ class InvalidInput(MovierecError, ValueError):
 
 class ModelError(MovierecError):
     """A model cannot be used as asked (not fitted, unreadable file, unknown name)."""
+
+
+class StoreError(MovierecError):
+    """The database cannot be reached or used.
+
+    The message names the database URL (without its password).
+    """
