@@ -13,6 +13,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The web fixtures (make_app, app, client, web_home, recommenders, ...) for every directory.
+pytest_plugins = ["web_fixtures"]
+
 
 def data_source() -> str:
     source = os.environ.get("MOVIEREC_DATA_SOURCE")

@@ -1,4 +1,9 @@
-"""Fixtures for the web app: a MOVIEREC_HOME with quick models, apps on fresh databases."""
+"""Fixtures for the web app: a MOVIEREC_HOME with quick models, apps on fresh databases.
+
+A pytest plugin (registered by ``pytest_plugins`` in tests/conftest.py) so that tests/web,
+tests/hardening and any other directory get ``web_home``, ``recommenders``, ``make_app``,
+``app``, ``client``, ``fake_tmdb`` and ``tmdb_app`` without importing a conftest.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""tests/hardening: the web fixtures come from the ``web_fixtures`` plugin (tests/conftest.py)."""
