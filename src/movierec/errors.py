@@ -6,6 +6,23 @@ The CLI turns these into a one-line message and exit code 2; the web layer into 
 
 from __future__ import annotations
 
+import reprlib
+
+#: most characters of a caller's bad value that an error message quotes
+QUOTE_LIMIT = 100
+
+_short = reprlib.Repr()
+_short.maxstring = _short.maxlong = _short.maxother = QUOTE_LIMIT
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` cut to at most ``limit`` characters, for error messages.
+
+    Built on :mod:`reprlib`, so a 50 MB string is never copied into a message whole.
+    """
+    text = _short.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class MovierecError(Exception):
     """Base of every error movierec raises on purpose."""
