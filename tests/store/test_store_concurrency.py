@@ -40,7 +40,7 @@ def test_concurrent_submissions_of_one_visitor(store: Store):
                 # a movie of its own, and one every thread rates (same key, racing)
                 repo.upsert_ratings(db, "shared", {1000 * (i + 1) + r: 4.0, 1: 0.5 + (r % 10) / 2})
                 repo.visitor_ratings(db, "shared")
-                repo.record_shown(db, "shared", [(7, 4.0)], "svd", "any")
+                repo.record_shown(db, "shared", [(7, 4.0)], "svd", "any", keep=THREADS * ROUNDS)
 
     run_threads(work)
     with store.session() as db:

@@ -1,25 +1,37 @@
 """``Store``: the SQLAlchemy engine and sessions for one database URL.
 
 SQLite (the default, a file under ``MOVIEREC_HOME``) runs in WAL mode with a busy
-timeout so concurrent requests wait for each other instead of failing; any other
-SQLAlchemy URL (PostgreSQL: ``postgresql://user@host/db``) works as given.
+timeout so concurrent requests wait for each other instead of failing; its files are
+readable by their owner only (0600). Any other SQLAlchemy URL (PostgreSQL:
+``postgresql://user@host/db``) works as given, with ``pool_pre_ping`` so connections
+dropped by a restart are replaced. A database that cannot be reached or used raises
+:class:`~movierec.errors.StoreError` naming the URL without its password.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from movierec.errors import StoreError
+from movierec.store.outage import OutageLog
 from movierec.store.schema import Base
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password masked (for messages and logs)."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def normalise_url(url: str) -> str:
@@ -40,17 +52,34 @@ class Store:
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = normalise_url(url)
-        self.engine = _make_engine(self.url, **engine_kwargs)
+        self.safe_url = safe_url(self.url)
+        try:
+            self.engine = _make_engine(self.url, **engine_kwargs)
+        except OSError as exc:  # the SQLite file's folder cannot be made or written
+            raise StoreError(_store_message(self.safe_url, exc)) from None
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self.scoped = scoped_session(self.sessionmaker)
+        #: one log line per outage; told of every statement that runs
+        self.outage = OutageLog(self.safe_url)
+        event.listen(self.engine, "after_cursor_execute", self._statement_ran)
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     def create_schema(self) -> None:
-        """Create the tables that do not exist yet."""
-        Base.metadata.create_all(self.engine)
+        """Create the tables that do not exist yet.
+
+        Raises :class:`StoreError` (one line naming the URL) when the database cannot
+        be reached (closed port, unknown host), is not a database (corrupt SQLite
+        file) or cannot be written (read-only or full disk).
+        """
+        dbapi_error = getattr(self.engine.dialect.dbapi, "Error", SQLAlchemyError)
+        try:
+            Base.metadata.create_all(self.engine)
+        except (SQLAlchemyError, OSError, dbapi_error) as exc:
+            self.engine.dispose()
+            raise StoreError(_store_message(self.safe_url, exc)) from None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -74,8 +103,18 @@ class Store:
         self.scoped.remove()
         self.engine.dispose()
 
+    def _statement_ran(self, *_args: Any) -> None:
+        self.outage.succeeded()
+
     def __repr__(self) -> str:
-        return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
+        return f"Store({self.safe_url!r})"
+
+
+def _store_message(url: str, exc: BaseException) -> str:
+    """``cannot use the database at <url>: <first line of the driver's reason>``."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    text = reason[0] if reason else type(exc).__name__
+    return f"cannot use the database at {url}: {text[:200]}"
 
 
 def _make_engine(url: str, **kwargs: Any) -> Engine:
@@ -85,13 +124,30 @@ def _make_engine(url: str, **kwargs: Any) -> Engine:
         return create_engine(url, **kwargs)
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _owner_only_file(Path(database).expanduser())
     else:  # one shared in-memory database for every thread
         kwargs.setdefault("poolclass", StaticPool)
     kwargs.setdefault("connect_args", {"check_same_thread": False})
     engine = create_engine(url, **kwargs)
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _owner_only_file(path: Path) -> None:
+    """Make the SQLite file (and its folder) if missing, readable by its owner only.
+
+    SQLite gives the ``-wal`` and ``-shm`` files it creates the main file's mode, so
+    creating the main file 0600 covers them; files left 0644 by earlier versions are
+    tightened too.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        # missing: nothing to do; another user's file: theirs to tighten
+        with suppress(FileNotFoundError, PermissionError):
+            if name.stat().st_mode & 0o077:
+                name.chmod(0o600)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -98,13 +98,22 @@ def visitor_ratings(session: Session, visitor_id: str) -> dict[int, float]:
 
 def record_shown(
     session: Session,
-    visitor_id: str | None,
+    visitor_id: str,
     picks: Sequence[tuple[int, float]],
     model: str,
     year: str,
+    keep: int,
     when: datetime | None = None,
 ) -> None:
-    """Remember the ranked ``(movieId, predicted_stars)`` picks shown to a visitor."""
+    """Remember the ranked ``(movieId, predicted_stars)`` picks shown to a visitor,
+    keeping only the visitor's ``keep`` most recent rows (older ones are deleted).
+
+    The trim is one ``DELETE`` after the ``INSERT``: two requests of the same visitor
+    racing may each keep up to ``keep`` rows of their own view, and the next record
+    trims the excess, so a visitor never holds much more than ``keep`` rows.
+    """
+    if keep <= 0 or not picks:
+        return
     when = when or utcnow()
     rows = [
         {
@@ -116,10 +125,25 @@ def record_shown(
             "year": year,
             "shown_at": when,
         }
-        for rank, (movie_id, stars) in enumerate(picks, start=1)
+        for rank, (movie_id, stars) in enumerate(picks[:keep], start=1)
     ]
-    if rows:
-        session.connection().execute(insert(ShownRecommendation.__table__), rows)
+    session.connection().execute(insert(ShownRecommendation.__table__), rows)
+    trim_shown(session, visitor_id, keep)
+
+
+def trim_shown(session: Session, visitor_id: str, keep: int) -> int:
+    """Delete all but the visitor's ``keep`` newest shown rows; returns how many went."""
+    table = ShownRecommendation.__table__
+    newest = (
+        select(table.c.id)
+        .where(table.c.visitor_id == visitor_id)
+        .order_by(table.c.id.desc())
+        .limit(keep)
+    )
+    # a derived table: MySQL and others refuse LIMIT directly inside IN (...)
+    kept = select(newest.subquery().c.id)
+    stmt = delete(table).where(table.c.visitor_id == visitor_id, table.c.id.not_in(kept))
+    return session.connection().execute(stmt).rowcount or 0
 
 
 def shown_to(session: Session, visitor_id: str | None) -> list[ShownRecommendation]:

@@ -1,0 +1,77 @@
+"""The retention rule: what the store forgets, applied on start and by ``store prune``.
+
+- visitors not seen for ``retention_days`` days, with their ratings and shown picks;
+- shown picks of no visitor (recorded by API calls before they stopped being stored);
+- shown picks beyond the newest ``shown_per_visitor`` of each visitor.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, true
+from sqlalchemy.orm import Session
+
+from movierec.store.db import Store
+from movierec.store.schema import Rating, ShownRecommendation, Visitor, utcnow
+
+
+class PruneResult(NamedTuple):
+    """Rows removed (or, in a dry run, that would be removed) per table."""
+
+    visitors: int
+    ratings: int
+    shown: int
+
+    @property
+    def total(self) -> int:
+        return self.visitors + self.ratings + self.shown
+
+
+def prune(
+    store: Store,
+    retention_days: int,
+    shown_per_visitor: int,
+    now: datetime | None = None,
+    dry_run: bool = False,
+) -> PruneResult:
+    """Apply the retention rule in one transaction; ``dry_run`` only counts."""
+    cutoff = (now or utcnow()) - timedelta(days=retention_days)
+    idle = select(Visitor.id).where(Visitor.last_seen < cutoff)
+    doomed = {
+        Visitor: Visitor.last_seen < cutoff,
+        Rating: Rating.visitor_id.in_(idle),
+        ShownRecommendation: _doomed_shown(idle, shown_per_visitor),
+    }
+    counts: dict[type, int] = {}
+    with store.session() as session:
+        # children first: the foreign keys cascade, but a backend without them must
+        # not be left with orphans (and the counts must include them)
+        for table in (ShownRecommendation, Rating, Visitor):
+            if dry_run:
+                counts[table] = _count(session, table, doomed[table])
+            else:
+                counts[table] = session.execute(delete(table).where(doomed[table])).rowcount or 0
+    return PruneResult(
+        visitors=counts[Visitor], ratings=counts[Rating], shown=counts[ShownRecommendation]
+    )
+
+
+def _doomed_shown(idle: Select[tuple[str]], keep: int) -> ColumnElement[bool]:
+    """Shown rows of nobody, of idle visitors, or beyond each visitor's newest ``keep``."""
+    shown = ShownRecommendation
+    if keep <= 0:
+        return true()
+    ranked = select(
+        shown.id,
+        func.row_number()
+        .over(partition_by=shown.visitor_id, order_by=shown.id.desc())
+        .label("newest_first"),
+    ).subquery()
+    over_cap = select(ranked.c.id).where(ranked.c.newest_first > keep)
+    return or_(shown.visitor_id.is_(None), shown.visitor_id.in_(idle), shown.id.in_(over_cap))
+
+
+def _count(session: Session, table: type, where: ColumnElement[bool]) -> int:
+    return int(session.scalar(select(func.count()).select_from(table).where(where)) or 0)

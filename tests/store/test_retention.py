@@ -1,0 +1,111 @@
+"""Bounded storage on SQLite and PostgreSQL: the shown cap and the retention rule."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, insert, select
+
+from movierec.store import Rating, ShownRecommendation, Store, Visitor, repo
+from movierec.store.retention import PruneResult, prune
+
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def counts(store: Store) -> tuple[int, int, int]:
+    with store.session() as db:
+        return tuple(  # type: ignore[return-value]
+            db.scalar(select(func.count()).select_from(t))
+            for t in (Visitor, Rating, ShownRecommendation)
+        )
+
+
+def test_shown_picks_are_capped_per_visitor_oldest_dropped(store: Store):
+    with store.session() as db:
+        repo.touch_visitor(db, "v")
+        repo.touch_visitor(db, "w")
+        repo.record_shown(db, "w", [(1, 4.0)], "svd", "any", keep=3)
+        for batch in range(5):  # 10 picks shown, 2 at a time
+            picks = [(100 + 2 * batch, 4.0), (101 + 2 * batch, 3.5)]
+            repo.record_shown(db, "v", picks, "svd", "any", keep=4)
+    with store.session() as db:
+        assert [s.movie_id for s in repo.shown_to(db, "v")] == [106, 107, 108, 109]
+        assert [s.movie_id for s in repo.shown_to(db, "w")] == [1]  # others untouched
+        repo.record_shown(db, "v", [(1, 4.0)] * 9, "svd", "any", keep=4)
+        assert len(repo.shown_to(db, "v")) == 4
+        repo.record_shown(db, "w", [(2, 4.0)], "svd", "any", keep=0)  # keep 0: nothing
+        assert [s.movie_id for s in repo.shown_to(db, "w")] == [1]
+
+
+def test_cap_holds_when_one_visitor_records_from_many_threads(store: Store):
+    threads, rounds, keep = 6, 10, 5
+    with store.session() as db:
+        repo.touch_visitor(db, "tabs")
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(threads)
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait()
+            for r in range(rounds):
+                with store.session() as db:
+                    repo.record_shown(db, "tabs", [(i * 100 + r, 4.0)], "svd", "any", keep=keep)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors, errors
+    with store.session() as db:
+        # each racing writer trims to its own view; the excess is bounded by the racers
+        assert keep <= len(repo.shown_to(db, "tabs")) <= keep + threads
+        repo.record_shown(db, "tabs", [(1, 4.0)], "svd", "any", keep=keep)
+    with store.session() as db:
+        assert len(repo.shown_to(db, "tabs")) == keep  # the next record trims the excess
+
+
+def seed(store: Store) -> None:
+    """Active "new" (seen a day ago), idle "old" (400 days), and anonymous shown rows."""
+    with store.session() as db:
+        repo.upsert_ratings(db, "old", {1: 4.0, 2: 3.0}, when=NOW - timedelta(days=400))
+        repo.record_shown(
+            db, "old", [(5, 4.0), (6, 3.0)], "svd", "any", keep=10, when=NOW - timedelta(days=400)
+        )
+        repo.upsert_ratings(db, "new", {1: 5.0}, when=NOW - timedelta(days=1))
+        picks = [(10 + i, 4.0) for i in range(8)]
+        repo.record_shown(db, "new", picks, "svd", "any", keep=10, when=NOW - timedelta(days=1))
+        # rows of no visitor, as API calls stored them before they stopped
+        rows = [
+            {"visitor_id": None, "movie_id": i, "rank": 1, "predicted_stars": 4.0,
+             "model": "svd", "year": "any", "shown_at": NOW}
+            for i in range(3)
+        ]  # fmt: skip
+        db.execute(insert(ShownRecommendation), rows)
+
+
+def test_prune_forgets_idle_visitors_anonymous_rows_and_rows_over_the_cap(store: Store):
+    seed(store)
+    assert counts(store) == (2, 3, 13)
+    planned = prune(store, retention_days=365, shown_per_visitor=5, now=NOW, dry_run=True)
+    assert planned == PruneResult(visitors=1, ratings=2, shown=2 + 3 + 3)
+    assert counts(store) == (2, 3, 13)  # a dry run removes nothing
+    done = prune(store, retention_days=365, shown_per_visitor=5, now=NOW)
+    assert done == planned and done.total == 11
+    assert counts(store) == (1, 1, 5)
+    with store.session() as db:
+        assert db.get(Visitor, "old") is None
+        assert repo.visitor_ratings(db, "new") == {1: 5.0}
+        assert [s.movie_id for s in repo.shown_to(db, "new")] == [13, 14, 15, 16, 17]
+    again = prune(store, retention_days=365, shown_per_visitor=5, now=NOW)
+    assert again == PruneResult(0, 0, 0)
+
+
+def test_prune_keeps_everyone_seen_within_the_retention_period(store: Store):
+    seed(store)
+    result = prune(store, retention_days=500, shown_per_visitor=200, now=NOW)
+    assert result == PruneResult(visitors=0, ratings=0, shown=3)  # only the anonymous rows
+    assert counts(store) == (2, 3, 10)
