@@ -17,7 +17,6 @@ from flask import Blueprint, request
 
 from movierec.errors import InvalidInput
 from movierec.recommend import YEAR_CHOICES, validate_n, validate_year
-from movierec.store import repo
 from movierec.web.cards import info_for, movie_json, recommendation_json, tmdb_ids
 from movierec.web.services import get_services
 
@@ -63,11 +62,7 @@ def recommendations() -> dict[str, Any]:
         raise InvalidInput("model must be a string", field="model")
     model = services.model_name(model)
     result = services.recommender(model).recommend(ratings, year=year, n=n)
-    db = services.store.scoped
-    picks = [(r.movie.movie_id, r.predicted_stars) for r in result.items]
-    if picks:
-        repo.record_shown(db, None, picks, result.model, year)
-        db.commit()
+    # API calls are anonymous: nothing is stored for them (bounded storage)
     infos = services.tmdb.info_many(tmdb_ids(r.movie for r in result.items))
     payload = result.to_dict()
     payload["recommendations"] = [

@@ -162,7 +162,7 @@ def _results(
     if not ratings:
         return _nothing_rated(services, year)
     result = services.recommender(model).recommend(ratings, year=year, n=RESULTS)
-    _record(db, visitor, result, year)
+    _record(services, db, visitor, result, year)
     cards = _cards(services, result)
     return render_template(
         "pages/results.html",
@@ -190,10 +190,14 @@ def _cards(services: Services, result: RecommendationList) -> list[dict[str, Any
     return [recommendation_card(r, info_for(r.movie, infos)) for r in result.items]
 
 
-def _record(db: Session, visitor: str | None, result: RecommendationList, year: str) -> None:
+def _record(
+    services: Services, db: Session, visitor: str | None, result: RecommendationList, year: str
+) -> None:
+    """Remember the picks shown to a cookie visitor (their newest few only)."""
     picks = [(r.movie.movie_id, r.predicted_stars) for r in result.items]
-    if picks:
-        repo.record_shown(db, visitor, picks, result.model, year)
+    if picks and visitor:
+        keep = services.settings.shown_per_visitor
+        repo.record_shown(db, visitor, picks, result.model, year, keep=keep)
         db.commit()
 
 
