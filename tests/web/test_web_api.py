@@ -54,11 +54,11 @@ def test_no_ratings_gives_popular_picks(client):
     assert body["fallback"] and body["message"] and len(body["recommendations"]) == 5
 
 
-def test_api_needs_no_csrf_token_and_records_what_it_showed(app, client):
-    client.post("/api/v1/recommendations", json={"ratings": LIKES, "n": 3})
+def test_api_needs_no_csrf_token_and_stores_nothing(app, client):
+    response = client.post("/api/v1/recommendations", json={"ratings": LIKES, "n": 3})
+    assert response.status_code == 200 and len(response.get_json()["recommendations"]) == 3
     with app.extensions["movierec"].store.session() as db:
-        shown = repo.shown_to(db, None)
-    assert [s.rank for s in shown] == [1, 2, 3]
+        assert repo.shown_to(db, None) == []  # anonymous calls leave no rows
 
 
 @pytest.mark.parametrize(
