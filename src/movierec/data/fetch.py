@@ -15,11 +15,14 @@ import os
 import posixpath
 import re
 import shutil
+import struct
 import tempfile
 import time
 import zipfile
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import requests
 from tqdm import tqdm
@@ -33,6 +36,9 @@ MARKER_FILE = ".movierec-fetched.json"
 TIMEOUT = (10, 60)  # seconds: connect, read
 STALE_AFTER = 24 * 3600  # seconds before an abandoned temporary folder is swept away
 _CHUNK = 1 << 20
+MAX_RATIO = 100  # uncompressed / compressed size; MovieLens CSVs deflate ~3-5 times
+MD5_FILE_BYTES = 4096  # the most read of a published .md5 file
+RATIO_CHECKED_FROM = 1 << 20  # bytes: smaller members may compress as well as they like
 
 
 def fetch_dataset(
@@ -144,19 +150,90 @@ def _copy_folder(source: Path, folder: Path) -> None:
 
 
 def _extract(spec: DatasetSpec, archive: Path, folder: Path) -> None:
-    """Extract the data set's folder from zip ``archive`` into a new, flat ``folder``."""
+    """Extract the data set's folder from zip ``archive`` into a new, flat ``folder``.
+
+    The declared sizes are checked before anything is written (at most
+    ``spec.max_bytes`` in all, no member inflating more than ``MAX_RATIO`` times), and
+    each member is copied through a counter that stops at its declared size, so a zip
+    bomb or a lying header writes at most a chunk beyond what was declared.
+    """
+    _check_archive_size(spec, archive, archive.stat().st_size)
     try:
         with zipfile.ZipFile(archive) as zf:
             members = [m for m in zf.infolist() if not m.is_dir()]
             prefix = _dataset_prefix(spec, [m.filename for m in members], archive)
+            wanted = [m for m in members if _extracted_name(m, prefix)]
+            _check_unpacked_sizes(spec, archive, wanted)
             folder.mkdir()
-            for member in members:
-                directory, base = posixpath.split(member.filename)
-                if directory == prefix and base and not base.startswith("."):
-                    with zf.open(member) as src, open(folder / base, "wb") as dst:
-                        shutil.copyfileobj(src, dst, _CHUNK)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
-        raise DataError(f"{archive}: not a readable zip file ({exc})") from None
+            for member in wanted:
+                target = folder / _extracted_name(member, prefix)
+                with zf.open(member) as src, open(target, "wb") as dst:
+                    _copy_bounded(src, dst, member.file_size, archive, member.filename)
+    except DataError:
+        raise
+    # everything a damaged or hostile zip makes zipfile raise: bad headers and CRCs
+    # (BadZipFile), truncated streams (EOFError), broken deflate data (zlib.error), an
+    # unknown compression method (NotImplementedError), encryption (RuntimeError), bad
+    # names or offsets (ValueError, struct.error)
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        zlib.error,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+        ValueError,
+        struct.error,
+    ) as exc:
+        raise DataError(f"{archive}: not a readable zip file ({_one_line(exc)})") from None
+
+
+def _extracted_name(member: zipfile.ZipInfo, prefix: str) -> str:
+    """The file name ``member`` is extracted to, or ``""`` if it is not extracted."""
+    directory, base = posixpath.split(member.filename)
+    return base if directory == prefix and base and not base.startswith(".") else ""
+
+
+def _check_archive_size(spec: DatasetSpec, source: object, size: int) -> None:
+    if size > spec.max_bytes:
+        raise DataError(
+            f"{source}: {size:,} bytes is more than any {spec.name} archive "
+            f"({spec.max_bytes:,} bytes at most); refusing it"
+        )
+
+
+def _check_unpacked_sizes(spec: DatasetSpec, archive: Path, members: list[zipfile.ZipInfo]) -> None:
+    """Refuse a zip bomb before extracting: total declared size and compression ratio."""
+    total = sum(m.file_size for m in members)
+    if total > spec.max_bytes:
+        raise DataError(
+            f"{archive}: unpacks to {total:,} bytes, more than any {spec.name} "
+            f"({spec.max_bytes:,} bytes at most); refusing a possible zip bomb"
+        )
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > RATIO_CHECKED_FROM and ratio > MAX_RATIO:
+            raise DataError(
+                f"{archive}: {member.filename[:100]} inflates {ratio:,.0f} times "
+                f"(CSV text inflates at most ~{MAX_RATIO} times); refusing a possible zip bomb"
+            )
+
+
+def _copy_bounded(src: IO[bytes], dst: IO[bytes], declared: int, archive: Path, name: str) -> None:
+    """Copy ``src`` to ``dst`` but never more than ``declared`` bytes (a lying header)."""
+    written = 0
+    while chunk := src.read(_CHUNK):
+        written += len(chunk)
+        if written > declared:
+            raise DataError(
+                f"{archive}: {name[:100]} holds more than the {declared:,} bytes its header "
+                "declares; refusing it"
+            )
+        dst.write(chunk)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def _dataset_prefix(spec: DatasetSpec, names: list[str], archive: Path) -> str:
@@ -183,7 +260,7 @@ def _from_url(
 ) -> str:
     """Download zip ``url`` into ``staging``, check its md5 (if published), extract it."""
     archive = staging / f"{spec.name}.zip"
-    _download(url, archive, progress)
+    _download(url, archive, progress, spec.max_bytes)
     expected = _published_md5(url + ".md5", required=need_md5)
     if expected is not None and _md5(archive) != expected:
         raise DataError(f"{url}: md5 differs from the published {url}.md5 (damaged download?)")
@@ -191,13 +268,19 @@ def _from_url(
     return url
 
 
-def _download(url: str, path: Path, progress: bool) -> None:
-    """Stream ``url`` into ``path`` with a progress bar (bytes)."""
+def _download(url: str, path: Path, progress: bool, max_bytes: int) -> None:
+    """Stream ``url`` into ``path`` with a progress bar (bytes), at most ``max_bytes``."""
     try:
         with requests.get(url, stream=True, timeout=TIMEOUT) as response:
             if response.status_code != 200:
                 raise DataError(f"cannot download {url}: HTTP {response.status_code}")
-            total = int(response.headers.get("Content-Length") or 0) or None
+            total = _content_length(response.headers.get("Content-Length"))
+            if total is not None and total > max_bytes:
+                raise DataError(
+                    f"{url}: {total:,} bytes is more than expected ({max_bytes:,} at most); "
+                    "refusing it"
+                )
+            received = 0
             with (
                 open(path, "wb") as out,
                 tqdm(
@@ -210,21 +293,36 @@ def _download(url: str, path: Path, progress: bool) -> None:
                 ) as bar,
             ):
                 for chunk in response.iter_content(_CHUNK):
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise DataError(
+                            f"{url}: more than the {max_bytes:,} bytes expected; "
+                            "stopped the download"
+                        )
                     out.write(chunk)
                     bar.update(len(chunk))
     except requests.RequestException as exc:
-        raise DataError(f"cannot download {url}: {exc}") from None
+        raise DataError(f"cannot download {url}: {_one_line(exc)}") from None
+
+
+def _content_length(header: str | None) -> int | None:
+    """The declared body size in bytes, or ``None`` when absent or malformed."""
+    text = (header or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None
 
 
 def _published_md5(url: str, required: bool) -> str | None:
     """The md5 hex digest published at ``url``; ``None`` if absent and not ``required``."""
     try:
-        response = requests.get(url, timeout=TIMEOUT)
+        with requests.get(url, stream=True, timeout=TIMEOUT) as response:
+            # an .md5 file is one line: read at most a few KB of whatever is there
+            head = next(response.iter_content(MD5_FILE_BYTES), b"") if response.ok else b""
     except requests.RequestException as exc:
         if required:
-            raise DataError(f"cannot download {url}: {exc}") from None
+            raise DataError(f"cannot download {url}: {_one_line(exc)}") from None
         return None
-    match = re.search(r"\b[0-9a-fA-F]{32}\b", response.text) if response.ok else None
+    text = head.decode("ascii", errors="replace")
+    match = re.search(r"\b[0-9a-fA-F]{32}\b", text)
     if match:
         return match.group(0).lower()
     if required:

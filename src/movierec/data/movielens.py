@@ -81,12 +81,17 @@ class DataFile:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What a data set holds; ``files`` are all required and checked when fetched."""
+    """What a data set holds; ``files`` are all required and checked when fetched.
+
+    ``max_bytes`` caps a fetch: the download and the unpacked files together may not
+    exceed it (bytes; about ten times the real set, so only a hostile source hits it).
+    """
 
     name: str
     description: str
     files: tuple[DataFile, ...]
     splits: tuple[str, ...] = ()
+    max_bytes: int = 64 * 1024 * 1024
 
     @property
     def filenames(self) -> list[str]:
@@ -300,6 +305,7 @@ DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(
                 DataFile("links.csv", LINKS_CSV, 9_742),
                 DataFile("tags.csv", TAGS_CSV, 3_683),
             ),
+            max_bytes=32 * 1024 * 1024,  # 3.2 MB unpacked
         ),
         "ml-100k": DatasetSpec(
             name="ml-100k",
@@ -311,6 +317,7 @@ DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(
                 *_splits_100k(),
             ),
             splits=("u1", "u2", "u3", "u4", "u5", "ua", "ub"),
+            max_bytes=160 * 1024 * 1024,  # 16 MB unpacked
         ),
     }
 )
