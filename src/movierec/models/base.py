@@ -5,17 +5,17 @@ in training is *folded in*: their state (factors, bias) is solved against the fi
 item parameters in milliseconds, then ``score`` rates every movie for them.
 
 Subclasses implement ``_fit``, ``_predict``, ``_fold_in``, ``_score`` and the array
-round-trip ``_arrays`` / ``_set_arrays``; this class owns id maps, input checks and
-the ``.npz`` file format (arrays plus a JSON metadata entry; never pickle).
+round-trip ``_arrays`` / ``_set_arrays``, declaring the arrays' dtypes and shapes in
+``array_specs``; this class owns id maps, input checks and the ``.npz`` file format
+(arrays plus JSON metadata with a checksum of each, see :mod:`movierec.models.files`;
+never pickle).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -25,8 +25,20 @@ import numpy as np
 from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
 from movierec.errors import InvalidInput, ModelError
+from movierec.models.files import (
+    ArraySpec,
+    UnusableFile,
+    check_finite,
+    check_specs,
+    damaged,
+    read_model_file,
+    write_model_file,
+)
 
-FORMAT_VERSION = 1
+#: saved model arrays are named ``m_<name>`` (beside ``user_ids`` and ``movie_ids``)
+MODEL_PREFIX = "m_"
+#: raw MovieLens ids, unique, in the model's row / column order
+ID_SPEC = ArraySpec("int64", ("n",))
 STAR_MIN, STAR_MAX = 0.5, 5.0
 
 
@@ -203,62 +215,73 @@ class Recommender(ABC):
             raise ModelError(f"model {self.name!r} is not fitted; call fit(ratings) first")
 
     # -- persistence -----------------------------------------------------------------
+    #: dtype and shape of every array ``_arrays`` returns (see :class:`ArraySpec`)
+    array_specs: ClassVar[dict[str, ArraySpec]] = {}
+
+    def _check_arrays(
+        self, arrays: Mapping[str, np.ndarray], sizes: dict[str, int], prefix: str = ""
+    ) -> None:
+        """Raise ``UnusableFile`` naming the first of ``arrays`` (keys ``prefix + name``)
+        that breaks ``array_specs``; ``sizes`` holds ``n_users`` and ``n_items``.
+
+        Integer parameters (``n_factors``) are sizes too. Models made of members check
+        theirs by overriding this and calling each member's with its prefix.
+        """
+        params = {
+            k: v for k, v in self.params.items() if isinstance(v, int) and not isinstance(v, bool)
+        }
+        check_specs(self.array_specs, arrays, {**params, **sizes}, prefix)
+
+    def _sizes(self) -> dict[str, int]:
+        return {"n_users": self.n_users, "n_items": self.n_items}
+
     def save(self, path: str | os.PathLike) -> Path:
-        """Write arrays + JSON metadata to one ``.npz`` file, atomically. Returns the path."""
+        """Write arrays + JSON metadata (with a sha256 of every array) to one ``.npz``
+        file, atomically and durably. Returns the path.
+
+        Temp files an interrupted save left beside it are removed first.
+        """
         self._check_fitted()
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
+        arrays = {
+            "user_ids": self.user_ids,
+            "movie_ids": self.movie_ids,
+            **{f"{MODEL_PREFIX}{k}": np.asarray(v) for k, v in self._arrays().items()},
+        }
+        try:  # never write a file that load would refuse
+            self._check_arrays(arrays, self._sizes(), MODEL_PREFIX)
+            for name, array in arrays.items():
+                check_finite(name, array)
+        except UnusableFile as exc:
+            raise ModelError(f"not saving model {self.name!r} to {path}: it {exc}") from None
         meta = {
-            "format": FORMAT_VERSION,
             "model": self.name,
             "params": self.params,
             "seed": self.seed,
             "global_mean": self.global_mean,
         }
-        arrays = {
-            "user_ids": self.user_ids,
-            "movie_ids": self.movie_ids,
-            **{f"m_{k}": v for k, v in self._arrays().items()},
-            "__meta__": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp.npz", dir=path.parent)
-        os.close(fd)
-        try:
-            np.savez(tmp, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_model_file(path, arrays, meta)
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Recommender:
-        """Read a model written by ``save``; the file says which model class it is."""
-        from movierec.models import model_class  # registry lives in the package
+        """Read a model written by ``save``; the file says which model class it is.
 
+        Raises ``ModelError`` (one line naming the path) for a missing file and for any
+        damage: a bad checksum, shape, dtype, id list, NaN weights, bad metadata.
+        """
         path = Path(path)
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
+            meta, arrays = read_model_file(path)
+            model = _model_from(meta, arrays)
         except FileNotFoundError:
             raise ModelError(f"no saved model at {path}") from None
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot read model file {path}: {exc}") from None
-        try:
-            meta = json.loads(arrays.pop("__meta__").tobytes().decode())
-        except (KeyError, ValueError):
-            raise ModelError(f"{path} is not a movierec model (no metadata)") from None
-        if meta.get("format") != FORMAT_VERSION:
-            raise ModelError(f"{path}: unsupported model format {meta.get('format')!r}")
-        klass = model_class(meta["model"])
-        if cls is not Recommender and not issubclass(klass, cls):
-            raise ModelError(f"{path} holds a {meta['model']!r} model, not {cls.name!r}")
-        model = klass(seed=meta["seed"], **meta["params"])
-        model._set_ids(arrays.pop("user_ids"), arrays.pop("movie_ids"))
-        model.global_mean = float(meta["global_mean"])
-        model._set_arrays({k[2:]: v for k, v in arrays.items() if k.startswith("m_")})
+        except UnusableFile as exc:
+            raise ModelError(f"model file {path} {exc}") from None
+        if cls is not Recommender and not isinstance(model, cls):
+            raise ModelError(f"{path} holds a {model.name!r} model, not {cls.name!r}")
         return model
 
     # -- for subclasses ----------------------------------------------------------------
@@ -284,3 +307,36 @@ class Recommender(ABC):
 
     @abstractmethod
     def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None: ...
+
+
+def _model_from(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Recommender:
+    """The model ``meta`` and ``arrays`` (checksums verified) describe; ``UnusableFile``
+    if they do not describe a usable one."""
+    from movierec.models import model_class  # registry lives in the package
+
+    name, params, seed = meta.get("model"), meta.get("params"), meta.get("seed")
+    try:
+        klass = model_class(name)  # type: ignore[arg-type]
+    except InvalidInput:
+        raise damaged(f"unknown model {str(name)[:40]!r}") from None
+    try:
+        if not isinstance(params, dict) or not isinstance(seed, int):
+            raise TypeError("params must be an object and seed an integer")
+        model = klass(seed=seed, **params)
+        model.global_mean = float(meta["global_mean"])
+    except (InvalidInput, TypeError, ValueError, KeyError) as exc:
+        raise damaged(f"bad parameters for model {name!r}: {str(exc)[:100]}") from None
+    if not np.isfinite(model.global_mean):
+        raise damaged("global_mean is not finite")
+    for ids in ("user_ids", "movie_ids"):
+        ID_SPEC.check(ids, arrays.get(ids), {})
+        if np.unique(arrays[ids]).size != arrays[ids].size:
+            raise damaged(f"{ids} has duplicates")
+    model._set_ids(arrays["user_ids"], arrays["movie_ids"])
+    model._check_arrays(arrays, model._sizes(), MODEL_PREFIX)
+    n = len(MODEL_PREFIX)
+    try:
+        model._set_arrays({k[n:]: v for k, v in arrays.items() if k.startswith(MODEL_PREFIX)})
+    except (KeyError, IndexError, ValueError, TypeError) as exc:
+        raise damaged(f"arrays do not fit model {name!r}: {str(exc)[:100]}") from None
+    return model

@@ -15,6 +15,7 @@ are the same weighted sum. Saved as one ``.npz``: the members' arrays under
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -22,7 +23,8 @@ import numpy as np
 
 from movierec.data.ratings import Ratings
 from movierec.errors import InvalidInput
-from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
+from movierec.models.base import STAR_MAX, STAR_MIN, ArraySpec, Recommender, UserState
+from movierec.models.files import check_specs
 from movierec.models.foldin import check_param
 
 #: fewer held-out ratings than this per weight and the blend is the members' plain mean
@@ -175,6 +177,18 @@ class Blend(Recommender):
             prefix = f"{index}.{member.name}."
             arrays.update({prefix + k: v for k, v in member._arrays().items()})
         return arrays
+
+    def _check_arrays(
+        self, arrays: Mapping[str, np.ndarray], sizes: dict[str, int], prefix: str = ""
+    ) -> None:
+        check_specs(
+            {"weights": ArraySpec("float64", ("n_members",))},
+            arrays,
+            {"n_members": len(self.members)},
+            prefix,
+        )
+        for index, member in enumerate(self.members):
+            member._check_arrays(arrays, sizes, f"{prefix}{index}.{member.name}.")
 
     def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.weights = np.asarray(arrays["weights"], dtype=np.float64)

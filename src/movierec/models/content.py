@@ -33,7 +33,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
-from movierec.models.base import Recommender, UserState
+from movierec.models.base import ArraySpec, Recommender, UserState
 from movierec.models.foldin import RatedItems, check_param
 from movierec.models.itemknn import als_baselines, user_baseline_bias
 
@@ -123,6 +123,17 @@ class ContentModel(Recommender):
         "reg_user": 15.0,
         "reg_item": 2.0,
         "bias_epochs": 10,
+    }
+    array_specs: ClassVar[dict[str, ArraySpec]] = {
+        "text_indptr": ArraySpec("int64", ("n_items+1",)),
+        "text_indices": ArraySpec("int32", ("n_text",)),
+        "text_data": ArraySpec("float32", ("n_text",)),
+        "text_shape": ArraySpec("int64", (2,)),
+        "vocabulary": ArraySpec("str", ("n_tokens",)),
+        "scale": ArraySpec("float64", (1,)),
+        "user_bias": ArraySpec("float32", ("n_users",)),
+        "item_bias": ArraySpec("float32", ("n_items",)),
+        **RatedItems.specs,
     }
 
     def __init__(self, seed: int = 0, **params: Any) -> None:

@@ -30,13 +30,14 @@ ml-latest-small's training users only; there NDCG@10 0.438 against ``popular``'s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from movierec.data.ratings import Ratings
-from movierec.models.base import STAR_MAX, Recommender, UserState
+from movierec.models.base import STAR_MAX, ArraySpec, Recommender, UserState
 from movierec.models.foldin import check_param
 from movierec.models.svd import SVD
 
@@ -107,6 +108,12 @@ class EASE(Recommender):
         "star_power": 3.0,
         "popularity": 0.01,
         **{k: SVD.defaults[k] for k in MEMBER_PARAMS},
+    }
+    #: plus the SVD member's arrays, prefixed ``svd.``
+    array_specs: ClassVar[dict[str, ArraySpec]] = {
+        "kept": ArraySpec("int64", ("n_kept",)),
+        "item_item": ArraySpec("float32", ("n_kept", "n_kept")),
+        "popularity": ArraySpec("float32", ("n_items",)),
     }
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
@@ -195,6 +202,12 @@ class EASE(Recommender):
             "popularity": self.popularity,
             **{MEMBER_PREFIX + k: v for k, v in self.member._arrays().items()},
         }
+
+    def _check_arrays(
+        self, arrays: Mapping[str, np.ndarray], sizes: dict[str, int], prefix: str = ""
+    ) -> None:
+        super()._check_arrays(arrays, sizes, prefix)
+        self.member._check_arrays(arrays, sizes, prefix + MEMBER_PREFIX)
 
     def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.member = self._new_member()

@@ -6,10 +6,12 @@ only how the factors are fitted and folded in differs.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from movierec.models._kernels import score_items
-from movierec.models.base import Recommender, UserState
+from movierec.models.base import ArraySpec, Recommender, UserState
 from movierec.models.foldin import RatedItems
 
 
@@ -23,6 +25,13 @@ class FactorModel(Recommender):
 
     #: extra ``(name -> float32 array)`` attributes a subclass saves besides the shared ones
     extra_arrays: tuple[str, ...] = ()
+    array_specs: ClassVar[dict[str, ArraySpec]] = {
+        "user_factors": ArraySpec("float32", ("n_users", "n_factors")),
+        "item_factors": ArraySpec("float32", ("n_items", "n_factors")),
+        "user_bias": ArraySpec("float32", ("n_users",)),
+        "item_bias": ArraySpec("float32", ("n_items",)),
+        **RatedItems.specs,
+    }
 
     def __init__(self, seed: int = 0, **params) -> None:
         super().__init__(seed=seed, **params)

@@ -10,12 +10,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.optimize import nnls
 
 from movierec.data.ratings import Ratings
 from movierec.errors import InvalidInput
+from movierec.models.files import ArraySpec
 
 
 def check_param(params: dict, name: str, *, integer: bool = False, positive: bool = False) -> None:
@@ -146,6 +148,13 @@ class RatedItems:
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"rated_indptr": self.indptr, "rated_items": self.items, "rated_stars": self.stars}
+
+    #: the arrays ``arrays`` returns, as a model's ``array_specs`` declares them
+    specs: ClassVar[dict[str, ArraySpec]] = {
+        "rated_indptr": ArraySpec("int64", ("n_users+1",)),
+        "rated_items": ArraySpec("int32", ("n_rated",)),
+        "rated_stars": ArraySpec("float32", ("n_rated",)),
+    }
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> RatedItems:

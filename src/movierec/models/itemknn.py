@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from numba import njit, prange
 
 from movierec.data.ratings import Ratings
-from movierec.models.base import Recommender, UserState
+from movierec.models.base import ArraySpec, Recommender, UserState
 from movierec.models.foldin import RatedItems, check_param
 
 
@@ -226,6 +226,14 @@ class ItemKNN(Recommender):
     """
 
     name: ClassVar[str] = "itemknn"
+    array_specs: ClassVar[dict[str, ArraySpec]] = {
+        "user_bias": ArraySpec("float32", ("n_users",)),
+        "item_bias": ArraySpec("float32", ("n_items",)),
+        "nb_indptr": ArraySpec("int64", ("n_items+1",)),
+        "nb_items": ArraySpec("int32", ("n_neighbours",)),
+        "nb_sims": ArraySpec("float32", ("n_neighbours",)),
+        **RatedItems.specs,
+    }
     defaults: ClassVar[dict[str, Any]] = {
         "k": 40,
         "min_k": 5,

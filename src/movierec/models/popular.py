@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from movierec.data.ratings import Ratings
-from movierec.models.base import Recommender, UserState
+from movierec.models.base import ArraySpec, Recommender, UserState
 from movierec.models.foldin import RatedItems, check_param
 
 
@@ -48,6 +48,11 @@ class Popular(Recommender):
 
     name: ClassVar[str] = "popular"
     defaults: ClassVar[dict[str, Any]] = {"damping": 10.0, "user_damping": 10.0}
+    array_specs: ClassVar[dict[str, ArraySpec]] = {
+        "item_mean": ArraySpec("float32", ("n_items",)),
+        "user_bias": ArraySpec("float32", ("n_users",)),
+        **RatedItems.specs,
+    }
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         super().__init__(seed=seed, **params)

@@ -23,7 +23,7 @@ from numba import njit
 from tqdm.auto import tqdm
 
 from movierec.data.ratings import Ratings
-from movierec.models.base import UserState
+from movierec.models.base import ArraySpec, UserState
 from movierec.models.factor import FactorModel
 from movierec.models.foldin import RatedItems, check_param, ridge_with_bias
 
@@ -122,6 +122,10 @@ class SVDpp(FactorModel):
 
     name: ClassVar[str] = "svdpp"
     extra_arrays = ("implicit_factors",)  # y_j, saved with the shared arrays
+    array_specs: ClassVar[dict[str, ArraySpec]] = {
+        **FactorModel.array_specs,
+        "implicit_factors": ArraySpec("float32", ("n_items", "n_factors")),
+    }
     defaults: ClassVar[dict[str, Any]] = {
         "n_factors": 20,
         "n_epochs": 20,

@@ -1,0 +1,296 @@
+"""Model files: ``.npz`` arrays plus JSON metadata, written atomically, checked on read.
+
+A file holds one ``<name>.npy`` zip member per array and ``__meta__.npy`` (the UTF-8
+bytes of a JSON object). The metadata lists every array's sha256, shape and dtype, so a
+reader can tell a damaged file from a good one:
+
+- ``write_model_file`` writes to ``<stem>.tmp-<pid>-<random>.npz`` beside the target,
+  fsyncs it, renames it over the target and fsyncs the directory; a crash leaves either
+  the old file or the new one, never half of one.
+- ``read_model_file`` checks each array's npy header against the metadata *before*
+  reading its bytes (so a damaged header never makes us allocate a huge array), then the
+  checksum of the bytes read and that float arrays are finite. It reads the zip with
+  :mod:`zipfile` and numpy's public npy header readers rather than ``np.load``, which
+  offers no way to check a header before it allocates.
+- ``ArraySpec`` lets each model declare the dtype and shape of the arrays it saves.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import re
+import secrets
+import time
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 2
+META = "__meta__"
+TEMP_MARK = ".tmp-"
+#: a temp file not written to for this long is abandoned, whoever wrote it (seconds)
+STALE_AFTER = 60.0
+#: longest piece of an exception message (which may quote file bytes) we repeat
+QUOTE_LIMIT = 100
+
+_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+class UnusableFile(Exception):
+    """A model file that cannot be used; the message completes "model file <path> ..."."""
+
+
+def damaged(reason: str) -> UnusableFile:
+    return UnusableFile(f"is damaged ({reason})")
+
+
+# -- declared array shapes ------------------------------------------------------------------
+@dataclass(frozen=True)
+class ArraySpec:
+    """What one saved array must look like.
+
+    dtype: a numpy dtype name (``"float32"``, ``"int64"``), or ``"str"`` for text.
+    shape: one entry per dimension: an int; a size the model knows (``"n_users"``,
+    ``"n_items"``, an integer parameter such as ``"n_factors"``), optionally ``"+1"``
+    (``"n_users+1"`` for CSR row starts); or a free name (``"nnz"``) that takes the
+    size it first meets and must match wherever else it appears.
+    """
+
+    dtype: str
+    shape: tuple[int | str, ...]
+
+    def check(self, name: str, array: np.ndarray | None, sizes: dict[str, int]) -> None:
+        """Raise ``UnusableFile`` if ``array`` breaks the spec; binds free names in ``sizes``."""
+        if array is None:
+            raise damaged(f"array {name} is missing")
+        kind_ok = array.dtype.kind == "U" if self.dtype == "str" else array.dtype == self.dtype
+        if not kind_ok:
+            raise damaged(f"array {name} is {array.dtype}, expected {self.dtype}")
+        if array.ndim != len(self.shape):
+            raise damaged(f"array {name} has shape {array.shape}, expected {self.shape}")
+        for axis, (dim, actual) in enumerate(zip(self.shape, array.shape, strict=True)):
+            if isinstance(dim, int):
+                expected = dim
+            else:
+                base, plus, extra = dim.partition("+")
+                if base not in sizes:
+                    sizes[base] = actual - int(extra or 0)
+                expected = sizes[base] + (int(extra) if plus else 0)
+            if actual != expected:
+                raise damaged(
+                    f"array {name} has {actual} along axis {axis}, expected {expected} ({dim})"
+                )
+
+
+def check_specs(
+    specs: Mapping[str, ArraySpec],
+    arrays: Mapping[str, np.ndarray],
+    sizes: dict[str, int],
+    prefix: str = "",
+) -> None:
+    """Check every array named in ``specs`` (looked up as ``prefix + name``)."""
+    for name, spec in specs.items():
+        spec.check(prefix + name, arrays.get(prefix + name), sizes)
+
+
+# -- checksums --------------------------------------------------------------------------------
+def _bytes_of(array: np.ndarray) -> memoryview:
+    """The array's raw bytes in C order (no copy for a C-contiguous array)."""
+    return memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
+
+
+def describe(array: np.ndarray) -> dict[str, Any]:
+    """``{"sha256", "shape", "dtype"}`` of ``array`` as the metadata records it."""
+    return {
+        "sha256": hashlib.sha256(_bytes_of(array)).hexdigest(),
+        "shape": list(array.shape),
+        "dtype": array.dtype.str,
+    }
+
+
+def check_finite(name: str, array: np.ndarray) -> None:
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        raise damaged(f"array {name} holds NaN or infinite values")
+
+
+# -- writing ----------------------------------------------------------------------------------
+def write_model_file(path: Path, arrays: Mapping[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Write ``arrays`` and ``meta`` (plus format and per-array checksums) to ``path``,
+    atomically and durably."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    contiguous = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
+    meta = {
+        **meta,
+        "format": FORMAT_VERSION,
+        "arrays": {name: describe(array) for name, array in contiguous.items()},
+    }
+    members = {**contiguous, META: np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
+    tmp = path.with_name(f"{path.stem}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.npz")
+    try:
+        with open(tmp, "xb") as fh:
+            np.savez(fh, **members)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable (POSIX keeps it in the directory's metadata)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # platforms that cannot open a directory have nothing to fsync
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a directory; the rename still happened
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove temp files an interrupted save of ``path`` left behind; returns them.
+
+    A temp file is stale when the process named in it (``<stem>.tmp-<pid>-...``) is no
+    longer running on this machine (a killed ``train``: removed at once), or when nothing
+    has written to it for ``STALE_AFTER`` seconds (a pid reused since, or a writer on
+    another machine sharing the directory: ``np.savez`` writes continuously and the
+    rename follows the last write within milliseconds, so a live save never looks idle
+    that long). Files of the previous naming (``<name>XXXX.tmp.npz``, no pid) go by age.
+    A file that cannot be removed (read-only directory) is left; saving will say why.
+    """
+    own = re.compile(rf"{re.escape(path.stem)}{re.escape(TEMP_MARK)}(\d+)-[0-9a-f]+\.npz")
+    candidates = [*path.parent.glob(f"{glob.escape(path.stem)}{TEMP_MARK}*.npz")]
+    candidates += path.parent.glob(f"{glob.escape(path.name)}*.tmp.npz")
+    removed = []
+    now = time.time()
+    for temp in candidates:
+        match = own.fullmatch(temp.name)
+        try:
+            idle = now - temp.stat().st_mtime
+            if (match and not _running(int(match.group(1)))) or idle > STALE_AFTER:
+                temp.unlink()
+                removed.append(temp)
+        except OSError:
+            continue  # gone already, or not ours to remove
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """True if a process ``pid`` exists on this machine."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists but belongs to someone else (or we cannot tell: keep it)
+    except (OverflowError, ValueError):
+        return False  # not a valid pid at all
+    return True
+
+
+# -- reading ----------------------------------------------------------------------------------
+def read_model_file(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of a file written by ``write_model_file``, every array checked.
+
+    Raises ``FileNotFoundError`` if there is no file and ``UnusableFile`` for anything else
+    wrong with it.
+    """
+    try:
+        if path.stat().st_size == 0:
+            raise UnusableFile("is empty")
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            meta = _read_meta(archive, names)
+            arrays = {
+                name: _read_array(archive, names, name, spec)
+                for name, spec in meta["arrays"].items()
+            }
+    except (FileNotFoundError, UnusableFile):
+        raise
+    except OSError as exc:  # permissions, a directory, I/O errors
+        raise UnusableFile(f"cannot be read ({exc.strerror or exc})") from None
+    except Exception as exc:
+        # The bytes are untrusted: zipfile, zlib, lzma, bz2, struct and numpy's header
+        # parser raise a dozen types on damaged input (BadZipFile, EOFError, zlib.error,
+        # struct.error, NotImplementedError for a flipped compression method, ...).
+        # Any failure while parsing means the file is damaged.
+        raise damaged(_one_line(exc)) from None
+    return meta, arrays
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if len(text) > QUOTE_LIMIT:
+        text = text[:QUOTE_LIMIT] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _read_meta(archive: zipfile.ZipFile, names: set[str]) -> dict[str, Any]:
+    if f"{META}.npy" not in names:
+        raise UnusableFile("is not a movierec model (no metadata)")
+    with archive.open(f"{META}.npy") as fh:
+        raw = np.lib.format.read_array(fh, allow_pickle=False)
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except ValueError:
+        raise damaged("metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise damaged("metadata is not a JSON object")
+    if meta.get("format") != FORMAT_VERSION:
+        raise UnusableFile(
+            f"was saved in format {str(meta.get('format'))[:20]!r}; this movierec reads "
+            f"format {FORMAT_VERSION} (train the model again)"
+        )
+    listed = meta.get("arrays")
+    if not isinstance(listed, dict) or not all(
+        isinstance(spec, dict) and {"sha256", "shape", "dtype"} <= spec.keys()
+        for spec in listed.values()
+    ):
+        raise damaged("metadata lists no valid array checksums")
+    return meta
+
+
+def _read_array(
+    archive: zipfile.ZipFile, names: set[str], name: str, listed: dict[str, Any]
+) -> np.ndarray:
+    """One array, its header checked against ``listed`` before its bytes are read."""
+    if f"{name}.npy" not in names:
+        raise damaged(f"array {name} is missing")
+    shape, dtype = tuple(int(n) for n in listed["shape"]), np.dtype(listed["dtype"])
+    if dtype.hasobject or dtype.itemsize == 0:
+        raise damaged(f"array {name} has an unusable dtype {dtype}")
+    with archive.open(f"{name}.npy") as fh:
+        reader = _HEADER_READERS.get(np.lib.format.read_magic(fh))
+        if reader is None:
+            raise damaged(f"array {name} has an unknown npy version")
+        header_shape, fortran_order, header_dtype = reader(fh)
+        if header_shape != shape or header_dtype != dtype or fortran_order:
+            raise damaged(
+                f"array {name} is {header_dtype} {header_shape}, metadata says {dtype} {shape}"
+            )
+        array = np.empty(shape, dtype=dtype)
+        buffer = array.reshape(-1).view(np.uint8)
+        if fh.readinto(buffer) != buffer.size:
+            raise damaged(f"array {name} is truncated")
+    if hashlib.sha256(memoryview(buffer)).hexdigest() != listed["sha256"]:
+        raise damaged(f"checksum of {name} does not match")
+    check_finite(name, array)
+    return array
