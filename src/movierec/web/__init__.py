@@ -10,15 +10,18 @@ Configuration, lowest precedence first: the environment (:mod:`movierec.config`)
 ``MOVIEREC_HOME``, ``DATASET`` (or ``MOVIEREC_DATASET``), ``MOVIEREC_MODEL``,
 ``MOVIEREC_DATA_SOURCE``, ``DATABASE_URL``, ``TMDB_API_KEY``, ``TMDB_READ_TOKEN``,
 ``SETTINGS`` (a ready :class:`~movierec.config.Settings`), ``SECRET_KEY`` (else
-``MOVIEREC_SECRET_KEY``, else one generated once and kept in ``<home>/secret_key``);
+the environment's ``SECRET_KEY`` or ``MOVIEREC_SECRET_KEY``, else one generated once and kept
+in ``<home>/secret_key``; a key shorter than 16 characters is refused);
 for tests also ``TMDB_TRANSPORT`` (a fake transport callable) and ``RECOMMENDERS``
 (a :class:`~movierec.web.services.Recommenders` to share loaded models between apps).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -27,9 +30,17 @@ from typing import Any
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from movierec.config import Settings, load_settings
+from movierec.config import MIN_SECRET_KEY, Settings, load_settings
+from movierec.errors import InvalidInput, MovierecError
 
+log = logging.getLogger(__name__)
 csrf = CSRFProtect()
+
+#: browser features the app never uses, switched off for every page
+PERMISSIONS_POLICY = (
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
+)
+HSTS = "max-age=31536000; includeSubDomains"
 
 #: app.config keys that override the environment variable of the same meaning
 CONFIG_TO_ENV = {
@@ -66,12 +77,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     settings = app.config.get("SETTINGS") or settings_from_config(app.config)
     app.config["SETTINGS"] = settings
     if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = os.environ.get("MOVIEREC_SECRET_KEY") or _secret_key(
-            settings.home
-        )
+        app.config["SECRET_KEY"] = _env_secret_key(settings) or _secret_key(settings.home)
+    # the cookie lives as long as the store remembers the visitor (renewed on each use)
+    if "PERMANENT_SESSION_LIFETIME" not in (test_config or {}):
+        app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(days=settings.retention_days)
+    if settings.https:
+        app.config["SESSION_COOKIE_SECURE"] = True
+    if settings.trusted_hosts:  # other Host headers -> 400 (checked by Flask per request)
+        app.config["TRUSTED_HOSTS"] = list(settings.trusted_hosts)
 
     services = Services.from_app_config(settings, app.config)
     services.store.create_schema()
+    _prune(services)
     app.extensions["movierec"] = services
 
     csrf.init_app(app)
@@ -95,33 +112,97 @@ def settings_from_config(config: Mapping[str, Any]) -> Settings:
     return load_settings(env)
 
 
+def _prune(services: Any) -> None:
+    """Apply the retention rule on start; one log line when anything went."""
+    from movierec.store.retention import prune
+
+    settings = services.settings
+    removed = prune(services.store, settings.retention_days, settings.shown_per_visitor)
+    if removed.total:
+        log.info(
+            "retention: forgot %d idle visitors, %d ratings, %d shown picks",
+            removed.visitors,
+            removed.ratings,
+            removed.shown,
+        )
+
+
+def _env_secret_key(settings: Settings) -> str | None:
+    """The key from ``SECRET_KEY``/``MOVIEREC_SECRET_KEY``; a short one is refused."""
+    if not settings.secret_key:
+        return None
+    key = settings.secret_key.strip()
+    if len(key) < MIN_SECRET_KEY:
+        name = "SECRET_KEY" if os.environ.get("SECRET_KEY") else "MOVIEREC_SECRET_KEY"
+        raise InvalidInput(
+            f"{name} is {len(key)} characters long; use at least {MIN_SECRET_KEY} "
+            "random characters (or unset it to have one made)",
+            field=name,
+        )
+    return key
+
+
 def _secret_key(home: Path) -> str:
-    """A random key kept in ``<home>/secret_key``, so visitor cookies survive restarts."""
+    """A random key kept in ``<home>/secret_key``, so visitor cookies survive restarts.
+
+    Made atomically: the key is written and synced to a private temporary file (0600),
+    which is then hard-linked to ``secret_key``; ``link`` fails if another process got
+    there first, so every process ends up reading the one complete key, and no reader
+    ever sees a half-written or empty file.
+    """
     path = home / "secret_key"
     try:
-        return path.read_text().strip()
+        return _read_key(path)
     except FileNotFoundError:
         pass
-    home.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return path.read_text().strip()
-    try:
-        os.write(fd, key.encode())
-    finally:
-        os.close(fd)
+        home.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".secret_key.", dir=home)  # mode 0600
+        try:
+            os.write(fd, secrets.token_hex(32).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another process made it first: theirs is the key
+            pass
+        finally:
+            os.unlink(tmp)
+    except OSError as exc:
+        raise MovierecError(
+            f"cannot create the secret key file {path}: {exc.strerror or exc}; "
+            "make the folder writable or set SECRET_KEY"
+        ) from None
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> str:
+    key = path.read_text(encoding="utf-8", errors="replace").strip()
+    if len(key) < MIN_SECRET_KEY:
+        raise InvalidInput(
+            f"the secret key file {path} holds {len(key)} characters (at least "
+            f"{MIN_SECRET_KEY} needed); delete it to have a new key made, or set SECRET_KEY",
+            field="secret_key",
+        )
     return key
 
 
 def _remove_session(_exc: BaseException | None) -> None:
     from flask import current_app
 
-    current_app.extensions["movierec"].store.remove()
+    try:
+        current_app.extensions["movierec"].store.remove()
+    except Exception:  # a dead connection: the pool drops it; the next request reconnects
+        log.debug("closing the request's database session failed", exc_info=True)
 
 
 def _security_headers(response):  # type: ignore[no-untyped-def]
+    from flask import current_app
+
+    response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+    if current_app.config["SETTINGS"].https:
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     response.headers.setdefault(
