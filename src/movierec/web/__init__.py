@@ -9,7 +9,9 @@ Configuration, lowest precedence first: the environment (:mod:`movierec.config`)
 ``instance/config.py`` (skipped when ``TESTING``), then ``test_config``. Keys read:
 ``MOVIEREC_HOME``, ``DATASET`` (or ``MOVIEREC_DATASET``), ``MOVIEREC_MODEL``,
 ``MOVIEREC_DATA_SOURCE``, ``DATABASE_URL``, ``TMDB_API_KEY``, ``TMDB_READ_TOKEN``,
-``SETTINGS`` (a ready :class:`~movierec.config.Settings`), ``SECRET_KEY`` (else
+``SETTINGS`` (a ready :class:`~movierec.config.Settings`), ``MAX_CONTENT_LENGTH`` (else
+``settings.max_body``), ``RATELIMIT_ENABLED``/``RATE_LIMIT``/``RATELIMIT_STORAGE_URI``
+(:mod:`movierec.web.limits`), ``SECRET_KEY`` (else
 the environment's ``SECRET_KEY`` or ``MOVIEREC_SECRET_KEY``, else one generated once and kept
 in ``<home>/secret_key``; a key shorter than 16 characters is refused);
 for tests also ``TMDB_TRANSPORT`` (a fake transport callable) and ``RECOMMENDERS``
@@ -57,7 +59,7 @@ CONFIG_TO_ENV = {
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the movierec Flask app."""
-    from movierec.web import api, errors, pages, posters
+    from movierec.web import api, errors, limits, pages, posters
     from movierec.web.services import Services
 
     app = Flask(__name__, instance_relative_config=True)
@@ -76,6 +78,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     settings = app.config.get("SETTINGS") or settings_from_config(app.config)
     app.config["SETTINGS"] = settings
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default is None: no cap
+        app.config["MAX_CONTENT_LENGTH"] = settings.max_body  # bigger bodies: 413
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _env_secret_key(settings) or _secret_key(settings.home)
     # the cookie lives as long as the store remembers the visitor (renewed on each use)
@@ -97,6 +101,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     app.register_blueprint(errors.bp)
+    limits.init_limits(app, settings)  # after the blueprints it limits
     app.teardown_appcontext(_remove_session)
     app.after_request(_security_headers)
     return app

@@ -4,25 +4,43 @@
 - ``POST /api/v1/recommendations``: ``{"ratings": {"<movieId>": stars}, "year":
   "old|new|any", "n": 5, "model": "svd"}`` -> the ranked picks.
 - ``GET /api/v1/movies/<movieId>``: one movie.
+- ``GET /api/v1/openapi.json``: the OpenAPI 3.1 document of all of this.
 
-Bad input answers 400 ``{"error": ..., "field": ...}``; unknown paths and movies 404.
+Input rules (bad input answers 400 ``{"error": ..., "field": ...}``, quoting at most 100
+characters of it; unknown paths and movies 404):
+
+- the POST body is ``Content-Type: application/json`` (charset, if given, utf-8), else 415,
+  so a cross-site "simple" ``text/plain`` POST is refused; at most ``MAX_CONTENT_LENGTH``
+  bytes, else 413; JSON nested at most ``MAX_JSON_DEPTH`` deep; no ``NaN``/``Infinity``;
+- movieIds are ASCII decimal digits without sign, spaces or leading zeros (``"356"``, not
+  ``"0356"``, ``"+356"``, ``" 356"``, ``"3_56"``, ``"３５６"``), so each movie has one spelling;
+- stars are JSON numbers (not strings or booleans) from 0.5 to 5 in half steps;
+- ``n`` a whole number 1-100, ``year`` one of old/new/any, ``model`` a served model name.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from flask import Blueprint, request
+from werkzeug.exceptions import UnsupportedMediaType
 
-from movierec.errors import InvalidInput
-from movierec.recommend import YEAR_CHOICES, validate_n, validate_year
+from movierec.errors import QUOTE_LIMIT, InvalidInput, quoted
+from movierec.recommend import MAX_N, YEAR_CHOICES
 from movierec.web.cards import info_for, movie_json, recommendation_json, tmdb_ids
 from movierec.web.services import get_services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 REQUEST_FIELDS = ("ratings", "year", "n", "model")
+#: deepest JSON nesting accepted; a request needs 2 (``{"ratings": {...}}``)
+MAX_JSON_DEPTH = 5
+#: a movieId as the API accepts it: ASCII digits, no sign or leading zero, at most 10 digits
+MOVIE_ID = re.compile(r"[1-9][0-9]{0,9}")
+JSON_CHARSETS = ("utf-8", "utf8")
 
 
 @bp.get("/onboarding")
@@ -47,19 +65,22 @@ def recommendations() -> dict[str, Any]:
     unknown = [k for k in body if k not in REQUEST_FIELDS]
     if unknown:
         raise InvalidInput(
-            f"unknown field {unknown[0]!r}; expected {', '.join(REQUEST_FIELDS)}", field=unknown[0]
+            f"unknown field {quoted(unknown[0])}; expected {', '.join(REQUEST_FIELDS)}",
+            field=unknown[0][:QUOTE_LIMIT],
         )
-    ratings = body.get("ratings", {})
-    if not isinstance(ratings, dict):
-        raise InvalidInput('ratings must be an object like {"1": 4.5}', field="ratings")
+    ratings = _ratings(body.get("ratings", {}))
     year = body.get("year", "any")
-    if not isinstance(year, str):
-        raise InvalidInput("year must be one of old, new, any", field="year")
-    validate_year(year)
-    n = validate_n(body.get("n", 5))
+    if not isinstance(year, str) or year not in YEAR_CHOICES:
+        raise InvalidInput(f"year must be one of old, new, any, got {quoted(year)}", field="year")
+    n = body.get("n", 5)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_N:
+        raise InvalidInput(f"n must be a whole number from 1 to {MAX_N}, got {quoted(n)}", "n")
     model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise InvalidInput("model must be a string", field="model")
+    if model is not None and (not isinstance(model, str) or model not in services.model_choices):
+        raise InvalidInput(
+            f"unknown model {quoted(model)}; choose from {', '.join(services.model_choices)}",
+            field="model",
+        )
     model = services.model_name(model)
     result = services.recommender(model).recommend(ratings, year=year, n=n)
     # API calls are anonymous: nothing is stored for them (bounded storage)
@@ -71,23 +92,107 @@ def recommendations() -> dict[str, Any]:
     return payload
 
 
-@bp.get("/movies/<int:movie_id>")
-def movie(movie_id: int) -> dict[str, Any] | tuple[dict[str, Any], int]:
-    """One movie with its TMDB extras."""
+@bp.get("/movies/<movie_id>")
+def movie(movie_id: str) -> dict[str, Any] | tuple[dict[str, Any], int]:
+    """One movie with its TMDB extras; 404 for an unknown or malformed movieId."""
     services = get_services()
     catalog = services.recommenders.catalog
-    if movie_id not in catalog:
+    if not MOVIE_ID.fullmatch(movie_id):
+        return {"error": f"no movieId like {quoted(movie_id)}", "field": "movieId"}, 404
+    if int(movie_id) not in catalog:
         return {"error": f"unknown movieId {movie_id}", "field": "movieId"}, 404
-    found = catalog.get(movie_id)
+    found = catalog.get(int(movie_id))
     return movie_json(found, services.tmdb.info(found.tmdb_id))
 
 
+@bp.get("/openapi.json")
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of this API."""
+    from flask import current_app
+
+    from movierec.web.openapi import document
+
+    return document(get_services().model_choices, current_app.config.get("MAX_CONTENT_LENGTH"))
+
+
 def _json_object() -> dict[str, Any]:
-    raw = request.get_data(cache=False, as_text=True)
+    """The request body as a JSON object, after the content type, size and depth checks."""
+    if request.mimetype != "application/json" or (
+        request.mimetype_params.get("charset", "utf-8").lower() not in JSON_CHARSETS
+    ):
+        raise UnsupportedMediaType(
+            "the request body must be JSON: send Content-Type: application/json, "
+            f"got {quoted(request.content_type or '')}"
+        )
+    raw = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH, chunked or not
     try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidInput(f"the request body is not valid JSON: {exc}", field="body") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"the request body is not UTF-8: {exc.reason}", field="body") from None
+    if json_depth_exceeds(text, MAX_JSON_DEPTH):
+        raise InvalidInput(
+            f"the request body is nested more than {MAX_JSON_DEPTH} levels deep", field="body"
+        )
+    try:
+        body = json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:  # also int() of more than 4300 digits
+        message = str(exc)[:QUOTE_LIMIT]
+        raise InvalidInput(f"the request body is not valid JSON: {message}", field="body") from None
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object", field="body")
     return body
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _ratings(value: object) -> dict[int, float]:
+    """``{"<movieId>": stars}`` with well-formed ids and stars (the catalogue check is later)."""
+    if not isinstance(value, dict):
+        raise InvalidInput('ratings must be an object like {"1": 4.5}', field="ratings")
+    clean: dict[int, float] = {}
+    for key, stars in value.items():
+        if not MOVIE_ID.fullmatch(key):
+            raise InvalidInput(
+                "movieId must be ASCII digits without sign, spaces or leading zeros, "
+                f"got {quoted(key)}",
+                field="ratings",
+            )
+        if not _is_star_value(stars):
+            raise InvalidInput(
+                f"stars for movieId {key} must be a number from 0.5 to 5 in half steps, "
+                f"got {quoted(stars)}",
+                field="ratings",
+            )
+        clean[int(key)] = float(stars)
+    return clean
+
+
+def _is_star_value(stars: object) -> bool:
+    if isinstance(stars, bool) or not isinstance(stars, int | float):
+        return False
+    if isinstance(stars, int):  # before float(): a 4,000-digit int overflows a float
+        return 1 <= stars <= 5
+    return math.isfinite(stars) and 0.5 <= stars <= 5.0 and (stars * 2).is_integer()
+
+
+# Written by hand because the standard json module has no depth limit and recurses once
+# per level (a RecursionError, i.e. a 500, near 1,000 levels), while catching RecursionError
+# would leave the limit to the interpreter's stack. Strings are blanked out first (one C-speed
+# regex pass) so brackets inside them don't count; then only the brackets are walked.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def json_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether JSON ``text`` opens more than ``limit`` arrays/objects inside each other."""
+    depth = 0
+    for match in _BRACKETS.finditer(_JSON_STRING.sub('""', text)):
+        if match.group() in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False

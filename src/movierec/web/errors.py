@@ -1,4 +1,4 @@
-"""Error pages and JSON errors: 400 (bad input, expired form), 404, 405, 500, 503.
+"""Error pages and JSON errors: 400 (bad input, expired form), 404, 405, 413, 415, 429, 500, 503.
 
 Paths under ``/api/`` get ``{"error": ..., "field": ...}``; everything else a page.
 """
@@ -8,11 +8,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, render_template, request
+from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    RequestEntityTooLarge,
+    UnsupportedMediaType,
+)
 
-from movierec.errors import InvalidInput, MovierecError
+from movierec.errors import InvalidInput, MovierecError, quoted
 
 log = logging.getLogger(__name__)
 bp = Blueprint("errors", __name__)
@@ -21,6 +27,9 @@ TITLES = {
     400: "That request did not work",
     404: "Page not found",
     405: "Not allowed here",
+    413: "That request was too large",
+    415: "That request was not JSON",
+    429: "Too many requests",
     500: "Something went wrong on our side",
     503: "Recommendations are not ready",
 }
@@ -52,6 +61,27 @@ def csrf_error(exc: CSRFError) -> tuple[Any, int]:
     )
 
 
+@bp.app_errorhandler(RequestEntityTooLarge)
+def too_large(exc: RequestEntityTooLarge) -> tuple[Any, int]:
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    return _answer(413, f"request body too large: at most {limit} bytes", "body")
+
+
+@bp.app_errorhandler(UnsupportedMediaType)
+def not_json(exc: UnsupportedMediaType) -> tuple[Any, int]:
+    return _answer(415, exc.description or exc.name, "Content-Type")
+
+
+@bp.app_errorhandler(RateLimitExceeded)
+def too_many(exc: RateLimitExceeded) -> tuple[Any, int]:
+    """429; Flask-Limiter adds ``Retry-After`` (seconds) in its after-request hook."""
+    return _answer(
+        429,
+        f"too many requests from your address: at most {exc.description}; "
+        "wait as many seconds as Retry-After says and try again",
+    )
+
+
 @bp.app_errorhandler(MovierecError)
 def movierec_error(exc: MovierecError) -> tuple[Any, int]:
     log.error("movierec error on %s: %s", request.path, exc)
@@ -73,7 +103,7 @@ def http_error(exc: HTTPException) -> tuple[Any, int, dict[str, str]]:
     message = exc.description or exc.name
     if code == 404:
         message = (
-            f"no such endpoint: {request.method} {request.path}"
+            f"no such endpoint: {request.method} {quoted(request.path)}"
             if _wants_json()
             else "There is no page at this address. It may have moved, or the link is mistyped."
         )

@@ -1,0 +1,77 @@
+"""Rate limiting with Flask-Limiter: per client address, on the recommendation POSTs and the API.
+
+``init_limits(app, settings)`` gives each app its own :class:`~flask_limiter.Limiter`; one
+shared budget (scope ``"recommend"``) per client address covers ``POST /recommendations``
+(the form) and every route under ``/api/v1``. Over it: 429 with ``Retry-After`` (seconds),
+JSON under ``/api/``, a page elsewhere (see :mod:`movierec.web.errors`).
+
+app.config keys (else the settings): ``RATELIMIT_ENABLED`` (default True), ``RATE_LIMIT``
+(``settings.rate_limit``, e.g. ``"120/minute;2000/hour"``), ``RATELIMIT_STORAGE_URI``
+(``settings.redis_url``, else ``memory://``), ``RATELIMIT_KEY_PREFIX`` (default ``movierec``).
+
+The client address is ``request.remote_addr``, i.e. the TCP peer. Behind a reverse proxy every
+visitor would share the proxy's address: configure ``werkzeug.middleware.proxy_fix.ProxyFix``
+with the number of trusted proxies there. ``X-Forwarded-For`` is not trusted by default,
+since any client can send it and so pick a fresh budget per request.
+
+If the Redis storage is down, requests are still served: Flask-Limiter logs one warning line,
+counts in memory until Redis answers again (it re-checks with growing pauses), and any other
+storage error is logged and swallowed rather than answered with a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from limits import parse_many
+
+from movierec.config import Settings
+from movierec.errors import InvalidInput, quoted
+
+log = logging.getLogger(__name__)
+
+#: the budget every limited route shares, per client address
+SCOPE = "recommend"
+#: the form POST (the pages blueprint's view), limited along with the API blueprint
+FORM_ENDPOINT = "pages.submit"
+#: seconds to wait for Redis before counting in memory instead
+REDIS_TIMEOUT = 0.5
+
+
+def init_limits(app: Flask, settings: Settings) -> Limiter | None:
+    """Attach a limiter to ``app`` (after its blueprints are registered); None when disabled."""
+    if not app.config.setdefault("RATELIMIT_ENABLED", True):
+        return None
+    storage = app.config.get("RATELIMIT_STORAGE_URI") or settings.redis_url or "memory://"
+    options = {}
+    if storage.startswith(("redis://", "rediss://", "unix://")):
+        options = {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT}
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", "movierec")
+    limiter = Limiter(
+        key_func=get_remote_address,
+        storage_uri=storage,
+        storage_options=options,
+        strategy="fixed-window",
+        headers_enabled=True,  # X-RateLimit-* and, on a 429, Retry-After
+        retry_after="delta-seconds",
+        swallow_errors=True,
+        in_memory_fallback_enabled=True,
+    )
+    rate = str(app.config.get("RATE_LIMIT") or settings.rate_limit)
+    try:
+        parse_many(rate)
+    except ValueError:
+        raise InvalidInput(
+            f"MOVIEREC_RATE_LIMIT must be like 120/minute;2000/hour, got {quoted(rate)}",
+            field="MOVIEREC_RATE_LIMIT",
+        ) from None
+    limiter.init_app(app)
+    shared = limiter.shared_limit(rate, scope=SCOPE)
+    shared(app.blueprints["api"])
+    app.view_functions[FORM_ENDPOINT] = shared(app.view_functions[FORM_ENDPOINT])
+    log.debug("rate limit %s per address on the API and the form", rate)
+    app.extensions["movierec_limiter"] = limiter
+    return limiter

@@ -1,0 +1,237 @@
+"""The OpenAPI 3.1 document of ``/api/v1``, served at ``GET /api/v1/openapi.json``.
+
+Built as a dict so the numbers in it (``MAX_N``, the year choices, the body cap, the models
+this app serves) come from the code that enforces them. tests/hardening/test_openapi.py keeps
+it in step with the routes and the real responses; tests/hardening/test_api_fuzz.py fuzzes the
+API from it with Schemathesis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from movierec.recommend import MAX_N, YEAR_CHOICES
+
+#: the JSON pattern of a movieId (see :data:`movierec.web.api.MOVIE_ID`)
+MOVIE_ID_PATTERN = "^[1-9][0-9]{0,9}$"
+
+_ERROR_CODES = {
+    400: "Bad input: the message says what and ``field`` names the parameter at fault.",
+    404: "No such movie (or no such endpoint).",
+    413: "The request body is larger than the cap (``field`` is ``body``).",
+    415: "The request body is not ``Content-Type: application/json``.",
+    429: "Too many requests from this address; wait ``Retry-After`` seconds.",
+    503: "Recommendations are not ready (a model or the database is unavailable); retry later.",
+}
+
+
+def _nullable(kind: str) -> dict[str, Any]:
+    return {"type": [kind, "null"]}
+
+
+def _object(properties: dict[str, Any], required: Sequence[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties if required is None else required),
+        "additionalProperties": False,
+    }
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _schemas(models: Sequence[str]) -> dict[str, Any]:
+    movie = {
+        "movieId": {"type": "integer", "minimum": 1},
+        "title": {"type": "string", "description": "MovieLens title, e.g. 'Matrix, The (1999)'"},
+        "display_title": {"type": "string", "description": "e.g. 'The Matrix'"},
+        "year": _nullable("integer"),
+        "genres": {"type": "array", "items": {"type": "string"}},
+        "tmdbId": _nullable("integer"),
+        "n_ratings": {"type": "integer", "minimum": 0},
+        "mean_rating": _nullable("number"),
+        "poster_url": {"type": "string", "description": "TMDB poster or a drawn placeholder"},
+        "overview": _nullable("string"),
+        "trailer_url": _nullable("string"),
+    }
+    recommendation = {
+        **movie,
+        "predicted_stars": {"type": "number", "minimum": 0.5, "maximum": 5},
+        "because": {
+            "type": "array",
+            "items": _object({"movieId": {"type": "integer"}, "title": {"type": "string"}}),
+            "description": "the rated movies that most led to this pick",
+        },
+        "reason": {"type": "string"},
+    }
+    year = {"type": "string", "enum": list(YEAR_CHOICES)}
+    return {
+        "Error": _object(
+            {
+                "error": {"type": "string", "description": "what went wrong, for people"},
+                "field": {
+                    **_nullable("string"),
+                    "description": "the request field (or header) at fault, if one is",
+                },
+            }
+        ),
+        "Movie": _object(movie),
+        "Recommendation": _object(recommendation),
+        "Onboarding": _object(
+            {
+                "movies": {"type": "array", "items": _ref("Movie")},
+                "stars": _object(
+                    {
+                        "min": {"type": "number"},
+                        "max": {"type": "number"},
+                        "step": {"type": "number"},
+                    }
+                ),
+                "years": {"type": "array", "items": year},
+                "models": {"type": "array", "items": {"type": "string"}},
+            }
+        ),
+        "RecommendationRequest": _object(
+            {
+                "ratings": {
+                    "type": "object",
+                    "description": "stars by movieId (ASCII digits, no sign or leading zero)",
+                    "propertyNames": {"pattern": MOVIE_ID_PATTERN},
+                    "additionalProperties": {
+                        "type": "number",
+                        "minimum": 0.5,
+                        "maximum": 5,
+                        "multipleOf": 0.5,
+                    },
+                    "default": {},
+                },
+                "year": {**year, "default": "any"},
+                "n": {"type": "integer", "minimum": 1, "maximum": MAX_N, "default": 5},
+                "model": {"type": "string", "enum": list(models), "default": models[0]},
+            },
+            required=[],
+        ),
+        "RecommendationList": _object(
+            {
+                "model": {"type": "string"},
+                "year": year,
+                "fallback": {
+                    "type": "boolean",
+                    "description": "true when no rating was usable: popular picks instead",
+                },
+                "message": _nullable("string"),
+                "ignored": {
+                    "type": "array",
+                    "items": {"type": "integer"},
+                    "description": "rated movieIds the model cannot use",
+                },
+                "recommendations": {"type": "array", "items": _ref("Recommendation")},
+            }
+        ),
+    }
+
+
+def _error_responses() -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for code, text in _ERROR_CODES.items():
+        response: dict[str, Any] = {
+            "description": text,
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
+        if code == 429:
+            response["headers"] = {
+                "Retry-After": {
+                    "description": "seconds until the limit resets",
+                    "schema": {"type": "integer", "minimum": 0},
+                    "required": True,
+                }
+            }
+        responses[f"Error{code}"] = response
+    return responses
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(c): {"$ref": f"#/components/responses/Error{c}"} for c in codes}
+
+
+def _ok(schema: str, text: str) -> dict[str, Any]:
+    return {"200": {"description": text, "content": {"application/json": {"schema": _ref(schema)}}}}
+
+
+def document(models: Sequence[str], max_body: int | None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for an app serving ``models`` with a ``max_body``-byte cap."""
+    cap = f"at most {max_body} bytes" if max_body else "no size cap"
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "movierec API",
+            "version": "1",
+            "description": (
+                "Movie recommendations from MovieLens ratings. No cookies or CSRF token "
+                'needed. Every error is JSON `{"error": ..., "field": ...}`. Requests are '
+                "rate limited per client address (429 with Retry-After)."
+            ),
+        },
+        "paths": {
+            "/api/v1/onboarding": {
+                "get": {
+                    "operationId": "onboarding",
+                    "summary": "15 movies to rate, drawn from the 50 most rated",
+                    "responses": {**_ok("Onboarding", "movies to rate"), **_errors(429, 503)},
+                }
+            },
+            "/api/v1/recommendations": {
+                "post": {
+                    "operationId": "recommendations",
+                    "summary": "Ranked picks for the posted ratings",
+                    "requestBody": {
+                        "required": True,
+                        "description": (
+                            f"JSON ({cap}, nested at most 5 deep); "
+                            "Content-Type must be application/json"
+                        ),
+                        "content": {"application/json": {"schema": _ref("RecommendationRequest")}},
+                    },
+                    "responses": {
+                        **_ok("RecommendationList", "the picks, best first"),
+                        **_errors(400, 413, 415, 429, 503),
+                    },
+                }
+            },
+            "/api/v1/movies/{movie_id}": {
+                "get": {
+                    "operationId": "movie",
+                    "summary": "One movie with its TMDB extras",
+                    "parameters": [
+                        {
+                            "name": "movie_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 1},
+                        }
+                    ],
+                    "responses": {**_ok("Movie", "the movie"), **_errors(404, 429, 503)},
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "the OpenAPI 3.1 document",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        **_errors(429),
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": _schemas(models),
+            "responses": _error_responses(),
+        },
+    }
