@@ -11,14 +11,17 @@ from typing import Any
 from flask import Blueprint, current_app, render_template, request
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import (
     HTTPException,
     InternalServerError,
     RequestEntityTooLarge,
+    SecurityError,
     UnsupportedMediaType,
 )
 
 from movierec.errors import InvalidInput, MovierecError, quoted
+from movierec.web.services import get_services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("errors", __name__)
@@ -110,3 +113,37 @@ def http_error(exc: HTTPException) -> tuple[Any, int, dict[str, str]]:
     body, status = _answer(code, message)
     headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
     return body, status, headers
+
+
+#: seconds a client is asked to wait while the database is unavailable
+RETRY_AFTER = 5
+UNAVAILABLE = "The service is briefly unavailable. Please try again in a few seconds."
+
+
+@bp.app_errorhandler(sa_exc.DBAPIError)
+@bp.app_errorhandler(sa_exc.TimeoutError)
+def database_unavailable(exc: Exception) -> tuple[Any, int, dict[str, str]]:
+    """503 with ``Retry-After`` while the database is down, locked or unreachable.
+
+    The store's outage log writes one line per outage (not a traceback per request);
+    the request's session is rolled back so the next request starts clean.
+    """
+    store = get_services().store
+    store.outage.failed(exc)
+    try:
+        store.scoped.rollback()
+    except Exception:  # the connection is gone; the pool replaces it
+        log.debug("rollback after a database error failed", exc_info=True)
+    headers = {"Retry-After": str(RETRY_AFTER)}
+    if _wants_json():
+        return {"error": UNAVAILABLE, "field": None}, 503, headers
+    page = render_template(
+        "errors/error.html", code=503, title="Briefly unavailable", message=UNAVAILABLE
+    )
+    return page, 503, headers
+
+
+@bp.app_errorhandler(SecurityError)
+def untrusted_host(exc: SecurityError) -> tuple[Any, int]:
+    """400 for a Host header not in ``MOVIEREC_TRUSTED_HOSTS``, without echoing it."""
+    return _answer(400, "This site does not answer to that host name.", "Host")
