@@ -146,7 +146,9 @@ def _copy_folder(source: Path, folder: Path) -> None:
             try:
                 shutil.copyfile(path, folder / path.name)
             except OSError as exc:
-                raise DataError(f"cannot copy {path}: {exc.strerror or exc}") from None
+                raise DataError(
+                    f"cannot copy {path} into {folder}: {exc.strerror or exc}"
+                ) from None
 
 
 def _extract(spec: DatasetSpec, archive: Path, folder: Path) -> None:

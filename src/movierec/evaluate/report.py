@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from movierec.errors import InvalidInput
 
 if TYPE_CHECKING:
     from movierec.evaluate.run import EvaluationResult
@@ -146,6 +149,19 @@ def _counts_line(result: EvaluationResult) -> str:
 
 
 # -- files -------------------------------------------------------------------------------------
+
+
+def check_out_dir(out: Path) -> None:
+    """Make sure the report can be written into ``out`` (created if missing), before a
+    long run starts; raise :class:`InvalidInput` naming the folder if not."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot write the report into {out}: {exc.strerror or exc}", field="out"
+        ) from None
 
 
 def write_report(result: EvaluationResult, out: Path) -> list[Path]:

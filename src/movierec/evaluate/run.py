@@ -37,6 +37,7 @@ from movierec.evaluate.protocols import (
     onboarding_fold,
     rating_fold,
 )
+from movierec.evaluate.report import check_out_dir
 from movierec.evaluate.splits import Split, parse_split, rating_folds, user_folds
 
 PROTOCOLS = ("rating", "onboarding")
@@ -174,6 +175,8 @@ def run_evaluation(
         )
     # unknown model names, peers without Surprise: fail before loading anything
     _methods(models, peers, protocol, seed, model_params, peer_names, scale=(0.5, 5.0))
+    if out is not None:
+        check_out_dir(Path(out))
     data = load_dataset(dataset, home=home, progress=progress)
     official = official_folds(dataset, home=home) if parsed.kind == "official" else None
     return evaluate_frame(
@@ -227,6 +230,8 @@ def evaluate_frame(
     split = default_split(dataset_name, protocol) if split is None else split
     parsed = _check_args(dataset_name, split, protocol)
     k_values = _check_k(k_values)
+    if out is not None:
+        check_out_dir(Path(out))
     missing = [c for c in ("userId", "movieId", "rating") if c not in frame.columns]
     if missing:
         raise InvalidInput(f"ratings frame lacks column(s) {', '.join(missing)}", "frame")
