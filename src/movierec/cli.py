@@ -1,21 +1,24 @@
-"""``movierec`` command line: data | train | recommend | evaluate | serve.
+"""``movierec`` command line: data | train | recommend | evaluate | serve | store.
 
-Errors a user can fix (bad arguments, unknown movie, corrupt data) print one line
-``movierec: error: ...`` and exit with code 2; never a traceback.
+Errors a user can fix (bad arguments or environment, unknown movie, corrupt data, a
+database or folder that cannot be used, a port in use) print one line
+``movierec: error: ...`` naming the path or URL at fault and exit with code 2; never
+a traceback. Settings are read from the environment once, in :func:`main`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from movierec import __version__
-from movierec.config import load_settings
-from movierec.errors import MovierecError
+from movierec.config import DEFAULT_DATASET, DEFAULT_MODEL, Settings, load_settings
+from movierec.errors import InvalidInput, MovierecError
 
 EXIT_USAGE = 2
 
@@ -68,14 +71,16 @@ def _port(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    settings = load_settings()
+def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
+    """The argument parser; ``--help`` shows defaults from ``settings`` (``None``: the
+    built-in ones, as when the environment is malformed)."""
+    home = f"; now {settings.home}" if settings is not None else ""
     parser = _Parser(
         prog="movierec",
         description="Movie recommendations from MovieLens ratings, with instant fold-in.",
-        epilog="Environment: MOVIEREC_HOME (data, models, database; now "
-        f"{settings.home}), MOVIEREC_DATA_SOURCE (mirror dir/zip/URL), TMDB_API_KEY, "
-        "DATABASE_URL.",
+        epilog=f"Environment: MOVIEREC_HOME (data, models, database{home}), "
+        "MOVIEREC_DATA_SOURCE (mirror dir/zip/URL), TMDB_API_KEY, DATABASE_URL, SECRET_KEY "
+        "and the operating settings in the README.",
     )
     parser.add_argument("--version", action="version", version=f"movierec {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -159,23 +164,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=5000)
+    serve.add_argument(
+        "--no-train",
+        dest="train",
+        action="store_false",
+        help="never train at start: exit 2 if the model file is missing or damaged",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        help="server processes (default $MOVIEREC_WORKERS"
+        + (f", now {settings.workers})" if settings is not None else ")"),
+    )
+
+    # store
+    store = commands.add_parser("store", help="look after the database of visitors")
+    store_commands = store.add_subparsers(dest="store_command", required=True, parser_class=_Parser)
+    prune = store_commands.add_parser(
+        "prune",
+        help="forget visitors idle for $MOVIEREC_RETENTION_DAYS days (with their ratings) "
+        "and shown picks beyond $MOVIEREC_SHOWN_PER_VISITOR per visitor",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="only count what would be removed")
     return parser
 
 
-def _dataset_model_args(parser: argparse.ArgumentParser, settings) -> None:
-    parser.add_argument(
-        "--dataset", "-d", default=settings.dataset, help=f"data set (default {settings.dataset})"
-    )
-    parser.add_argument(
-        "--model", "-m", default=settings.model, help=f"model name (default {settings.model})"
-    )
+def _dataset_model_args(parser: argparse.ArgumentParser, settings: Settings | None) -> None:
+    dataset = settings.dataset if settings is not None else DEFAULT_DATASET
+    model = settings.model if settings is not None else DEFAULT_MODEL
+    parser.add_argument("--dataset", "-d", default=dataset, help=f"data set (default {dataset})")
+    parser.add_argument("--model", "-m", default=model, help=f"model name (default {model})")
 
 
 # -- commands ---------------------------------------------------------------------
-def _cmd_data(args: argparse.Namespace) -> int:
+def _cmd_data(args: argparse.Namespace, settings: Settings) -> int:
     from movierec.data import DATASETS, dataset_dir, fetch_dataset, is_fetched
 
-    settings = load_settings()
     if args.data_command == "list":
         for name in DATASETS:
             folder = dataset_dir(name, settings.home)
@@ -192,15 +216,15 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
+def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from movierec import models
     from movierec.data import load_dataset
     from movierec.training import train_model
 
-    settings = load_settings()
     models.model_class(args.model)
     dataset = load_dataset(args.dataset, home=settings.home)
-    model, path = train_model(dataset, args.model, settings, progress=True, **dict(args.param))
+    with _naming(f"cannot save the model into {settings.models_dir}"):
+        model, path = train_model(dataset, args.model, settings, progress=True, **dict(args.param))
     print(
         f"trained {model.name} on {args.dataset} ({dataset.ratings.nnz:,} ratings, "
         f"{dataset.ratings.n_users:,} users, {dataset.ratings.n_items:,} movies); saved {path}"
@@ -208,12 +232,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_recommend(args: argparse.Namespace) -> int:
+def _cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     from movierec.recommend import RecommendService, validate_year
     from movierec.training import ensure_model
 
     validate_year(args.year)
-    model, dataset = ensure_model(args.dataset, args.model, load_settings(), progress=True)
+    with _naming(f"cannot prepare the model in {settings.models_dir}"):
+        model, dataset = ensure_model(args.dataset, args.model, settings, progress=True)
     service = RecommendService(model, dataset.catalog)
     result = service.recommend(dict(args.rate), year=args.year, n=args.n)
     if args.json:
@@ -232,7 +257,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
+def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from movierec.evaluate import format_table, parse_split, run_evaluation
 
     if args.split is not None:
@@ -246,7 +271,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         protocol=args.protocol,
         out=args.out,
         progress=True,
-        home=load_settings().home,
+        home=settings.home,
         seed=args.seed,
         min_ratings=args.min_ratings,
     )
@@ -256,10 +281,53 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from movierec.web.serve import serve
 
-    serve(host=args.host, port=args.port, settings=load_settings())
+    with _naming(f"cannot serve on {args.host[:100]}:{args.port}"):
+        serve(
+            host=args.host,
+            port=args.port,
+            settings=settings,
+            train=args.train,
+            workers=args.workers or settings.workers,
+        )
+    return 0
+
+
+@contextlib.contextmanager
+def _naming(doing: str) -> Iterator[None]:
+    """Turn an OSError that names no path (a socket's, or one raised while a zip is
+    written) into ``<doing>: <reason>``; one with a path goes on to :func:`error_line`."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise MovierecError(f"{doing}: {exc.strerror or exc}") from None
+
+
+def _cmd_store(args: argparse.Namespace, settings: Settings) -> int:
+    from movierec.store import Store
+    from movierec.store.retention import prune
+
+    store = Store(settings.database_url)
+    try:
+        store.create_schema()
+        removed = prune(
+            store,
+            retention_days=settings.retention_days,
+            shown_per_visitor=settings.shown_per_visitor,
+            dry_run=args.dry_run,
+        )
+    finally:
+        store.dispose()
+    print(
+        f"{'would remove' if args.dry_run else 'removed'} {removed.visitors:,} visitors "
+        f"idle for {settings.retention_days:,} days, {removed.ratings:,} ratings and "
+        f"{removed.shown:,} shown picks (keeping {settings.shown_per_visitor:,} per visitor) "
+        f"from {store.safe_url}"
+    )
     return 0
 
 
@@ -269,21 +337,83 @@ COMMANDS = {
     "recommend": _cmd_recommend,
     "evaluate": _cmd_evaluate,
     "serve": _cmd_serve,
+    "store": _cmd_store,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``movierec`` console script; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
-    except MovierecError as exc:
-        print(f"movierec: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        settings: Settings | None = load_settings()
+        bad_settings = None
+    except InvalidInput as exc:  # still parse, so --help and --version work
+        settings, bad_settings = None, exc
+    args = build_parser(settings).parse_args(argv)
+    if settings is None:
+        return _fail(str(bad_settings))
+    try:
+        return COMMANDS[args.command](args, settings)
     except KeyboardInterrupt:
         print("movierec: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        message = error_line(exc, settings)
+        if message is None:  # a bug, not the user's problem: keep the traceback
+            raise
+        return _fail(message)
+
+
+def error_line(exc: BaseException, settings: Settings) -> str | None:
+    """The one-line message for an error the user can fix, or ``None`` for a bug.
+
+    MovierecError says what it means; an OSError (no permission, disk full, not a
+    directory, address in use) names its path and reason; a database error that got
+    past the store names the database URL (without its password).
+    """
+    if isinstance(exc, MovierecError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return _os_error_line(exc)
+    if _is_database_error(exc):
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return f"cannot use the database at {_safe_url(settings.database_url)}: " + (
+            reason[0] if reason else type(exc).__name__
+        )
+    return None
+
+
+def _os_error_line(exc: OSError) -> str:
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None:
+        return reason
+    paths = [str(exc.filename)] + ([str(exc.filename2)] if exc.filename2 is not None else [])
+    return f"{' -> '.join(paths)}: {reason}"
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    """An SQLAlchemy or sqlite3 error (checked without importing SQLAlchemy needlessly)."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.Error):
+        return True
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    return sa_exc is not None and isinstance(exc, sa_exc.SQLAlchemyError)
+
+
+def _safe_url(url: str) -> str:
+    try:
+        from movierec.store.db import safe_url
+
+        return safe_url(url)
+    except Exception:  # a URL SQLAlchemy cannot even parse: show its scheme only
+        return url.partition(":")[0] + ":..."
+
+
+def _fail(message: str) -> int:
+    """Print ``movierec: error: <message>`` on one line; return the usage exit code."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    print(f"movierec: error: {line}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":
