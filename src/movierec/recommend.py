@@ -8,7 +8,7 @@ which is what the web app and the CLI keep around.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,11 +92,13 @@ def validate_n(n: int) -> int:
     return int(n)
 
 
-def validate_ratings(ratings: Mapping, catalog: Catalog) -> dict[int, float]:
+def validate_ratings(ratings: Mapping, catalog: Catalog | Container[int]) -> dict[int, float]:
     """``{movieId: stars}`` checked: known movies, stars 0.5-5 in half steps.
 
-    Keys may be ints or digit strings (as from JSON). Raises ``InvalidInput`` naming
-    the first bad movieId or star value.
+    Keys may be ints or digit strings (as from JSON). ``catalog`` is the catalogue or any
+    container of its movie ids (the service passes a set: a pandas index look-up per
+    rating costs more than the rest of the check). Raises ``InvalidInput`` naming the
+    first bad movieId or star value.
     """
     if not isinstance(ratings, Mapping):
         raise InvalidInput("ratings must be a mapping of movieId to stars", field="ratings")
@@ -133,7 +135,10 @@ class RecommendService:
     """Ranks the catalogue for visitors with one fitted model.
 
     Built once per (model, catalog); ``recommend`` then costs one fold-in, one
-    ``(n_items,)`` scoring pass and a partial sort.
+    ``(n_items,)`` scoring pass and a partial sort. Per-request Python is kept small
+    (it is most of a request's CPU on a busy server): movie ids are checked against a
+    set, the year/popularity filters are precomputed per year preference, and
+    :class:`Movie` objects are built once per movie and kept.
     """
 
     def __init__(
@@ -155,6 +160,15 @@ class RecommendService:
         self._in_catalog = frame["title"].notna().to_numpy()
         self._year = frame["year"].astype("Float64").fillna(np.nan).to_numpy(np.float64)
         self._n_ratings = frame["n_ratings"].fillna(0).to_numpy(np.int64)
+        #: year preference -> (n_items,) bool: may be recommended before exclusions
+        self._allowed_items = {
+            y: self._allowed(self._year, self._n_ratings, y) & self._in_catalog
+            for y in YEAR_CHOICES
+        }
+        #: every movie id of the catalogue (validation without pandas look-ups)
+        self._catalog_ids = frozenset(catalog.frame.index.tolist())
+        #: movie id -> Movie, filled on first use (thread-safe: a racing duplicate is equal)
+        self._movies: dict[int, Movie] = {}
         vectors = model.item_vectors()
         if vectors is not None:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -176,7 +190,7 @@ class RecommendService:
         """Top ``n`` movies for a visitor who gave ``ratings`` ({movieId: stars})."""
         year = validate_year(year)
         n = validate_n(n)
-        clean = validate_ratings(ratings, self.catalog)
+        clean = validate_ratings(ratings, self._catalog_ids)
         usable = {m: s for m, s in clean.items() if self.model.has_movie(m)}
         ignored = sorted(set(clean) - set(usable))
         if not usable:
@@ -184,15 +198,16 @@ class RecommendService:
         state = self.model.fold_in(list(usable), list(usable.values()))
         ranking = self.model.rank(state)
         stars = self.model.score(state)
-        allowed = self._allowed(self._year, self._n_ratings, year) & self._in_catalog
+        allowed = self._allowed_items[year].copy()
         allowed[state.items] = False
         candidates = np.flatnonzero(allowed)
         picks = candidates[_top_k(ranking[candidates], n)]
+        explain = self._explainer(state.items, state.stars)
         items = [
             Recommendation(
-                movie=self.catalog.get(int(self.movie_ids[i])),
-                predicted_stars=float(np.clip(stars[i], 0.5, 5.0)),
-                because=self._because(int(i), state.items, state.stars),
+                movie=self._movie(int(self.movie_ids[i])),
+                predicted_stars=min(max(float(stars[i]), 0.5), 5.0),  # np.clip, cheaper
+                because=explain(int(i)),
             )
             for i in picks
         ]
@@ -219,7 +234,7 @@ class RecommendService:
         picks = candidates[_top_k(self._pop_score[candidates], n)]
         items = [
             Recommendation(
-                movie=self.catalog.get(int(self._pop_ids[i])),
+                movie=self._movie(int(self._pop_ids[i])),
                 predicted_stars=float(self._pop_score[i]),
                 personal=False,
             )
@@ -241,20 +256,35 @@ class RecommendService:
             ignored=ignored,
         )
 
-    def _because(
-        self, item: int, rated_items: np.ndarray, rated_stars: np.ndarray
-    ) -> tuple[Movie, ...]:
-        """Rated movies that pull ``item`` up most: liked and similar in factor space."""
+    def _movie(self, movie_id: int) -> Movie:
+        """The catalogue's movie, built once per service (``Catalog.get`` is a pandas row
+        look-up, the largest single cost of a request before this cache)."""
+        movie = self._movies.get(movie_id)
+        if movie is None:
+            movie = self._movies[movie_id] = self.catalog.get(movie_id)
+        return movie
+
+    def _explainer(
+        self, rated_items: np.ndarray, rated_stars: np.ndarray
+    ) -> Callable[[int], tuple[Movie, ...]]:
+        """``because(item)`` for one visitor: what does not depend on the item is done once."""
         if self._unit_vectors is None or rated_items.size == 0:
-            return ()
-        similarity = self._unit_vectors[rated_items] @ self._unit_vectors[item]
+            return lambda item: ()
+        rated_vectors = self._unit_vectors[rated_items]
         centre = float(rated_stars.mean()) if rated_stars.size > 1 else 2.5
         liked = rated_stars >= max(centre, 3.0)
-        pull = similarity * (rated_stars - centre + 0.5)
-        order = [j for j in np.argsort(-pull) if liked[j] and similarity[j] > 0 and pull[j] > 0]
-        return tuple(
-            self.catalog.get(int(self.movie_ids[rated_items[j]])) for j in order[:MAX_BECAUSE]
-        )
+        weight = rated_stars - centre + 0.5
+        unit_vectors = self._unit_vectors
+
+        def because(item: int) -> tuple[Movie, ...]:
+            """Rated movies that pull ``item`` up most: liked and similar in factor space."""
+            similarity = rated_vectors @ unit_vectors[item]
+            pull = similarity * weight
+            order = np.argsort(-pull)
+            order = order[(liked & (similarity > 0) & (pull > 0))[order]][:MAX_BECAUSE]
+            return tuple(self._movie(int(self.movie_ids[rated_items[j]])) for j in order)
+
+        return because
 
 
 def recommend(
