@@ -71,3 +71,43 @@ def test_content_model_is_trained_with_the_catalogue(home, capsys):
         warnings.simplefilter("error")  # fitting without movie text warns
         assert main(["train", "--model", "content"]) == 0
     assert (home / "models" / "ml-latest-small-content.npz").exists()
+
+
+def test_store_prune(home, monkeypatch, capsys):
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, select
+
+    from movierec.store import Rating, ShownRecommendation, Store, Visitor, repo
+
+    monkeypatch.setenv("MOVIEREC_RETENTION_DAYS", "30")
+    monkeypatch.setenv("MOVIEREC_SHOWN_PER_VISITOR", "4")
+    store = Store(f"sqlite:///{home / 'movierec.db'}")
+    store.create_schema()
+    now = datetime.now(UTC)
+    with store.session() as db:
+        repo.upsert_ratings(db, "idle", {1: 4.0, 2: 3.0}, when=now - timedelta(days=40))
+        repo.upsert_ratings(db, "active", {1: 5.0}, when=now - timedelta(days=1))
+        picks = [(10 + i, 4.0) for i in range(6)]
+        repo.record_shown(db, "active", picks, "svd", "any", keep=10, when=now)
+
+    def counts():
+        with store.session() as db:
+            return [
+                db.scalar(select(func.count()).select_from(table))
+                for table in (Visitor, Rating, ShownRecommendation)
+            ]
+
+    assert counts() == [2, 3, 6]
+    capsys.readouterr()
+    assert main(["store", "prune", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("would remove 1 visitors idle for 30 days, 2 ratings and 2 shown picks")
+    assert "keeping 4 per visitor" in out and str(home / "movierec.db") in out
+    assert counts() == [2, 3, 6]
+    assert main(["store", "prune"]) == 0
+    assert capsys.readouterr().out.startswith("removed 1 visitors idle for 30 days, 2 ratings")
+    assert counts() == [1, 1, 4]
+    assert main(["store", "prune"]) == 0
+    assert capsys.readouterr().out.startswith("removed 0 visitors")
+    store.dispose()
