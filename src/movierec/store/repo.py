@@ -86,6 +86,18 @@ def delete_ratings(
     return session.execute(stmt).rowcount or 0
 
 
+def forget_visitor(session: Session, visitor_id: str) -> int:
+    """Delete the visitor with their ratings and shown picks; returns rows deleted."""
+    deleted = 0
+    for table, column in (
+        (ShownRecommendation, ShownRecommendation.visitor_id),
+        (Rating, Rating.visitor_id),
+        (Visitor, Visitor.id),
+    ):  # children first, not relying on the foreign keys' cascade
+        deleted += session.execute(delete(table).where(column == visitor_id)).rowcount or 0
+    return deleted
+
+
 def visitor_ratings(session: Session, visitor_id: str) -> dict[int, float]:
     """``{movieId: stars}`` of the visitor, most recently rated first."""
     rows = session.execute(

@@ -1,6 +1,8 @@
 """Plain dicts for templates and JSON: movies, recommendations, TMDB extras.
 
 Templates get only str/int/float/list/dict values built here, never numpy or pandas.
+URLs of the app's own pages and posters are relative (``/poster/1.svg``): nothing here
+is built from the request's Host header, which a client can set to anything.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ def genres_of(movie: Movie) -> list[str]:
     return [g for g in movie.genres if g and not g.startswith("(")]
 
 
-def movie_card(movie: Movie, info: MovieInfo | None, external: bool = False) -> dict[str, Any]:
+def movie_card(movie: Movie, info: MovieInfo | None) -> dict[str, Any]:
     """Everything a card shows of one movie."""
-    placeholder = url_for("posters.poster", movie_id=movie.movie_id, _external=external)
+    placeholder = url_for("posters.poster", movie_id=movie.movie_id, _external=False)
     poster_url = info.poster_url if info else None
     return {
         "movie_id": movie.movie_id,
@@ -58,7 +60,7 @@ def recommendation_card(rec: Recommendation, info: MovieInfo | None) -> dict[str
 
 def recommendation_json(rec: Recommendation, info: MovieInfo | None) -> dict[str, Any]:
     """The API's item: ``Recommendation.to_dict()`` plus poster, overview and trailer."""
-    card = movie_card(rec.movie, info, external=True)
+    card = movie_card(rec.movie, info)
     return {
         **rec.to_dict(),
         "poster_url": card["poster_url"],
@@ -69,7 +71,7 @@ def recommendation_json(rec: Recommendation, info: MovieInfo | None) -> dict[str
 
 def movie_json(movie: Movie, info: MovieInfo | None) -> dict[str, Any]:
     """The API's movie: ``Movie.to_dict()`` plus poster, overview and trailer."""
-    card = movie_card(movie, info, external=True)
+    card = movie_card(movie, info)
     return {
         **movie.to_dict(),
         "poster_url": card["poster_url"],

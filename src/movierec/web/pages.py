@@ -5,13 +5,17 @@
 - ``POST /recommendations``: stores the stars (CSRF-protected) and shows the picks.
 - ``GET /recommendations?year=&model=``: the picks again from stored ratings, e.g.
   with another model.
-- ``POST /start-over``: forgets the visitor's ratings.
+- ``POST /start-over``: forgets the visitor (ratings, picks shown, the id itself).
 
-The visitor is anonymous: a random id in Flask's signed session cookie.
+The visitor is anonymous: a random id in Flask's signed session cookie, renewed on
+each visit and expiring after ``MOVIEREC_RETENTION_DAYS``. The id is revocable: "start
+over" deletes the visitor's row, and a cookie naming a visitor the store does not know
+(forgotten, pruned or replayed after start over) gets a fresh id on the next submission.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -29,9 +33,9 @@ from flask.sansio.blueprints import BlueprintSetupState
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
-from movierec.errors import InvalidInput
+from movierec.errors import QUOTE_LIMIT, InvalidInput, quoted
 from movierec.recommend import DEFAULT_SPLIT_YEAR, YEAR_CHOICES, RecommendationList, validate_year
-from movierec.store import repo
+from movierec.store import Visitor, repo
 from movierec.web.cards import (
     STAR_STEPS,
     info_for,
@@ -46,6 +50,9 @@ bp = Blueprint("pages", __name__)
 
 RESULTS = 5
 RATING_PREFIX = "rating-"
+#: a rating field's name: the prefix and a movieId of 1-9 ASCII digits (``int`` would
+#: also read "²", "١" or 5,000 digits, so the name is checked before conversion)
+RATING_FIELD = re.compile(r"rating-([0-9]{1,9})", re.ASCII)
 YEAR_LABELS = {
     "old": f"Older, before {DEFAULT_SPLIT_YEAR}",
     "new": f"Newer, {DEFAULT_SPLIT_YEAR} and later",
@@ -93,9 +100,9 @@ def submit() -> tuple[str, int] | str:
     form_ratings = parse_form_ratings(request.form, services)
     year = validate_year(request.form.get("year", "any"))
     model = services.model_name(request.form.get("model"))
-    visitor = _visitor_id(create=True)
-    session["year"] = year
     db = services.store.scoped
+    visitor = _visitor_id(db, create=True)
+    session["year"] = year
     repo.upsert_ratings(db, visitor, {m: s for m, s in form_ratings.items() if s > 0})
     repo.delete_ratings(db, visitor, [m for m, s in form_ratings.items() if s == 0])
     ratings = _known(services, repo.visitor_ratings(db, visitor))
@@ -117,12 +124,16 @@ def results() -> tuple[str, int] | str:
 
 @bp.post("/start-over")
 def start_over():  # type: ignore[no-untyped-def]
-    """Forget the visitor's ratings and go back to a fresh form."""
+    """Forget the visitor (ratings, picks shown, the id) and go back to a fresh form.
+
+    The cookie loses its id, so the next submission starts a new visitor; a copy of
+    the old cookie names a visitor that no longer exists and is given a new id too.
+    """
     services = get_services()
-    visitor = session.get("visitor")
-    if visitor:
+    visitor = session.pop("visitor", None)
+    if isinstance(visitor, str):
         db = services.store.scoped
-        repo.delete_ratings(db, visitor)
+        repo.forget_visitor(db, visitor)
         db.commit()
     session.pop("year", None)
     flash("Your ratings were cleared. Rate a few movies to start again.")
@@ -136,18 +147,20 @@ def parse_form_ratings(form: MultiDict[str, str], services: Services) -> dict[in
     for key, value in form.items():
         if not key.startswith(RATING_PREFIX):
             continue
-        raw_id = key[len(RATING_PREFIX) :]
-        if not raw_id.isdigit() or int(raw_id) not in catalog:
-            raise InvalidInput(f"unknown movie in field {key!r}", field=key)
+        field = key[:QUOTE_LIMIT]
+        match = RATING_FIELD.fullmatch(key)
+        if match is None or int(match.group(1)) not in catalog:
+            raise InvalidInput(f"unknown movie in field {quoted(key)}", field=field)
         try:
             stars = float(value)
         except ValueError:
             stars = -1.0
         if stars != 0 and stars not in STAR_STEPS:
             raise InvalidInput(
-                f"stars must be 0 (not seen) or 0.5 to 5 in half steps, got {value!r}", field=key
+                f"stars must be 0 (not seen) or 0.5 to 5 in half steps, got {quoted(value)}",
+                field=field,
             )
-        ratings[int(raw_id)] = stars
+        ratings[int(match.group(1))] = stars
     return ratings
 
 
@@ -201,9 +214,12 @@ def _record(
         db.commit()
 
 
-def _visitor_id(create: bool = False) -> str | None:
-    """The anonymous visitor id from the signed cookie (made if ``create``)."""
+def _visitor_id(db: Session, create: bool = False) -> str | None:
+    """The visitor id from the signed cookie if the store knows it, else (if ``create``)
+    a new one, set in the cookie."""
     visitor = session.get("visitor")
+    if not isinstance(visitor, str) or db.get(Visitor, visitor) is None:
+        visitor = None  # none yet, or forgotten (start over, retention): not revived
     if visitor is None and create:
         visitor = secrets.token_urlsafe(18)
         session["visitor"] = visitor

@@ -7,7 +7,7 @@ a 2:3 card in a colour picked from the movie id, with the title and year.
 from __future__ import annotations
 
 import textwrap
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 from flask import Blueprint, Response, abort
 
@@ -59,7 +59,7 @@ def placeholder_svg(movie_id: int, title: str, year: int | None) -> str:
     )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{escape(title)}">'
+        f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label={quoteattr(title)}>'
         f'<defs><linearGradient id="g" x1="0" y1="0" x2="0.4" y2="1">'
         f'<stop offset="0" stop-color="hsl({hue},55%,38%)"/>'
         f'<stop offset="1" stop-color="hsl({(hue + 40) % 360},60%,16%)"/>'
