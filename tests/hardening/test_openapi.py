@@ -1,0 +1,160 @@
+"""The OpenAPI 3.1 document at /api/v1/openapi.json stays in step with the code: the same
+routes and methods, and real responses (200s and every error) match the documented schemas."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import jsonschema_rs
+import pytest
+
+DOC = "/api/v1/openapi.json"
+LIKES = {"356": 4.5, "318": 5, "296": 4}
+IGNORED_METHODS = {"HEAD", "OPTIONS"}
+
+
+@pytest.fixture
+def document(client) -> dict:
+    response = client.get(DOC)
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    return response.get_json()
+
+
+def flask_to_openapi(rule: str) -> str:
+    """``/api/v1/movies/<movie_id>`` -> ``/api/v1/movies/{movie_id}``."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def operation(document: dict, path: str, method: str) -> dict:
+    return document["paths"][path][method.lower()]
+
+
+def assert_documented(document: dict, path: str, method: str, response) -> None:
+    """``response`` has a documented status, content type and body schema (and headers)."""
+    responses = operation(document, path, method)["responses"]
+    status = str(response.status_code)
+    assert status in responses, f"{method} {path} answered undocumented {status}"
+    spec = responses[status]
+    if "$ref" in spec:
+        spec = document["components"]["responses"][spec["$ref"].rsplit("/", 1)[1]]
+    (content_type, media), *_ = spec["content"].items()
+    assert response.mimetype == content_type
+    schema = {**media["schema"], "components": document["components"]}
+    validator = jsonschema_rs.validator_for(schema)
+    errors = [e.message for e in validator.iter_errors(response.get_json())]
+    assert not errors, f"{method} {path} {status}: {errors[:3]}"
+    for header, header_spec in spec.get("headers", {}).items():
+        if header_spec.get("required"):
+            assert header in response.headers
+
+
+def test_it_is_an_openapi_3_1_document(document):
+    assert document["openapi"].startswith("3.1")
+    assert document["info"]["title"] and document["info"]["version"]
+    json.dumps(document)  # plain JSON values only
+
+
+def test_every_api_route_is_documented_and_nothing_else(app, document):
+    routes: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/v1"):
+            methods = set(rule.methods or ()) - IGNORED_METHODS
+            routes.setdefault(flask_to_openapi(rule.rule), set()).update(methods)
+    documented = {
+        path: {method.upper() for method in ops} for path, ops in document["paths"].items()
+    }
+    assert routes == documented
+
+
+def test_every_path_parameter_is_declared(document):
+    for path, ops in document["paths"].items():
+        names = set(re.findall(r"{([^}]+)}", path))
+        for op in ops.values():
+            declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+            assert declared == names, path
+
+
+def test_every_reference_resolves(document):
+    refs = re.findall(r'"\$ref": "#/([^"]+)"', json.dumps(document))
+    assert refs
+    for ref in refs:
+        node = document
+        for part in ref.split("/"):
+            node = node[part]
+
+
+def test_the_model_choices_and_cap_are_this_apps(app, document):
+    schema = document["components"]["schemas"]["RecommendationRequest"]
+    services = app.extensions["movierec"]
+    assert schema["properties"]["model"]["enum"] == list(services.model_choices)
+    body = operation(document, "/api/v1/recommendations", "post")["requestBody"]
+    assert str(app.config["MAX_CONTENT_LENGTH"]) in body["description"]
+
+
+def test_successful_responses_match_the_schemas(client, document):
+    calls = [
+        ("/api/v1/onboarding", "get", client.get("/api/v1/onboarding")),
+        ("/api/v1/movies/{movie_id}", "get", client.get("/api/v1/movies/2571")),
+        ("/api/v1/movies/{movie_id}", "get", client.get("/api/v1/movies/1")),
+        (DOC, "get", client.get(DOC)),
+    ]
+    for body in (
+        {"ratings": LIKES},
+        {"ratings": LIKES, "year": "old", "n": 100, "model": "popular"},
+        {"ratings": LIKES, "year": "new", "model": "nmf"},
+        {},
+        {"ratings": {"1": 0.5}},
+    ):
+        response = client.post("/api/v1/recommendations", json=body)
+        assert response.status_code == 200
+        calls.append(("/api/v1/recommendations", "post", response))
+    for path, method, response in calls:
+        assert response.status_code == 200
+        assert_documented(document, path, method, response)
+
+
+def test_error_responses_match_the_schemas(make_app, document):
+    client = make_app(MAX_CONTENT_LENGTH=4096).test_client()
+    post = "/api/v1/recommendations"
+    cases = [
+        (post, client.post(post, json={"ratings": {"1_0": 4}}), 400),
+        (post, client.post(post, json={"ratings": LIKES, "colour": "red"}), 400),
+        (post, client.post(post, data="{", content_type="application/json"), 400),
+        (post, client.post(post, json={"pad": "x" * 5000}), 413),
+        (post, client.post(post, data="{}", content_type="text/plain"), 415),
+        ("/api/v1/movies/{movie_id}", client.get("/api/v1/movies/99999999"), 404),
+        ("/api/v1/movies/{movie_id}", client.get("/api/v1/movies/abc"), 404),
+    ]
+    method = {post: "post"}
+    for path, response, status in cases:
+        assert response.status_code == status
+        assert_documented(document, path, method.get(path, "get"), response)
+
+
+def test_429_matches_the_schema_with_retry_after(make_app, document):
+    client = make_app(RATE_LIMIT="1/minute").test_client()
+    assert client.get("/api/v1/onboarding").status_code == 200
+    for path, response in (
+        ("/api/v1/onboarding", client.get("/api/v1/onboarding")),
+        ("/api/v1/movies/{movie_id}", client.get("/api/v1/movies/2571")),
+        ("/api/v1/recommendations", client.post("/api/v1/recommendations", json={})),
+        (DOC, client.get(DOC)),
+    ):
+        assert response.status_code == 429
+        method = "post" if path.endswith("recommendations") else "get"
+        assert_documented(document, path, method, response)
+
+
+def test_503_matches_the_schema(make_app, document, monkeypatch):
+    from movierec.errors import ModelError
+    from movierec.web.services import Services
+
+    def broken(self, name=None):  # type: ignore[no-untyped-def]
+        raise ModelError("model file damaged")
+
+    client = make_app().test_client()
+    monkeypatch.setattr(Services, "recommender", broken)
+    response = client.post("/api/v1/recommendations", json={"ratings": LIKES})
+    assert response.status_code == 503
+    assert_documented(document, "/api/v1/recommendations", "post", response)
