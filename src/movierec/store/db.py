@@ -59,9 +59,10 @@ class Store:
             raise StoreError(_store_message(self.safe_url, exc)) from None
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self.scoped = scoped_session(self.sessionmaker)
-        #: one log line per outage; told of every statement that runs
+        #: one log line per outage; a committed transaction ends one (a read that
+        #: works while writes fail, e.g. SQLite locked, does not)
         self.outage = OutageLog(self.safe_url)
-        event.listen(self.engine, "after_cursor_execute", self._statement_ran)
+        event.listen(self.engine, "commit", self._committed)
 
     @property
     def dialect(self) -> str:
@@ -103,7 +104,7 @@ class Store:
         self.scoped.remove()
         self.engine.dispose()
 
-    def _statement_ran(self, *_args: Any) -> None:
+    def _committed(self, *_args: Any) -> None:
         self.outage.succeeded()
 
     def __repr__(self) -> str:

@@ -1,7 +1,7 @@
 """One log line per database outage instead of one traceback per request.
 
 :class:`OutageLog` is told about every failed database use (``failed``) and every
-statement that ran (``succeeded``): the first failure logs one warning naming the
+committed transaction (``succeeded``): the first failure logs one warning naming the
 error class and the database URL (without password), later failures of the same
 outage are only counted, and the first success afterwards logs
 ``database back after N failed requests``.
@@ -58,7 +58,7 @@ class OutageLog:
             )
 
     def succeeded(self) -> None:
-        """Record a statement that ran; ends an outage with one log line."""
+        """Record a committed transaction; ends an outage with one log line."""
         if not self.down:  # the common case: no lock taken
             return
         with self._lock:

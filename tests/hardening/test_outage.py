@@ -1,0 +1,189 @@
+"""Database outages are answered (503 + Retry-After), logged once, and recovered from
+without a restart; a database that cannot be used at start is one clear line
+(issue 7, "Outages answered, not crashed")."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from movierec.errors import StoreError
+from movierec.store import Store, repo
+from movierec.store import db as store_db
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+LIKES = {356: 4.5, 318: 5.0, 296: 4.0, 593: 4.0, 2571: 5.0, 260: 3.5}
+#: the form without its CSRF token (tested elsewhere) and without rate limits
+PLAIN = {"WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False}
+
+
+def form(stars: dict[int, float]) -> dict[str, str]:
+    return {f"rating-{m}": str(s) for m, s in stars.items()}
+
+
+def admin() -> psycopg.Connection:
+    try:
+        return psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server at 127.0.0.1:5432: {exc}")
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A database of this test's own: ``movierec_outage_<random>``, dropped afterwards."""
+    name = f"movierec_outage_{uuid.uuid4().hex[:10]}"
+    with admin() as conn:
+        conn.execute(f'create database "{name}"')
+    try:
+        yield name
+    finally:
+        with admin() as conn:
+            conn.execute(f'alter database "{name}" allow_connections true')
+            conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
+                (name,),
+            )
+            conn.execute(f'drop database "{name}"')
+
+
+def stop(name: str) -> None:
+    """Take the database down: no new connections, every open one killed."""
+    with admin() as conn:
+        conn.execute(f'alter database "{name}" allow_connections false')
+        conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (name,)
+        )
+
+
+def start(name: str) -> None:
+    with admin() as conn:
+        conn.execute(f'alter database "{name}" allow_connections true')
+
+
+def assert_unavailable(response, json: bool) -> None:
+    assert response.status_code == 503, response.get_data(as_text=True)[:300]
+    assert response.headers["Retry-After"] == "5"
+    text = response.get_data(as_text=True)
+    if json:
+        assert response.get_json()["error"].startswith("The service is briefly unavailable")
+    else:
+        assert response.mimetype == "text/html" and "briefly unavailable" in text
+    for internal in ("postgres", "psycopg", "sqlalchemy", "Traceback", "/tmp", "5432"):
+        assert internal not in text
+
+
+@pytest.mark.postgres
+def test_postgres_outage_answers_503_then_recovers_without_restart(make_app, pg_database, caplog):
+    url = f"postgresql://postgres:secret-pw@127.0.0.1:5432/{pg_database}"
+    app = make_app(DATABASE_URL=url, **PLAIN)
+    client = app.test_client()
+    assert client.post("/recommendations", data=form(LIKES)).status_code == 200
+
+    # connections killed under the pool: the next request reconnects (pre-ping)
+    with admin() as conn:
+        conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
+            (pg_database,),
+        )
+    assert client.get("/").status_code == 200
+    assert client.post("/recommendations", data=form({1: 3.0})).status_code == 200
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        stop(pg_database)
+        for _ in range(5):
+            assert_unavailable(client.get("/"), json=False)  # reads the visitor's stars
+            assert_unavailable(client.post("/recommendations", data=form({2: 4.0})), json=False)
+            assert_unavailable(client.get("/recommendations"), json=False)
+        start(pg_database)
+        response = client.post("/recommendations", data=form({2: 4.0}))
+        assert response.status_code == 200
+        assert client.get("/").status_code == 200
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 2, [r.getMessage() for r in lines]
+    down, back = (r.getMessage() for r in lines)
+    assert "database unavailable" in down and pg_database in down
+    assert "secret-pw" not in down and "***" in down
+    assert back == "database back after 15 failed requests"
+    assert not any(r.exc_info for r in caplog.records)  # no tracebacks
+
+    with client.session_transaction() as session:
+        visitor = session["visitor"]
+    with app.extensions["movierec"].store.session() as db:
+        assert repo.visitor_ratings(db, visitor) == {**LIKES, 1: 3.0, 2: 4.0}
+
+
+def test_sqlite_database_is_locked_answers_503(make_app, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(store_db, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    path = tmp_path / "locked.db"
+    app = make_app(DATABASE_URL=f"sqlite:///{path}", **PLAIN)
+    client = app.test_client()
+    assert client.post("/recommendations", data=form(LIKES)).status_code == 200
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("begin exclusive")  # another process writing for a long time
+        with caplog.at_level(logging.INFO):
+            for _ in range(3):
+                assert_unavailable(client.post("/recommendations", data=form({1: 3.0})), False)
+    finally:
+        holder.execute("rollback")
+        holder.close()
+    assert client.post("/recommendations", data=form({1: 3.0})).status_code == 200
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(messages) == 2 and "database is locked" in messages[0]
+    assert messages[1] == "database back after 3 failed requests"
+    assert not any(r.exc_info for r in caplog.records)
+
+
+@pytest.mark.postgres
+def test_api_answers_503_json_when_its_database_use_fails(make_app, pg_database):
+    url = f"postgresql://postgres@127.0.0.1:5432/{pg_database}"
+    app = make_app(DATABASE_URL=url, **PLAIN)
+
+    @app.get("/api/v1/_probe")  # an API path that reads the store
+    def probe():
+        from sqlalchemy import text
+
+        app.extensions["movierec"].store.scoped.execute(text("select 1"))
+        return {"ok": True}
+
+    client = app.test_client()
+    assert client.get("/api/v1/_probe").status_code == 200
+    stop(pg_database)
+    assert_unavailable(client.get("/api/v1/_probe"), json=True)
+    start(pg_database)
+    assert client.get("/api/v1/_probe").status_code == 200
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again on leaving the block
+
+
+@pytest.mark.parametrize("case", ["closed port", "not a database", "not a folder"])
+def test_unusable_database_at_start_is_one_line_naming_the_url(tmp_path, case):
+    if case == "closed port":
+        url = f"postgresql://postgres:secret-pw@127.0.0.1:{closed_port()}/movierec"
+        expected = "127.0.0.1"
+    elif case == "not a database":
+        path = tmp_path / "movierec.db"
+        path.write_bytes(b"this is not an SQLite file " * 100)
+        url, expected = f"sqlite:///{path}", "file is not a database"
+    else:
+        (tmp_path / "a-file").write_text("x")
+        url, expected = f"sqlite:///{tmp_path / 'a-file' / 'movierec.db'}", "a-file"
+    with pytest.raises(StoreError) as caught:
+        Store(url).create_schema()
+    message = str(caught.value)
+    assert "\n" not in message and expected in message
+    assert message.startswith(f"cannot use the database at {make_url(url).drivername}")
+    assert "secret-pw" not in message
