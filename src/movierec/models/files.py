@@ -256,7 +256,7 @@ def _read_meta(archive: zipfile.ZipFile, names: set[str]) -> dict[str, Any]:
         raise damaged("metadata is not a JSON object")
     if meta.get("format") != FORMAT_VERSION:
         raise UnusableFile(
-            f"was saved in format {str(meta.get('format'))[:20]!r}; this movierec reads "
+            f"was saved in format {str(meta.get('format'))[:20]}; this movierec reads "
             f"format {FORMAT_VERSION} (train the model again)"
         )
     listed = meta.get("arrays")
@@ -277,6 +277,24 @@ def _read_array(
     shape, dtype = tuple(int(n) for n in listed["shape"]), np.dtype(listed["dtype"])
     if dtype.hasobject or dtype.itemsize == 0:
         raise damaged(f"array {name} has an unusable dtype {dtype}")
+    try:
+        buffer = _read_member(archive, name, shape, dtype)
+    except zipfile.BadZipFile as exc:  # zipfile checks the member's CRC-32 as it reads
+        if "CRC" not in str(exc):
+            raise
+        raise damaged(f"checksum of {name} does not match (zip CRC-32)") from None
+    if hashlib.sha256(memoryview(buffer)).hexdigest() != listed["sha256"]:
+        raise damaged(f"checksum of {name} does not match")
+    array = buffer.view(dtype).reshape(shape)
+    check_finite(name, array)
+    return array
+
+
+def _read_member(
+    archive: zipfile.ZipFile, name: str, shape: tuple[int, ...], dtype: np.dtype
+) -> np.ndarray:
+    """``(nbytes,)`` uint8: the data of member ``<name>.npy``, whose header must say
+    ``shape`` and ``dtype``."""
     with archive.open(f"{name}.npy") as fh:
         reader = _HEADER_READERS.get(np.lib.format.read_magic(fh))
         if reader is None:
@@ -286,11 +304,7 @@ def _read_array(
             raise damaged(
                 f"array {name} is {header_dtype} {header_shape}, metadata says {dtype} {shape}"
             )
-        array = np.empty(shape, dtype=dtype)
-        buffer = array.reshape(-1).view(np.uint8)
+        buffer = np.empty(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, dtype=np.uint8)
         if fh.readinto(buffer) != buffer.size:
             raise damaged(f"array {name} is truncated")
-    if hashlib.sha256(memoryview(buffer)).hexdigest() != listed["sha256"]:
-        raise damaged(f"checksum of {name} does not match")
-    check_finite(name, array)
-    return array
+    return buffer
