@@ -111,3 +111,18 @@ def test_store_prune(home, monkeypatch, capsys):
     assert main(["store", "prune"]) == 0
     assert capsys.readouterr().out.startswith("removed 0 visitors")
     store.dispose()
+
+
+def test_serve_options_reach_serve(home, monkeypatch):
+    import movierec.web.serve
+
+    calls = []
+    monkeypatch.setattr(movierec.web.serve, "serve", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setenv("MOVIEREC_WORKERS", "3")
+    assert main(["serve"]) == 0
+    argv = ["serve", "--host", "0.0.0.0", "--port", "8080", "--workers", "1", "--no-train"]
+    assert main(argv) == 0
+    first, second = ({k: v for k, v in c.items() if k != "settings"} for c in calls)
+    assert first == {"host": "127.0.0.1", "port": 5000, "train": True, "workers": 3}
+    assert second == {"host": "0.0.0.0", "port": 8080, "train": False, "workers": 1}
+    assert calls[0]["settings"].workers == 3

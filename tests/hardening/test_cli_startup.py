@@ -350,3 +350,14 @@ def test_settings_are_read_once(home: Path, monkeypatch: pytest.MonkeyPatch, cap
     monkeypatch.setattr(movierec.config, "load_settings", counting)
     assert main(["data", "list"]) == 0
     assert len(calls) == 1
+
+
+# -- serve --no-train ----------------------------------------------------------------------------
+def test_no_train_without_a_saved_model(
+    serve_env: Path, monkeypatch: pytest.MonkeyPatch, capsys, watchdog
+) -> None:
+    monkeypatch.setenv("MOVIEREC_MODEL", "itemknn")  # the home holds no itemknn file
+    missing = serve_env / "models" / f"{SMALL}-itemknn.npz"
+    assert not missing.exists()
+    one_line_error([*serve_args(), "--no-train"], capsys, str(missing))
+    assert not missing.exists()
