@@ -1,8 +1,12 @@
-"""``serve()``: prepares data and model, warms them, hands the app to waitress."""
+"""``serve()``: binds, prepares data and model, hands the app to waitress.
+
+The real multi-process server is exercised in tests/hardening/test_slow_clients.py.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import socket
 
 import waitress
 
@@ -18,18 +22,42 @@ def test_serve_warms_the_default_model_and_uses_waitress(web_home, tmp_path, mon
     )
     served = {}
 
-    def fake_serve(app, **kwargs):
-        served["app"] = app
-        served.update(kwargs)
+    def fake_run(app, listener, settings):
+        served.update(app=app, address=listener.getsockname(), settings=settings)
 
-    monkeypatch.setattr(waitress, "serve", fake_serve)
-    serve_module.serve(host="127.0.0.1", port=5099, settings=settings)
-    assert served["host"] == "127.0.0.1" and served["port"] == 5099
+    monkeypatch.setattr(serve_module, "run_waitress", fake_run)
+    serve_module.serve(host="127.0.0.1", port=0, settings=settings, workers=1)
+    assert served["address"][0] == "127.0.0.1"
     app = served["app"]
     assert app.extensions["movierec"].recommenders.loaded == ["popular"]  # warm
     assert app.extensions["movierec"].settings == settings
-    assert "http://127.0.0.1:5099/" in capsys.readouterr().out
+    assert "http://127.0.0.1:0/" in capsys.readouterr().out
     assert app.test_client().get("/").status_code == 200
+
+
+def test_waitress_gets_the_limits_from_the_settings(monkeypatch):
+    settings = dataclasses.replace(
+        load_settings({}), threads=3, connection_limit=77, channel_timeout=9, max_body=4096
+    )
+    made = {}
+
+    class FakeServer:
+        def run(self):
+            made["ran"] = True
+
+    def fake_create_server(app, **kwargs):
+        made.update(kwargs)
+        return FakeServer()
+
+    monkeypatch.setattr(waitress, "create_server", fake_create_server)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        serve_module.run_waitress(object(), listener, settings)
+        assert made["sockets"] == [listener]
+    assert made["ran"]
+    assert (made["threads"], made["connection_limit"], made["channel_timeout"]) == (3, 77, 9)
+    assert made["max_request_body_size"] == 4096
+    assert made["asyncore_use_poll"] is True
 
 
 def test_serve_trains_a_missing_model(session_home, tmp_path, monkeypatch):
@@ -37,6 +65,6 @@ def test_serve_trains_a_missing_model(session_home, tmp_path, monkeypatch):
     home.mkdir()
     (home / "data").symlink_to(session_home / "data", target_is_directory=True)
     settings = dataclasses.replace(load_settings({"MOVIEREC_HOME": str(home)}), model="popular")
-    monkeypatch.setattr(waitress, "serve", lambda app, **kwargs: None)
-    serve_module.serve(settings=settings)
+    monkeypatch.setattr(serve_module, "run_waitress", lambda app, listener, settings: None)
+    serve_module.serve(port=0, settings=settings, workers=1)
     assert (home / "models" / "ml-latest-small-popular.npz").exists()

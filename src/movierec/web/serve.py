@@ -1,34 +1,129 @@
-"""``serve()``: data and model ready, model warm, then the app under waitress.
+"""``serve()``: bind, prepare data and model, then serve with waitress in N processes.
 
 ``movierec serve [--host] [--port]`` calls this. The first run fetches the data set
 from the configured source and trains the default model (with a progress bar); later
 runs load the saved model in about a second.
+
+Why waitress, configured so: it reads each request whole in its asynchronous I/O loop
+before a worker thread sees it, so an idle or trickling client costs one connection
+slot (``connection_limit``, 1000 per process by default) and is dropped after
+``channel_timeout`` seconds (15), never a thread; bodies over ``max_body`` are refused
+with 413 while the headers are read. (gunicorn's gthread worker gives a readable
+socket to a thread, which then blocks on a trickled request; gevent would need care
+with psycopg and numba.) Python runs one request at a time per process, so the
+throughput of a machine with several cores comes from several processes: the listening
+socket is bound once, the app is prepared (model loaded and warm), then ``workers``
+children are forked that share the socket, the model's memory (copy-on-write) and
+nothing else.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import os
+import signal
+import socket
+import sys
 import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
 
 from movierec.config import Settings, load_settings
+from movierec.errors import MovierecError
 from movierec.training import ensure_model
 
 log = logging.getLogger(__name__)
 
-THREADS = 8
+CLEANUP_INTERVAL = 2  # seconds between waitress's sweeps for timed-out connections
+BACKLOG = 1024  # connections the kernel queues before waitress accepts them
+STOP_GRACE = 10.0  # seconds workers get to finish their requests on shutdown
+RESTART_BACKOFF = (0.5, 30.0)  # seconds: first and longest wait before a restart
+STABLE_AFTER = 30.0  # seconds a worker must live for the back-off to start over
 
 
-def serve(host: str = "127.0.0.1", port: int = 5000, settings: Settings | None = None) -> None:
-    """Prepare data and the default model, warm them, and serve until interrupted."""
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    settings: Settings | None = None,
+    train: bool = True,
+    workers: int | None = None,
+) -> None:
+    """Serve the app on ``host:port`` until interrupted (Ctrl-C or SIGTERM).
+
+    The address is bound first, so a port in use or a bad host fails at once
+    (:class:`MovierecError` naming ``host:port``). ``train=False``: the default model
+    must already be saved and valid. ``workers``: processes (default
+    ``settings.workers``); 1 serves in this process.
+    """
+    settings = settings or load_settings()
+    workers = settings.workers if workers is None else max(1, int(workers))
+    listener = bind(host, port)
+    logging.basicConfig()  # waitress's warnings and the app's errors reach stderr
+    try:
+        app = prepare_app(settings, progress=True, train=train)
+        where = f"http://{_address(host, port)}/"
+        print(
+            f"movierec: serving on {where} with {workers} process(es) x "
+            f"{settings.threads} threads (Ctrl-C to stop)",
+            flush=True,
+        )
+        if workers == 1:
+            with _stop_on_sigterm():
+                run_waitress(app, listener, settings)
+        else:
+            Supervisor(lambda: _worker_main(app, listener, settings), workers).run()
+    finally:
+        listener.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; ``MovierecError`` naming it if impossible."""
+    where = _address(host, port)
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError, OverflowError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise MovierecError(f"cannot serve on {where}: unknown host ({reason})") from None
+    family, kind, proto, _, address = found[0]
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(BACKLOG)
+    except OSError as exc:
+        listener.close()
+        raise MovierecError(f"cannot serve on {where}: {exc.strerror or exc}") from None
+    return listener
+
+
+def run_waitress(app: Any, listener: socket.socket, settings: Settings) -> None:
+    """Serve ``app`` on ``listener`` in this process until SIGTERM/Ctrl-C."""
     import waitress
 
-    app = prepare_app(settings, progress=True)
-    print(f"movierec: serving on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
-    waitress.serve(app, host=host, port=port, threads=THREADS, ident="movierec")
+    server = waitress.create_server(
+        app,
+        sockets=[listener],
+        threads=settings.threads,
+        connection_limit=settings.connection_limit,
+        channel_timeout=settings.channel_timeout,
+        cleanup_interval=CLEANUP_INTERVAL,
+        max_request_body_size=settings.max_body,
+        asyncore_use_poll=True,  # select() cannot watch more than 1024 sockets
+        backlog=BACKLOG,
+        ident="movierec",
+    )
+    server.run()  # returns after SIGTERM (SystemExit) or Ctrl-C, connections closed
 
 
-def prepare_app(settings: Settings | None = None, progress: bool = True):  # type: ignore[no-untyped-def]
-    """The app with its default model loaded and one recommendation computed."""
+def prepare_app(settings: Settings | None = None, progress: bool = True, train: bool = True):  # type: ignore[no-untyped-def]
+    """The app with its default model loaded and one recommendation computed.
+
+    ``train=False``: the default model is not trained if missing or unusable (a
+    ``ModelError`` says so); models asked for later load (or train) on first use.
+    """
     from movierec.web import create_app
     from movierec.web.services import Recommenders
 
@@ -37,8 +132,11 @@ def prepare_app(settings: Settings | None = None, progress: bool = True):  # typ
     print(
         f"movierec: preparing {settings.dataset} / {settings.model} in {settings.home}", flush=True
     )
+    takes_train = "train" in inspect.signature(ensure_model).parameters
 
     def loader(dataset: str, model: str, s: Settings):  # type: ignore[no-untyped-def]
+        if takes_train and model == settings.model:
+            return ensure_model(dataset, model, s, progress=progress, train=train)
         return ensure_model(dataset, model, s, progress=progress)
 
     recommenders = Recommenders(settings, loader=loader)
@@ -54,3 +152,158 @@ def warm(app) -> None:  # type: ignore[no-untyped-def]
     service = services.recommender()
     pool = services.recommenders.onboarding_pool()
     service.recommend({pool[0].movie_id: 4.0, pool[1].movie_id: 2.5}, year="any", n=5)
+
+
+# -- one worker process ---------------------------------------------------------------
+def _worker_main(app: Any, listener: socket.socket, settings: Settings) -> None:
+    """A forked child: forget what was inherited but cannot be shared, then serve."""
+    services = app.extensions["movierec"]
+    # Pooled database connections belong to the parent: drop them without closing
+    # (closing would end the parent's sessions); this process opens its own.
+    services.store.engine.dispose(close=False)
+    # The TMDB thread pool is created on first use, so normally none exists yet; a
+    # pool inherited from the parent has no threads here, so start afresh.
+    services.tmdb.close()
+    _limit_blas_threads()
+    run_waitress(app, listener, settings)
+
+
+def _limit_blas_threads() -> None:
+    """One BLAS thread per worker: requests already run in parallel across processes
+    and threads, and OpenBLAS's own pool only adds contention (and waits) on top."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        return
+    threadpool_limits(1, user_api="blas")
+
+
+class Supervisor:
+    """Pre-fork process supervisor: ``workers`` children each run ``child()``.
+
+    Hand-written because waitress has no multi-process mode and the alternatives
+    (gunicorn's arbiter, supervisord) would bring their own worker model or a second
+    configuration; this is only fork, watch, restart with back-off, and forward
+    SIGTERM/SIGINT. A child that dies unexpectedly is restarted after a wait that
+    doubles from 0.5 s up to 30 s while children keep dying young.
+    """
+
+    def __init__(self, child: Callable[[], None], workers: int) -> None:
+        self.child = child
+        self.workers = workers
+        self.children: dict[int, float] = {}  # pid -> start time (monotonic)
+        self.stopping = False
+        self.backoff = RESTART_BACKOFF[0]
+        self.restart_at: list[float] = []  # monotonic times when a worker is due
+
+    def run(self) -> None:
+        """Fork the workers and watch them until SIGTERM or SIGINT; then stop them."""
+        previous = {s: signal.signal(s, self._on_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            for _ in range(self.workers):
+                self._spawn()
+            while self.children or (self.restart_at and not self.stopping):
+                self._reap()
+                now = time.monotonic()
+                due = [t for t in self.restart_at if t <= now]
+                if due and not self.stopping:
+                    self.restart_at = [t for t in self.restart_at if t > now]
+                    for _ in due:
+                        self._spawn()
+                time.sleep(0.1)
+        finally:
+            self._stop_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _spawn(self) -> None:
+        pid = os.fork()
+        if pid == 0:  # the child never returns into the parent's code
+            code = 0
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent says when to stop
+                signal.signal(signal.SIGTERM, _raise_system_exit)
+                self.child()
+            except SystemExit:
+                pass
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        self.children[pid] = time.monotonic()
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            started = self.children.pop(pid, None)
+            if started is None or self.stopping:
+                continue
+            lived = time.monotonic() - started
+            if lived >= STABLE_AFTER:
+                self.backoff = RESTART_BACKOFF[0]
+            print(
+                f"movierec: worker {pid} {_describe(status)} after {lived:.0f} s; "
+                f"restarting it in {self.backoff:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.restart_at.append(time.monotonic() + self.backoff)
+            self.backoff = min(self.backoff * 2, RESTART_BACKOFF[1])
+
+    def _on_stop(self, signum: int, _frame: Any) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self._signal_all(signal.SIGTERM)
+
+    def _signal_all(self, signum: int) -> None:
+        for pid in list(self.children):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def _stop_all(self) -> None:
+        """SIGTERM every child, wait up to ``STOP_GRACE`` s, then SIGKILL the rest."""
+        self.stopping = True
+        self._signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        while self.children and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.05)
+        self._signal_all(signal.SIGKILL)
+        for pid in list(self.children):
+            with suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self.children.clear()
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exited with code {os.WEXITSTATUS(status)}"
+
+
+def _raise_system_exit(signum: int, _frame: Any) -> None:
+    raise SystemExit(0)  # waitress's run() catches it and closes its connections
+
+
+@contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """While serving in-process: SIGTERM stops waitress as Ctrl-C does."""
+    previous = signal.signal(signal.SIGTERM, _raise_system_exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _address(host: str, port: int) -> str:
+    shown = host[:100]
+    return f"[{shown}]:{port}" if ":" in shown else f"{shown}:{port}"

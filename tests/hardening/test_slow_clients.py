@@ -1,0 +1,220 @@
+"""Slow, idle and oversized clients against the real ``movierec serve`` (2 processes).
+
+The server runs as a subprocess on a free loopback port, on the web tests' home
+(small trained models; ``MOVIEREC_MODEL=svd`` so nothing is trained) and a SQLite
+file of its own. Every socket a test opens is closed before it returns.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from movierec.config import load_settings
+from movierec.errors import MovierecError
+from movierec.web import serve as serve_module
+
+START_TIMEOUT = 120.0  # seconds for the server to answer its first request
+ANSWER_WITHIN = 2.0  # seconds a visitor may wait while the server is under siege
+IDLE_SOCKETS = 150  # more than waitress's default connection limit (100)
+HALF_SENT = 20
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """A ``movierec serve`` subprocess and how to reach it."""
+
+    def __init__(self, process: subprocess.Popen, port: int, log: Path) -> None:
+        self.process, self.port, self.log = process, port, log
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
+    ) -> tuple[int, bytes, float]:
+        """(status, body, seconds) of one request on a fresh connection."""
+        started = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=ANSWER_WITHIN)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            answer = conn.getresponse()
+            return answer.status, answer.read(), time.perf_counter() - started
+        finally:
+            conn.close()
+
+    def workers(self) -> list[int]:
+        """The worker processes' pids (children of the server process)."""
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(p) for p in path.read_text().split()]
+
+
+@pytest.fixture(scope="module")
+def server(web_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("serve")
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TMDB_API_KEY", "TMDB_READ_TOKEN", "DATABASE_URL", "REDIS_URL")
+    }
+    env.update(
+        MOVIEREC_HOME=str(web_home),
+        MOVIEREC_MODEL="svd",
+        MOVIEREC_WORKERS="2",
+        DATABASE_URL=f"sqlite:///{tmp / 'serve.db'}",
+        MOVIEREC_SECRET_KEY="slow-clients-test-secret-key",
+    )
+    log = tmp / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "movierec.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    running = Server(process, port, log)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert process.poll() is None, f"serve exited early:\n{log.read_text()}"
+            try:
+                if running.request("GET", "/")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"serve never answered:\n{log.read_text()}"
+            time.sleep(0.2)
+        yield running
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
+    assert code == 0, f"serve exited with {code} on SIGTERM:\n{log.read_text()}"
+    assert "Traceback" not in log.read_text()
+
+
+def api_body(server: Server) -> bytes:
+    status, body, _ = server.request("GET", "/api/v1/onboarding")
+    assert status == 200
+    ids = [m["movieId"] for m in json.loads(body)["movies"]]
+    return json.dumps({"ratings": {str(m): 4.0 for m in ids[:5]}, "n": 5}).encode()
+
+
+def connect(stack: ExitStack, port: int) -> socket.socket:
+    sock = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
+    return sock
+
+
+@pytest.mark.slow
+def test_idle_and_half_sent_connections_do_not_lock_visitors_out(server: Server):
+    body = api_body(server)
+    with ExitStack() as stack:
+        for _ in range(IDLE_SOCKETS):
+            connect(stack, server.port)
+        for i in range(HALF_SENT):
+            sock = connect(stack, server.port)
+            if i % 2:  # headers without the blank line that ends them
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/html\r\n")
+            else:  # a body shorter than its Content-Length
+                sock.sendall(
+                    b"POST /api/v1/recommendations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                    b'{"ratings": {'
+                )
+        time.sleep(0.5)  # let the server accept them all
+        status, _, seconds = server.request("GET", "/")
+        assert status == 200 and seconds < ANSWER_WITHIN
+        status, answer, seconds = server.request(
+            "POST", "/api/v1/recommendations", body, {"Content-Type": "application/json"}
+        )
+        assert status == 200 and seconds < ANSWER_WITHIN
+        assert len(json.loads(answer)["recommendations"]) == 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/api/v1/recommendations", "application/json"),
+        ("/recommendations", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_a_2mb_body_is_refused_with_413_before_it_is_read(server: Server, path, content_type):
+    size = 2 * 1024 * 1024
+    started = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=ANSWER_WITHIN) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {size}\r\n\r\n".encode()
+            + b"x" * 65536  # the server answers without waiting for the rest
+        )
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        assert answer.status == 413
+        answer.read()
+    assert time.perf_counter() - started < ANSWER_WITHIN
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_replaced_and_visitors_never_notice(server: Server):
+    before = server.workers()
+    assert len(before) == 2
+    os.kill(before[0], signal.SIGKILL)
+    for _ in range(10):
+        assert server.request("GET", "/")[0] == 200
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = server.workers()
+        if len(now) == 2 and before[0] not in now:
+            break
+        time.sleep(0.1)
+    assert len(now) == 2 and before[0] not in now
+    assert f"worker {before[0]} was killed by SIGKILL" in server.log.read_text()
+
+
+def test_a_port_in_use_fails_at_once_naming_it(tmp_path: Path, monkeypatch):
+    def must_not_prepare(*args, **kwargs):
+        raise AssertionError("the model was prepared before the port was bound")
+
+    monkeypatch.setattr(serve_module, "prepare_app", must_not_prepare)
+    settings = load_settings({"MOVIEREC_HOME": str(tmp_path)})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(MovierecError, match=f"127.0.0.1:{port}: Address already in use"):
+            serve_module.serve(host="127.0.0.1", port=port, settings=settings)
+
+
+@pytest.mark.parametrize(
+    ("host", "shown"),
+    [
+        ("192.0.2.1", "192.0.2.1:5123"),  # TEST-NET: not an address of this machine
+        ("a" * 300, "a" * 100 + ":5123"),  # too long a name: refused without DNS
+    ],
+)
+def test_a_bad_host_fails_at_once_naming_it(tmp_path: Path, host: str, shown: str):
+    settings = load_settings({"MOVIEREC_HOME": str(tmp_path)})
+    with pytest.raises(MovierecError) as caught:
+        serve_module.serve(host=host, port=5123, settings=settings)
+    message = str(caught.value)
+    assert message.startswith(f"cannot serve on {shown}")
+    assert "\n" not in message and len(message) < 300
