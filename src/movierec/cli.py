@@ -406,7 +406,7 @@ def _safe_url(url: str) -> str:
 
         return safe_url(url)
     except Exception:  # a URL SQLAlchemy cannot even parse: show its scheme only
-        return url.partition(":")[0] + ":..."
+        return url.partition(":")[0][:20] + ":..."
 
 
 def _fail(message: str) -> int:
