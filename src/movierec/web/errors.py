@@ -145,5 +145,12 @@ def database_unavailable(exc: Exception) -> tuple[Any, int, dict[str, str]]:
 
 @bp.app_errorhandler(SecurityError)
 def untrusted_host(exc: SecurityError) -> tuple[Any, int]:
-    """400 for a Host header not in ``MOVIEREC_TRUSTED_HOSTS``, without echoing it."""
-    return _answer(400, "This site does not answer to that host name.", "Host")
+    """400 for a Host header not in ``MOVIEREC_TRUSTED_HOSTS``, without echoing it.
+
+    A bare page: with the host refused Flask has no URL adapter, so templates that
+    link (``url_for``) cannot render.
+    """
+    message = "This site does not answer to that host name."
+    if _wants_json():
+        return {"error": message, "field": "Host"}, 400
+    return f"<!doctype html><title>Bad request</title><p>{message}</p>", 400
