@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import pandas as pd
+import pytest
 from flask import template_rendered
 from webhelpers import card_ids, checked_stars, csrf_token, result_ids, result_years, submit
 
@@ -95,6 +96,25 @@ def test_bad_stars_or_unknown_movie_are_400_pages(client):
     assert response.status_code == 400
     assert "unknown movie" in response.get_data(as_text=True)
     assert submit(client, LIKES, year="recent").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["rating-²", "rating-" + "7" * 5000, "rating-١", "rating-１", "rating-1_0", "rating- 1",
+     "rating-", "rating-+1", "rating-1234567890"],
+)  # fmt: skip
+def test_rating_field_names_are_checked_before_conversion(client, field):
+    response = submit(client, LIKES, **{field: "4"})
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "unknown movie in field" in html
+    assert field[:20] in html.replace("&#39;", "'")  # names the field ...
+    assert "7" * 101 not in html  # ... quoting at most 100 characters of it
+
+
+def test_bad_stars_are_quoted_at_most_100_characters(client):
+    response = submit(client, {356: 4.5}, **{"rating-318": "9" * 5000})
+    assert response.status_code == 400 and "9" * 101 not in response.get_data(as_text=True)
 
 
 def test_returning_visitor_finds_ratings_prefilled(app, client):

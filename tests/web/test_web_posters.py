@@ -26,3 +26,17 @@ def test_titles_are_escaped_and_long_ones_shortened():
     texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert texts[0].startswith("Tom & Jerry") and texts[-1] == "2001"
     assert len(texts) <= 7 and texts[-2].endswith("…")
+
+
+def test_a_title_cannot_break_out_of_the_aria_label():
+    for title in ('Evil" onload="alert(1)', "Evil' onload='alert(1)", """Both " and ' <x>"""):
+        svg = placeholder_svg(1, title, 2001)
+        root = ElementTree.fromstring(svg)  # well-formed: nothing broke out
+        assert root.get("aria-label") == title
+        assert "onload" not in root.attrib and set(root.attrib) == {
+            "viewBox",
+            "width",
+            "height",
+            "role",
+            "aria-label",
+        }
