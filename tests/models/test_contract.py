@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from movierec import models
 from movierec.data import Ratings
 from movierec.errors import InvalidInput, ModelError
 from movierec.models import Recommender, UserState
+from movierec.models.files import read_model_file, write_model_file
 
 UNKNOWN_USER = 10**9
 UNKNOWN_MOVIE = 10**9 + 7
@@ -126,6 +128,34 @@ def test_save_load_gives_identical_scores(fitted: Recommender, small_split, tmp_
         loaded.predict(test["userId"], test["movieId"]),
     )
     assert type(models.model_class(fitted.name).load(path)) is type(fitted)
+    for name, array in fitted._arrays().items():
+        np.testing.assert_array_equal(loaded._arrays()[name], array, err_msg=name)
+
+
+def test_saved_file_lists_a_checksum_of_every_array(fitted: Recommender, tmp_path: Path) -> None:
+    meta, arrays = read_model_file(fitted.save(tmp_path / "model.npz"))
+    assert set(meta["arrays"]) == set(arrays) == {
+        "user_ids", "movie_ids", *(f"m_{name}" for name in fitted._arrays())
+    }  # fmt: skip
+    for name, array in arrays.items():
+        assert meta["arrays"][name]["sha256"] == hashlib.sha256(array.tobytes()).hexdigest()
+
+
+def test_load_refuses_any_array_of_the_wrong_size_or_dtype(
+    fitted: Recommender, tmp_path: Path
+) -> None:
+    """Each model declares every array it saves (``array_specs``): a file whose checksums
+    are right but one array is a row short, or of another dtype, is refused."""
+    meta, arrays = read_model_file(fitted.save(tmp_path / "model.npz"))
+    meta = {k: v for k, v in meta.items() if k not in ("format", "arrays")}
+    path = tmp_path / "wrong.npz"
+    for name, array in arrays.items():
+        other = "S" if array.dtype.kind == "U" else "f4" if array.dtype == "f8" else "f8"
+        other_dtype = array.astype(other)
+        for wrong in (array[:-1], other_dtype) if array.size else (other_dtype,):
+            write_model_file(path, {**arrays, name: wrong}, meta)
+            with pytest.raises(ModelError, match=str(path)):
+                models.load(path)
 
 
 def test_same_seed_gives_identical_fit(fitted: Recommender, small_split, ml_small) -> None:

@@ -128,7 +128,6 @@ class ContentModel(Recommender):
         "text_indptr": ArraySpec("int64", ("n_items+1",)),
         "text_indices": ArraySpec("int32", ("n_text",)),
         "text_data": ArraySpec("float32", ("n_text",)),
-        "text_shape": ArraySpec("int64", (2,)),
         "vocabulary": ArraySpec("str", ("n_tokens",)),
         "scale": ArraySpec("float64", (1,)),
         "user_bias": ArraySpec("float32", ("n_users",)),
@@ -270,7 +269,6 @@ class ContentModel(Recommender):
             "text_indptr": text.indptr.astype(np.int64),
             "text_indices": text.indices.astype(np.int32),
             "text_data": text.data.astype(np.float32),
-            "text_shape": np.asarray(text.shape, dtype=np.int64),
             "vocabulary": self.vocabulary.astype(str),
             "scale": np.asarray([self.scale], dtype=np.float64),
             "user_bias": self.user_bias,
@@ -279,12 +277,13 @@ class ContentModel(Recommender):
         }
 
     def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.vocabulary = arrays["vocabulary"].astype(str)
         self.item_text = sp.csr_matrix(
             (arrays["text_data"], arrays["text_indices"], arrays["text_indptr"]),
-            shape=tuple(int(n) for n in arrays["text_shape"]),
+            shape=(self.n_items, self.vocabulary.size),  # one column per token
             dtype=np.float32,
         )
-        self.vocabulary = arrays["vocabulary"].astype(str)
+        self.item_text.check_format(full_check=True)  # columns within the vocabulary
         self.scale = float(arrays["scale"][0])
         self.user_bias = arrays["user_bias"].astype(np.float32)
         self.item_bias = arrays["item_bias"].astype(np.float32)
