@@ -64,16 +64,17 @@ def test_kill_9_during_writes_loses_no_confirmed_rating(web_home, recommenders, 
     script = tmp_path / "server.py"
     script.write_text(SERVER)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log = (tmp_path / "server.log").open("w")  # a file: a full pipe would stall the server
     server = subprocess.Popen(
         [sys.executable, str(script), str(web_home), "ml-latest-small", database, str(port)],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=log,
         env=env,
         text=True,
     )
     try:
         ready = server.stdout.readline()
-        assert ready.strip() == "ready", server.stderr.read()[-2000:]
+        assert ready.strip() == "ready", (tmp_path / "server.log").read_text()[-2000:]
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:  # the socket opens just after "ready"
@@ -120,6 +121,8 @@ def test_kill_9_during_writes_loses_no_confirmed_rating(web_home, recommenders, 
         if server.poll() is None:
             server.kill()
             server.wait(timeout=10)
+        server.stdout.close()
+        log.close()
 
     assert server.returncode == -signal.SIGKILL
     assert len(confirmed) < CLIENTS * PER_CLIENT  # killed before the clients finished
