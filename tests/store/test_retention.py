@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, insert, select
 
+from movierec.errors import StoreError
 from movierec.store import Rating, ShownRecommendation, Store, Visitor, repo
 from movierec.store.retention import PruneResult, prune
 
@@ -109,3 +112,15 @@ def test_prune_keeps_everyone_seen_within_the_retention_period(store: Store):
     result = prune(store, retention_days=500, shown_per_visitor=200, now=NOW)
     assert result == PruneResult(visitors=0, ratings=0, shown=3)  # only the anonymous rows
     assert counts(store) == (2, 3, 10)
+
+
+def test_prune_on_an_unreachable_database_is_one_store_error_line():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = Store(f"postgresql://postgres:pw@127.0.0.1:{port}/movierec")
+    with pytest.raises(StoreError) as caught:
+        prune(store, retention_days=365, shown_per_visitor=200)
+    message = str(caught.value)
+    assert message.startswith("cannot use the database at postgresql")
+    assert "\n" not in message and ":pw@" not in message

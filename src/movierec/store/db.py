@@ -56,7 +56,7 @@ class Store:
         try:
             self.engine = _make_engine(self.url, **engine_kwargs)
         except OSError as exc:  # the SQLite file's folder cannot be made or written
-            raise StoreError(_store_message(self.safe_url, exc)) from None
+            raise StoreError(store_message(self.safe_url, exc)) from None
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self.scoped = scoped_session(self.sessionmaker)
         #: one log line per outage; a committed transaction ends one (a read that
@@ -80,7 +80,7 @@ class Store:
             Base.metadata.create_all(self.engine)
         except (SQLAlchemyError, OSError, dbapi_error) as exc:
             self.engine.dispose()
-            raise StoreError(_store_message(self.safe_url, exc)) from None
+            raise StoreError(store_message(self.safe_url, exc)) from None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -111,7 +111,7 @@ class Store:
         return f"Store({self.safe_url!r})"
 
 
-def _store_message(url: str, exc: BaseException) -> str:
+def store_message(url: str, exc: BaseException) -> str:
     """``cannot use the database at <url>: <first line of the driver's reason>``."""
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     text = reason[0] if reason else type(exc).__name__

@@ -11,9 +11,11 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, Select, delete, func, or_, select, true
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from movierec.store.db import Store
+from movierec.errors import StoreError
+from movierec.store.db import Store, store_message
 from movierec.store.schema import Rating, ShownRecommendation, Visitor, utcnow
 
 
@@ -36,7 +38,10 @@ def prune(
     now: datetime | None = None,
     dry_run: bool = False,
 ) -> PruneResult:
-    """Apply the retention rule in one transaction; ``dry_run`` only counts."""
+    """Apply the retention rule in one transaction; ``dry_run`` only counts.
+
+    Raises :class:`StoreError` (one line naming the URL) if the database fails.
+    """
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     idle = select(Visitor.id).where(Visitor.last_seen < cutoff)
     doomed = {
@@ -45,14 +50,18 @@ def prune(
         ShownRecommendation: _doomed_shown(idle, shown_per_visitor),
     }
     counts: dict[type, int] = {}
-    with store.session() as session:
-        # children first: the foreign keys cascade, but a backend without them must
-        # not be left with orphans (and the counts must include them)
-        for table in (ShownRecommendation, Rating, Visitor):
-            if dry_run:
-                counts[table] = _count(session, table, doomed[table])
-            else:
-                counts[table] = session.execute(delete(table).where(doomed[table])).rowcount or 0
+    try:
+        with store.session() as session:
+            # children first: the foreign keys cascade, but a backend without them must
+            # not be left with orphans (and the counts must include them)
+            for table in (ShownRecommendation, Rating, Visitor):
+                if dry_run:
+                    counts[table] = _count(session, table, doomed[table])
+                else:
+                    stmt = delete(table).where(doomed[table])
+                    counts[table] = session.execute(stmt).rowcount or 0
+    except SQLAlchemyError as exc:
+        raise StoreError(store_message(store.safe_url, exc)) from None
     return PruneResult(
         visitors=counts[Visitor], ratings=counts[Rating], shown=counts[ShownRecommendation]
     )
