@@ -282,6 +282,18 @@ def test_every_single_flipped_byte_is_refused_or_harmless(tmp_path: Path) -> Non
     assert refused > 0.75 * len(data)
 
 
+def test_save_refuses_what_load_would_refuse(tmp_path: Path, pristine) -> None:
+    """A model whose training diverged (NaN weights) is not written at all."""
+    (tmp_path / "good.npz").write_bytes(pristine[0])
+    model = models.load(tmp_path / "good.npz")
+    model.item_mean = _with_nan(model.item_mean)
+    target = tmp_path / "diverged.npz"
+    with pytest.raises(ModelError) as caught:
+        model.save(target)
+    assert_one_line(str(caught.value), str(target), "m_item_mean", "NaN")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.npz"]
+
+
 # -- ensure_model and the CLI -------------------------------------------------------------------
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_ensure_model_refuses_or_retrains(case: str, settings: Settings, pristine) -> None:

@@ -255,7 +255,7 @@ class Recommender(ABC):
             for name, array in arrays.items():
                 check_finite(name, array)
         except UnusableFile as exc:
-            raise ModelError(f"not saving model {self.name!r} to {path}: it {exc}") from None
+            raise ModelError(f"not saving model {self.name!r} to {path}; the model {exc}") from None
         meta = {
             "model": self.name,
             "params": self.params,
