@@ -33,7 +33,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from movierec.config import MIN_SECRET_KEY, Settings, load_settings
-from movierec.errors import InvalidInput, MovierecError
+from movierec.errors import InvalidInput, MovierecError, StoreError
 
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
@@ -122,7 +122,11 @@ def _prune(services: Any) -> None:
     from movierec.store.retention import prune
 
     settings = services.settings
-    removed = prune(services.store, settings.retention_days, settings.shown_per_visitor)
+    try:
+        removed = prune(services.store, settings.retention_days, settings.shown_per_visitor)
+    except StoreError as exc:  # e.g. two workers pruning at once on PostgreSQL: next start
+        log.warning("retention not applied on start: %s", exc)
+        return
     if removed.total:
         log.info(
             "retention: forgot %d idle visitors, %d ratings, %d shown picks",
