@@ -1,0 +1,284 @@
+"""Which movies to ask a visitor to rate, round after round (issue 11, issue 8 part 2).
+
+Example::
+
+    onboarding = Onboarding.build(train_ratings, model, catalog)
+    first = onboarding.next_movies({}, [], n=15)                 # list[Movie]
+    after = onboarding.next_movies({356: 4.5}, [m.movie_id for m in first], n=15)
+
+- :mod:`.index`: per-movie arrays from training data (:class:`OnboardingIndex`).
+- :mod:`.strategies`: ``random-top``, ``popular``, ``pop-entropy``, ``adaptive``.
+
+Filters: a genre, a year preference (old / new / any, split at 2010 as the recommend
+service does) and, with ``new_share``, a year mix: at least ``ceil(n * new_share)`` of the
+``n`` movies from 2010 on while there are such candidates (the original app drew from
+the most rated before *and* after 2010). Movies shown or answered are never asked again.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from movierec.data.catalog import Catalog, Movie
+from movierec.data.ratings import Ratings
+from movierec.errors import InvalidInput
+from movierec.models.base import Recommender
+from movierec.onboarding.index import OnboardingIndex
+from movierec.onboarding.strategies import STRATEGIES, seen_probability
+from movierec.recommend import DEFAULT_SPLIT_YEAR, YEAR_CHOICES
+
+__all__ = [
+    "DEFAULT_STRATEGY",
+    "NEW_SHARE",
+    "ORIGINAL_STRATEGY",
+    "STRATEGIES",
+    "Batch",
+    "Onboarding",
+    "OnboardingIndex",
+    "candidate_mask",
+    "choose_items",
+    "decode_positions",
+    "encode_positions",
+    "next_movies",
+    "seen_probability",
+]
+
+#: the strategy that measured best (bench/onboarding_strategies.py, README)
+DEFAULT_STRATEGY = "adaptive"
+#: the original app's draw, still selectable
+ORIGINAL_STRATEGY = "random-top"
+#: the app's year mix: a third of the cards (5 of 15) from DEFAULT_SPLIT_YEAR on
+NEW_SHARE = 1 / 3
+MAX_CARDS = 100
+
+
+def validate_strategy(strategy: object) -> str:
+    """The strategy name, or ``InvalidInput`` naming ``strategy``."""
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        shown = repr(strategy)[:100]
+        raise InvalidInput(
+            f"unknown strategy {shown}; choose from {', '.join(STRATEGIES)}", field="strategy"
+        )
+    return strategy
+
+
+def candidate_mask(
+    index: OnboardingIndex,
+    answers: Mapping[int, float | None],
+    shown: Iterable[int],
+    *,
+    genre: str | None = None,
+    year: str = "any",
+    split_year: int = DEFAULT_SPLIT_YEAR,
+) -> np.ndarray:
+    """``(n_items,)`` bool: movies that may be asked (not shown nor answered, within the
+    genre and year preference). Unknown genre/year -> ``InvalidInput`` naming the field."""
+    if year not in YEAR_CHOICES:
+        raise InvalidInput(f"unknown year preference {year!r}; choose old, new or any", "year")
+    candidates = np.ones(index.n_items, dtype=bool)
+    gone = np.fromiter((int(i) for i in (*shown, *answers)), dtype=np.int64)
+    candidates[gone[(gone >= 0) & (gone < index.n_items)]] = False
+    if genre is not None:
+        mask = index.genre_mask(genre)
+        if mask is None:
+            raise InvalidInput(
+                f"unknown genre {genre[:100]!r}; choose from {', '.join(index.genre_names)}",
+                field="genre",
+            )
+        candidates &= mask
+    if year == "old":
+        candidates &= index.years < split_year  # NaN compares False
+    elif year == "new":
+        candidates &= index.years >= split_year
+    return candidates
+
+
+def choose_items(
+    index: OnboardingIndex,
+    answers: Mapping[int, float | None],
+    shown: Iterable[int],
+    n: int,
+    strategy: str = DEFAULT_STRATEGY,
+    *,
+    seed: int = 0,
+    genre: str | None = None,
+    year: str = "any",
+    new_share: float = 0.0,
+    split_year: int = DEFAULT_SPLIT_YEAR,
+) -> np.ndarray:
+    """Up to ``n`` item positions to ask next (fewer when the candidates run out).
+
+    answers: item position -> stars, or None for "shown, not seen".
+    shown: item positions already offered (answered or not); never asked again.
+    Unknown ``strategy``/``genre``/``year`` -> ``InvalidInput`` naming the field.
+    """
+    choose = STRATEGIES[validate_strategy(strategy)]
+    candidates = candidate_mask(
+        index, answers, shown, genre=genre, year=year, split_year=split_year
+    )
+    is_new = index.years >= split_year  # NaN compares False
+    rng = np.random.default_rng(seed)
+    if new_share <= 0 or year != "any":
+        return choose(index, answers, candidates, n, rng)
+    new, old = candidates & is_new, candidates & ~is_new
+    k_new = min(math.ceil(n * new_share), int(new.sum()))
+    k_old = min(n - k_new, int(old.sum()))
+    k_new = min(n - k_old, int(new.sum()))
+    picks_new = choose(index, answers, new, k_new, rng) if k_new else np.zeros(0, np.int64)
+    picks_old = choose(index, answers, old, k_old, rng) if k_old else np.zeros(0, np.int64)
+    return _interleave(picks_old, picks_new)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The movies to ask next and whether the candidates ran out with them."""
+
+    movies: list[Movie]
+    exhausted: bool  # True: nothing is left to ask after these (within the filters)
+
+
+class Onboarding:
+    """The strategies over one index, answering in catalogue :class:`Movie` objects.
+
+    Built once per (training ratings, model, catalogue); thread-safe (reads only, plus a
+    cache of ``Movie`` objects where a racing duplicate is equal).
+    """
+
+    def __init__(self, index: OnboardingIndex, catalog: Catalog) -> None:
+        self.index = index
+        self.catalog = catalog
+        self._movies: dict[int, Movie] = {}
+
+    @classmethod
+    def build(
+        cls, train: Ratings, model: Recommender | None, catalog: Catalog, seed: int = 0
+    ) -> Onboarding:
+        """Index the whole catalogue (movies without ratings last in popularity order)."""
+        return cls(OnboardingIndex.build(train, model, catalog, seed=seed), catalog)
+
+    @property
+    def genres(self) -> list[str]:
+        return self.index.genre_names
+
+    def batch(
+        self,
+        ratings: Mapping[int, float],
+        shown: Iterable[int],
+        n: int = 15,
+        strategy: str = DEFAULT_STRATEGY,
+        *,
+        seed: int = 0,
+        genre: str | None = None,
+        year: str = "any",
+        new_share: float = 0.0,
+    ) -> Batch:
+        """The next ``n`` movies for a visitor who gave ``ratings`` ({movieId: stars})
+        and was shown ``shown`` (movieIds; shown but unrated = not seen)."""
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CARDS:
+            raise InvalidInput(f"n must be a whole number from 1 to {MAX_CARDS}, got {n!r}", "n")
+        position = self.index.position
+        answers: dict[int, float | None] = {}
+        shown_items = [position[m] for m in map(int, shown) if m in position]
+        for item in shown_items:
+            answers[item] = None
+        for movie_id, stars in ratings.items():
+            item = position.get(int(movie_id))
+            if item is not None:
+                answers[item] = float(stars)
+        filters = {"genre": genre, "year": year}
+        picks = choose_items(
+            self.index,
+            answers,
+            shown_items,
+            n,
+            strategy,
+            seed=seed,
+            new_share=new_share,
+            **filters,
+        )
+        left = candidate_mask(self.index, answers, shown_items, **filters)
+        left[picks] = False
+        exhausted = not left.any()
+        return Batch([self.movie(int(self.index.movie_ids[i])) for i in picks], exhausted)
+
+    def next_movies(
+        self,
+        ratings: Mapping[int, float],
+        shown: Iterable[int],
+        n: int = 15,
+        strategy: str = DEFAULT_STRATEGY,
+        **filters: object,
+    ) -> list[Movie]:
+        """:meth:`batch`'s movies only."""
+        return self.batch(ratings, shown, n, strategy, **filters).movies  # type: ignore[arg-type]
+
+    def movie(self, movie_id: int) -> Movie:
+        movie = self._movies.get(movie_id)
+        if movie is None:
+            movie = self._movies[movie_id] = self.catalog.get(movie_id)
+        return movie
+
+
+def next_movies(
+    model: Recommender,
+    catalog: Catalog,
+    ratings: Mapping[int, float],
+    shown: Sequence[int],
+    n: int = 15,
+    strategy: str = DEFAULT_STRATEGY,
+    *,
+    train: Ratings,
+    seed: int = 0,
+    **filters: object,
+) -> list[Movie]:
+    """One-shot :meth:`Onboarding.next_movies` (builds the index from ``train``; keep an
+    :class:`Onboarding` instead when asking more than once)."""
+    onboarding = Onboarding.build(train, model, catalog, seed=seed)
+    return onboarding.next_movies(ratings, shown, n, strategy, seed=seed, **filters)
+
+
+def encode_positions(positions: Iterable[int], size: int) -> str:
+    """A compact cookie-safe text for a set of item positions in ``[0, size)``: a bitmap,
+    zlib-compressed, base64url (a run of consecutive positions costs almost nothing)."""
+    bits = np.zeros(max(size, 0), dtype=bool)
+    values = np.fromiter((int(p) for p in positions), dtype=np.int64)
+    bits[values[(values >= 0) & (values < size)]] = True
+    packed = zlib.compress(np.packbits(bits).tobytes(), 9)
+    return base64.urlsafe_b64encode(packed).decode("ascii").rstrip("=")
+
+
+def decode_positions(text: str, size: int) -> list[int]:
+    """:func:`encode_positions` reversed; damaged or foreign text -> no positions."""
+    try:
+        raw = zlib.decompress(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, zlib.error):
+        return []
+    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8))[:size]
+    return np.flatnonzero(bits).tolist()
+
+
+def _interleave(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """``first`` with ``second``'s items spread evenly among them (orders kept)."""
+    if not second.size:
+        return first
+    if not first.size:
+        return second
+    total = first.size + second.size
+    slots = np.round(np.linspace(1, total - 1, second.size)).astype(np.int64)
+    slots = np.minimum(slots, total - 1)
+    out = np.empty(total, dtype=np.int64)
+    is_second = np.zeros(total, dtype=bool)
+    is_second[np.unique(slots)] = True
+    # unique() may merge slots when second is dense; fill the rest in order
+    extra = second.size - int(is_second.sum())
+    free = np.flatnonzero(~is_second)
+    is_second[free[free.size - extra :] if extra > 0 else []] = True
+    out[is_second] = second
+    out[~is_second] = first
+    return out
