@@ -1,0 +1,320 @@
+"""Fit time, time per epoch, peak RSS and fold-in latency at 1 M / 5 M / 25 M ratings.
+
+Every measurement runs in its own subprocess (this script with ``--child``), so the peak
+RSS read from ``os.wait4`` is that fit's alone (data loading included), and a model that
+runs out of memory kills only its own row. Peers run the same way in the same run, and
+the table prints ratios (ours / peer) per iteration.
+
+Data: ``--home DIR`` with MovieLens-shaped synthetic sets written by
+``movierec data synth`` (names from ``--names``, e.g. ``synth-{m}m`` where ``{m}`` is
+the size in millions); a size with no such set falls back to a quick generator of our
+own (:func:`synth_ratings`, cached as CSR ``.npz`` under ``--cache``).
+
+Usage::
+
+    flock /tmp/movierec-big.lock nice .venv/bin/python bench/scale.py \\
+        --ratings 1000000,5000000,25000000 --models svd,als --peers implicit-als,surprise-svd
+
+Adding a row: write ``measure_<name>(ratings, args) -> dict`` returning ``fit_s`` and
+``per_iter_s`` (and optionally ``foldin_p50_ms``/``foldin_p99_ms``) and register it in
+``MODELS`` (ours) or ``PEERS`` (others; ``PEER_OF`` says which of ours it is compared
+with, ``PEER_MAX_RATINGS`` where it stops).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from movierec import models
+from movierec.data import Ratings
+
+REPO = Path(__file__).resolve().parents[1]
+#: ml-25m's shape: users and movies at 25 M ratings; smaller sizes scale them down
+ML25M_USERS, ML25M_MOVIES, ML25M_RATINGS = 162_541, 59_047, 25_000_095
+
+
+# -- data -----------------------------------------------------------------------------------
+def synth_ratings(n_ratings: int, seed: int = 0) -> Ratings:
+    """A MovieLens-shaped explicit rating matrix with about ``n_ratings`` ratings.
+
+    Users and movies scale from ml-25m's (users linearly, movies as the square root);
+    movie popularity is Zipf-like (exponent 1), user activity log-normal with every user
+    at least 20 ratings; stars are ``3.5 + b_u + b_i + p_u . q_i + noise`` (rank 8),
+    rounded to half stars in 0.5-5. Built as CSR directly (no DataFrame): a quick stand-in
+    for ``movierec data synth`` when that set is not there.
+    """
+    rng = np.random.default_rng(seed)
+    scale = n_ratings / ML25M_RATINGS
+    n_users = max(100, int(ML25M_USERS * scale))
+    n_movies = max(200, int(ML25M_MOVIES * min(1.0, np.sqrt(scale))))
+    activity = rng.lognormal(0.0, 1.1, n_users)
+    popularity = 1.0 / (np.arange(n_movies) + 10.0)
+    cumulative = np.cumsum(rng.permutation(popularity / popularity.sum()))
+    target = n_ratings
+    for _ in range(2):  # draws repeat popular movies; the second pass makes up the loss
+        extra = np.maximum(target - 20 * n_users, 0)
+        counts = 20 + np.floor(activity / activity.sum() * extra).astype(np.int64)
+        counts = np.minimum(counts, n_movies // 2)
+        users = np.repeat(np.arange(n_users, dtype=np.int64), counts)
+        items = np.searchsorted(cumulative, rng.random(users.size)).clip(0, n_movies - 1)
+        keys = np.unique(users * n_movies + items)  # sorted: user-major, items sorted in a row
+        target = int(target * n_ratings / keys.size)
+    users, items = keys // n_movies, (keys % n_movies).astype(np.int32)
+    rank = 8
+    user_f = rng.normal(0, 0.35, (n_users, rank)).astype(np.float32)
+    item_f = rng.normal(0, 0.35, (n_movies, rank)).astype(np.float32)
+    stars = np.empty(users.size, dtype=np.float32)
+    step = 5_000_000
+    user_b, item_b = rng.normal(0, 0.4, n_users), rng.normal(0, 0.5, n_movies)
+    for start in range(0, users.size, step):
+        u, i = users[start : start + step], items[start : start + step]
+        raw = 3.5 + user_b[u] + item_b[i] + np.einsum("nk,nk->n", user_f[u], item_f[i])
+        raw += rng.normal(0, 0.6, u.size)
+        stars[start : start + step] = np.clip(np.round(raw * 2) / 2, 0.5, 5.0)
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
+    used = np.flatnonzero(np.bincount(items, minlength=n_movies))
+    remap = np.full(n_movies, -1, dtype=np.int32)
+    remap[used] = np.arange(used.size, dtype=np.int32)
+    matrix = sp.csr_matrix((stars, remap[items], indptr), shape=(n_users, used.size))
+    return Ratings(
+        matrix=matrix,
+        user_ids=np.arange(1, n_users + 1, dtype=np.int64),
+        movie_ids=(used + 1).astype(np.int64),
+    )
+
+
+def load_ratings(n_ratings: int, args: argparse.Namespace) -> Ratings:
+    """The ``n_ratings`` set: ``movierec data synth``'s under ``--home`` if present, else ours."""
+    if args.home:
+        name = args.names.format(m=n_ratings // 1_000_000, n=n_ratings)
+        if (Path(args.home) / "data" / name).exists() or (Path(args.home) / name).exists():
+            from movierec.data import load_dataset
+
+            return load_dataset(name, home=args.home, fetch=False).ratings
+    cache = Path(args.cache) / f"synth-{n_ratings}-seed0.npz"
+    if cache.exists():
+        arrays = np.load(cache)
+        matrix = sp.csr_matrix(
+            (arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(arrays["shape"])
+        )
+        return Ratings(matrix=matrix, user_ids=arrays["user_ids"], movie_ids=arrays["movie_ids"])
+    ratings = synth_ratings(n_ratings)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    m = ratings.matrix
+    np.savez(cache, data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape),
+             user_ids=ratings.user_ids, movie_ids=ratings.movie_ids)  # fmt: skip
+    return ratings
+
+
+# -- our models ----------------------------------------------------------------------------------
+def foldin_latency(model: models.Recommender, ratings: Ratings, n_visitors: int = 300) -> dict:
+    """p50/p99 ms of fold-in + rank + top 5 for visitors rating 15 of the 50 most-rated movies."""
+    rng = np.random.default_rng(0)
+    top = ratings.movie_ids[np.argsort(-ratings.item_counts(), kind="stable")[:50]]
+    times = []
+    for _ in range(n_visitors):
+        movies = rng.choice(top, 15, replace=False).tolist()
+        stars = (rng.integers(1, 11, 15) / 2).tolist()
+        start = time.perf_counter()
+        scores = model.rank(model.fold_in(movies, stars))
+        np.argpartition(-scores, 5)[:5]
+        times.append(time.perf_counter() - start)
+    ms = np.array(times[20:]) * 1000  # the first few warm caches up
+    return {
+        "foldin_p50_ms": float(np.percentile(ms, 50)),
+        "foldin_p99_ms": float(np.percentile(ms, 99)),
+    }
+
+
+def fit_ours(name: str, ratings: Ratings, params: dict[str, Any]) -> dict:
+    """Fit our model ``name`` (numba compiled first on a tiny set); time and fold-in."""
+    model = models.create(name, **params)
+    models.create(name, **{**params, "n_epochs": 1}).fit(synth_ratings(5_000, seed=1))
+    start = time.perf_counter()
+    model.fit(ratings)
+    fit_s = time.perf_counter() - start
+    epochs = int(model.params.get("n_epochs", 1)) or 1
+    return {"fit_s": fit_s, "per_iter_s": fit_s / epochs, **foldin_latency(model, ratings)}
+
+
+def measure_svd(ratings: Ratings, args: argparse.Namespace) -> dict:
+    return fit_ours("svd", ratings, {})
+
+
+def measure_svdpp(ratings: Ratings, args: argparse.Namespace) -> dict:
+    return fit_ours("svdpp", ratings, {})
+
+
+def measure_nmf(ratings: Ratings, args: argparse.Namespace) -> dict:
+    return fit_ours("nmf", ratings, {})
+
+
+def measure_als(ratings: Ratings, args: argparse.Namespace) -> dict:
+    return fit_ours("als", ratings, {"n_factors": args.factors})
+
+
+#: our rows: name -> measurement (W5b adds ease / itemknn here)
+MODELS: dict[str, Callable[[Ratings, argparse.Namespace], dict]] = {
+    "svd": measure_svd,
+    "svdpp": measure_svdpp,
+    "nmf": measure_nmf,
+    "als": measure_als,
+}
+
+
+# -- peers ----------------------------------------------------------------------------------------
+def measure_implicit_als(ratings: Ratings, args: argparse.Namespace) -> dict:
+    """implicit's CPU ALS (conjugate gradient, 3 steps) at ``--factors``, 15 iterations.
+
+    Implicit-feedback ALS (confidence = stars): a different objective, so only its time
+    per iteration is comparable. Threads: 2 (this machine's cores).
+    """
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    model = AlternatingLeastSquares(
+        factors=args.factors, iterations=15, use_cg=True, num_threads=2, random_state=0,
+        calculate_training_loss=False,
+    )  # fmt: skip
+    start = time.perf_counter()
+    model.fit(ratings.matrix.astype(np.float32), show_progress=False)
+    fit_s = time.perf_counter() - start
+    return {"fit_s": fit_s, "per_iter_s": fit_s / 15}
+
+
+def measure_surprise_svd(ratings: Ratings, args: argparse.Namespace) -> dict:
+    """Surprise's SVD (its defaults: 100 factors, 20 epochs), one core."""
+    import pandas as pd
+    from surprise import SVD, Dataset, Reader
+
+    users, items, stars = ratings.triples()
+    frame = pd.DataFrame({"u": users, "i": items, "r": stars})
+    trainset = Dataset.load_from_df(frame, Reader(rating_scale=(0.5, 5.0))).build_full_trainset()
+    model = SVD(random_state=0)
+    start = time.perf_counter()
+    model.fit(trainset)
+    fit_s = time.perf_counter() - start
+    return {"fit_s": fit_s, "per_iter_s": fit_s / model.n_epochs}
+
+
+#: peers: name -> measurement (the Spark helper adds "spark-als" here)
+PEERS: dict[str, Callable[[Ratings, argparse.Namespace], dict]] = {
+    "implicit-als": measure_implicit_als,
+    "surprise-svd": measure_surprise_svd,
+}
+#: which of our models each peer is compared with (ratio = ours / peer, per iteration)
+PEER_OF: dict[str, str] = {"implicit-als": "als", "surprise-svd": "svd", "spark-als": "als"}
+#: largest size a peer is run at (Surprise is one slow Python-object core)
+PEER_MAX_RATINGS: dict[str, int] = {"surprise-svd": 1_000_000}
+
+
+# -- running -------------------------------------------------------------------------------------
+def run_child(name: str, n_ratings: int, args: argparse.Namespace) -> dict:
+    """Measure one row in a subprocess; adds ``rss_mb`` (its peak, from ``os.wait4``)
+    and ``wall_s``, or ``error`` (one line) if it failed."""
+    argv = [sys.executable, __file__, "--child", name, "--ratings", str(n_ratings),
+            "--factors", str(args.factors), "--cache", args.cache,
+            "--names", args.names]  # fmt: skip
+    if args.home:
+        argv += ["--home", args.home]
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)  # the child's own rusage, not all children's
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    wall = time.perf_counter() - started
+    rss_mb = usage.ru_maxrss / 1024.0  # KiB on Linux
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (stderr.strip().splitlines() or ["?"])[-1][:100]
+        return {"error": f"exit {proc.returncode}: {tail}", "wall_s": wall, "rss_mb": rss_mb}
+    return {**json.loads(lines[-1]), "wall_s": wall, "rss_mb": rss_mb}
+
+
+def child_main(args: argparse.Namespace) -> None:
+    """Run one measurement and print it as one JSON line."""
+    n_ratings = int(args.ratings)
+    start = time.perf_counter()
+    ratings = load_ratings(n_ratings, args)
+    load_s = time.perf_counter() - start
+    table = {**MODELS, **PEERS}
+    result = table[args.child](ratings, args)
+    shape = {"users": ratings.n_users, "movies": ratings.n_items, "nnz": ratings.nnz}
+    print(json.dumps({**result, **shape, "load_s": load_s}))
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = ("size", "name", "users", "movies", "fit_s", "per_iter_s", "rss_mb",
+            "foldin_p50_ms", "foldin_p99_ms")  # fmt: skip
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "|".join("---" for _ in cols) + "|")
+    for row in rows:
+        cells = []
+        for col in cols:
+            value = row.get(col, "")
+            cells.append(f"{value:.3f}" if isinstance(value, float) else str(value))
+        if "error" in row:
+            cells[-1] += f" ERROR {row['error']}"
+        print("| " + " | ".join(cells) + " |")
+    print()
+    print("| size | ours / peer | per-iteration ratio (ours / peer) |")
+    print("|---|---|---|")
+    for row in rows:
+        ours_name = PEER_OF.get(row["name"])
+        ours = [r for r in rows if r["name"] == ours_name and r["size"] == row["size"]]
+        if ours and "per_iter_s" in ours[0] and "per_iter_s" in row:
+            ratio = ours[0]["per_iter_s"] / row["per_iter_s"]
+            print(f"| {row['size']} | {ours_name} / {row['name']} | {ratio:.2f} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ratings", default="1000000,5000000,25000000")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--peers", default=",".join(PEERS), help="comma list; '' for none")
+    parser.add_argument("--factors", type=int, default=50, help="als and implicit factors")
+    parser.add_argument("--home", default=os.environ.get("MOVIEREC_HOME_BIG"),
+                        help="MOVIEREC_HOME holding `movierec data synth` sets")  # fmt: skip
+    parser.add_argument("--names", default="synth-{m}m", help="set name per size ({m}: millions)")
+    parser.add_argument("--cache", default="/work/bigdata/scale-cache")
+    parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child_main(args)
+        return
+    names = [m for m in args.models.split(",") if m] + [p for p in args.peers.split(",") if p]
+    unknown = [n for n in names if n not in MODELS and n not in PEERS]
+    if unknown:
+        parser.error(f"unknown model or peer {unknown[0]!r}; known: {', '.join([*MODELS, *PEERS])}")
+    rows = []
+    for size in (int(s) for s in args.ratings.split(",")):
+        load_ratings(size, args)  # generate/cache once, outside the timed children
+        for name in names:
+            if size > PEER_MAX_RATINGS.get(name, size):
+                continue
+            row = {"size": size, "name": name, **run_child(name, size, args)}
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            rows.append(row)
+    print_table(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
