@@ -86,6 +86,53 @@ def delete_ratings(
     return session.execute(stmt).rowcount or 0
 
 
+def upsert_dated_ratings(
+    session: Session,
+    visitor_id: str,
+    ratings: Mapping[int, float],
+    rated_at: Mapping[int, datetime],
+    when: datetime | None = None,
+) -> None:
+    """Like :func:`upsert_ratings`, each movie timestamped ``rated_at[movieId]`` (else ``when``):
+    imported ratings keep the date the visitor gave them elsewhere. One statement."""
+    when = when or utcnow()
+    touch_visitor(session, visitor_id, when)
+    if not ratings:
+        return
+    rows = [
+        {
+            "visitor_id": visitor_id,
+            "movie_id": int(m),
+            "stars": float(s),
+            "rated_at": rated_at.get(m, when),
+        }
+        for m, s in sorted(ratings.items())  # one lock order for every writer
+    ]
+    upsert = _dialect_insert(session)
+    if upsert is None:
+        for row in rows:
+            session.merge(Rating(**row))
+        session.flush()
+        return
+    table = Rating.__table__
+    stmt = upsert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.visitor_id, table.c.movie_id],
+        set_={"stars": stmt.excluded.stars, "rated_at": stmt.excluded.rated_at},
+    )
+    session.connection().execute(stmt, rows)
+
+
+def visitor_rating_rows(session: Session, visitor_id: str) -> list[tuple[int, float, datetime]]:
+    """``(movieId, stars, rated_at)`` of the visitor's ratings, most recently rated first."""
+    rows = session.execute(
+        select(Rating.movie_id, Rating.stars, Rating.rated_at)
+        .where(Rating.visitor_id == visitor_id)
+        .order_by(Rating.rated_at.desc(), Rating.movie_id)
+    )
+    return [(int(m), float(s), t) for m, s, t in rows]
+
+
 def forget_visitor(session: Session, visitor_id: str) -> int:
     """Delete the visitor with their ratings and shown picks; returns rows deleted."""
     deleted = 0

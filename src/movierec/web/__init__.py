@@ -59,7 +59,16 @@ CONFIG_TO_ENV = {
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the movierec Flask app."""
-    from movierec.web import api, errors, limits, pages, posters
+    from movierec.web import (
+        api,
+        api_catalog,  # noqa: F401  (adds its routes to api.bp)
+        errors,
+        limits,
+        movies,
+        pages,
+        posters,
+        ratings,
+    )
     from movierec.web.services import Services
 
     app = Flask(__name__, instance_relative_config=True)
@@ -95,8 +104,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     _prune(services)
     app.extensions["movierec"] = services
 
+    app.before_request(ratings.allow_import_bodies)  # before CSRF reads the form
     csrf.init_app(app)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(movies.bp)
+    app.register_blueprint(ratings.bp)
     app.register_blueprint(posters.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)

@@ -79,6 +79,37 @@ def _schemas(models: Sequence[str]) -> dict[str, Any]:
             }
         ),
         "Movie": _object(movie),
+        "MovieList": _object({"movies": {"type": "array", "items": _ref("Movie")}}),
+        "ImportResult": _object(
+            {
+                "format": {"type": "string", "enum": ["imdb", "letterboxd", "movielens"]},
+                "rows": {"type": "integer", "minimum": 0, "description": "data rows read"},
+                "matched": {"type": "integer", "minimum": 0, "description": "movies matched"},
+                "skipped": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "rows without a rating",
+                },
+                "unmatched": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "line": {"type": "integer", "minimum": 2},
+                            "title": {"type": "string"},
+                            "year": _nullable("integer"),
+                            "ref": {"type": "string", "description": "IMDb id or movieId given"},
+                            "reason": {"type": "string"},
+                        }
+                    ),
+                },
+                "ratings": {
+                    "type": "object",
+                    "description": "matched stars by movieId (nothing is stored)",
+                    "propertyNames": {"pattern": MOVIE_ID_PATTERN},
+                    "additionalProperties": {"type": "number", "minimum": 0.5, "maximum": 5},
+                },
+            }
+        ),
         "Recommendation": _object(recommendation),
         "Onboarding": _object(
             {
@@ -214,6 +245,96 @@ def document(models: Sequence[str], max_body: int | None) -> dict[str, Any]:
                         }
                     ],
                     "responses": {**_ok("Movie", "the movie"), **_errors(404, 429, 503)},
+                }
+            },
+            "/api/v1/movies": {
+                "get": {
+                    "operationId": "search_movies",
+                    "summary": "Movies whose title matches q: exact, prefix, words, then typos",
+                    "parameters": [
+                        {
+                            "name": "q",
+                            "in": "query",
+                            "required": True,
+                            "description": "title words (accents and articles optional); "
+                            "a 4-digit year narrows the search",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 50,
+                                "default": 10,
+                            },
+                        },
+                    ],
+                    "responses": {
+                        **_ok("MovieList", "the hits, best first"),
+                        **_errors(400, 429, 503),
+                    },
+                }
+            },
+            "/api/v1/movies/{movie_id}/similar": {
+                "get": {
+                    "operationId": "similar_movies",
+                    "summary": "Movies most like this one (by the default model)",
+                    "parameters": [
+                        {
+                            "name": "movie_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 1},
+                        },
+                        {
+                            "name": "n",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 50,
+                                "default": 10,
+                            },
+                        },
+                    ],
+                    "responses": {
+                        **_ok("MovieList", "the similar movies, most similar first"),
+                        **_errors(400, 404, 429, 503),
+                    },
+                }
+            },
+            "/api/v1/ratings/import": {
+                "post": {
+                    "operationId": "import_ratings",
+                    "summary": "Match an IMDb, Letterboxd or movierec CSV (nothing stored)",
+                    "requestBody": {
+                        "required": True,
+                        "description": (
+                            "multipart/form-data (any other type: 415): file (CSV, UTF-8, at most "
+                            "5 MB and 20,000 rows) and format"
+                        ),
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "file": {"type": "string", "format": "binary"},
+                                        "format": {
+                                            "type": "string",
+                                            "enum": ["imdb", "letterboxd", "movielens"],
+                                        },
+                                    },
+                                    "required": ["file", "format"],
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        **_ok("ImportResult", "what matched and what did not"),
+                        **_errors(400, 413, 415, 429, 503),
+                    },
                 }
             },
             "/api/v1/openapi.json": {

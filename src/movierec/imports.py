@@ -1,0 +1,329 @@
+"""Read rating histories people already have and match them to the catalogue.
+
+Three formats (``FORMATS``):
+
+- ``imdb``: IMDb's ratings export (``Const`` = ``tt0133093``, ``Your Rating`` 1-10, optional
+  ``Date Rated``, ``Title``, ``Year``). Matched through links.csv's ``imdbId``, compared as
+  numbers so ``tt0133093``, ``tt133093`` and ``0133093`` are one id. Stars are ``rating / 2``
+  (1-10 -> 0.5-5 in half steps). Rows without a rating (watch-list entries) are skipped.
+- ``letterboxd``: Letterboxd's ``ratings.csv`` (``Name``, ``Year``, ``Rating`` 0.5-5, optional
+  ``Date``). Matched by title and year with :mod:`movierec.search`'s folding (accents, case,
+  punctuation, a leading or trailing article); a year one off is accepted when only one movie
+  matches that way (release years differ between sites). Ties go to the more-rated movie.
+- ``movielens``: this app's export (``movieId,title,rating,timestamp``) or a MovieLens
+  ``ratings.csv`` (``userId`` ignored): ``movieId`` and ``rating`` 0.5-5 in half steps,
+  ``timestamp`` Unix seconds or ISO 8601 (optional).
+
+Limits and encodings: at most ``MAX_BYTES`` (5 MB) and ``MAX_ROWS`` (20,000) data rows. Files
+are read as UTF-8, with or without a byte-order mark (what IMDb and Letterboxd write). There is
+deliberately no Latin-1 fallback: a wrong guess would not fail but silently garble accented
+titles into non-matches, so a file that is not UTF-8 is refused with the line of the first bad
+byte and a hint to save it as UTF-8. A malformed row (bad id, rating out of range, a missing
+column) stops the import with a message naming its line: nothing is half-imported.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from movierec.errors import InvalidInput, quoted
+from movierec.search import article_first, fold, title_keys, without_article
+
+FORMATS = ("imdb", "letterboxd", "movielens")
+MAX_BYTES = 5 * 1024 * 1024
+MAX_ROWS = 20_000
+_IMDB_ID = re.compile(r"(?:tt)?0*([0-9]{1,10})", re.IGNORECASE)
+_MOVIE_ID = re.compile(r"[1-9][0-9]{0,9}")
+_YEAR = re.compile(r"[0-9]{4}")
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """A row naming a movie the catalogue does not have (as the file named it)."""
+
+    line: int
+    title: str
+    year: int | None
+    ref: str  # the IMDb id or movieId given, "" for Letterboxd
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "line": self.line,
+            "title": self.title,
+            "year": self.year,
+            "ref": self.ref,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class ImportResult:
+    """What a file held: ``ratings`` ``{movieId: stars}`` matched (a later row of the same
+    movie wins), ``rated_at`` when (if the file said), rows ``unmatched`` and ``skipped``
+    (no rating given), and ``rows`` read."""
+
+    format: str
+    ratings: dict[int, float] = field(default_factory=dict)
+    rated_at: dict[int, datetime] = field(default_factory=dict)
+    unmatched: list[Unmatched] = field(default_factory=list)
+    skipped: int = 0
+    rows: int = 0
+
+    @property
+    def matched(self) -> int:
+        return len(self.ratings)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "format": self.format,
+            "rows": self.rows,
+            "matched": self.matched,
+            "skipped": self.skipped,
+            "unmatched": [u.to_dict() for u in self.unmatched],
+            "ratings": {str(m): s for m, s in self.ratings.items()},
+        }
+
+
+class Matcher:
+    """Look-ups from what files name to catalogue movieIds.
+
+    movies: ``(movieId, title, n_ratings)`` as MovieLens writes titles; imdb: ``{imdbId
+    number: movieId}`` from links.csv.
+    """
+
+    def __init__(self, movies: Iterable[tuple[int, str, int]], imdb: Mapping[int, int]) -> None:
+        self.imdb = dict(imdb)
+        self.movie_ids: set[int] = set()
+        counts: dict[int, int] = {}
+        by_key: dict[tuple[str, int | None], list[int]] = defaultdict(list)
+        for movie_id, title, n_ratings in movies:
+            self.movie_ids.add(int(movie_id))
+            counts[int(movie_id)] = int(n_ratings)
+            keys, year = title_keys(title)
+            for key in keys:
+                by_key[(key, year)].append(int(movie_id))
+        #: (folded title, year) -> movieIds, most rated first
+        self.by_title = {
+            k: sorted(set(v), key=lambda m: (-counts[m], m)) for k, v in by_key.items()
+        }
+
+    def by_imdb(self, imdb_number: int) -> int | None:
+        return self.imdb.get(imdb_number)
+
+    def by_name(self, name: str, year: int | None) -> int | None:
+        """The movie titled ``name`` (any article placement, accents) from ``year``."""
+        folded = fold(article_first(name))
+        keys = dict.fromkeys([folded, without_article(folded)])
+        for key in keys:
+            found = self.by_title.get((key, year))
+            if found:
+                return found[0]
+        if year is None:
+            return None
+        near = {
+            m for key in keys for y in (year - 1, year + 1) for m in self.by_title.get((key, y), ())
+        }
+        return near.pop() if len(near) == 1 else None
+
+
+def read_import(data: bytes, fmt: str, matcher: Matcher) -> ImportResult:
+    """Parse ``data`` (a whole uploaded file) as ``fmt`` and match its rows.
+
+    Raises ``InvalidInput`` (field ``file`` or ``format``) naming the line of the first
+    problem: too big, not UTF-8, a missing column, a malformed row.
+    """
+    if fmt not in FORMATS:
+        raise InvalidInput(
+            f"format must be one of {', '.join(FORMATS)}, got {quoted(fmt)}", field="format"
+        )
+    if len(data) > MAX_BYTES:
+        raise InvalidInput(
+            f"the file is {len(data) / 1e6:.1f} MB; at most {MAX_BYTES // (1024 * 1024)} MB",
+            field="file",
+        )
+    text = decode(data)
+    rows = _rows(text)
+    result = ImportResult(format=fmt)
+    parse_row = {"imdb": _imdb_row, "letterboxd": _letterboxd_row, "movielens": _movielens_row}
+    for line, row in rows:
+        result.rows += 1
+        if result.rows > MAX_ROWS:
+            raise InvalidInput(
+                f"line {line}: the file has more than {MAX_ROWS:,} rows; split it", field="file"
+            )
+        parse_row[fmt](line, row, matcher, result)
+    return result
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 text of ``data`` (a byte-order mark dropped); else ``InvalidInput`` naming the line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InvalidInput(
+            f"line {line}: the file is not UTF-8 text (byte {data[exc.start]:#04x}); "
+            "export it again or save it as UTF-8",
+            field="file",
+        ) from None
+
+
+def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """``(line number, {column: value})`` per data row; blank lines skipped."""
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise InvalidInput(f"line {line}: the file holds NUL bytes; not a CSV file", "file")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InvalidInput("the file is empty", field="file") from None
+    except csv.Error as exc:
+        raise InvalidInput(f"line 1: not a CSV header: {exc}", field="file") from None
+    columns = [h.strip() for h in header]
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InvalidInput(f"line {reader.line_num}: {exc}", field="file") from None
+        if not any(v.strip() for v in values):
+            continue
+        if len(values) > len(columns):
+            raise InvalidInput(
+                f"line {reader.line_num}: {len(values)} fields, the header has {len(columns)}",
+                field="file",
+            )
+        yield reader.line_num, {c: v.strip() for c, v in zip(columns, values, strict=False)}
+
+
+def _need(line: int, row: Mapping[str, str], column: str, fmt: str) -> str:
+    if column not in row:
+        raise InvalidInput(
+            f"line {line}: no {column!r} column; is this a {fmt} export?", field="file"
+        )
+    return row[column]
+
+
+def _imdb_row(line: int, row: dict[str, str], matcher: Matcher, result: ImportResult) -> None:
+    const = _need(line, row, "Const", "IMDb ratings")
+    rating = _need(line, row, "Your Rating", "IMDb ratings")
+    match = _IMDB_ID.fullmatch(const)
+    if match is None:
+        raise InvalidInput(
+            f"line {line}: Const must be an IMDb id like tt0133093, got {quoted(const)}",
+            field="file",
+        )
+    if not rating:
+        result.skipped += 1
+        return
+    if not rating.isdigit() or not 1 <= int(rating) <= 10:
+        raise InvalidInput(
+            f"line {line}: Your Rating must be a whole number from 1 to 10, got {quoted(rating)}",
+            field="file",
+        )
+    stars = int(rating) / 2
+    movie_id = matcher.by_imdb(int(match.group(1)))
+    title, year = row.get("Title", ""), _year(row.get("Year", ""))
+    if movie_id is None:
+        result.unmatched.append(Unmatched(line, title, year, const, "not in the catalogue"))
+        return
+    _add(result, movie_id, stars, _date(line, row.get("Date Rated", ""), "Date Rated"))
+
+
+def _letterboxd_row(line: int, row: dict[str, str], matcher: Matcher, result: ImportResult) -> None:
+    name = _need(line, row, "Name", "Letterboxd ratings.csv")
+    rating = _need(line, row, "Rating", "Letterboxd ratings.csv")
+    year_text = row.get("Year", "")
+    if not rating:
+        result.skipped += 1
+        return
+    stars = _stars(line, rating, "Rating")
+    if year_text and not _YEAR.fullmatch(year_text):
+        raise InvalidInput(f"line {line}: Year must be 4 digits, got {quoted(year_text)}", "file")
+    year = int(year_text) if year_text else None
+    movie_id = matcher.by_name(name, year) if name else None
+    if movie_id is None:
+        reason = "no title given" if not name else "no movie with this title and year"
+        result.unmatched.append(Unmatched(line, name, year, "", reason))
+        return
+    _add(result, movie_id, stars, _date(line, row.get("Date", ""), "Date"))
+
+
+def _movielens_row(line: int, row: dict[str, str], matcher: Matcher, result: ImportResult) -> None:
+    movie = _need(line, row, "movieId", "movierec or MovieLens")
+    rating = _need(line, row, "rating", "movierec or MovieLens")
+    if not _MOVIE_ID.fullmatch(movie):
+        raise InvalidInput(
+            f"line {line}: movieId must be a positive whole number, got {quoted(movie)}",
+            field="file",
+        )
+    stars = _stars(line, rating, "rating")
+    if int(movie) not in matcher.movie_ids:
+        result.unmatched.append(
+            Unmatched(line, row.get("title", ""), None, movie, "not in the catalogue")
+        )
+        return
+    _add(result, int(movie), stars, _date(line, row.get("timestamp", ""), "timestamp"))
+
+
+def _stars(line: int, text: str, column: str) -> float:
+    try:
+        stars = float(text)
+    except ValueError:
+        stars = -1.0
+    if not (0.5 <= stars <= 5 and (stars * 2).is_integer()):
+        raise InvalidInput(
+            f"line {line}: {column} must be 0.5 to 5 in half steps, got {quoted(text)}",
+            field="file",
+        )
+    return stars
+
+
+def _date(line: int, text: str, column: str) -> datetime | None:
+    """A Unix timestamp (seconds) or ISO 8601 date/time as UTC; None if empty."""
+    if not text:
+        return None
+    try:
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text), UTC)
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        raise InvalidInput(
+            f"line {line}: {column} must be a date like 2024-05-31, got {quoted(text)}",
+            field="file",
+        ) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _year(text: str) -> int | None:
+    return int(text) if _YEAR.fullmatch(text) else None
+
+
+def _add(result: ImportResult, movie_id: int, stars: float, when: datetime | None) -> None:
+    result.ratings.pop(movie_id, None)  # a later row wins and moves to the end
+    result.ratings[movie_id] = stars
+    if when is not None:
+        result.rated_at[movie_id] = when
+    else:
+        result.rated_at.pop(movie_id, None)
+
+
+__all__ = [
+    "FORMATS",
+    "MAX_BYTES",
+    "MAX_ROWS",
+    "ImportResult",
+    "Matcher",
+    "Unmatched",
+    "decode",
+    "read_import",
+]

@@ -1,0 +1,178 @@
+"""Movie pages and title search (HTML; the JSON twins are in :mod:`movierec.web.api_catalog`).
+
+- ``GET /movies/<id>``: title, year, genres, tags, average stars, the visitor's rating (a form),
+  their predicted stars, 10 similar movies, TMDB poster/overview/trailer, TMDB and IMDb links.
+- ``POST /movies/<id>/rate``: store (or with ``stars=0`` remove) the visitor's stars, then
+  redirect back to ``next`` (a local path) -- post/redirect/get; CSRF-protected.
+- ``GET /search?q=``: the search results as a page (works without JavaScript), each hit
+  with a rating form.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from sqlalchemy.orm import Session
+
+from movierec.data import Movie
+from movierec.errors import InvalidInput, quoted
+from movierec.search import MAX_QUERY
+from movierec.store import Visitor, repo
+from movierec.web.cards import STAR_STEPS, info_for, movie_card, star_label, tmdb_ids
+from movierec.web.catalogue import get_catalogue, predicted_stars
+from movierec.web.services import Services, get_services
+
+bp = Blueprint("movies", __name__)
+
+SIMILAR = 10
+SEARCH_PAGE = 20  # hits on the search page
+MAX_ID_DIGITS = 10
+
+
+@bp.get("/movies/<movie_id>")
+def movie(movie_id: str) -> str:
+    """One movie's page; the styled 404 for an unknown or malformed id."""
+    services = get_services()
+    found = known_movie(services, movie_id)
+    extras = get_catalogue()
+    db = services.store.scoped
+    ratings = stored_ratings(db, services)
+    db.commit()  # nothing held open while TMDB answers
+    recommender = services.recommender()
+    similar_ids = extras.similar_for(services.default_model, recommender).similar(
+        found.movie_id, SIMILAR
+    )
+    similar = [services.recommenders.catalog.get(m) for m in similar_ids]
+    infos = services.tmdb.info_many(tmdb_ids([found, *similar]))
+    card = movie_card(found, info_for(found, infos))
+    card.update(
+        stars=ratings.get(found.movie_id, 0.0),
+        mean_rating=found.mean_rating,
+        n_ratings=found.n_ratings,
+        tags=extras.tags.get(found.movie_id, []),
+        imdb_url=extras.imdb_url(found.movie_id),
+        predicted_stars=predicted_stars(recommender, ratings, found.movie_id),
+    )
+    cards = [
+        {**movie_card(m, info_for(m, infos)), "stars": ratings.get(m.movie_id, 0.0)}
+        for m in similar
+    ]
+    return render_template(
+        "movies/movie.html",
+        card=card,
+        similar=cards,
+        n_rated=len(ratings),
+        model=services.default_model,
+    )
+
+
+@bp.post("/movies/<movie_id>/rate")
+def rate(movie_id: str):  # type: ignore[no-untyped-def]
+    """Store the visitor's stars for one movie (0 removes them) and go back where they were."""
+    services = get_services()
+    found = known_movie(services, movie_id)
+    stars = parse_stars(request.form.get("stars", ""))
+    db = services.store.scoped
+    visitor = visitor_id(db, create=stars > 0)
+    if stars > 0 and visitor:
+        repo.upsert_ratings(db, visitor, {found.movie_id: stars})
+        message = f"You gave {found.display_title} {star_label(stars)}."
+    elif visitor:
+        repo.delete_ratings(db, visitor, [found.movie_id])
+        message = f"Your rating of {found.display_title} was removed."
+    else:
+        message = f"{found.display_title} was not rated."
+    db.commit()
+    flash(message)
+    return redirect(safe_next(request.form.get("next"), url_for("movies.movie", movie_id=movie_id)))
+
+
+@bp.get("/search")
+def search() -> str | tuple[str, int]:
+    """Title search as a page; an empty query shows the empty form."""
+    services = get_services()
+    q = request.args.get("q", "")
+    if len(q) > MAX_QUERY:
+        raise InvalidInput(f"q is {len(q)} characters long; at most {MAX_QUERY}", field="q")
+    hits: list[dict[str, Any]] = []
+    if q.strip():
+        extras = get_catalogue()
+        catalog = services.recommenders.catalog
+        movies = [catalog.get(h.movie_id) for h in extras.index.search(q, SEARCH_PAGE)]
+        db = services.store.scoped
+        ratings = stored_ratings(db, services)
+        db.commit()
+        infos = services.tmdb.info_many(tmdb_ids(movies))
+        hits = [
+            {
+                **movie_card(m, info_for(m, infos)),
+                "stars": ratings.get(m.movie_id, 0.0),
+                "mean_rating": m.mean_rating,
+                "n_ratings": m.n_ratings,
+            }
+            for m in movies
+        ]
+    return render_template("search/results.html", q=q, hits=hits)
+
+
+# -- helpers shared with the ratings pages -----------------------------------------------
+def known_movie(services: Services, movie_id: str) -> Movie:
+    """The catalogue's movie for a URL id (ASCII digits); 404 otherwise."""
+    catalog = services.recommenders.catalog
+    if not (movie_id.isascii() and movie_id.isdigit()) or len(movie_id) > MAX_ID_DIGITS:
+        abort(404)
+    if int(movie_id) not in catalog:
+        abort(404)
+    return catalog.get(int(movie_id))
+
+
+def parse_stars(value: str, allow_zero: bool = True) -> float:
+    """Form stars: 0.5-5 in half steps (0 = remove, when allowed)."""
+    try:
+        stars = float(value)
+    except ValueError:
+        stars = -1.0
+    if stars in STAR_STEPS or (allow_zero and stars == 0):
+        return stars
+    raise InvalidInput(
+        f"stars must be 0.5 to 5 in half steps{' (0 removes)' if allow_zero else ''}, "
+        f"got {quoted(value)}",
+        field="stars",
+    )
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """``target`` if it is a path on this site (no scheme, host or ``//``), else ``default``."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
+def visitor_id(db: Session, create: bool = False) -> str | None:
+    """The cookie's visitor if the store knows them, else (if ``create``) a new one.
+
+    The same rule as :mod:`movierec.web.pages`: a forgotten id is never revived.
+    """
+    visitor = session.get("visitor")
+    if not isinstance(visitor, str) or db.get(Visitor, visitor) is None:
+        visitor = None
+    if visitor is None and create:
+        visitor = secrets.token_urlsafe(18)
+        session["visitor"] = visitor
+        session.permanent = True
+    return visitor
+
+
+def stored_ratings(db: Session, services: Services) -> dict[int, float]:
+    """The visitor's stored ``{movieId: stars}`` of movies in the catalogue."""
+    visitor = session.get("visitor")
+    if not isinstance(visitor, str):
+        return {}
+    catalog = services.recommenders.catalog
+    return {m: s for m, s in repo.visitor_ratings(db, visitor).items() if m in catalog}

@@ -1,0 +1,205 @@
+"""The visitor's ratings: list, export and import (HTML pages).
+
+- ``GET /ratings?sort=date|title|stars&order=asc|desc``: every rated movie with stars and
+  date; each row has a stars form and a remove button (both post to
+  ``/movies/<id>/rate`` and come back here).
+- ``GET /ratings/export.csv``: ``movieId,title,rating,timestamp`` (Unix seconds, UTC).
+- ``GET /ratings/import`` / ``POST /ratings/import`` (multipart ``file``, ``format``): reads an
+  IMDb, Letterboxd or movierec/MovieLens CSV (:mod:`movierec.imports`), stores the matched
+  ratings of movies not rated yet (or rated with the same stars) in one transaction, and
+  shows how many matched, the rows that did not, and the conflicts: movies already rated
+  with other stars, which are only replaced after ``POST /ratings/import/replace``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC
+from typing import Any
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+
+from movierec.errors import InvalidInput, quoted
+from movierec.imports import FORMATS, MAX_BYTES, read_import
+from movierec.search import fold, without_article
+from movierec.store import repo
+from movierec.web.catalogue import get_catalogue
+from movierec.web.movies import parse_stars, visitor_id
+from movierec.web.services import get_services
+
+bp = Blueprint("ratings", __name__)
+
+SORTS = ("date", "title", "stars")
+FORMAT_LABELS = {
+    "imdb": "IMDb ratings export (ratings.csv)",
+    "letterboxd": "Letterboxd ratings.csv",
+    "movielens": "movierec export or MovieLens ratings.csv",
+}
+#: the body cap of an import: the file cap plus room for the multipart envelope
+IMPORT_MAX_BODY = MAX_BYTES + 64 * 1024
+REPLACE_PREFIX = "rating-"
+
+
+@bp.get("/ratings")
+def index() -> str:
+    """Every rated movie, sortable."""
+    services = get_services()
+    sort = request.args.get("sort", "date")
+    order = request.args.get("order", "asc" if sort == "title" else "desc")
+    if sort not in SORTS:
+        raise InvalidInput(f"sort must be one of {', '.join(SORTS)}, got {quoted(sort)}", "sort")
+    if order not in ("asc", "desc"):
+        raise InvalidInput(f"order must be asc or desc, got {quoted(order)}", field="order")
+    rows = _rows(services)
+    key = {
+        "date": lambda r: (r["rated_at"], r["sort_title"]),
+        "title": lambda r: (r["sort_title"], r["movie_id"]),
+        "stars": lambda r: (r["stars"], r["sort_title"]),
+    }[sort]
+    rows.sort(key=key, reverse=order == "desc")
+    return render_template("ratings/index.html", rows=rows, sort=sort, order=order)
+
+
+@bp.get("/ratings/export.csv")
+def export() -> Response:
+    """The visitor's ratings as CSV: ``movieId,title,rating,timestamp``."""
+    services = get_services()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["movieId", "title", "rating", "timestamp"])
+    for row in sorted(_rows(services), key=lambda r: (r["rated_at"], r["movie_id"])):
+        writer.writerow(
+            [row["movie_id"], row["full_title"], row["stars"], int(row["rated_at"].timestamp())]
+        )
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="movierec-ratings.csv"'},
+    )
+
+
+@bp.get("/ratings/import")
+def import_form() -> str:
+    return render_template(
+        "ratings/import.html", formats=FORMAT_LABELS, fmt="imdb", max_mb=MAX_BYTES // (1024 * 1024)
+    )
+
+
+@bp.post("/ratings/import")
+def import_file() -> str | tuple[str, int]:
+    """Read the uploaded file; store what is new; list the rest and the conflicts."""
+    services = get_services()
+    fmt = request.form.get("format", "")
+    upload = request.files.get("file")
+    try:
+        if fmt not in FORMATS:
+            raise InvalidInput(
+                f"format must be one of {', '.join(FORMATS)}, got {quoted(fmt)}", field="format"
+            )
+        if upload is None or not upload.filename:
+            raise InvalidInput("choose a file to import", field="file")
+        result = read_import(upload.read(MAX_BYTES + 1), fmt, get_catalogue().matcher)
+    except InvalidInput as exc:
+        return render_template(
+            "ratings/import.html",
+            formats=FORMAT_LABELS,
+            fmt=fmt if fmt in FORMATS else "imdb",
+            max_mb=MAX_BYTES // (1024 * 1024),
+            error=str(exc),
+        ), 400
+    db = services.store.scoped
+    visitor = visitor_id(db, create=bool(result.ratings))
+    stored = repo.visitor_ratings(db, visitor) if visitor else {}
+    fresh = {m: s for m, s in result.ratings.items() if m not in stored}
+    same = [m for m, s in result.ratings.items() if stored.get(m) == s]
+    conflicts = {m: s for m, s in result.ratings.items() if m in stored and stored[m] != s}
+    if visitor:
+        repo.upsert_dated_ratings(db, visitor, fresh, result.rated_at)  # one transaction
+    db.commit()
+    catalog = services.recommenders.catalog
+    conflict_rows = [
+        {
+            "movie_id": m,
+            "title": catalog.get(m).display_title,
+            "year": catalog.get(m).year,
+            "old": stored[m],
+            "new": s,
+        }
+        for m, s in conflicts.items()
+    ]
+    return render_template(
+        "ratings/imported.html",
+        result=result,
+        added=len(fresh),
+        same=len(same),
+        conflicts=conflict_rows,
+        fmt_label=FORMAT_LABELS[fmt],
+    )
+
+
+@bp.post("/ratings/import/replace")
+def import_replace():  # type: ignore[no-untyped-def]
+    """Replace stored stars with the imported ones the visitor confirmed (``rating-<id>``)."""
+    services = get_services()
+    catalog = services.recommenders.catalog
+    chosen: dict[int, float] = {}
+    for key, value in request.form.items():
+        if not key.startswith(REPLACE_PREFIX):
+            continue
+        movie = key[len(REPLACE_PREFIX) :]
+        known = movie.isascii() and movie.isdigit() and len(movie) <= 10
+        if not known or int(movie) not in catalog:
+            raise InvalidInput(f"unknown movie in field {quoted(key)}", field=key[:100])
+        chosen[int(movie)] = parse_stars(value, allow_zero=False)
+    db = services.store.scoped
+    visitor = visitor_id(db, create=bool(chosen))
+    if visitor and chosen:
+        repo.upsert_ratings(db, visitor, chosen)
+    db.commit()
+    plural = "s" if len(chosen) != 1 else ""
+    flash(f"Replaced {len(chosen)} rating{plural} with the imported stars.")
+    return redirect(url_for("ratings.index"))
+
+
+def _rows(services: Any) -> list[dict[str, Any]]:
+    """The visitor's ratings of catalogue movies as template rows."""
+    db = services.store.scoped
+    visitor = visitor_id(db)
+    rows = repo.visitor_rating_rows(db, visitor) if visitor else []
+    db.commit()
+    catalog = services.recommenders.catalog
+    out = []
+    for movie_id, stars, rated_at in rows:
+        if movie_id not in catalog:
+            continue
+        movie = catalog.get(movie_id)
+        when = rated_at if rated_at.tzinfo else rated_at.replace(tzinfo=UTC)
+        out.append(
+            {
+                "movie_id": movie_id,
+                "title": movie.display_title,
+                "full_title": movie.title,
+                "sort_title": without_article(fold(movie.display_title)),
+                "year": movie.year,
+                "stars": stars,
+                "rated_at": when,
+                "date": when.strftime("%Y-%m-%d"),
+                "iso": when.isoformat(timespec="seconds"),
+            }
+        )
+    return out
+
+
+#: endpoints that take an uploaded rating history (bigger bodies than the app-wide cap)
+IMPORT_ENDPOINTS = frozenset({"ratings.import_file", "api.import_ratings"})
+
+
+def allow_import_bodies() -> None:
+    """Raise this request's body cap to ``IMPORT_MAX_BODY`` on the import endpoints.
+
+    Registered by ``create_app`` before CSRF protection, which reads the form (and so
+    applies the cap) before any view runs.
+    """
+    if request.endpoint in IMPORT_ENDPOINTS:
+        request.max_content_length = max(IMPORT_MAX_BODY, request.max_content_length or 0)
