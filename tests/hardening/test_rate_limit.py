@@ -157,3 +157,34 @@ def test_redis_down_still_serves_and_logs_one_line(make_app, caplog):
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "unreachable" in warnings[0].getMessage()
     assert not any(r.exc_info for r in caplog.records)
+
+
+def test_memory_counters_start_no_thread_per_request_and_expire(monkeypatch) -> None:
+    """The per-process memory storage sweeps inline: no Timer thread per hit, and
+    counters past their window are dropped by the next sweep."""
+    import threading
+
+    from movierec.web import limits as limits_module
+
+    storage = limits_module.SweptMemoryStorage("movierec-memory://")
+    started: list[object] = []
+    real_timer = threading.Timer
+
+    def counting_timer(*args, **kwargs):  # type: ignore[no-untyped-def]
+        started.append(args)
+        return real_timer(*args, **kwargs)
+
+    monkeypatch.setattr(threading, "Timer", counting_timer)
+    for i in range(200):
+        storage.incr(f"client-{i % 7}", expiry=60)
+    assert started == []
+    assert storage.get("client-0") == 29
+    storage.incr("short-lived", expiry=0.01)
+    import time
+
+    time.sleep(0.05)
+    monkeypatch.setattr(limits_module, "SWEEP_INTERVAL", 0.0)
+    storage._next_sweep = 0.0
+    storage.incr("client-1", expiry=60)
+    assert "short-lived" not in storage.storage
+    assert storage.get("client-1") == 30

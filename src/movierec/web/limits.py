@@ -7,7 +7,8 @@ JSON under ``/api/``, a page elsewhere (see :mod:`movierec.web.errors`).
 
 app.config keys (else the settings): ``RATELIMIT_ENABLED`` (default True), ``RATE_LIMIT``
 (``settings.rate_limit``, e.g. ``"120/minute;2000/hour"``), ``RATELIMIT_STORAGE_URI``
-(``settings.redis_url``, else ``memory://``), ``RATELIMIT_KEY_PREFIX`` (default ``movierec``).
+(``settings.redis_url``, else ``movierec-memory://``, per process),
+``RATELIMIT_KEY_PREFIX`` (default ``movierec``).
 
 The client address is ``request.remote_addr``, i.e. the TCP peer. Behind a reverse proxy every
 visitor would share the proxy's address: configure ``werkzeug.middleware.proxy_fix.ProxyFix``
@@ -22,11 +23,14 @@ storage error is logged and swallowed rather than answered with a 500.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import parse_many
+from limits.storage import MemoryStorage
 
 from movierec.config import Settings
 from movierec.errors import InvalidInput, quoted
@@ -39,13 +43,45 @@ SCOPE = "recommend"
 FORM_ENDPOINT = "pages.submit"
 #: seconds to wait for Redis before counting in memory instead
 REDIS_TIMEOUT = 0.5
+#: the in-memory counters (per process), see :class:`SweptMemoryStorage`
+MEMORY_STORAGE = "movierec-memory://"
+#: seconds between sweeps of expired in-memory counters
+SWEEP_INTERVAL = 1.0
+
+
+class SweptMemoryStorage(MemoryStorage):
+    """``limits``' memory storage, with expired counters swept from the request thread.
+
+    The stock storage starts a new 10 ms ``threading.Timer`` thread on almost every
+    request to sweep expired keys (about 0.6 ms of CPU a request under load, measured
+    with bench/load.py). Counters are already expired lazily when read, so a sweep only
+    frees memory: here it runs inline, at most once per ``SWEEP_INTERVAL``. Registered
+    with ``limits`` under the ``movierec-memory://`` scheme by subclassing.
+    """
+
+    STORAGE_SCHEME = ["movierec-memory"]
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: str):
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self._next_sweep = 0.0
+        self._sweep_lock = threading.Lock()
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the timer-per-call
+        now = time.monotonic()
+        if now < self._next_sweep or not self._sweep_lock.acquire(blocking=False):
+            return
+        try:
+            self._next_sweep = now + SWEEP_INTERVAL
+            self._MemoryStorage__expire_events()
+        finally:
+            self._sweep_lock.release()
 
 
 def init_limits(app: Flask, settings: Settings) -> Limiter | None:
     """Attach a limiter to ``app`` (after its blueprints are registered); None when disabled."""
     if not app.config.setdefault("RATELIMIT_ENABLED", True):
         return None
-    storage = app.config.get("RATELIMIT_STORAGE_URI") or settings.redis_url or "memory://"
+    storage = app.config.get("RATELIMIT_STORAGE_URI") or settings.redis_url or MEMORY_STORAGE
     options = {}
     if storage.startswith(("redis://", "rediss://", "unix://")):
         options = {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT}
