@@ -2,13 +2,33 @@
 
 ``recommend(model, catalog, ratings={movieId: stars}, year="any", n=5)`` is the one-shot
 function; :class:`RecommendService` does the same with per-(model, catalog) work
-(aligning the catalogue to the model's items, normalising item vectors) done once,
-which is what the web app and the CLI keep around.
+(aligning the catalogue to the model's items) done once, which is what the web app and
+the CLI keep around.
+
+**Order and numbers.** Picks are ordered by the model's *rank* score (``model.rank``:
+for EASE its relevance x predicted-stars blend, for factor models the predicted stars),
+while ``predicted_stars`` comes from ``model.score``; the two need not fall in the same
+order. Each pick therefore carries ``match``, the rank score normalised to 0-100 for this
+visitor: ``100 * (score - median) / (best - median)`` where ``best`` is the highest and
+``median`` the median rank score among the movies that could be recommended (same year
+preference and exclusions), clipped to 0-100 and rounded down. It is monotone in the rank
+score, so it never increases down the list; the best available movie has 100.
+
+**Faithful explanations.** ``because`` names the rated movies whose removal lowers the
+pick's rank score most, in the model that ranked it: each rated movie is left out in
+turn, the visitor is folded in again without it and the pick re-scored
+(``model.rank_users`` over the leave-one-out states: one batched product). Only movies
+whose removal lowers the score count, at most ``MAX_BECAUSE``, largest drop first. This is
+exact for every model (EASE's relevance and star gain, the factor models' ridge and
+non-negative fold-ins), not a similarity proxy. A visitor with more than
+``MAX_EXPLAINED`` usable ratings has the ``MAX_EXPLAINED`` highest-starred (most recent
+first among equals) tried. Models without item representation (``popular``) move every
+movie's score equally with each rating, so they explain nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +43,8 @@ DEFAULT_MIN_RATINGS = 20  # movies with fewer ratings are never recommended
 POPULAR_DAMPING = 10.0  # prior weight (in ratings) of the Bayesian average fallback
 MAX_N = 100
 MAX_BECAUSE = 3
+#: rated movies tried (left out in turn) when explaining picks
+MAX_EXPLAINED = 40
 
 
 @dataclass(frozen=True)
@@ -33,6 +55,10 @@ class Recommendation:
     predicted_stars: float
     because: tuple[Movie, ...] = ()
     personal: bool = True  # False for the popular fallback
+    #: the model's rank score (what the order comes from)
+    score: float = 0.0
+    #: the rank score normalised to 0-100 for this visitor (see the module doc)
+    match: int = 0
 
     @property
     def reason(self) -> str:
@@ -49,6 +75,7 @@ class Recommendation:
         return {
             **self.movie.to_dict(),
             "predicted_stars": round(self.predicted_stars, 2),
+            "match": self.match,
             "because": [{"movieId": m.movie_id, "title": m.title} for m in self.because],
             "reason": self.reason,
         }
@@ -169,12 +196,8 @@ class RecommendService:
         self._catalog_ids = frozenset(catalog.frame.index.tolist())
         #: movie id -> Movie, filled on first use (thread-safe: a racing duplicate is equal)
         self._movies: dict[int, Movie] = {}
-        vectors = model.item_vectors()
-        if vectors is not None:
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            self._unit_vectors = (vectors / np.maximum(norms, 1e-9)).astype(np.float32)
-        else:
-            self._unit_vectors = None
+        #: whether picks are explained (models with item vectors rank per movie)
+        self._explains = model.item_vectors() is not None
         # Popular fallback over the whole catalogue (movies the model may not know too)
         cat = catalog.frame
         counts = cat["n_ratings"].to_numpy(np.float64)
@@ -186,30 +209,45 @@ class RecommendService:
         self._pop_counts = counts
 
     # -- public -----------------------------------------------------------------
-    def recommend(self, ratings: Mapping, year: str = "any", n: int = 5) -> RecommendationList:
-        """Top ``n`` movies for a visitor who gave ``ratings`` ({movieId: stars})."""
+    def recommend(
+        self,
+        ratings: Mapping,
+        year: str = "any",
+        n: int = 5,
+        exclude: Iterable[int] = (),
+    ) -> RecommendationList:
+        """Top ``n`` movies for a visitor who gave ``ratings`` ({movieId: stars}).
+
+        ``exclude``: movie ids never to recommend (e.g. marked "not interested").
+        """
         year = validate_year(year)
         n = validate_n(n)
         clean = validate_ratings(ratings, self._catalog_ids)
+        excluded = {int(m) for m in exclude}
         usable = {m: s for m, s in clean.items() if self.model.has_movie(m)}
         ignored = sorted(set(clean) - set(usable))
         if not usable:
-            return self._popular(clean, year, n, ignored)
+            return self._popular(clean, year, n, ignored, excluded)
         state = self.model.fold_in(list(usable), list(usable.values()))
         ranking = self.model.rank(state)
         stars = self.model.score(state)
         allowed = self._allowed_items[year].copy()
         allowed[state.items] = False
+        hidden = [self.model.items_of([m])[0] for m in excluded if self.model.has_movie(m)]
+        allowed[hidden] = False
         candidates = np.flatnonzero(allowed)
         picks = candidates[_top_k(ranking[candidates], n)]
-        explain = self._explainer(state.items, state.stars)
+        matches = _matches(ranking[candidates], ranking[picks])
+        because = self._because(usable, ranking, picks)
         items = [
             Recommendation(
                 movie=self._movie(int(self.movie_ids[i])),
                 predicted_stars=min(max(float(stars[i]), 0.5), 5.0),  # np.clip, cheaper
-                because=explain(int(i)),
+                because=because[k],
+                score=float(ranking[i]),
+                match=matches[k],
             )
-            for i in picks
+            for k, i in enumerate(picks)
         ]
         message = None if items else _nothing_left(year)
         return RecommendationList(
@@ -226,19 +264,27 @@ class RecommendService:
         return mask
 
     def _popular(
-        self, clean: dict[int, float], year: str, n: int, ignored: list[int]
+        self,
+        clean: dict[int, float],
+        year: str,
+        n: int,
+        ignored: list[int],
+        excluded: set[int] = frozenset(),  # type: ignore[assignment]
     ) -> RecommendationList:
         allowed = self._allowed(self._pop_year, self._pop_counts, year)
-        allowed &= ~np.isin(self._pop_ids, list(clean))
+        allowed &= ~np.isin(self._pop_ids, [*clean, *excluded])
         candidates = np.flatnonzero(allowed)
         picks = candidates[_top_k(self._pop_score[candidates], n)]
+        matches = _matches(self._pop_score[candidates], self._pop_score[picks])
         items = [
             Recommendation(
                 movie=self._movie(int(self._pop_ids[i])),
                 predicted_stars=float(self._pop_score[i]),
                 personal=False,
+                score=float(self._pop_score[i]),
+                match=matches[k],
             )
-            for i in picks
+            for k, i in enumerate(picks)
         ]
         message = (
             "None of your ratings could be used, so these are popular, well-rated movies."
@@ -264,27 +310,53 @@ class RecommendService:
             movie = self._movies[movie_id] = self.catalog.get(movie_id)
         return movie
 
-    def _explainer(
-        self, rated_items: np.ndarray, rated_stars: np.ndarray
-    ) -> Callable[[int], tuple[Movie, ...]]:
-        """``because(item)`` for one visitor: what does not depend on the item is done once."""
-        if self._unit_vectors is None or rated_items.size == 0:
-            return lambda item: ()
-        rated_vectors = self._unit_vectors[rated_items]
-        centre = float(rated_stars.mean()) if rated_stars.size > 1 else 2.5
-        liked = rated_stars >= max(centre, 3.0)
-        weight = rated_stars - centre + 0.5
-        unit_vectors = self._unit_vectors
+    def _because(
+        self, usable: dict[int, float], ranking: np.ndarray, picks: np.ndarray
+    ) -> list[tuple[Movie, ...]]:
+        """Per pick, the rated movies whose removal lowers its rank score most.
 
-        def because(item: int) -> tuple[Movie, ...]:
-            """Rated movies that pull ``item`` up most: liked and similar in factor space."""
-            similarity = rated_vectors @ unit_vectors[item]
-            pull = similarity * weight
-            order = np.argsort(-pull)
-            order = order[(liked & (similarity > 0) & (pull > 0))[order]][:MAX_BECAUSE]
-            return tuple(self._movie(int(self.movie_ids[rated_items[j]])) for j in order)
+        ``usable``: the visitor's ratings the model knows; ``ranking``: ``(n_items,)`` their
+        rank scores; ``picks``: ``(n_picks,)`` item indices. See the module doc.
+        """
+        if not self._explains or not picks.size:
+            return [()] * int(picks.size)
+        rated = list(usable)
+        tried = rated
+        if len(rated) > MAX_EXPLAINED:
+            order = sorted(range(len(rated)), key=lambda k: -usable[rated[k]])
+            tried = [rated[k] for k in order[:MAX_EXPLAINED]]
+        states = []
+        for left_out in tried:
+            rest = [m for m in rated if m != left_out]
+            states.append(self.model.fold_in(rest, [usable[m] for m in rest]))
+        without = self.model.rank_users(states)[:, picks]  # (n_tried, n_picks)
+        drops = ranking[picks].astype(np.float64)[None, :] - without.astype(np.float64)
+        out = []
+        for k in range(picks.size):
+            order = np.argsort(-drops[:, k], kind="stable")
+            order = order[drops[order, k] > 0][:MAX_BECAUSE]
+            out.append(tuple(self._movie(tried[j]) for j in order))
+        return out
 
-        return because
+    def leave_one_out_drops(self, ratings: Mapping, movie_id: int) -> dict[int, float]:
+        """``{rated movieId: rank score of movie_id with them minus without them}``.
+
+        What ``because`` is ranked by, exposed for tests and diagnostics (a fold-in and a
+        full ``rank`` per rated movie; not for the request path).
+        """
+        usable = {
+            m: s
+            for m, s in validate_ratings(ratings, self._catalog_ids).items()
+            if self.model.has_movie(m)
+        }
+        item = int(self.model.items_of([movie_id])[0])
+        full = float(self.model.rank(self.model.fold_in(list(usable), list(usable.values())))[item])
+        drops = {}
+        for left_out in usable:
+            rest = {m: s for m, s in usable.items() if m != left_out}
+            state = self.model.fold_in(list(rest), list(rest.values()))
+            drops[left_out] = full - float(self.model.rank(state)[item])
+        return drops
 
 
 def recommend(
@@ -312,6 +384,19 @@ def _top_k(values: np.ndarray, k: int) -> np.ndarray:
         return np.argsort(-values, kind="stable")
     part = np.argpartition(-values, k - 1)[:k]
     return part[np.argsort(-values[part], kind="stable")]
+
+
+def _matches(candidate_scores: np.ndarray, pick_scores: np.ndarray) -> list[int]:
+    """Pick scores as 0-100: ``100 (s - median) / (best - median)`` of the candidates'
+    scores, clipped and rounded down (monotone, so never rising down the list)."""
+    if not pick_scores.size:
+        return []
+    values = candidate_scores.astype(np.float64)
+    best, median = float(values.max()), float(np.median(values))
+    if best <= median:
+        return [100] * int(pick_scores.size)
+    share = (pick_scores.astype(np.float64) - median) / (best - median)
+    return [int(v) for v in np.floor(np.clip(share, 0.0, 1.0) * 100.0 + 1e-9)]
 
 
 def _join_titles(titles: list[str]) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from movierec.store.schema import (
+    HiddenMovie,
     Rating,
     ShownRecommendation,
     TmdbCacheEntry,
@@ -138,11 +139,32 @@ def forget_visitor(session: Session, visitor_id: str) -> int:
     deleted = 0
     for table, column in (
         (ShownRecommendation, ShownRecommendation.visitor_id),
+        (HiddenMovie, HiddenMovie.visitor_id),
         (Rating, Rating.visitor_id),
         (Visitor, Visitor.id),
     ):  # children first, not relying on the foreign keys' cascade
         deleted += session.execute(delete(table).where(column == visitor_id)).rowcount or 0
     return deleted
+
+
+def hide_movie(
+    session: Session, visitor_id: str, movie_id: int, when: datetime | None = None
+) -> None:
+    """Remember that the visitor is not interested in ``movie_id`` (idempotent)."""
+    when = when or utcnow()
+    touch_visitor(session, visitor_id, when)
+    exists = session.get(HiddenMovie, (visitor_id, int(movie_id)))
+    if exists is None:
+        session.add(HiddenMovie(visitor_id=visitor_id, movie_id=int(movie_id), hidden_at=when))
+        session.flush()
+
+
+def hidden_movies(session: Session, visitor_id: str) -> set[int]:
+    """Movie ids the visitor marked "not interested"."""
+    rows = session.execute(
+        select(HiddenMovie.movie_id).where(HiddenMovie.visitor_id == visitor_id)
+    )
+    return {int(m) for (m,) in rows}
 
 
 def visitor_ratings(session: Session, visitor_id: str) -> dict[int, float]:

@@ -1,4 +1,4 @@
-"""Tables: visitors, their ratings, the recommendations shown, the TMDB cache."""
+"""Tables: visitors, their ratings, movies they hid, the recommendations shown, the TMDB cache."""
 
 from __future__ import annotations
 
@@ -66,6 +66,18 @@ class Rating(Base):
     movie_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     stars: Mapped[float] = mapped_column(Float)
     rated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class HiddenMovie(Base):
+    """A movie a visitor marked "not interested": never recommended to them again."""
+
+    __tablename__ = "hidden_movies"
+
+    visitor_id: Mapped[str] = mapped_column(
+        ForeignKey("visitors.id", ondelete="CASCADE"), primary_key=True
+    )
+    movie_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hidden_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ShownRecommendation(Base):
