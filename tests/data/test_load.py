@@ -29,13 +29,16 @@ RATING_COLUMNS = ["userId", "movieId", "rating", "timestamp"]
 
 
 def test_known_datasets() -> None:
-    assert available_datasets() == ["ml-100k", "ml-latest-small"]
-    assert set(DATASETS) == {"ml-100k", "ml-latest-small"}
+    releases = ["ml-100k", "ml-10m", "ml-1m", "ml-20m", "ml-25m", "ml-32m", "ml-latest"]
+    assert available_datasets() == [*releases, "ml-latest-small"]
+    assert set(DATASETS) == {*releases, "ml-latest-small"}
 
 
 def test_unknown_name_lists_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInput, match=r"'ml-1m'.*ml-100k, ml-latest-small") as caught:
-        load_dataset("ml-1m", home=tmp_path)
+    with pytest.raises(
+        InvalidInput, match=r"'ml-2m'.*ml-100k, ml-10m, .*ml-latest-small"
+    ) as caught:
+        load_dataset("ml-2m", home=tmp_path)
     assert caught.value.field == "name"
 
 

@@ -1,4 +1,4 @@
-"""MovieLens data: fetch, verify and load ``ml-latest-small`` and ``ml-100k``.
+"""MovieLens data: fetch, verify and load every release; make synthetic look-alikes.
 
 Example::
 
@@ -10,7 +10,13 @@ Example::
 from movierec.data.catalog import Catalog, Movie
 from movierec.data.fetch import dataset_dir, fetch_dataset, is_fetched
 from movierec.data.load import load_dataset, load_split, official_folds
-from movierec.data.movielens import DATASETS, Dataset, available_datasets
+from movierec.data.movielens import (
+    DATASETS,
+    Dataset,
+    available_datasets,
+    get_spec,
+    synthetic_datasets,
+)
 from movierec.data.parsing import DataFileError, parse_year
 from movierec.data.ratings import Ratings
 
@@ -24,9 +30,11 @@ __all__ = [
     "available_datasets",
     "dataset_dir",
     "fetch_dataset",
+    "get_spec",
     "is_fetched",
     "load_dataset",
     "load_split",
     "official_folds",
     "parse_year",
+    "synthetic_datasets",
 ]

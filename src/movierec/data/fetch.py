@@ -1,6 +1,7 @@
 """Fetching MovieLens data sets into ``<home>/data/<name>/``, verified and all-or-nothing.
 
-A source is one of: ``None`` (the official GroupLens site, md5 checked), a base URL
+A source is one of: ``None`` (the official GroupLens site, each zip checked against the
+md5 GroupLens publishes beside it, ``<name>.zip.md5``), a base URL
 (``<base>/<name>.zip``), a zip file, a directory holding ``<name>/`` or ``<name>.zip``,
 or the data set folder itself. Files are gathered into a temporary folder under
 ``<home>/data/``, verified, then renamed into place; on failure the temporary folder
@@ -28,11 +29,12 @@ import requests
 from tqdm import tqdm
 
 from movierec.config import load_settings
-from movierec.data.movielens import DatasetSpec, get_spec, verify_folder
+from movierec.data import movielens
+from movierec.data.movielens import DatasetSpec, dataset_dir, get_spec, verify_folder
 from movierec.errors import DataError
 
-OFFICIAL_URL = "https://files.grouplens.org/datasets/movielens"
 MARKER_FILE = ".movierec-fetched.json"
+OFFICIAL_URL = movielens.OFFICIAL_URL  # module-level so tests can point it at a local server
 TIMEOUT = (10, 60)  # seconds: connect, read
 STALE_AFTER = 24 * 3600  # seconds before an abandoned temporary folder is swept away
 _CHUNK = 1 << 20
@@ -55,12 +57,19 @@ def fetch_dataset(
     verified is kept as is unless ``force``. Raises ``DataError`` (naming the file and
     line at fault) if the source is unreachable or its files are not what we expect.
     """
-    spec = get_spec(name)
     if home is None or source is None:
         settings = load_settings()
         home = settings.home if home is None else home
         source = settings.data_source if source is None else source
+    spec = get_spec(name, home=Path(home).expanduser())
     target = dataset_dir(name, Path(home).expanduser())
+    if spec.synthetic:
+        if not is_fetched(spec, target):
+            raise DataError(
+                f"{target}: synthetic set {name} has changed since `movierec data synth` "
+                "wrote it; make it again"
+            )
+        return target
     if not force and (is_fetched(spec, target) or _adopt(spec, target)):
         return target
     try:
@@ -81,15 +90,10 @@ def _fetch_into(
         folder = staging / spec.name
         origin = _gather(spec, source, folder, staging, progress)
         verify_folder(spec, folder, origin)
-        _write_marker(spec, folder, origin)
-        _install(folder, target, staging)
+        write_marker(spec, folder, origin)
+        _install(spec, folder, target, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def dataset_dir(name: str, home: Path) -> Path:
-    """Where data set ``name`` lives under ``home``."""
-    return home / "data" / name
 
 
 def is_fetched(spec: DatasetSpec, folder: Path) -> bool:
@@ -246,7 +250,7 @@ def _dataset_prefix(spec: DatasetSpec, names: list[str], archive: Path) -> str:
         for n in names
         if posixpath.basename(n) == key and not n.startswith("__MACOSX")
     }
-    for preferred in (spec.name, ""):
+    for preferred in (spec.zip_folder or spec.name, spec.name, ""):
         if preferred in folders:
             return preferred
     if len(folders) == 1:
@@ -349,11 +353,11 @@ def _adopt(spec: DatasetSpec, target: Path) -> bool:
         verify_folder(spec, target)
     except DataError:
         return False
-    _write_marker(spec, target, str(target))
+    write_marker(spec, target, str(target))
     return True
 
 
-def _write_marker(spec: DatasetSpec, folder: Path, origin: str) -> None:
+def write_marker(spec: DatasetSpec, folder: Path, origin: str) -> None:
     """Record that ``folder`` was verified: origin, time and file sizes (bytes)."""
     marker = {
         "dataset": spec.name,
@@ -366,7 +370,7 @@ def _write_marker(spec: DatasetSpec, folder: Path, origin: str) -> None:
     os.replace(partial, folder / MARKER_FILE)
 
 
-def _install(folder: Path, target: Path, staging: Path) -> None:
+def _install(spec: DatasetSpec, folder: Path, target: Path, staging: Path) -> None:
     """Rename ``folder`` to ``target``; a previous ``target`` moves into ``staging`` first."""
     previous = staging / "previous"
     had_previous = target.exists()
@@ -377,7 +381,7 @@ def _install(folder: Path, target: Path, staging: Path) -> None:
     except OSError as exc:
         if had_previous:
             os.rename(previous, target)
-        elif is_fetched(get_spec(target.name), target):
+        elif is_fetched(spec, target):
             return  # another process installed it meanwhile
         raise DataError(f"cannot move the data into {target}: {exc.strerror or exc}") from None
 

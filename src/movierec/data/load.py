@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from movierec.config import load_settings
-from movierec.data.fetch import dataset_dir, fetch_dataset
-from movierec.data.movielens import Dataset, get_spec, read_dataset
+from movierec.data.fetch import fetch_dataset
+from movierec.data.movielens import Dataset, dataset_dir, get_spec, read_dataset
 from movierec.errors import DataError, InvalidInput
 
 Split = tuple[pd.DataFrame, pd.DataFrame]
@@ -25,9 +25,10 @@ def load_dataset(
 
     With ``fetch`` a missing set is first fetched from the configured source (see
     ``fetch_dataset``); without it a missing set is a ``DataError``. Each call re-reads
-    the files (about 0.1-0.2 s for either set).
+    the files (about 0.1-0.2 s for the small sets); a big ratings file is parsed once and
+    then read from a binary copy beside it (``movierec.data.cache``).
     """
-    get_spec(name)
+    get_spec(name, home=_home(home))
     return read_dataset(name, _folder(name, home, fetch, progress))
 
 
@@ -40,7 +41,7 @@ def official_folds(
 
     Frames have columns ``userId, movieId, rating, timestamp`` like ``Dataset.frame``.
     """
-    spec = get_spec(name)
+    spec = get_spec(name, home=_home(home))
     folds = [s for s in spec.splits if s[1:].isdigit()]
     if not folds:
         raise InvalidInput(f"{name} has no official folds; ml-100k has", field="name")
@@ -55,7 +56,7 @@ def load_split(
     fetch: bool = True,
 ) -> Split:
     """One official ``(base, test)`` split of ``name``, e.g. ``"u1"`` or ``"ua"`` of ml-100k."""
-    spec = get_spec(name)
+    spec = get_spec(name, home=_home(home))
     if split_name not in spec.splits:
         known = ", ".join(spec.splits) or "none"
         raise InvalidInput(
@@ -65,16 +66,19 @@ def load_split(
 
 
 def _read_split(name: str, folder: Path, split_name: str) -> Split:
-    spec = get_spec(name)
+    spec = get_spec(name, folder=folder)
     return spec.read(folder, f"{split_name}.base"), spec.read(folder, f"{split_name}.test")
+
+
+def _home(home: str | os.PathLike[str] | None) -> Path:
+    return Path(home).expanduser() if home is not None else load_settings().home
 
 
 def _folder(name: str, home: str | os.PathLike[str] | None, fetch: bool, progress: bool) -> Path:
     """The folder of ``name`` under ``home``, fetched first if ``fetch`` and missing."""
     if fetch:
         return fetch_dataset(name, home=home, progress=progress)
-    home_dir = Path(home).expanduser() if home is not None else load_settings().home
-    folder = dataset_dir(name, home_dir)
+    folder = dataset_dir(name, _home(home))
     if not folder.is_dir():
         raise DataError(f"{name} is not in {folder}; fetch it first (`movierec data fetch {name}`)")
     return folder

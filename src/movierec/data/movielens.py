@@ -1,24 +1,39 @@
 """The MovieLens data sets we know: their files, how to check them and how to read them.
 
-Two sets are supported:
+Three layouts:
 
-- ``ml-latest-small``: ratings.csv, movies.csv, links.csv, tags.csv (UTF-8 CSV with a
-  header; LF or CRLF line endings), 0.5-5 stars in half steps.
+- CSV (``ml-latest-small``, ``ml-20m``, ``ml-25m``, ``ml-32m``, ``ml-latest`` and the
+  synthetic sets of ``movierec data synth``): ratings.csv, movies.csv, links.csv,
+  tags.csv (UTF-8 CSV with a header; LF or CRLF), 0.5-5 stars in half steps; ml-20m,
+  ml-25m and ml-latest add the tag genome (genome-scores.csv, genome-tags.csv), which
+  is checked when fetched but not loaded.
+- ``::``-separated .dat without header: ``ml-1m`` (ratings.dat, movies.dat, users.dat;
+  Latin-1; 1-5 whole stars) and ``ml-10m`` (ratings.dat, movies.dat, tags.dat; UTF-8;
+  half stars; zip folder ``ml-10M100K``).
 - ``ml-100k``: u.data (tab-separated), u.item (pipe-separated Latin-1, 19 genre flags
   named in u.genre), 1-5 whole stars, and the official splits u1..u5 and ua/ub.
+
+Ratings files of a million rows or so are kept as a binary copy beside the data set
+(see ``movierec.data.cache``), so only the first load parses the CSV.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
+from movierec.config import load_settings
+from movierec.data.cache import cached_arrays
 from movierec.data.catalog import Catalog
 from movierec.data.parsing import (
     Column,
@@ -26,13 +41,18 @@ from movierec.data.parsing import (
     TableFormat,
     line_of,
     parse_years,
+    read_arrow,
     read_table,
     split_genres,
 )
-from movierec.data.ratings import Ratings
+from movierec.data.ratings import Ratings, dense_codes
 from movierec.errors import DataError, InvalidInput
 
 CHECKSUMS_FILE = "SHA256SUMS"
+SYNTHETIC_MARKER = ".movierec-synthetic.json"  # written by ``movierec data synth``
+OFFICIAL_URL = "https://files.grouplens.org/datasets/movielens"
+Layout = Literal["csv", "dat", "100k"]
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 RATING_COLUMNS = ["userId", "movieId", "rating", "timestamp"]
 
 # -- file formats -----------------------------------------------------------------------
@@ -68,15 +88,52 @@ U_ITEM = TableFormat(
 )
 U_GENRE = TableFormat((Column("genre", "str"), Column("genre_id", low=0)), sep="|", **_ML100K)
 
+GENOME_SCORES_CSV = TableFormat(
+    (_MOVIE, Column("tagId", low=1), Column("relevance", "float", low=0, high=1))
+)
+GENOME_TAGS_CSV = TableFormat((Column("tagId", low=1), Column("tag", "str")))
+
+_DAT = {"sep": "::", "header": False, "quoted": False}
+_WHOLE_STARS = Column("rating", "float", low=1, high=5, step=1)
+_HALF_STARS = Column("rating", "float", low=0.5, high=5, step=0.5)
+ML1M_RATINGS = TableFormat((_USER, _MOVIE, _WHOLE_STARS, _TIMESTAMP), encoding="latin-1", **_DAT)
+ML1M_MOVIES = TableFormat(
+    (_MOVIE, Column("title", "str"), Column("genres", "str")), encoding="latin-1", **_DAT
+)
+ML1M_USERS = TableFormat(
+    (
+        _USER,
+        Column("gender", "str"),
+        Column("age", low=0),
+        Column("occupation", low=0),
+        Column("zip", "str"),
+    ),
+    encoding="latin-1",
+    **_DAT,
+)
+ML10M_RATINGS = TableFormat((_USER, _MOVIE, _HALF_STARS, _TIMESTAMP), **_DAT)
+ML10M_MOVIES = TableFormat((_MOVIE, Column("title", "str"), Column("genres", "str")), **_DAT)
+ML10M_TAGS = TableFormat((_USER, _MOVIE, Column("tag", "str"), _TIMESTAMP), **_DAT)
+
 
 # -- data set descriptions ----------------------------------------------------------------
 @dataclass(frozen=True)
 class DataFile:
-    """One file of a data set: its name, layout and number of data rows (header excluded)."""
+    """One file of a data set: its name, layout and number of data rows (header excluded).
+
+    ``rows`` within ``tolerance`` (a fraction) is accepted; ``rows=None`` checks nothing
+    (ml-latest grows with every release).
+    """
 
     filename: str
     fmt: TableFormat
-    rows: int
+    rows: int | None
+    tolerance: float = 0.0
+
+    def rows_ok(self, found: int) -> bool:
+        if self.rows is None:
+            return found > 0
+        return abs(found - self.rows) <= self.tolerance * self.rows
 
 
 @dataclass(frozen=True)
@@ -84,7 +141,10 @@ class DatasetSpec:
     """What a data set holds; ``files`` are all required and checked when fetched.
 
     ``max_bytes`` caps a fetch: the download and the unpacked files together may not
-    exceed it (bytes; about ten times the real set, so only a hostile source hits it).
+    exceed it (bytes; a few times the real set, so only a hostile source hits it).
+    ``layout`` says how it is read; ``zip_folder`` is the folder inside the official zip;
+    ``users``/``movies``/``ratings`` are the published counts (for ``data list``);
+    ``includes`` says what comes besides ratings and movies.
     """
 
     name: str
@@ -92,10 +152,22 @@ class DatasetSpec:
     files: tuple[DataFile, ...]
     splits: tuple[str, ...] = ()
     max_bytes: int = 64 * 1024 * 1024
+    layout: Layout = "csv"
+    zip_folder: str = ""
+    ratings: int | None = None
+    users: int | None = None
+    movies: int | None = None
+    includes: str = ""
+    synthetic: bool = False
 
     @property
     def filenames(self) -> list[str]:
         return [f.filename for f in self.files]
+
+    @property
+    def url(self) -> str:
+        """The official download (``<url>.md5`` holds its published md5)."""
+        return f"{OFFICIAL_URL}/{self.name}.zip"
 
     def file(self, filename: str) -> DataFile:
         for data_file in self.files:
@@ -116,7 +188,7 @@ class Dataset:
     stars), ``timestamp`` (int64 Unix seconds), in file order.
     ratings: the same as a sparse ``Ratings`` matrix.
     catalog: every movie of the set (rated or not), see ``Catalog``.
-    tags: ``movieId -> list of distinct tags`` (ml-latest-small only; empty otherwise).
+    tags: ``movieId -> list of distinct tags`` (from tags.csv / tags.dat; empty if none).
     folder: where the files were read from.
     """
 
@@ -143,9 +215,11 @@ def verify_folder(spec: DatasetSpec, folder: Path, origin: str | None = None) ->
         verify_checksums(folder, origin)
     for data_file in spec.files:
         label = f"{origin}/{data_file.filename}"
-        frame = spec.read(folder, data_file.filename, label)
-        if len(frame) != data_file.rows:
-            raise DataFileError(label, f"{len(frame):,} rows, expected {data_file.rows:,}")
+        found = read_arrow(folder / data_file.filename, data_file.fmt, label).num_rows
+        if not data_file.rows_ok(found):
+            about = "about " if data_file.tolerance else ""
+            expected = f"{about}{data_file.rows:,}" if data_file.rows is not None else "some"
+            raise DataFileError(label, f"{found:,} rows, expected {expected}")
 
 
 def verify_checksums(folder: Path, origin: str) -> None:
@@ -177,39 +251,49 @@ def _sha256(path: Path) -> str:
 # -- building a Dataset -------------------------------------------------------------------
 def read_dataset(name: str, folder: Path) -> Dataset:
     """Read data set ``name`` from ``folder`` (format and consistency checked)."""
-    get_spec(name)
-    return _LOADERS[name](name, folder)
+    spec = get_spec(name, folder=folder)
+    return _LOADERS[spec.layout](spec, folder)
 
 
-def _load_latest_small(name: str, folder: Path) -> Dataset:
-    spec = DATASETS[name]
-    frame = spec.read(folder, "ratings.csv")
+def _load_csv(spec: DatasetSpec, folder: Path) -> Dataset:
     movies = spec.read(folder, "movies.csv")
     links = spec.read(folder, "links.csv")
-    tags_frame = spec.read(folder, "tags.csv")
     _check_unique_ids(movies, folder / "movies.csv", MOVIES_CSV)
-    _check_known_movies(frame, movies, folder / "ratings.csv", RATINGS_CSV, "movies.csv")
     tmdb = links.drop_duplicates("movieId").set_index("movieId")["tmdbId"]
-    info = pd.DataFrame(
+    info = _movie_info(movies, tmdb.reindex(movies["movieId"]).astype("Int64").array)
+    part = _ratings_part(spec, folder, "ratings.csv", movies["movieId"], "movies.csv")
+    tags = _tags_by_movie(spec.read(folder, "tags.csv"))
+    return _dataset(spec.name, folder, part, info, tags)
+
+
+def _load_dat(spec: DatasetSpec, folder: Path) -> Dataset:
+    movies = spec.read(folder, "movies.dat")
+    _check_unique_ids(movies, folder / "movies.dat", spec.file("movies.dat").fmt)
+    info = _movie_info(movies, pd.array([pd.NA] * len(movies), dtype="Int64"))
+    part = _ratings_part(spec, folder, "ratings.dat", movies["movieId"], "movies.dat")
+    has_tags = "tags.dat" in spec.filenames
+    tags = _tags_by_movie(spec.read(folder, "tags.dat")) if has_tags else {}
+    return _dataset(spec.name, folder, part, info, tags)
+
+
+def _movie_info(movies: pd.DataFrame, tmdb_ids: pd.api.extensions.ExtensionArray) -> pd.DataFrame:
+    """The catalogue columns from a ``movieId, title, genres`` frame (pipe-separated genres)."""
+    return pd.DataFrame(
         {
             "title": movies["title"].str.strip().to_numpy(),
             "year": parse_years(movies["title"]).array,
             "genres": split_genres(movies["genres"]).to_numpy(),
-            "tmdb_id": tmdb.reindex(movies["movieId"]).astype("Int64").array,
+            "tmdb_id": tmdb_ids,
         },
         index=pd.Index(movies["movieId"].to_numpy(), name="movieId"),
     )
-    tags = _tags_by_movie(tags_frame)
-    return _dataset(name, folder, frame, info, tags)
 
 
-def _load_100k(name: str, folder: Path) -> Dataset:
-    spec = DATASETS[name]
-    frame = spec.read(folder, "u.data")
+def _load_100k(spec: DatasetSpec, folder: Path) -> Dataset:
     items = spec.read(folder, "u.item")
     genre_names = _genre_names(spec.read(folder, "u.genre"), folder / "u.genre")
     _check_unique_ids(items, folder / "u.item", U_ITEM)
-    _check_known_movies(frame, items, folder / "u.data", U_DATA, "u.item")
+    part = _ratings_part(spec, folder, "u.data", items["movieId"], "u.item")
     flags = items[[f"genre_{i}" for i in range(N_GENRE_FLAGS)]].to_numpy(dtype=bool)
     genres = np.empty(len(items), dtype=object)
     genres[:] = [_flag_genres(row, genre_names) for row in flags]
@@ -222,21 +306,74 @@ def _load_100k(name: str, folder: Path) -> Dataset:
         },
         index=pd.Index(items["movieId"].to_numpy(), name="movieId"),
     )
-    return _dataset(name, folder, frame, info, {})
+    return _dataset(spec.name, folder, part, info, {})
+
+
+# -- the ratings, parsed once and then read from a binary copy ------------------------------
+_FRAME_ARRAYS = ("userId", "movieId", "rating", "timestamp")
+
+
+def _ratings_part(
+    spec: DatasetSpec, folder: Path, filename: str, known_movies: pd.Series, listing: str
+) -> dict[str, np.ndarray]:
+    """The ratings file as arrays: frame columns, CSR parts and per-movie counts/means.
+
+    Built from the file (movies checked against ``listing``) or read from the cache
+    kept beside it; the cache is keyed on the ratings file and the listing.
+    """
+    path = folder / filename
+
+    def build() -> dict[str, np.ndarray]:
+        frame = spec.read(folder, filename)
+        _check_known_movies(frame, known_movies, path, spec.file(filename).fmt, listing)
+        return _ratings_arrays(frame)
+
+    return cached_arrays(folder, [path, folder / listing], build)
+
+
+def _ratings_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Everything a Dataset needs from the ratings, as plain arrays (cacheable)."""
+    arrays = {col: frame[col].to_numpy() for col in _FRAME_ARRAYS}
+    ratings = Ratings.from_arrays(arrays["userId"], arrays["movieId"], arrays["rating"])
+    stat_ids, codes = dense_codes(arrays["movieId"])
+    counts = np.bincount(codes, minlength=stat_ids.size)
+    sums = np.bincount(codes, weights=arrays["rating"], minlength=stat_ids.size)
+    del codes
+    arrays.update(
+        csr_data=ratings.matrix.data,
+        csr_indices=ratings.matrix.indices,
+        csr_indptr=ratings.matrix.indptr,
+        user_ids=ratings.user_ids,
+        movie_ids=ratings.movie_ids,
+        stat_movie_ids=stat_ids,
+        stat_counts=counts.astype(np.int64),
+        stat_means=sums / np.maximum(counts, 1),
+    )
+    return arrays
 
 
 def _dataset(
     name: str,
     folder: Path,
-    frame: pd.DataFrame,
+    part: dict[str, np.ndarray],
     info: pd.DataFrame,
     tags: dict[int, list[str]],
 ) -> Dataset:
     """Add per-movie rating counts and means to ``info`` and wrap it all up."""
-    stats = frame.groupby("movieId")["rating"].agg(["size", "mean"])
+    stats = pd.DataFrame(
+        {"size": part["stat_counts"], "mean": part["stat_means"]},
+        index=pd.Index(part["stat_movie_ids"], name="movieId"),
+    )
     info["n_ratings"] = stats["size"].reindex(info.index, fill_value=0).astype(np.int64)
     info["mean_rating"] = stats["mean"].reindex(info.index).astype(np.float64)
-    ratings = Ratings.from_arrays(frame["userId"], frame["movieId"], frame["rating"])
+    frame = pd.DataFrame({col: part[col] for col in _FRAME_ARRAYS}, copy=False)
+    user_ids, movie_ids = part["user_ids"], part["movie_ids"]
+    matrix = sp.csr_matrix(
+        (part["csr_data"], part["csr_indices"], part["csr_indptr"]),
+        shape=(user_ids.size, movie_ids.size),
+        copy=False,
+    )
+    ratings = Ratings(matrix=matrix, user_ids=user_ids, movie_ids=movie_ids)
     catalog = Catalog(info, tags=tags)
     return Dataset(name, ratings, catalog, frame, tags, folder)
 
@@ -273,9 +410,9 @@ def _check_unique_ids(movies: pd.DataFrame, path: Path, fmt: TableFormat) -> Non
 
 
 def _check_known_movies(
-    frame: pd.DataFrame, movies: pd.DataFrame, path: Path, fmt: TableFormat, listing: str
+    frame: pd.DataFrame, known: pd.Series, path: Path, fmt: TableFormat, listing: str
 ) -> None:
-    unknown = ~frame["movieId"].isin(movies["movieId"]).to_numpy()
+    unknown = ~np.isin(frame["movieId"].to_numpy(), known.to_numpy())
     if unknown.any():
         row = int(np.argmax(unknown))
         movie_id = frame["movieId"].iat[row]
@@ -294,6 +431,27 @@ def _splits_100k() -> tuple[DataFile, ...]:
     )
 
 
+_CSV_FILES = (
+    ("ratings.csv", RATINGS_CSV),
+    ("movies.csv", MOVIES_CSV),
+    ("links.csv", LINKS_CSV),
+    ("tags.csv", TAGS_CSV),
+)
+_GENOME_FILES = (("genome-scores.csv", GENOME_SCORES_CSV), ("genome-tags.csv", GENOME_TAGS_CSV))
+_MiB = 1024 * 1024
+
+
+def _release_files(
+    formats: tuple[tuple[str, TableFormat], ...], rows: tuple[int | None, ...]
+) -> tuple[DataFile, ...]:
+    """Files of a big release; row counts are checked to within 1 %."""
+    return tuple(
+        DataFile(filename, fmt, count, tolerance=0.01)
+        for (filename, fmt), count in zip(formats, rows, strict=True)
+    )
+
+
+_GENOME_INCLUDED = "tags, links (IMDb/TMDB), tag genome"
 DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(
     {
         "ml-latest-small": DatasetSpec(
@@ -305,7 +463,12 @@ DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(
                 DataFile("links.csv", LINKS_CSV, 9_742),
                 DataFile("tags.csv", TAGS_CSV, 3_683),
             ),
-            max_bytes=32 * 1024 * 1024,  # 3.2 MB unpacked
+            max_bytes=32 * _MiB,  # 3.2 MB unpacked
+            zip_folder="ml-latest-small",
+            ratings=100_836,
+            users=610,
+            movies=9_742,
+            includes="tags, links (IMDb/TMDB)",
         ),
         "ml-100k": DatasetSpec(
             name="ml-100k",
@@ -317,27 +480,190 @@ DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(
                 *_splits_100k(),
             ),
             splits=("u1", "u2", "u3", "u4", "u5", "ua", "ub"),
-            max_bytes=160 * 1024 * 1024,  # 16 MB unpacked
+            max_bytes=160 * _MiB,  # 16 MB unpacked
+            layout="100k",
+            zip_folder="ml-100k",
+            ratings=100_000,
+            users=943,
+            movies=1_682,
+            includes="user demographics, official folds u1-u5, ua/ub",
+        ),
+        "ml-1m": DatasetSpec(
+            name="ml-1m",
+            description="1,000,209 ratings (1-5 stars) by 6,040 users on 3,883 movies",
+            files=_release_files(
+                (
+                    ("ratings.dat", ML1M_RATINGS),
+                    ("movies.dat", ML1M_MOVIES),
+                    ("users.dat", ML1M_USERS),
+                ),
+                (1_000_209, 3_883, 6_040),
+            ),  # fmt: skip
+            max_bytes=256 * _MiB,  # 6 MB zip, 24 MB unpacked
+            layout="dat",
+            zip_folder="ml-1m",
+            ratings=1_000_209,
+            users=6_040,
+            movies=3_883,
+            includes="user demographics (users.dat); '::' .dat files in Latin-1",
+        ),
+        "ml-10m": DatasetSpec(
+            name="ml-10m",
+            description="10,000,054 ratings (0.5-5 stars) by 69,878 users on 10,681 movies",
+            files=_release_files(
+                (
+                    ("ratings.dat", ML10M_RATINGS),
+                    ("movies.dat", ML10M_MOVIES),
+                    ("tags.dat", ML10M_TAGS),
+                ),
+                (10_000_054, 10_681, 95_580),
+            ),  # fmt: skip
+            max_bytes=1536 * _MiB,  # 63 MB zip, 265 MB unpacked
+            layout="dat",
+            zip_folder="ml-10M100K",
+            ratings=10_000_054,
+            users=69_878,
+            movies=10_681,
+            includes="tags; '::' .dat files in UTF-8",
+        ),
+        "ml-20m": DatasetSpec(
+            name="ml-20m",
+            description="20,000,263 ratings (0.5-5 stars) by 138,493 users on 27,278 movies",
+            files=_release_files(
+                _CSV_FILES + _GENOME_FILES,
+                (20_000_263, 27_278, 27_278, 465_564, 11_709_768, 1_128),
+            ),
+            max_bytes=4096 * _MiB,  # 190 MB zip, 875 MB unpacked
+            zip_folder="ml-20m",
+            ratings=20_000_263,
+            users=138_493,
+            movies=27_278,
+            includes=_GENOME_INCLUDED,
+        ),
+        "ml-25m": DatasetSpec(
+            name="ml-25m",
+            description="25,000,095 ratings (0.5-5 stars) by 162,541 users on 62,423 movies",
+            files=_release_files(
+                _CSV_FILES + _GENOME_FILES,
+                (25_000_095, 62_423, 62_423, 1_093_360, 15_584_448, 1_128),
+            ),
+            max_bytes=4096 * _MiB,  # 250 MB zip, 1.1 GB unpacked
+            zip_folder="ml-25m",
+            ratings=25_000_095,
+            users=162_541,
+            movies=62_423,
+            includes=_GENOME_INCLUDED,
+        ),
+        "ml-32m": DatasetSpec(
+            name="ml-32m",
+            description="32,000,204 ratings (0.5-5 stars) by 200,948 users on 87,585 movies",
+            files=_release_files(_CSV_FILES, (32_000_204, 87_585, 87_585, 2_000_072)),
+            max_bytes=4096 * _MiB,  # 239 MB zip, 0.9 GB unpacked
+            zip_folder="ml-32m",
+            ratings=32_000_204,
+            users=200_948,
+            movies=87_585,
+            includes="tags, links (IMDb/TMDB); no genome",
+        ),
+        "ml-latest": DatasetSpec(
+            name="ml-latest",
+            description="the full, growing set: 33 M+ ratings by 330k+ users on 86k+ movies",
+            files=tuple(DataFile(f, fmt, None) for f, fmt in _CSV_FILES + _GENOME_FILES),
+            max_bytes=8192 * _MiB,  # 335 MB zip, 1.5 GB unpacked (2018 release)
+            zip_folder="ml-latest",
+            includes=_GENOME_INCLUDED + "; changes with each release (counts not checked)",
         ),
     }
 )
 
 
-_LOADERS: dict[str, Callable[[str, Path], Dataset]] = {
-    "ml-latest-small": _load_latest_small,
-    "ml-100k": _load_100k,
+_LOADERS: dict[str, Callable[[DatasetSpec, Path], Dataset]] = {
+    "csv": _load_csv,
+    "dat": _load_dat,
+    "100k": _load_100k,
 }
 
 
 def available_datasets() -> list[str]:
-    """Names of the data sets movierec can fetch and load."""
+    """Names of the MovieLens releases movierec can fetch and load."""
     return sorted(DATASETS)
 
 
-def get_spec(name: str) -> DatasetSpec:
-    """The description of data set ``name``; ``InvalidInput`` naming the known ones if unknown."""
+def dataset_dir(name: str, home: Path) -> Path:
+    """Where data set ``name`` lives under ``home``."""
+    return home / "data" / name
+
+
+def get_spec(name: str, home: Path | None = None, folder: Path | None = None) -> DatasetSpec:
+    """The description of data set ``name``: a release, or a synthetic set found in
+    ``folder`` (default ``<home>/data/<name>``, home defaulting to ``MOVIEREC_HOME``).
+
+    ``InvalidInput`` naming the known ones if there is no such set.
+    """
     try:
         return DATASETS[name]
     except (KeyError, TypeError):
-        known = ", ".join(available_datasets())
-        raise InvalidInput(f"unknown data set {name!r}; known: {known}", field="name") from None
+        pass
+    if isinstance(name, str) and _NAME_RE.fullmatch(name):
+        if folder is None:
+            folder = dataset_dir(name, Path(home) if home is not None else load_settings().home)
+        spec = synthetic_spec(name, folder)
+        if spec is not None:
+            return spec
+    known = ", ".join(available_datasets())
+    raise InvalidInput(
+        f"unknown data set {str(name)[:100]!r}; known: {known} "
+        "and synthetic sets made by `movierec data synth`",
+        field="name",
+    )
+
+
+def check_new_name(name: str) -> str:
+    """``name`` if it can name a new (synthetic) data set folder, else ``InvalidInput``."""
+    if name in DATASETS:
+        raise InvalidInput(f"{name} is a MovieLens release; choose another name", field="name")
+    if not _NAME_RE.fullmatch(name):
+        raise InvalidInput(
+            f"data set name {name[:100]!r} must be 1-64 letters, digits, '.', '_' or '-' "
+            "starting with a letter or digit",
+            field="name",
+        )
+    return name
+
+
+def synthetic_spec(name: str, folder: Path) -> DatasetSpec | None:
+    """The spec of synthetic set ``name`` in ``folder`` from its marker, or ``None``."""
+    try:
+        marker = json.loads((folder / SYNTHETIC_MARKER).read_text(encoding="utf-8"))
+        like = DATASETS[marker["like"]]
+        rows = {str(f): int(n) for f, n in marker["rows"].items()}
+        counts = (int(marker["ratings"]), int(marker["users"]), int(marker["movies"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if marker.get("dataset") != name or marker.get("layout") != "csv":
+        return None
+    files = tuple(DataFile(f, fmt, rows.get(f)) for f, fmt in _CSV_FILES)
+    return replace(
+        like,
+        name=name,
+        description=f"synthetic, shaped like {like.name}: {counts[0]:,} ratings by "
+        f"{counts[1]:,} users on {counts[2]:,} movies (seed {marker.get('seed')})",
+        files=files,
+        splits=(),
+        layout="csv",
+        zip_folder="",
+        ratings=counts[0],
+        users=counts[1],
+        movies=counts[2],
+        includes=f"synthetic: tags, links (fake IMDb/TMDB ids), like {like.name}",
+        synthetic=True,
+    )
+
+
+def synthetic_datasets(home: Path) -> list[str]:
+    """Names of the synthetic sets under ``<home>/data/``."""
+    data = home / "data"
+    if not data.is_dir():
+        return []
+    found = (p.name for p in data.iterdir() if (p / SYNTHETIC_MARKER).is_file())
+    return sorted(name for name in found if name not in DATASETS)

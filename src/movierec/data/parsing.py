@@ -1,8 +1,9 @@
 """Reading delimited MovieLens files fast, and saying exactly where a bad one is wrong.
 
-The fast path is the pandas C parser with fixed dtypes plus vectorised range checks.
-Only when that fails do we re-read the file line by line in Python to name the line at
-fault, so a good file costs one ``read_csv`` and a bad one an exact message.
+The fast path is pyarrow's CSV reader with fixed column types plus vectorised range
+checks (25 M ratings in seconds). Only when that fails do we re-read the file line by
+line in Python to name the line at fault, so a good file costs one parse and a bad one
+an exact message.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from typing import Literal, NoReturn
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from movierec.errors import DataError
 
 Kind = Literal["int", "int?", "float", "str"]
-
-_PANDAS_DTYPES: dict[str, str] = {"int": "int64", "int?": "Int64", "float": "float64", "str": "str"}
 
 # "(1995)" or a range "(2006–2007)", "(2006-)" at the end, optionally followed by "(V)"/"(TV)".
 _YEAR_RE = re.compile(r"\((\d{4})(?:\s*[-–]\s*(?:\d{4})?)?\)(?:\s*\((?:V|TV)\))?$")
@@ -70,56 +71,145 @@ class TableFormat:
 
 
 # -- fast path --------------------------------------------------------------------------
+_ARROW_TYPES = {"int": pa.int64(), "int?": pa.int64(), "float": pa.float64(), "str": pa.string()}
+# MovieLens ``::`` files are parsed with this one-byte separator in place of ``::``
+# (pyarrow takes one-character separators only); a file holding it is refused.
+_SUBSTITUTE_SEP = b"\x1f"
+
+
 def read_table(path: Path, fmt: TableFormat, label: str | None = None) -> pd.DataFrame:
     """Read ``path`` laid out as ``fmt`` into a DataFrame with one column per ``fmt`` column.
 
+    Integers are int64 (``int?``: nullable Int64), floats float64, text ``str``.
     Accepts LF and CRLF line endings and skips blank lines. Raises ``DataFileError``
     naming ``label`` (default: the path) and the first bad line.
     """
+    return (
+        read_arrow(path, fmt, label)
+        .to_pandas(
+            types_mapper={pa.int64(): pd.Int64Dtype()}.get
+            if any(c.kind == "int?" for c in fmt.columns)
+            else None,
+            self_destruct=True,
+            split_blocks=True,
+        )
+        .astype({c.name: "int64" for c in fmt.columns if c.kind == "int"})
+    )
+
+
+def read_arrow(path: Path, fmt: TableFormat, label: str | None = None) -> pa.Table:
+    """``read_table`` as an Arrow table (pyarrow's multi-threaded CSV reader).
+
+    Every value is checked (vectorised): numbers parse, lie in their column's range and
+    step, required integers are present. The first bad record is then found line by line
+    to name it, so a good file costs one parse and a bad one an exact message.
+    """
     label = label or str(path)
     try:
-        frame = pd.read_csv(
-            path,
-            sep=fmt.sep,
-            header=0 if fmt.header else None,
-            names=None if fmt.header else fmt.names,
-            dtype={c.name: _PANDAS_DTYPES[c.kind] for c in fmt.columns},
-            encoding=fmt.encoding,
-            quoting=csv.QUOTE_MINIMAL if fmt.quoted else csv.QUOTE_NONE,
-            keep_default_na=False,
-            na_values={c.name: [""] for c in fmt.columns if c.kind == "int?"},
-            engine="c",
+        if fmt.header:
+            _check_header(path, fmt, label)
+        table = pacsv.read_csv(
+            _source(path, fmt, label),
+            read_options=pacsv.ReadOptions(
+                column_names=fmt.names,
+                skip_rows=1 if fmt.header else 0,
+                encoding=fmt.encoding,
+                block_size=1 << 24,
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=_arrow_sep(fmt),
+                quote_char='"' if fmt.quoted else False,
+                ignore_empty_lines=True,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c.name: _ARROW_TYPES[c.kind] for c in fmt.columns},
+                null_values=[""],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
         )
     except FileNotFoundError:
         raise DataFileError(label, "file not found") from None
-    except OSError as exc:  # a directory, no permission, ...
+    except IsADirectoryError:
+        raise DataFileError(label, "cannot be read (Is a directory)") from None
+    except PermissionError as exc:
         raise DataFileError(label, f"cannot be read ({exc.strerror or exc})") from None
-    except (ValueError, UnicodeDecodeError, OverflowError, pd.errors.ParserError) as exc:
-        # pandas raises these on wrong field counts, non-numbers and bad bytes
-        _raise_first_problem(path, fmt, label, str(exc))
-    if fmt.header and list(frame.columns) != fmt.names:
-        header = ",".join(map(str, frame.columns))
-        raise DataFileError(label, f"header is {header!r}, expected {','.join(fmt.names)!r}", 1)
-    if not _values_ok(frame, fmt):
-        _raise_first_problem(path, fmt, label, "values out of range")
-    return frame
+    except (pa.ArrowException, ValueError, UnicodeDecodeError) as exc:
+        # wrong field counts, non-numbers, bad bytes, an empty file: find the line
+        _raise_first_problem(path, fmt, label, str(exc).splitlines()[0] if str(exc) else "")
+    except OSError as exc:
+        raise DataFileError(label, f"cannot be read ({exc.strerror or exc})") from None
+    bad_row = _first_bad_row(table, fmt)
+    if bad_row is not None:
+        _raise_at_row(path, fmt, label, bad_row)
+    return table
 
 
-def _values_ok(frame: pd.DataFrame, fmt: TableFormat) -> bool:
-    """Whether every number is finite and within its column's range and step."""
+def _arrow_sep(fmt: TableFormat) -> str:
+    return fmt.sep if len(fmt.sep) == 1 else _SUBSTITUTE_SEP.decode("ascii")
+
+
+def _source(path: Path, fmt: TableFormat, label: str) -> Path | pa.BufferReader | str:
+    """What pyarrow reads: the file, or for a multi-character separator its bytes with
+    each separator replaced by one byte (about twice the file's size in memory)."""
+    if len(fmt.sep) == 1:
+        return str(path)
+    data = path.read_bytes()
+    if _SUBSTITUTE_SEP in data:
+        line = data[: data.index(_SUBSTITUTE_SEP)].count(b"\n") + 1
+        raise DataFileError(label, "holds a control character (0x1f)", line)
+    return pa.BufferReader(data.replace(fmt.sep.encode(fmt.encoding), _SUBSTITUTE_SEP))
+
+
+def _check_header(path: Path, fmt: TableFormat, label: str) -> None:
+    with open(path, "rb") as handle:
+        raw = handle.readline()
+    try:
+        text = raw.decode(fmt.encoding).removeprefix("\ufeff").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise DataFileError(label, f"not valid {fmt.encoding} text ({exc.reason})", 1) from None
+    if len(fmt.sep) == 1:
+        fields = next(csv.reader([text], delimiter=fmt.sep), [])
+    else:
+        fields = text.split(fmt.sep)
+    if fields != fmt.names:
+        raise DataFileError(label, f"header is {text[:100]!r}, expected {','.join(fmt.names)!r}", 1)
+
+
+def _first_bad_row(table: pa.Table, fmt: TableFormat) -> int | None:
+    """Index of the first record with a missing or out-of-range number, else ``None``."""
+    first: int | None = None
     for col in fmt.columns:
         if col.kind in ("str", "int?"):
             continue
-        values = frame[col.name].to_numpy()
-        if col.kind == "float" and not np.isfinite(values).all():
-            return False
-        if col.low is not None and (values < col.low).any():
-            return False
-        if col.high is not None and (values > col.high).any():
-            return False
-        if col.step is not None and (np.mod(values, col.step) != 0).any():
-            return False
-    return True
+        column = table.column(col.name)
+        values = column.to_numpy(zero_copy_only=False) if column.null_count == 0 else None
+        if values is None:
+            bad = np.asarray(column.is_null().to_numpy(zero_copy_only=False))
+        else:
+            bad = ~np.isfinite(values) if col.kind == "float" else np.zeros(len(values), bool)
+            if col.low is not None:
+                bad |= values < col.low
+            if col.high is not None:
+                bad |= values > col.high
+            if col.step is not None:
+                bad |= np.mod(values, col.step) != 0
+        if bad.any():
+            row = int(np.argmax(bad))
+            first = row if first is None else min(first, row)
+    return first
+
+
+def _raise_at_row(path: Path, fmt: TableFormat, label: str, row: int) -> NoReturn:
+    """Raise ``DataFileError`` for data record ``row`` (0-based), found line by line."""
+    records = _records(path, fmt, label)
+    if fmt.header:
+        next(records, None)
+    for index, (line_no, fields) in enumerate(records):
+        if index == row:
+            problem = _row_problem(fields, fmt) or "values out of range"
+            raise DataFileError(label, problem, line_no)
+    raise DataFileError(label, "values out of range")
 
 
 # -- slow path: find the line -------------------------------------------------------------
