@@ -112,6 +112,18 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="model hyper-parameter, e.g. -p n_factors=100 (repeatable)",
     )
+    train.add_argument(
+        "--engine",
+        choices=["local", "spark"],
+        default="local",
+        help="local: this machine (default); spark: the als model on Spark MLlib "
+        "(pip install -e '.[spark]' and Java 17; see the README)",
+    )
+    train.add_argument(
+        "--master",
+        help="with --engine spark: local[N] (default local[2]) or spark://HOST:7077",
+    )
+    train.set_defaults(model=None)  # --engine spark trains als unless told otherwise
 
     # recommend
     rec = commands.add_parser("recommend", help="recommend movies for a set of ratings")
@@ -221,6 +233,11 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from movierec.data import load_dataset
     from movierec.training import train_model
 
+    if args.engine == "spark":
+        return _train_on_spark(args, settings)
+    if args.master is not None:
+        raise InvalidInput("--master needs --engine spark", field="master")
+    args.model = args.model or settings.model
     models.model_class(args.model)
     dataset = load_dataset(args.dataset, home=settings.home)
     with _naming(f"cannot save the model into {settings.models_dir}"):
@@ -229,6 +246,24 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         f"trained {model.name} on {args.dataset} ({dataset.ratings.nnz:,} ratings, "
         f"{dataset.ratings.n_users:,} users, {dataset.ratings.n_items:,} movies); saved {path}"
     )
+    return 0
+
+
+def _train_on_spark(args: argparse.Namespace, settings: Settings) -> int:
+    """``train --engine spark``: the ``als`` model fitted by Spark MLlib, saved where
+    ``serve`` and ``recommend --model als`` look."""
+    from movierec.spark_engine import DEFAULT_MASTER, summary, train_dataset
+
+    if args.model not in (None, "als"):
+        raise InvalidInput(
+            f"--engine spark trains the als model only, not {args.model[:100]!r}", field="model"
+        )
+    with _naming(f"cannot save the model into {settings.models_dir}"):
+        model, path, seconds = train_dataset(
+            args.dataset, master=args.master or DEFAULT_MASTER, settings=settings,
+            **dict(args.param),
+        )  # fmt: skip
+    print(summary(model, args.dataset, path, seconds))
     return 0
 
 
