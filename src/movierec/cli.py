@@ -64,6 +64,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text[:100]!r}")
+    return value
+
+
 def _port(text: str) -> int:
     value = _positive_int(text)
     if value > 65535:
@@ -91,14 +101,36 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     fetch = data_commands.add_parser(
         "fetch", help="download (or copy from a mirror) and verify a data set"
     )
-    fetch.add_argument("name", help="ml-latest-small or ml-100k")
+    fetch.add_argument(
+        "name", help="ml-latest-small, ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m or ml-latest"
+    )
     fetch.add_argument(
         "--source",
         help="a directory holding <name>/ or <name>.zip, a zip file, or a base URL "
         "(default: $MOVIEREC_DATA_SOURCE, else the official GroupLens site)",
     )
     fetch.add_argument("--force", action="store_true", help="fetch again even if present")
-    data_commands.add_parser("list", help="known data sets and whether they are fetched")
+    data_commands.add_parser(
+        "list", help="known data sets (releases and synthetic), their sizes and whether fetched"
+    )
+    synth = data_commands.add_parser(
+        "synth",
+        help="write a synthetic MovieLens-shaped data set (for tests and benchmarks)",
+        description="Write a synthetic data set in ml-25m's CSV layout under "
+        "$MOVIEREC_HOME/data/NAME; then --dataset NAME works like a release.",
+    )
+    synth.add_argument("name", help="name of the new data set, e.g. synth-5m")
+    synth.add_argument(
+        "--like", default="ml-25m", help="ml-25m (default) or ml-latest-small: catalogue and shape"
+    )
+    synth.add_argument(
+        "--ratings", type=_positive_int, required=True, help="number of ratings (e.g. 25000000)"
+    )
+    synth.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
+    synth.add_argument(
+        "--movies", type=_positive_int, help="catalogue size (default: the real set's)"
+    )
+    synth.add_argument("--force", action="store_true", help="replace an existing set of that name")
 
     # train
     train = commands.add_parser("train", help="fit a model on a whole data set and save it")
@@ -210,13 +242,35 @@ def _dataset_model_args(parser: argparse.ArgumentParser, settings: Settings | No
 
 # -- commands ---------------------------------------------------------------------
 def _cmd_data(args: argparse.Namespace, settings: Settings) -> int:
-    from movierec.data import DATASETS, dataset_dir, fetch_dataset, is_fetched
+    from movierec.data import dataset_dir, fetch_dataset, get_spec, is_fetched
+    from movierec.data.movielens import available_datasets, synthetic_datasets
 
     if args.data_command == "list":
-        for name in DATASETS:
+        print(f"{'name':18} {'ratings':>11} {'users':>8} {'movies':>7} {'state':11} folder")
+        for name in available_datasets() + synthetic_datasets(settings.home):
+            spec = get_spec(name, home=settings.home)
             folder = dataset_dir(name, settings.home)
-            state = "fetched" if is_fetched(DATASETS[name], folder) else "not fetched"
-            print(f"{name:18} {state:12} {folder}")
+            state = "fetched" if is_fetched(spec, folder) else "not fetched"
+            state = "synthetic" if spec.synthetic else state
+            counts = [f"{n:,}" if n else "-" for n in (spec.ratings, spec.users, spec.movies)]
+            print(f"{name:18} {counts[0]:>11} {counts[1]:>8} {counts[2]:>7} {state:11} {folder}")
+        return 0
+    if args.data_command == "synth":
+        from movierec.data.synth import synthesize
+
+        made = synthesize(
+            args.name,
+            args.ratings,
+            like=args.like,
+            seed=args.seed,
+            home=settings.home,
+            n_movies=args.movies,
+            force=args.force,
+        )
+        print(
+            f"{args.name}: {made.ratings:,} ratings by {made.users:,} users on {made.movies:,} "
+            f"movies, {made.tags:,} tags (like {args.like}, seed {args.seed}) in {made.folder}"
+        )
         return 0
     path = fetch_dataset(
         args.name,
