@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from movierec.evaluate import metrics
 
@@ -100,3 +101,20 @@ def test_mean_std_over_folds():
 def test_a_user_without_relevant_items_is_an_error():
     with pytest.raises(ValueError, match="relevant"):
         metrics.ranking_metrics([1, 2], [])
+
+
+def test_top_and_ranks_is_rank_rows_without_the_sort():
+    """Best-first lists and ranks of chosen items equal a full stable sort's, ties and
+    -inf included."""
+    rng = np.random.default_rng(4)
+    for trial in range(25):
+        n_users, n_items = int(rng.integers(1, 30)), int(rng.integers(1, 200))
+        scores = np.round(rng.normal(size=(n_users, n_items)), 1)  # many ties
+        scores[rng.random(scores.shape) < 0.1] = -np.inf
+        wanted = sp.random(n_users, n_items, density=0.1, format="csr", random_state=trial)
+        order, ranks = metrics.rank_rows(scores)
+        n_top = int(rng.integers(1, n_items + 3))
+        top, wanted_ranks = metrics.top_and_ranks(scores, n_top, wanted.indptr, wanted.indices)
+        rows = np.repeat(np.arange(n_users), np.diff(wanted.indptr))
+        np.testing.assert_array_equal(top, order[:, : min(n_top, n_items)])
+        np.testing.assert_array_equal(wanted_ranks, ranks[rows, wanted.indices])

@@ -159,8 +159,27 @@ def test_our_models_rank_by_rank_and_predict_stars_by_score(small_frame):
     method.fit(Ratings.from_frame(small_frame))
     model = method.model
     model.rank = lambda state: -model.score(state)  # a model whose top-N order differs
+    model.rank_users = lambda states: np.stack([model.rank(s) for s in states])
     user_row = method.score_users(np.array([0]))[0]
     state = model.user_state(int(method.train.user_ids[0]))
     np.testing.assert_array_equal(user_row, -model.score(state))
     ranking, stars = method.score_visitor(np.array([0, 1]), np.array([4.0, 5.0]))
     np.testing.assert_array_equal(ranking, -stars)
+    rankings, many_stars = method.score_visitors([(np.array([0, 1]), np.array([4.0, 5.0]))] * 2)
+    np.testing.assert_array_equal(rankings, [ranking, ranking])
+    np.testing.assert_array_equal(many_stars, [stars, stars])
+
+
+def test_our_models_rank_many_visitors_as_one_at_a_time(small_frame):
+    from movierec.evaluate.adapters import OurModel
+
+    for name in ("popular", "svd", "ease"):
+        method = OurModel(name, params={"n_epochs": 3} if name != "popular" else {})
+        method.fit(Ratings.from_frame(small_frame))
+        visitors = [(np.array([0, 1]), np.array([4.0, 5.0])), (np.array([2]), np.array([1.0]))]
+        rankings, stars = method.score_visitors(visitors)
+        assert rankings.shape == stars.shape == (2, method.n_items)
+        for row, (items, given) in enumerate(visitors):
+            ranking, star_row = method.score_visitor(items, given)
+            np.testing.assert_allclose(rankings[row], ranking, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(stars[row], star_row, rtol=1e-5, atol=1e-6)

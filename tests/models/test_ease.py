@@ -10,11 +10,11 @@ import pytest
 
 from movierec import models
 from movierec.data import Ratings
-from movierec.errors import InvalidInput
+from movierec.errors import InvalidInput, ModelError
 from movierec.evaluate import metrics
 from movierec.evaluate.protocols import onboarding_visitors
 from movierec.evaluate.splits import parse_split, user_folds
-from movierec.models.ease import EASE, ease_weights, kept_items, weighted_rows
+from movierec.models.ease import EASE, ease_weights, fit_bytes, kept_items, weighted_rows
 
 # 5 users x 4 movies: who rated what
 SEEN = np.array(
@@ -210,3 +210,63 @@ def test_onboarding_ranking_beats_popularity(ml_small) -> None:
     ease = ndcg(EASE(n_epochs=20).fit(train))
     popular = ndcg(models.create("popular").fit(train))
     assert ease > 1.3 * popular
+
+
+# -- scale: sized before allocating, in place, float32 ------------------------------------
+def test_fit_matches_the_float64_closed_form(small_split) -> None:
+    """The numba Gram + in-place float32 Cholesky inverse = the float64 reference."""
+    train, _ = small_split
+    model = EASE(min_count=5, n_epochs=1).fit(train)
+    seen = train.matrix[:, model.kept].astype(bool).astype(np.float64)
+    expected = ease_weights((seen.T @ seen).toarray(), float(model.params["l2"]))
+    np.testing.assert_allclose(model.item_item, expected, atol=1e-5)
+
+
+def test_fit_bytes_counts_the_dense_matrix_and_the_kept_ratings() -> None:
+    assert fit_bytes(1000, 0) == 4 * 1000 * 1000 + 4 * 1000 * 1000
+    assert fit_bytes(20_000, 10) == 4 * 20_000**2 + 4 * 1024 * 20_000 + 80
+    assert fit_bytes(59_000, 0) / 2**30 > 12  # why the whole catalogue is not kept
+
+
+def test_over_budget_without_shrinking_refuses_before_allocating(small_split) -> None:
+    train, _ = small_split
+    model = EASE(min_count=1, memory_budget_gb=0.001, fit_to_budget=False, n_epochs=1)
+    with pytest.raises(ModelError) as caught:
+        model.fit(train)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "GB" in message and "memory_budget_gb=0.001" in message
+    need = fit_bytes(int((train.item_counts() >= 1).sum()), train.nnz) / 2**30
+    assert f"{need:.2f} GB" in message
+
+
+def test_over_budget_shrinks_to_the_most_rated_movies(small_split) -> None:
+    train, _ = small_split
+    budget_gb = 0.001
+    model = EASE(min_count=1, memory_budget_gb=budget_gb, n_epochs=1).fit(train)
+    counts = train.item_counts()
+    assert 0 < model.kept.size < (counts >= 1).sum()
+    assert fit_bytes(model.kept.size, int(counts[model.kept].sum())) <= budget_gb * 2**30
+    more = kept_items(counts, 1, model.kept.size + 1)
+    assert fit_bytes(more.size, int(counts[more].sum())) > budget_gb * 2**30
+    rest = np.setdiff1d(np.arange(train.n_items), model.kept)
+    assert counts[model.kept].min() >= counts[rest].max()  # the most rated ones
+
+
+@pytest.mark.parametrize("bad", [{"memory_budget_gb": 0}, {"fit_to_budget": "yes"}])
+def test_rejects_bad_budget_parameters(bad: dict) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        EASE(**bad)
+    assert caught.value.field == next(iter(bad))
+
+
+def test_rank_users_is_rank_for_many_states(small_model: EASE, small_split) -> None:
+    train, _ = small_split
+    states = [small_model.user_state(int(u)) for u in train.user_ids[:7]]
+    states.append(small_model.fold_in(train.movie_ids[[1, 2, 30]].tolist(), [4.5, 1.0, 5.0]))
+    states.append(small_model.fold_in([], []))
+    batched = small_model.rank_users(states)
+    assert batched.dtype == np.float32 and batched.shape == (9, train.n_items)
+    for row, state in enumerate(states):
+        np.testing.assert_allclose(batched[row], small_model.rank(state), rtol=1e-5, atol=1e-6)
+    assert small_model.rank_users([]).shape == (0, train.n_items)

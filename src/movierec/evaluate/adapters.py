@@ -16,6 +16,7 @@ measured by the same lines.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy as np
 from movierec import models
 from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
+from movierec.models.base import STAR_MAX, STAR_MIN
 
 
 class Method(ABC):
@@ -69,6 +71,17 @@ class Method(ABC):
         ``items`` with ``stars``."""
         raise NotImplementedError(f"{self.name} cannot fold in a new user")
 
+    def score_visitors(
+        self, visitors: Sequence[tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``score_visitor`` for many ``(items, stars)`` at once: ``(rankings, stars)``,
+        each ``(len(visitors), n_items)``. Loops unless a method does better."""
+        rankings = np.empty((len(visitors), self.n_items), dtype=np.float64)
+        stars = np.empty_like(rankings)
+        for row, (items, given) in enumerate(visitors):
+            rankings[row], stars[row] = self.score_visitor(items, given)
+        return rankings, stars
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "params": self.params, "notes": self.notes}
 
@@ -82,8 +95,8 @@ class OurModel(Method):
     Ranks training users by ``model.rank(model.user_state(user_id))`` and visitors by
     ``model.rank(model.fold_in(movie_ids, stars))``: the recommend service's code path
     (``rank`` defaults to the predicted stars, ``score``; a model tuned for top-N may rank
-    by something else). A model may offer ``rank_users(user_ids) -> (n, n_items)``, the
-    same for many training users at once; the harness then uses it. Rating metrics use
+    by something else), many users at once through ``model.rank_users(states)`` (one
+    matrix product for factor models). Rating metrics use
     ``model.predict``; the onboarding protocol's cold-start RMSE uses ``model.score`` of
     the folded-in state.
     """
@@ -121,18 +134,31 @@ class OurModel(Method):
     def score_users(self, users: np.ndarray) -> np.ndarray:
         assert self.model is not None and self.train is not None
         model, user_ids = self.model, self.train.user_ids
-        batched = getattr(model, "rank_users", None)
-        if batched is not None:  # optional: a model that ranks many users at once
-            return self._align(np.asarray(batched(user_ids[users]), dtype=np.float32))
-        out = np.empty((len(users), self.n_items), dtype=np.float32)
-        for row, user in enumerate(users):
-            out[row] = self._align(model.rank(model.user_state(int(user_ids[user]))))
-        return out
+        states = [model.user_state(int(user_ids[user])) for user in users]
+        return self._align(np.asarray(model.rank_users(states), dtype=np.float32))
 
     def score_visitor(self, items: np.ndarray, stars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         assert self.model is not None and self.train is not None
         state = self.model.fold_in(self.train.movie_ids[items], stars)
         return self._align(self.model.rank(state)), self._align(self.model.score(state))
+
+    def score_visitors(
+        self, visitors: Sequence[tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fold every visitor in, then ``model.rank_users`` ranks them all at once (one
+        matrix product for factor models, one sparse x dense product for ease). Stars are
+        the clipped ranking where the model ranks by its stars, else ``model.score``."""
+        assert self.model is not None and self.train is not None
+        model, movie_ids = self.model, self.train.movie_ids
+        states = [model.fold_in(movie_ids[items], stars) for items, stars in visitors]
+        rankings = model.rank_users(states)
+        # rank is the unclipped score unless the class (or this instance) ranks otherwise
+        patched = {"rank", "rank_users"} & set(vars(model))
+        if type(model)._rank is models.Recommender._rank and not patched:
+            stars = np.clip(rankings, STAR_MIN, STAR_MAX)
+        else:
+            stars = np.stack([model.score(s) for s in states]) if states else rankings.copy()
+        return self._align(rankings), self._align(stars)
 
     def describe(self) -> dict[str, Any]:
         """Name, kind, the model's effective parameters (defaults filled in) and notes."""

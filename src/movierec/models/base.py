@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -185,6 +185,18 @@ class Recommender(ABC):
 
     def _rank(self, state: UserState) -> np.ndarray:
         return self._score(state)
+
+    def rank_users(self, states: Sequence[UserState]) -> np.ndarray:
+        """``(len(states), n_items)`` float32: ``rank`` of each state, many at once.
+
+        The default loops over ``rank``; models override it with one matrix product
+        (factor models) or one sparse x dense product (ease). Rows equal ``rank``'s.
+        """
+        self._check_fitted()
+        out = np.empty((len(states), self.n_items), dtype=np.float32)
+        for row, state in enumerate(states):
+            out[row] = self._rank(state)
+        return out
 
     def item_vectors(self) -> np.ndarray | None:
         """``(n_items, k)`` float32 item representation used to explain picks, or None."""

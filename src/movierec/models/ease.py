@@ -23,6 +23,23 @@ outside ``kept`` rank below every kept one, by predicted stars.
 Fold-in costs the member's ridge solve plus, when ranking, a weighted sum of one row of
 ``B`` per rated movie (``(m,)`` each, ``m`` = kept movies).
 
+**Scale.** ``B`` is dense: ``m^2`` float32 (1.6 GB at 20k movies, 14 GB at 59k) and
+inverting it costs ``m^3`` flops, so ``B`` covers a chosen item set, not the whole
+catalogue: the most-rated movies, as many as ``max_items`` and ``memory_budget_gb``
+allow. Why this rather than a sparse approximate inverse: on MovieLens-shaped data the
+rating counts follow a power law, so the most-rated movies hold nearly all ratings
+(every movie a visitor is shown to rate is among them; ``bench/scale.py`` prints the
+share of ratings the kept movies hold), and relevance for the rest would rest on a handful of co-ratings each.
+They still rank, below the kept ones, by predicted stars. The fit is sized before
+anything big is allocated (:func:`fit_bytes`): the Gram matrix ``X'X`` of the kept
+movies is built straight into one dense float32 ``(m, m)`` array by a numba loop over
+co-ratings (never a sparse ``m^2`` product), regularised, inverted in place by LAPACK's
+Cholesky (``spotrf`` + ``spotri``) and turned into ``B`` in place, so the peak is about
+``4 m^2`` bytes plus the kept ratings. With ``fit_to_budget`` (the default) ``m`` is
+cut to what ``memory_budget_gb`` holds; without it a fit that would need more raises
+:class:`~movierec.errors.ModelError` naming the bytes needed and the budget, before it
+allocates anything.
+
 Defaults chosen by ``bench/onboarding_tune.py``: the onboarding protocol (15 of the 50
 most-rated movies shown, about 5 ratings revealed) on validation users carved out of
 ml-latest-small's training users only; there NDCG@10 0.438 against ``popular``'s 0.265.
@@ -30,20 +47,30 @@ ml-latest-small's training users only; there NDCG@10 0.438 against ``popular``'s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit, prange
+from scipy.linalg import lapack
 
 from movierec.data.ratings import Ratings
-from movierec.models.base import STAR_MAX, ArraySpec, Recommender, UserState
+from movierec.errors import InvalidInput, ModelError
+from movierec.models.base import STAR_MAX, STAR_MIN, ArraySpec, Recommender, UserState
 from movierec.models.foldin import check_param
 from movierec.models.svd import SVD
 
 #: member (SVD) parameters this model passes through, with SVD's defaults
 MEMBER_PARAMS = ("n_factors", "n_epochs", "lr_all", "reg_all")
 MEMBER_PREFIX = "svd_"
+
+
+#: bytes of one float32
+FLOAT32 = 4
+#: rows of ``B`` symmetrised / scaled per step after the in-place inverse
+BLOCK_ROWS = 1024
+GB = 1024**3
 
 
 def kept_items(counts: np.ndarray, min_count: int, max_items: int) -> np.ndarray:
@@ -57,11 +84,90 @@ def kept_items(counts: np.ndarray, min_count: int, max_items: int) -> np.ndarray
     return eligible.astype(np.int64)
 
 
+def fit_bytes(m: int, n_kept_ratings: int) -> int:
+    """Bytes the item-item part of a fit holds at its peak for ``m`` kept movies.
+
+    One dense float32 ``(m, m)`` Gram / inverse / ``B`` (built and inverted in place),
+    a ``(BLOCK_ROWS, m)`` scratch block, and the kept ratings by user and by item
+    (int32 indices and int64 row starts, twice).
+    """
+    return int(fit_bytes_array(np.array([m]), np.array([n_kept_ratings]))[0])
+
+
+def budget_items(budget_bytes: float, counts: np.ndarray, kept: np.ndarray) -> int:
+    """How many of ``kept`` (most counted first) fit in ``budget_bytes`` (``fit_bytes``)."""
+    by_count = np.sort(np.asarray(counts, dtype=np.int64)[kept])[::-1]
+    ratings_so_far = np.cumsum(by_count)
+    sizes = np.arange(1, kept.size + 1)
+    fits = fit_bytes_array(sizes, ratings_so_far) <= budget_bytes
+    return int(np.flatnonzero(fits)[-1] + 1) if fits.any() else 0
+
+
+def fit_bytes_array(m: np.ndarray, n_kept_ratings: np.ndarray) -> np.ndarray:
+    """``fit_bytes`` for arrays of sizes (int64 arithmetic, no overflow below 10^9 items)."""
+    m = np.asarray(m, dtype=np.int64)
+    return FLOAT32 * m * m + FLOAT32 * np.minimum(m, BLOCK_ROWS) * m + 8 * n_kept_ratings
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def cooccurrence_gram(
+    item_indptr: np.ndarray, item_users: np.ndarray, user_indptr: np.ndarray,
+    user_items: np.ndarray, out: np.ndarray,
+) -> None:  # fmt: skip
+    """Fill ``out`` ``(m, m)`` float32 with ``X'X`` of a binary ``(n_users, m)`` matrix
+    given by CSC (``item_indptr``, ``item_users``) and CSR (``user_indptr``,
+    ``user_items``): ``out[i, j]`` = users who rated both ``i`` and ``j``.
+
+    Written by hand: scipy's sparse product would first build an ``m^2``-entry sparse
+    result (12+ bytes an entry); this writes the dense one directly, one row per item
+    (so the parallel rows never write to the same place), in ``sum_u n_u^2`` steps.
+    """
+    m = item_indptr.shape[0] - 1
+    for i in prange(m):
+        row = out[i]
+        row[:] = 0.0
+        for p in range(item_indptr[i], item_indptr[i + 1]):
+            u = item_users[p]
+            for q in range(user_indptr[u], user_indptr[u + 1]):
+                row[user_items[q]] += 1.0
+
+
+def ease_weights_inplace(gram: np.ndarray, l2: float) -> np.ndarray:
+    """Turn ``gram`` ``(m, m)`` float32 C-ordered ``X'X`` into EASE's ``B`` in place.
+
+    ``P = (gram + l2 I)^-1`` by Cholesky (``spotrf`` then ``spotri`` on the same
+    memory), ``B = I - P diag(1 / diag(P))``. Returns ``gram`` (now ``B``).
+    """
+    m = gram.shape[0]
+    if m == 0:
+        return gram
+    gram[np.diag_indices(m)] += np.float32(l2)
+    # A C-ordered symmetric matrix is its own Fortran-ordered transpose: LAPACK works
+    # on gram.T without a copy; its upper triangle is gram's lower one.
+    factor, info = lapack.spotrf(gram.T, lower=False, clean=False, overwrite_a=True)
+    if info != 0 or not np.shares_memory(factor, gram):
+        raise ModelError(f"ease: the item-item system could not be factorised (info {info})")
+    inverse, info = lapack.spotri(factor, lower=False, overwrite_c=True)
+    if info != 0 or not np.shares_memory(inverse, gram):
+        raise ModelError(f"ease: the item-item system could not be inverted (info {info})")
+    for start in range(0, m, BLOCK_ROWS):  # copy the lower triangle up, block by block
+        stop = min(start + BLOCK_ROWS, m)
+        block = gram[start:stop, start:stop]
+        block[:] = np.tril(block) + np.tril(block, -1).T
+        gram[start:stop, stop:] = gram[stop:, start:stop].T
+    scale = (-1.0 / np.diag(gram).astype(np.float64)).astype(np.float32)
+    for start in range(0, m, BLOCK_ROWS):  # B = P diag(-1 / diag(P)), diagonal 0
+        gram[start : start + BLOCK_ROWS] *= scale[None, :]
+    gram[np.diag_indices(m)] = 0.0
+    return gram
+
+
 def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
     """``(m, m)`` float64 EASE item-item weights ``B = I - P diag(1 / diag(P))``.
 
     gram: ``(m, m)`` ``X'X`` of the (binary) interaction matrix; ``P = (gram + l2 I)^-1``.
     ``B`` minimises ``||X - X B||^2 + l2 ||B||^2`` subject to ``diag(B) = 0``.
+    Reference (float64, copies); fitting uses :func:`ease_weights_inplace`.
     """
     m = gram.shape[0]
     if m == 0:
@@ -93,6 +199,8 @@ class EASE(Recommender):
 
     - ``l2``: ridge weight ``lambda`` of the item-item regression.
     - ``min_count`` / ``max_items``: which movies the item-item matrix covers.
+    - ``memory_budget_gb``: most memory (GiB) the item-item fit may hold (``fit_bytes``).
+    - ``fit_to_budget``: cut the kept movies to the budget (True) or refuse (False).
     - ``like_offset``: stars at which a rated movie neither pulls nor pushes.
     - ``star_power``: exponent of ``stars / 5`` multiplying positive relevance (0: off).
     - ``popularity``: weight of the normalised log rating count added to relevance.
@@ -103,7 +211,9 @@ class EASE(Recommender):
     defaults: ClassVar[dict[str, Any]] = {
         "l2": 500.0,
         "min_count": 50,
-        "max_items": 5000,
+        "max_items": 10000,
+        "memory_budget_gb": 6.0,
+        "fit_to_budget": True,
         "like_offset": 1.5,
         "star_power": 3.0,
         "popularity": 0.01,
@@ -121,6 +231,9 @@ class EASE(Recommender):
         check_param(self.params, "l2", positive=True)
         check_param(self.params, "min_count", integer=True)
         check_param(self.params, "max_items", integer=True, positive=True)
+        check_param(self.params, "memory_budget_gb", positive=True)
+        if not isinstance(self.params["fit_to_budget"], bool):
+            raise InvalidInput("fit_to_budget must be true or false", field="fit_to_budget")
         for name in ("like_offset", "star_power", "popularity"):
             check_param(self.params, name)
         self.member = self._new_member()  # bad member parameters fail here
@@ -134,18 +247,48 @@ class EASE(Recommender):
 
     # -- Recommender -------------------------------------------------------------------
     def _fit(self, ratings: Ratings, progress: bool) -> None:
-        self.member = self._new_member().fit(ratings, progress=progress)
         counts = ratings.item_counts()
-        kept = kept_items(counts, int(self.params["min_count"]), int(self.params["max_items"]))
-        seen = ratings.matrix[:, kept].astype(bool).astype(np.float64)  # (n_users, m) binary
-        gram = sp.csr_matrix(seen.T @ seen).toarray()
-        weights = ease_weights(gram, float(self.params["l2"]))
+        kept = self._choose_kept(counts)  # refuses before any big allocation
+        self.member = self._new_member().fit(ratings, progress=progress)
+        item_item = self._item_item(ratings.matrix, kept)
         log_counts = np.log1p(counts.astype(np.float64))
         self._set_relevance(
             kept,
-            weights.astype(np.float32),
+            item_item,
             (log_counts / max(float(log_counts.max(initial=0.0)), 1e-12)).astype(np.float32),
         )
+
+    def _choose_kept(self, counts: np.ndarray) -> np.ndarray:
+        """The kept movies: ``kept_items``, then cut to ``memory_budget_gb`` (or refuse)."""
+        kept = kept_items(counts, int(self.params["min_count"]), int(self.params["max_items"]))
+        budget = float(self.params["memory_budget_gb"]) * GB
+        need = fit_bytes(kept.size, int(counts[kept].sum()))
+        if need <= budget:
+            return kept
+        if not self.params["fit_to_budget"]:
+            raise ModelError(
+                f"ease needs {need / GB:.2f} GB for its {kept.size} x {kept.size} item-item "
+                f"matrix, over memory_budget_gb={self.params['memory_budget_gb']:g}; lower "
+                "max_items, raise memory_budget_gb or allow fit_to_budget"
+            )
+        fitting = budget_items(budget, counts, kept)
+        return kept[kept_items(counts[kept], 0, fitting)] if fitting else kept[:0]
+
+    def _item_item(self, matrix: sp.csr_matrix, kept: np.ndarray) -> np.ndarray:
+        """``(m, m)`` float32 ``B`` of the binary ratings of the ``kept`` columns."""
+        seen = matrix[:, kept]  # (n_users, m) CSR, stars where rated
+        by_user = (seen.indptr.astype(np.int64), seen.indices.astype(np.int32))
+        del seen
+        by_item = sp.csr_matrix(
+            (np.ones(by_user[1].size, dtype=np.int8), by_user[1], by_user[0]),
+            shape=(matrix.shape[0], kept.size),
+        ).tocsc()
+        gram = np.empty((kept.size, kept.size), dtype=np.float32)
+        cooccurrence_gram(
+            by_item.indptr.astype(np.int64), by_item.indices.astype(np.int32), *by_user, gram
+        )
+        del by_item, by_user
+        return ease_weights_inplace(gram, float(self.params["l2"]))
 
     def _set_relevance(self, kept: np.ndarray, item_item: np.ndarray, pop: np.ndarray) -> None:
         self.kept = np.asarray(kept, dtype=np.int64)
@@ -189,6 +332,35 @@ class EASE(Recommender):
             rank += min(float(kept_rank.min()), 0.0)
             rank[self.kept] = kept_rank
         return rank.astype(np.float32)
+
+    def rank_users(self, states: Sequence[UserState]) -> np.ndarray:
+        """``(len(states), n_items)`` float32 ``rank`` of many states: the relevance of
+        all of them is one sparse ``(n, m)`` x dense ``B`` product, the stars one member
+        matrix product; float32 throughout (``rank`` sums in float64)."""
+        self._check_fitted()
+        stars = np.clip(self.member.rank_users(states), STAR_MIN, STAR_MAX)
+        out = stars - np.float32(STAR_MAX + 1.0)  # not kept: below every kept movie
+        if not self.kept.size or not len(states):
+            return out
+        rows, cols, weights = [], [], []
+        for row, state in enumerate(states):
+            position = self._position[np.asarray(state.items, dtype=np.int64)]
+            known = position >= 0
+            rows.append(np.full(int(known.sum()), row))
+            cols.append(position[known])
+            weights.append(np.asarray(state.stars, np.float32)[known] - self.params["like_offset"])
+        rated = sp.csr_matrix(
+            (np.concatenate(weights).astype(np.float32),
+             (np.concatenate(rows), np.concatenate(cols))),
+            shape=(len(states), self.kept.size),
+        )  # fmt: skip
+        relevance = np.asarray(rated @ self.item_item, dtype=np.float32)  # (n, m)
+        relevance += np.float32(self.params["popularity"]) * self.popularity[self.kept][None, :]
+        gain = (stars[:, self.kept] / np.float32(STAR_MAX)) ** np.float32(self.params["star_power"])
+        kept_rank = np.where(relevance > 0, relevance * gain, relevance)
+        out += np.minimum(kept_rank.min(axis=1), 0.0)[:, None]
+        out[:, self.kept] = kept_rank
+        return out
 
     def item_vectors(self) -> np.ndarray:
         """``(n_items, k)`` float32 the member's item factors (to explain picks)."""

@@ -6,6 +6,7 @@ only how the factors are fitted and folded in differs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -84,6 +85,19 @@ class FactorModel(Recommender):
         factors = np.ascontiguousarray(state.factors, dtype=np.float32)
         offset = self._offset + state.bias
         return score_items(self.item_factors, self.item_bias, offset, factors, -np.inf, np.inf)
+
+    def rank_users(self, states: Sequence[UserState]) -> np.ndarray:
+        """``(len(states), n_items)`` float32 ``offset + b_u + b_i + P Q'``: one matrix
+        product (float32 throughout) for many users; rows equal ``rank``'s."""
+        self._check_fitted()
+        overridden = type(self)._rank is not Recommender._rank
+        if overridden or type(self)._score is not FactorModel._score or not len(states):
+            return super().rank_users(states)
+        factors = np.stack([np.asarray(s.factors, dtype=np.float32) for s in states])
+        out = factors @ self.item_factors.T  # (n, n_items) float32
+        out += self.item_bias[None, :]
+        out += np.array([self._offset + s.bias for s in states], dtype=np.float32)[:, None]
+        return out
 
     def item_vectors(self) -> np.ndarray:
         """``(n_items, k)`` float32 item factors ``q_i``."""

@@ -13,6 +13,7 @@ agree on stars and a generous rater sees generous predictions. A large
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -100,6 +101,12 @@ class Popular(Recommender):
         """``(n_items,)`` float32 ``item_mean + b_u``; unclipped."""
         scores = self.item_mean + np.float32(state.bias)
         return scores
+
+    def rank_users(self, states: Sequence[UserState]) -> np.ndarray:
+        """``(len(states), n_items)`` float32 ``item_mean + b_u`` (one broadcast)."""
+        self._check_fitted()
+        bias = np.array([state.bias for state in states], dtype=np.float32)
+        return self.item_mean[None, :] + bias[:, None]
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {
