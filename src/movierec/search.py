@@ -188,6 +188,16 @@ class TitleIndex:
                 for word in key.split():
                     self._postings[word].add(pos)
         self._words = sorted(self._postings)
+        #: (key, position) sorted by key: the titles starting with a text are one range
+        self._sorted_keys = sorted(zip(self.keys, self.key_owner, strict=True))
+        self._sorted_text = [k for k, _ in self._sorted_keys]
+        #: first letter -> (keys, their flat indices): the fuzzy pass reads one bucket
+        self._by_initial: dict[str, tuple[list[str], list[int]]] = defaultdict(lambda: ([], []))
+        for i, key in enumerate(self.keys):
+            bucket = self._by_initial[key[0]]
+            bucket[0].append(key)
+            bucket[1].append(i)
+        self._by_initial = dict(self._by_initial)
         self._movie_keys: dict[int, list[str]] = defaultdict(list)
         for key, owner in zip(self.keys, self.key_owner, strict=True):
             self._movie_keys[owner].append(key)
@@ -211,12 +221,20 @@ class TitleIndex:
         for pos in self._exact.get(query.text, ()):
             if self._year_ok(pos, query.year):
                 found[pos] = Hit(self.movie_ids[pos], TIER_EXACT, 100.0)
+        starting = [
+            p
+            for p in self._starting_with(query.text)
+            if p not in found and self._year_ok(p, query.year)
+        ]
+        for pos in heapq.nlargest(limit, starting, key=self.n_ratings.__getitem__):
+            found[pos] = Hit(self.movie_ids[pos], TIER_PREFIX, 100.0)
         words = query.text.split()
-        for pos in self._candidates(
+        candidates = self._candidates(
             [self._word_postings(w, i == len(words) - 1) for i, w in enumerate(words)]
-        ):
-            if pos not in found and self._year_ok(pos, query.year):
-                found[pos] = Hit(self.movie_ids[pos], self._word_tier(pos, query), 100.0)
+        )
+        fresh = [p for p in candidates if p not in found and self._year_ok(p, query.year)]
+        for pos in heapq.nlargest(limit, fresh, key=self.n_ratings.__getitem__):
+            found[pos] = Hit(self.movie_ids[pos], TIER_WORDS, 100.0)
         if len(found) < limit:
             for pos, similarity in self._fuzzy(query, words):
                 if pos not in found:
@@ -254,10 +272,15 @@ class TitleIndex:
             out |= self._postings[word]
         return out
 
-    def _word_tier(self, pos: int, query: Query) -> int:
-        if any(k.startswith(query.text) for k in self._movie_keys[pos]):
-            return TIER_PREFIX
-        return TIER_WORDS
+    def _starting_with(self, text: str) -> set[int]:
+        """Movies with a title key starting with ``text`` (one bisected range)."""
+        start = bisect.bisect_left(self._sorted_text, text)
+        out: set[int] = set()
+        for key, pos in self._sorted_keys[start:]:
+            if not key.startswith(text):
+                break
+            out.add(pos)
+        return out
 
     def _fuzzy(self, query: Query, words: list[str]) -> list[tuple[int, float]]:
         """Typo-tolerant matches with their similarity (0-100), best first.
@@ -269,16 +292,15 @@ class TitleIndex:
         """
         best: dict[int, float] = {}
         if query.year is not None:
-            choices: dict[int, str] | list[str] = {
-                k: self.keys[k] for k in self._keys_by_year.get(query.year, [])
-            }
-        else:
-            choices = self.keys
+            flat = self._keys_by_year.get(query.year, [])
+            keys = [self.keys[k] for k in flat]
+        else:  # a typo in the first letter is rare: read only keys with the query's initial
+            keys, flat = self._by_initial.get(query.text[0], ([], []))
         if len(query.text) >= 3:
             for _key, score, index in process.extract(
-                query.text, choices, scorer=fuzz.ratio, limit=FUZZY_POOL, score_cutoff=KEY_CUTOFF
+                query.text, keys, scorer=fuzz.ratio, limit=FUZZY_POOL, score_cutoff=KEY_CUTOFF
             ):
-                pos = self.key_owner[index]
+                pos = self.key_owner[flat[index]]
                 best[pos] = max(best.get(pos, 0.0), float(score))
         postings = []
         for i, word in enumerate(words):

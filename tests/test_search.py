@@ -1,0 +1,113 @@
+"""The title search engine: folding, articles, years, typos, ranking order."""
+
+from __future__ import annotations
+
+import pytest
+
+from movierec.search import Query, TitleIndex, article_first, fold, split_title, title_keys
+
+MOVIES = [
+    (1, "Matrix, The (1999)", 278),
+    (2, "Matrix Reloaded, The (2003)", 57),
+    (3, "Matrix Revolutions, The (2003)", 51),
+    (4, "Animatrix, The (2003)", 10),
+    (5, "Amelie (Fabuleux destin d'Amélie Poulain, Le) (2001)", 120),
+    (6, "Godfather, The (1972)", 192),
+    (7, "Godfather: Part II, The (1974)", 129),
+    (8, "2001: A Space Odyssey (1968)", 109),
+    (9, "Die Hard (1988)", 145),
+    (10, "Hard Day's Night, A (1964)", 20),
+    (11, "Léon: The Professional (a.k.a. The Professional) (Léon) (1994)", 133),
+    (12, "Hamlet (1996)", 30),
+    (13, "Hamlet (1990)", 10),
+    (14, "Hamlet (2000)", 5),
+    (15, "Shawshank Redemption, The (1994)", 317),
+]
+
+
+@pytest.fixture(scope="module")
+def index() -> TitleIndex:
+    return TitleIndex(MOVIES)
+
+
+def ids(index: TitleIndex, q: str, limit: int = 10) -> list[int]:
+    return [h.movie_id for h in index.search(q, limit)]
+
+
+def test_fold_drops_accents_case_and_punctuation():
+    assert fold("Amélie") == "amelie"
+    assert fold("LÉON: The Professional") == "leon the professional"
+    assert fold("Schindler's List") == "schindlers list"
+    assert fold("Søren Ærø") == "soren aero"
+
+
+def test_articles_move_to_the_front_and_alternative_titles_are_kept():
+    assert article_first("Matrix, The") == "The Matrix"
+    assert article_first("Auberge espagnole, L'") == "L'Auberge espagnole"
+    assert article_first("Hello, World") == "Hello, World"
+    names, year = split_title("Postman, The (Postino, Il) (1994)")
+    assert names == ["The Postman", "Il Postino"] and year == 1994
+    keys, _ = title_keys("Matrix, The (1999)")
+    assert keys == ["the matrix", "matrix"]
+
+
+def test_query_year_is_split_off_only_when_there_is_other_text():
+    assert Query.parse("matrix 1999").year == 1999
+    assert Query.parse("matrix 1999").text == "matrix"
+    assert Query.parse("1917").year is None
+
+
+def test_exact_title_comes_first_whichever_way_the_article_is_written(index):
+    for q in ("matrix", "the matrix", "Matrix, The", "THE MATRIX"):
+        found = index.search(q, 5)
+        assert found[0].movie_id == 1 and found[0].kind == "exact", q
+
+
+def test_then_prefix_then_word_matches_then_fuzzy(index):
+    hits = index.search("matrix", 10)
+    assert [h.movie_id for h in hits[:3]] == [1, 2, 3]  # exact, then prefixes by popularity
+    assert [h.kind for h in hits[:3]] == ["exact", "prefix", "prefix"]
+    assert 4 not in [h.movie_id for h in hits[:3]]  # "animatrix": not a prefix or word match
+    tiers = [h.tier for h in hits]
+    assert tiers == sorted(tiers, reverse=True)
+
+
+def test_word_matches_anywhere_and_partial_last_word(index):
+    assert ids(index, "redemption")[0] == 15
+    assert ids(index, "shawsh")[0] == 15  # typing: the last word is a prefix
+    assert ids(index, "professional")[0] == 11
+
+
+def test_accents_either_way(index):
+    assert ids(index, "amelie")[0] == 5
+    assert ids(index, "Amélie")[0] == 5
+    assert ids(index, "leon")[0] == 11
+    assert ids(index, "léon")[0] == 11
+
+
+def test_typos_are_found(index):
+    assert ids(index, "matirx")[0] == 1
+    assert ids(index, "shawshank redemtion")[0] == 15
+    assert ids(index, "godfathr")[0] == 6
+
+
+def test_a_year_narrows_and_a_title_year_is_still_text(index):
+    assert ids(index, "hamlet 1990") == [13]
+    assert ids(index, "hamlet (2000)") == [14]
+    assert ids(index, "2001 a space odyssey")[0] == 8  # no 2001 movie of that name
+    assert ids(index, "godfather 1974")[0] == 7
+
+
+def test_ties_go_to_the_more_rated_movie(index):
+    assert ids(index, "hamlet") == [12, 13, 14]
+
+
+def test_an_article_word_is_not_dropped_from_other_titles(index):
+    assert ids(index, "die hard")[0] == 9
+    assert 10 not in ids(index, "die hard")[:1]
+
+
+def test_limit_and_nothing_found(index):
+    assert len(index.search("matrix", 2)) == 2
+    assert index.search("zzzzqqqq", 10) == []
+    assert index.search("   ", 10) == []
