@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from movierec import models
-from movierec.models.svdpp import SVDpp, svdpp_epoch
+from movierec.models._kernels import Biased, ByRow, SGDRates, svdpp_epoch
+from movierec.models.factor import numba_threads
+from movierec.models.svdpp import SVDpp
 
 FAST = {"n_epochs": 30}  # converged enough for fold-in to match training
 
@@ -51,8 +53,13 @@ def test_epoch_follows_the_update_rules() -> None:
     }  # fmt: skip
     hp = (0.05, 0.03, 0.02, 0.1, 0.07)
     mine = {name: a.astype(np.float32) for name, a in start.items()}
-    svdpp_epoch(indptr, items, stars, user_order, rating_order, 3.2,
-                mine["bu"], mine["bi"], mine["p"], mine["q"], mine["y"], *hp)  # fmt: skip
+    lr_b, lr, reg_b, reg, reg_y = hp
+    block_starts = np.arange(4, dtype=np.int64)  # one user per block, blocks in user_order
+    model = Biased(mine["bu"], mine["bi"], mine["p"], mine["q"])
+    rates = SGDRates(lr_b, lr_b, lr, lr, reg_b, reg_b, reg, reg)
+    with numba_threads(1):
+        svdpp_epoch(ByRow(indptr, items, stars), rating_order, block_starts, user_order, 3.2,
+                    model, mine["y"], rates, reg_y)  # fmt: skip
     ref = {name: a.copy() for name, a in start.items()}
     reference_epoch(indptr, items, stars, user_order, rating_order, 3.2,
                     ref["bu"], ref["bi"], ref["p"], ref["q"], ref["y"], hp)  # fmt: skip

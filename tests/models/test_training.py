@@ -8,7 +8,7 @@ import pytest
 
 from movierec import models
 from movierec.data import Ratings
-from movierec.models._kernels import nmf_epoch, svd_epoch
+from movierec.models._kernels import Biased, SGDRates, Triples, nmf_epoch, svd_epoch
 from movierec.models.popular import damped_means
 
 
@@ -22,8 +22,8 @@ def test_svd_epoch_is_surprise_update() -> None:
     mu, lr, reg, lr_b, reg_b = 3.5, 0.01, 0.05, 0.02, 0.1
     p0, q0, bu0, bi0 = p.astype(float), q.astype(float), bu.astype(float), bi.astype(float)
     err = 4.5 - (mu + bu0[1] + bi0[2] + p0[1] @ q0[2])
-    rates = (lr_b, lr_b, lr, lr, reg_b, reg_b, reg, reg)
-    rmse = svd_epoch(users, items, stars, np.array([0]), mu, bu, bi, p, q, *rates)
+    rates = SGDRates(lr_b, lr_b, lr, lr, reg_b, reg_b, reg, reg)
+    rmse = svd_epoch(Triples(users, items, stars), np.array([0]), mu, Biased(bu, bi, p, q), rates)
     assert rmse == pytest.approx(abs(err), rel=1e-5)
     assert bu[1] == pytest.approx(bu0[1] + lr_b * (err - reg_b * bu0[1]), rel=1e-5)
     assert bi[2] == pytest.approx(bi0[2] + lr_b * (err - reg_b * bi0[2]), rel=1e-5)
@@ -42,7 +42,8 @@ def test_nmf_epoch_is_multiplicative_update() -> None:
     p0, q0 = p.copy(), q.copy()
     nu, ni = np.bincount(users, minlength=3), np.bincount(items, minlength=4)
     zeros3, zeros4 = np.zeros(3), np.zeros(4)
-    nmf_epoch(users, items, stars, 0.0, zeros3, zeros4, p, q, nu, ni, 0.1, 0.2, False, 0, 0, 0, 0)
+    rates = SGDRates(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.1, 0.2)
+    nmf_epoch(Triples(users, items, stars), 0.0, Biased(zeros3, zeros4, p, q), nu, ni, rates, False)
     est = np.einsum("nk,nk->n", p0[users], q0[items])
     expected_p, expected_q = p0.copy(), q0.copy()
     for u in range(3):

@@ -4,11 +4,19 @@ A model is fitted once on a :class:`~movierec.data.Ratings`; a visitor who was n
 in training is *folded in*: their state (factors, bias) is solved against the fixed
 item parameters in milliseconds, then ``score`` rates every movie for them.
 
-Subclasses implement ``_fit``, ``_predict``, ``_fold_in``, ``_score`` and the array
-round-trip ``_arrays`` / ``_set_arrays``, declaring the arrays' dtypes and shapes in
-``array_specs``; this class owns id maps, input checks and the ``.npz`` file format
-(arrays plus JSON metadata with a checksum of each, see :mod:`movierec.models.files`;
-never pickle).
+A model declares, as class attributes, what every model would otherwise repeat:
+
+- ``param_specs``: its hyper-parameters (:class:`~movierec.models.params.Param`: name,
+  type, default, bounds); ``defaults`` follows from them and ``__init__`` checks them.
+- ``array_specs``: the fitted arrays it saves (dtype and shape); each is an attribute of
+  the same name (``RatedItems.specs`` entries are ``self.rated``, filled by ``fit``),
+  created empty by ``__init__``, saved by ``_arrays`` and restored (cast to the declared
+  dtype) by ``_set_arrays``.
+
+so a subclass writes its maths: ``_fit``, ``_predict``, ``_fold_in``, ``_score`` (and
+``_user_factors`` if it has factors). This class owns id maps, input checks, the
+trained-user state and the ``.npz`` file format (arrays plus JSON metadata with a
+checksum of each, see :mod:`movierec.models.files`; never pickle).
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ from movierec.models.files import (
     read_model_file,
     write_model_file,
 )
+from movierec.models.foldin import RatedItems
+from movierec.models.params import Param, check_params
 
 #: saved model arrays are named ``m_<name>`` (beside ``user_ids`` and ``movie_ids``)
 MODEL_PREFIX = "m_"
@@ -62,10 +72,17 @@ class Recommender(ABC):
     """Base class: fit / predict / fold_in / score / save / load."""
 
     name: ClassVar[str] = "base"
+    #: declared hyper-parameters, checked by ``__init__`` (``defaults`` follows from them)
+    param_specs: ClassVar[tuple[Param, ...]] = ()
     #: default hyper-parameters; ``__init__`` accepts exactly these keys (plus ``seed``).
     defaults: ClassVar[dict[str, Any]] = {}
     #: True for models that read movie text (genres, tags) from a catalogue when fitting
     needs_catalog: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "param_specs" in cls.__dict__:
+            cls.defaults = {spec.name: spec.default for spec in cls.param_specs}
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
@@ -76,13 +93,17 @@ class Recommender(ABC):
                 field=unknown[0],
             )
         self.seed = int(seed)
-        self.params: dict[str, Any] = {**self.defaults, **params}
+        self.params: dict[str, Any] = check_params(self.param_specs, {**self.defaults, **params})
         self.movie_ids: np.ndarray | None = None  # (n_items,) int64
         self.user_ids: np.ndarray | None = None  # (n_users,) int64
         self.global_mean: float = 0.0
         self._movie_index: dict[int, int] = {}
         self._user_index: dict[int, int] = {}
         self.catalog: Catalog | None = None  # movie text for models that read it
+        self.rated: RatedItems | None = None  # training ratings by user, if declared
+        for name, spec in self._own_array_specs().items():  # empty until fitted
+            if spec.dtype != "str":
+                setattr(self, name, np.zeros((0,) * len(spec.shape), dtype=spec.dtype))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -106,6 +127,8 @@ class Recommender(ABC):
             self.with_catalog(catalog)
         self._set_ids(ratings.user_ids, ratings.movie_ids)
         self.global_mean = ratings.global_mean
+        if self._keeps_rated():
+            self.rated = RatedItems.from_ratings(ratings)
         self._fit(ratings, progress=progress)
         return self
 
@@ -296,6 +319,50 @@ class Recommender(ABC):
             raise ModelError(f"{path} holds a {model.name!r} model, not {cls.name!r}")
         return model
 
+    # -- declared arrays ----------------------------------------------------------------
+    @classmethod
+    def _keeps_rated(cls) -> bool:
+        """True if the model declares ``RatedItems.specs`` (what each user rated)."""
+        return all(name in cls.array_specs for name in RatedItems.specs)
+
+    @classmethod
+    def _own_array_specs(cls) -> dict[str, ArraySpec]:
+        """The declared arrays held as attributes (all but ``self.rated``'s)."""
+        return {k: v for k, v in cls.array_specs.items() if k not in RatedItems.specs}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """Every declared array by name (``self.rated``'s included)."""
+        arrays = {name: getattr(self, name) for name in self._own_array_specs()}
+        if self._keeps_rated():
+            arrays.update(self.rated.arrays())  # type: ignore[union-attr]
+        return arrays
+
+    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what ``_arrays`` gave (checked against ``array_specs`` by ``load``),
+        each cast to its declared dtype."""
+        for name, spec in self._own_array_specs().items():
+            value = np.asarray(arrays[name])
+            setattr(self, name, value if spec.dtype == "str" else value.astype(spec.dtype))
+        if self._keeps_rated():
+            self.rated = RatedItems.from_arrays(arrays)
+
+    # -- trained users -----------------------------------------------------------------
+    def _user_state(self, user: int) -> UserState:
+        """A training user's ratings (``self.rated``), factors (``_user_factors``) and
+        bias (``self.user_bias`` where the model has one)."""
+        items, stars = self.rated.row(user)  # type: ignore[union-attr]
+        bias = getattr(self, "user_bias", None)
+        return UserState(
+            items=items,
+            stars=stars,
+            factors=self._user_factors(user),
+            bias=float(bias[user]) if bias is not None and bias.size else 0.0,
+        )
+
+    def _user_factors(self, user: int) -> np.ndarray | None:
+        """``(k,)`` float32 factors of training user ``user``; None for models without."""
+        return None
+
     # -- for subclasses ----------------------------------------------------------------
     @abstractmethod
     def _fit(self, ratings: Ratings, progress: bool) -> None: ...
@@ -308,17 +375,8 @@ class Recommender(ABC):
     def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState: ...
 
     @abstractmethod
-    def _user_state(self, user: int) -> UserState: ...
-
-    @abstractmethod
     def _score(self, state: UserState) -> np.ndarray:
         """``(n_items,)`` estimated stars, unclipped (``score`` clips, ``rank`` may not)."""
-
-    @abstractmethod
-    def _arrays(self) -> dict[str, np.ndarray]: ...
-
-    @abstractmethod
-    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None: ...
 
 
 def _model_from(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Recommender:

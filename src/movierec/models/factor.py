@@ -1,19 +1,37 @@
 """Shared parts of the latent-factor models (svd, nmf, als, svdpp).
 
 They all estimate ``offset + b_u + b_i + q_i . p_u`` and keep the same fitted arrays;
-only how the factors are fitted and folded in differs.
+only how the factors are fitted and folded in differs. Helpers here cover what their
+fits share: starting factors, SGD rates, threads for the parallel kernels, and blocks
+of users for Hogwild SGD.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
+import numba
 import numpy as np
 
-from movierec.models._kernels import score_items
-from movierec.models.base import ArraySpec, Recommender, UserState
+from movierec.models._kernels import Biased, score_items
+from movierec.models.base import ArraySpec, Recommender
 from movierec.models.foldin import RatedItems
+from movierec.models.params import Param
+
+#: fits with at least this many ratings use every core by default (``n_threads=0``);
+#: smaller ones run on one, so they are reproducible from the seed alone
+PARALLEL_FROM = 1_000_000
+#: about this many ratings per Hogwild block: a few hundred users, whose factors stay
+#: in a core's cache while it works through them
+BLOCK_RATINGS = 8192
+
+
+def threads_param() -> Param:
+    """``n_threads``: 0 = all cores from ``PARALLEL_FROM`` ratings up, else one."""
+    return Param("n_threads", 0, int, low=0)
 
 
 class FactorModel(Recommender):
@@ -24,8 +42,6 @@ class FactorModel(Recommender):
     ``rated`` (what each training user rated). Subclasses set them in ``_fit``.
     """
 
-    #: extra ``(name -> float32 array)`` attributes a subclass saves besides the shared ones
-    extra_arrays: tuple[str, ...] = ()
     array_specs: ClassVar[dict[str, ArraySpec]] = {
         "user_factors": ArraySpec("float32", ("n_users", "n_factors")),
         "item_factors": ArraySpec("float32", ("n_items", "n_factors")),
@@ -34,22 +50,50 @@ class FactorModel(Recommender):
         **RatedItems.specs,
     }
 
-    def __init__(self, seed: int = 0, **params) -> None:
-        super().__init__(seed=seed, **params)
-        self.user_factors = np.zeros((0, 0), dtype=np.float32)  # (n_users, k)
-        self.item_factors = np.zeros((0, 0), dtype=np.float32)  # (n_items, k)
-        self.user_bias = np.zeros(0, dtype=np.float32)  # (n_users,) stars
-        self.item_bias = np.zeros(0, dtype=np.float32)  # (n_items,) stars
-        self.rated: RatedItems | None = None
-
     @property
     def _offset(self) -> float:
         """The constant term of the estimate (the global mean; 0 for unbiased NMF)."""
         return self.global_mean
 
+    # -- fitting helpers --------------------------------------------------------------
+    def _param_or(self, name: str, fallback: str) -> float:
+        """``params[name]``, or ``params[fallback]`` where it is None."""
+        value = self.params[name]
+        return float(self.params[fallback] if value is None else value)
+
+    def _start(self, n_users: int, n_items: int, draw, dtype=np.float32) -> Biased:  # noqa: ANN001
+        """Fresh arrays: factors from ``draw(shape)`` (users first), zero biases; also
+        set as the model's (so the fit fills them in place)."""
+        k = int(self.params["n_factors"])
+        arrays = Biased(
+            user_bias=np.zeros(n_users, dtype=dtype),
+            item_bias=np.zeros(n_items, dtype=dtype),
+            user_factors=draw((n_users, k)).astype(dtype),
+            item_factors=draw((n_items, k)).astype(dtype),
+        )
+        self._keep(arrays)
+        return arrays
+
+    def _keep(self, arrays: Biased) -> None:
+        """Hold ``arrays`` as the fitted ones, stored float32."""
+        for name, array in arrays._asdict().items():
+            setattr(self, name, np.asarray(array, dtype=np.float32))
+
+    def _threads(self, nnz: int) -> int:
+        """How many threads the parallel kernels use for a fit of ``nnz`` ratings."""
+        asked = int(self.params.get("n_threads", 1))
+        cores = min(numba.config.NUMBA_NUM_THREADS, len(os.sched_getaffinity(0)))
+        if asked == 0:
+            return cores if nnz >= PARALLEL_FROM else 1
+        return max(1, min(asked, cores))
+
+    # -- Recommender -------------------------------------------------------------------
     def _factors_of_users(self, users: np.ndarray) -> np.ndarray:
         """``(n, k)`` float32 factors of trained users (row indices) used in estimates."""
         return self.user_factors[users]
+
+    def _user_factors(self, user: int) -> np.ndarray:
+        return self._factors_of_users(np.array([user]))[0]
 
     def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Estimates for index pairs; an unknown user or movie adds no bias and no factors."""
@@ -67,16 +111,7 @@ class FactorModel(Recommender):
         )
         return est
 
-    def _user_state(self, user: int) -> UserState:
-        items, stars = self.rated.row(user)  # type: ignore[union-attr]
-        return UserState(
-            items=items,
-            stars=stars,
-            factors=self._factors_of_users(np.array([user]))[0],
-            bias=float(self.user_bias[user]),
-        )
-
-    def _score(self, state: UserState) -> np.ndarray:
+    def _score(self, state) -> np.ndarray:  # noqa: ANN001
         """``(n_items,)`` float32: ``offset + b_u + b_i + Q p``; unclipped.
 
         A numba loop rather than ``item_factors @ p``: the matrix-vector product wakes
@@ -86,33 +121,35 @@ class FactorModel(Recommender):
         offset = self._offset + state.bias
         return score_items(self.item_factors, self.item_bias, offset, factors, -np.inf, np.inf)
 
-    def rank_users(self, states: Sequence[UserState]) -> np.ndarray:
-        """``(len(states), n_items)`` float32 ``offset + b_u + b_i + P Q'``: one matrix
-        product (float32 throughout) for many users; rows equal ``rank``'s."""
-        self._check_fitted()
-        overridden = type(self)._rank is not Recommender._rank
-        if overridden or type(self)._score is not FactorModel._score or not len(states):
-            return super().rank_users(states)
-        factors = np.stack([np.asarray(s.factors, dtype=np.float32) for s in states])
-        out = factors @ self.item_factors.T  # (n, n_items) float32
-        out += self.item_bias[None, :]
-        out += np.array([self._offset + s.bias for s in states], dtype=np.float32)[:, None]
-        return out
-
     def item_vectors(self) -> np.ndarray:
         """``(n_items, k)`` float32 item factors ``q_i``."""
         self._check_fitted()
         return self.item_factors
 
-    def _arrays(self) -> dict[str, np.ndarray]:
-        names = ("user_factors", "item_factors", "user_bias", "item_bias", *self.extra_arrays)
-        return {
-            **{name: getattr(self, name) for name in names},
-            **self.rated.arrays(),  # type: ignore[union-attr]
-        }
 
-    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        names = ("user_factors", "item_factors", "user_bias", "item_bias", *self.extra_arrays)
-        for name in names:
-            setattr(self, name, arrays[name].astype(np.float32))
-        self.rated = RatedItems.from_arrays(arrays)
+@contextmanager
+def numba_threads(n: int) -> Iterator[None]:
+    """Run the block with numba's parallel loops on ``n`` threads (this thread only)."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def user_blocks(indptr: np.ndarray, target: int = BLOCK_RATINGS) -> np.ndarray:
+    """``(n_blocks + 1,)`` int64 user boundaries cutting CSR rows into runs of about
+    ``target`` ratings (a block never splits a user)."""
+    nnz = int(indptr[-1])
+    cuts = np.searchsorted(indptr, np.arange(0, nnz, max(target, 1)), side="left")
+    return np.unique(np.concatenate([cuts, [indptr.size - 1]])).astype(np.int64)
+
+
+def shuffled_within(starts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``(starts[-1],)`` a permutation of ``0..n`` that shuffles only within each run
+    ``starts[b]:starts[b + 1]`` (int32 where that fits)."""
+    n = int(starts[-1])
+    run = np.repeat(np.arange(starts.size - 1), np.diff(starts))
+    order = np.lexsort((rng.random(n, dtype=np.float32), run))
+    return order.astype(np.int32) if n < 2**31 else order

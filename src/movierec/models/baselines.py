@@ -1,0 +1,62 @@
+"""Baseline estimates ``mu + b_u + b_i``: the user and item biases, computed in one place.
+
+- :func:`als_baselines`: Surprise's baseline ALS (``bsl_options={"method": "als"}``),
+  used by ``itemknn`` and ``content``.
+- :func:`user_baseline_bias`: its user step for one visitor (fold-in).
+- :func:`damped_means`: Bayesian averages (``popular``'s movie means and user bias).
+
+The factor models (``svd``, ``svdpp``, ``als``, ``nmf``) fit their biases jointly with
+their factors, so they use none of these; their biases live in the same arrays
+(``user_bias``, ``item_bias``) and read the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from movierec.data.ratings import Ratings
+
+
+def als_baselines(
+    ratings: Ratings, reg_user: float, reg_item: float, n_epochs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Surprise's baseline ALS: ``b_i = sum (r - mu - b_u) / (reg_item + n_i)``, then
+    ``b_u = sum (r - mu - b_i) / (reg_user + n_u)``, ``n_epochs`` times from zeros.
+
+    Returns ``user_bias`` ``(n_users,)`` and ``item_bias`` ``(n_items,)`` float64 stars.
+    """
+    users, items, stars = ratings.triples()
+    centred = stars.astype(np.float64) - ratings.global_mean
+    user_count = np.bincount(users, minlength=ratings.n_users)
+    item_count = np.bincount(items, minlength=ratings.n_items)
+    user_bias = np.zeros(ratings.n_users)
+    item_bias = np.zeros(ratings.n_items)
+    for _ in range(n_epochs):
+        item_sum = np.bincount(items, centred - user_bias[users], minlength=ratings.n_items)
+        item_bias = item_sum / (reg_item + item_count)
+        user_sum = np.bincount(users, centred - item_bias[items], minlength=ratings.n_users)
+        user_bias = user_sum / (reg_user + user_count)
+    return user_bias, item_bias
+
+
+def user_baseline_bias(residual: np.ndarray, reg_user: float) -> float:
+    """``b_u = sum (r - mu - b_i) / (reg_user + n)``: the user step of the baseline ALS.
+
+    residual: ``(n,)`` the user's stars minus ``mu + b_i``.
+    """
+    return float(np.sum(residual, dtype=np.float64) / (reg_user + residual.size))
+
+
+def damped_means(
+    totals: np.ndarray, counts: np.ndarray, prior: float, damping: float
+) -> np.ndarray:
+    """``(n,)`` float64 ``(totals + damping * prior) / (counts + damping)``.
+
+    totals: ``(n,)`` sums; counts: ``(n,)`` how many values each sum holds. Where
+    ``counts + damping`` is 0 (no data, no damping) the prior is returned.
+    """
+    totals = np.asarray(totals, dtype=np.float64)
+    weight = np.asarray(counts, dtype=np.float64) + damping
+    out = np.full(totals.shape, prior, dtype=np.float64)
+    np.divide(totals + damping * prior, weight, out=out, where=weight > 0)
+    return out
