@@ -132,3 +132,20 @@ def test_save_load_round_trip(fitted: ContentModel, small_split, tmp_path) -> No
         loaded.score(loaded.fold_in(movies, [5.0, 2.5])),
         fitted.score(fitted.fold_in(movies, [5.0, 2.5])),
     )
+
+
+def test_blocks_of_users_give_the_same_model(small_split, ml_small, monkeypatch) -> None:
+    """At 25 M ratings the dense (users x vocabulary) sums are built a block of users at a
+    time; a block of a few users gives the same scale and predictions as one block."""
+    from movierec.models import content
+
+    train, test = small_split
+    whole = ContentModel().fit(train, catalog=ml_small.catalog)
+    monkeypatch.setattr(content, "PROFILE_BLOCK_CELLS", 7 * whole.item_text.shape[1])
+    blocked = ContentModel().fit(train, catalog=ml_small.catalog)
+    assert blocked.scale == pytest.approx(whole.scale, rel=1e-9)
+    np.testing.assert_allclose(
+        blocked.predict(test["userId"], test["movieId"]),
+        whole.predict(test["userId"], test["movieId"]),
+        rtol=1e-9,
+    )

@@ -37,6 +37,9 @@ from movierec.models.base import ArraySpec, Recommender, UserState
 from movierec.models.foldin import RatedItems, check_param
 from movierec.models.itemknn import als_baselines, user_baseline_bias
 
+#: dense profile cells (users x vocabulary, float64) built at a time: 256 MB
+PROFILE_BLOCK_CELLS = 32 * 1024 * 1024
+
 
 def movie_tokens(catalog: Catalog, movie_ids: np.ndarray) -> list[list[str]]:
     """One token list per movie: ``genre:<name>`` then ``tag:<tag>``, lower-cased.
@@ -180,10 +183,19 @@ class ContentModel(Recommender):
         users, items, stars = ratings.triples()
         weights = self._weights(users, items, stars)
         weighted = sp.csr_matrix((weights, (users, items)), shape=ratings.matrix.shape)
-        sums = (weighted @ self.item_text).toarray()  # (n_users, vocab) sum w_j x_j
         own = np.asarray(self.item_text.multiply(self.item_text).sum(axis=1)).ravel()
         counts = np.bincount(users, minlength=ratings.n_users)
-        feature = self._row_dots(sums, users, items) - weights * own[items]
+        feature = np.empty(weights.size, dtype=np.float64)
+        # sums of w_j x_j are (n_users, vocab) dense: 162k users x thousands of tags would
+        # be gigabytes at 25 M ratings, so a block of users at a time (triples are by user)
+        block = max(1, PROFILE_BLOCK_CELLS // max(self.item_text.shape[1], 1))
+        starts = np.searchsorted(users, np.arange(0, ratings.n_users + block, block))
+        for first, (lo, hi) in enumerate(zip(starts[:-1], starts[1:], strict=True)):
+            if lo == hi:
+                continue
+            sums = (weighted[first * block : (first + 1) * block] @ self.item_text).toarray()
+            feature[lo:hi] = self._row_dots(sums, users[lo:hi] - first * block, items[lo:hi])
+        feature -= weights * own[items]
         feature /= counts[users] - 1 + float(self.params["profile_reg"])
         denom = float(feature @ feature)
         return float(feature @ weights / denom) if denom > 0 else 0.0
@@ -206,12 +218,19 @@ class ContentModel(Recommender):
     def _training_profiles(self, users: np.ndarray) -> np.ndarray:
         """``(len(users), vocab)`` float64 profiles of training users."""
         rated = self.rated  # type: ignore[union-attr]
-        n_users = rated.indptr.size - 1
-        owners = np.repeat(np.arange(n_users), np.diff(rated.indptr))
-        weights = self._weights(owners, rated.items, rated.stars.astype(np.float64))
-        weighted = sp.csr_matrix((weights, rated.items, rated.indptr), (n_users, self.n_items))
+        users = np.asarray(users, dtype=np.int64)
         counts = np.diff(rated.indptr)[users]
-        sums = (weighted[users] @ self.item_text).toarray()
+        take = (
+            np.concatenate([np.arange(rated.indptr[u], rated.indptr[u + 1]) for u in users])
+            if users.size
+            else np.zeros(0, np.int64)
+        )  # only these users' ratings: a full (n_users, n_items) table is 25 M entries
+        owners = np.repeat(users, counts)
+        items = rated.items[take]
+        weights = self._weights(owners, items, rated.stars[take].astype(np.float64))
+        indptr = np.r_[0, np.cumsum(counts)]
+        weighted = sp.csr_matrix((weights, items, indptr), (users.size, self.n_items))
+        sums = (weighted @ self.item_text).toarray()
         return sums / (counts + float(self.params["profile_reg"]))[:, None]
 
     def _profile(self, items: np.ndarray, residual: np.ndarray) -> np.ndarray:
@@ -228,8 +247,13 @@ class ContentModel(Recommender):
         if both.size == 0 or self.item_text.shape[1] == 0:
             return est
         distinct, inverse = np.unique(users[both], return_inverse=True)
-        profiles = self._training_profiles(distinct)
-        est[both] += self.scale * self._row_dots(profiles, inverse, items[both])
+        block = max(1, PROFILE_BLOCK_CELLS // max(self.item_text.shape[1], 1))
+        for first in range(0, distinct.size, block):  # (block, vocab) dense profiles at a time
+            pairs = np.flatnonzero((inverse >= first) & (inverse < first + block))
+            profiles = self._training_profiles(distinct[first : first + block])
+            est[both[pairs]] += self.scale * self._row_dots(
+                profiles, inverse[pairs] - first, items[both[pairs]]
+            )
         return est
 
     def _state(self, items: np.ndarray, stars: np.ndarray, bias: float) -> UserState:
