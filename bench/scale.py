@@ -166,12 +166,72 @@ def measure_als(ratings: Ratings, args: argparse.Namespace) -> dict:
     return fit_ours("als", ratings, {"n_factors": args.factors})
 
 
-#: our rows: name -> measurement (W5b adds ease / itemknn here)
+def fit_timed(
+    name: str, ratings: Ratings, params: dict[str, Any], catalog=None
+) -> tuple[dict, models.Recommender]:
+    """``fit_ours`` for models without ``n_epochs`` (numba compiled first on a tiny set):
+    ``(measurements, the fitted model)``."""
+    models.create(name, **params).fit(synth_ratings(5_000, seed=1), catalog=catalog)
+    model = models.create(name, **params)
+    start = time.perf_counter()
+    model.fit(ratings, catalog=catalog)
+    fit_s = time.perf_counter() - start
+    return {"fit_s": fit_s, "per_iter_s": fit_s, **foldin_latency(model, ratings)}, model
+
+
+def measure_ease(ratings: Ratings, args: argparse.Namespace) -> dict:
+    """ease at its defaults; adds how many movies ``B`` keeps and their share of ratings."""
+    result = fit_ours("ease", ratings, {})
+    model = models.create("ease")
+    counts = ratings.item_counts()
+    kept = model._choose_kept(counts)
+    share = float(counts[kept].sum() / counts.sum())
+    return {**result, "kept": int(kept.size), "kept_share": share}
+
+
+def measure_itemknn(ratings: Ratings, args: argparse.Namespace) -> dict:
+    return fit_timed("itemknn", ratings, {})[0]
+
+
+def measure_popular(ratings: Ratings, args: argparse.Namespace) -> dict:
+    return fit_timed("popular", ratings, {})[0]
+
+
+def _catalog(args: argparse.Namespace, n_ratings: int):
+    """The synth set's catalogue (genres, tags) under ``--home``, else None."""
+    if not args.home:
+        return None
+    from movierec.data import load_dataset
+
+    name = args.names.format(m=n_ratings // 1_000_000, n=n_ratings)
+    try:
+        return load_dataset(name, home=args.home, fetch=False).catalog
+    except Exception:  # noqa: BLE001 - no synth set at this size: fit without text
+        return None
+
+
+def measure_content(ratings: Ratings, args: argparse.Namespace) -> dict:
+    """content with the synth set's genres and tags when ``--home`` has them."""
+    catalog = _catalog(args, int(args.ratings))
+    return {**fit_timed("content", ratings, {}, catalog)[0], "text": catalog is not None}
+
+
+def measure_blend(ratings: Ratings, args: argparse.Namespace) -> dict:
+    """blend of svd and itemknn (svdpp, its default member, has its own row)."""
+    return fit_timed("blend", ratings, {"members": ["svd", "itemknn"]})[0]
+
+
+#: our rows: name -> measurement
 MODELS: dict[str, Callable[[Ratings, argparse.Namespace], dict]] = {
     "svd": measure_svd,
     "svdpp": measure_svdpp,
     "nmf": measure_nmf,
     "als": measure_als,
+    "ease": measure_ease,
+    "itemknn": measure_itemknn,
+    "content": measure_content,
+    "blend": measure_blend,
+    "popular": measure_popular,
 }
 
 
