@@ -140,7 +140,7 @@ def test_spark_fold_rmse_close_to_our_als(spark_ready, session_home, tmp_path):
     """Trained on u1.base, scored on u1.test through a saved and reloaded model file."""
     base, test = load_split("ml-100k", "u1", home=session_home)
     train = Ratings.from_frame(base)
-    params = {"n_epochs": 10}
+    params = {"n_epochs": 8}
     ours = models.create("als", seed=0, **params).fit(train)
     with spark_engine.spark_session("local[2]") as spark:
         trained = spark_engine.train_on_spark(train, spark, seed=0, **params)

@@ -133,12 +133,13 @@ def spark_session(
     With a ``local[...]`` master the driver binds to 127.0.0.1 only. A cluster master
     (``spark://``) needs the driver reachable from the workers, so its address is left to
     Spark (``SPARK_LOCAL_IP`` / ``spark.driver.host``). Under ``spark-submit`` the JVM is
-    already running and the master and memory come from its flags. PySpark's warning
-    that it does not yet "fully support" pandas 3 is silenced: we only hand it plain
-    int32 / float32 columns and read back arrays.
+    already running and the master and memory come from its flags. PySpark's warnings
+    about pandas 3 (not yet "fully" supported; a deprecated ``copy`` keyword) are
+    silenced: we only hand it plain int32 / float32 columns and read back arrays.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+        warnings.filterwarnings("ignore", message="The copy keyword is deprecated")  # pandas 3
         with _session(master, driver_memory) as spark:
             yield spark
 
