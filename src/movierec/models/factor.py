@@ -9,7 +9,7 @@ of users for Hogwild SGD.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import ClassVar
 
@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 from movierec.models._kernels import Biased, score_items
-from movierec.models.base import ArraySpec, Recommender
+from movierec.models.base import ArraySpec, Recommender, UserState
 from movierec.models.foldin import RatedItems
 from movierec.models.params import Param
 
@@ -120,6 +120,19 @@ class FactorModel(Recommender):
         factors = np.ascontiguousarray(state.factors, dtype=np.float32)
         offset = self._offset + state.bias
         return score_items(self.item_factors, self.item_bias, offset, factors, -np.inf, np.inf)
+
+    def rank_users(self, states: Sequence[UserState]) -> np.ndarray:
+        """``(len(states), n_items)`` float32 ``offset + b_u + b_i + P Q'``: one matrix
+        product (float32 throughout) for many users; rows equal ``rank``'s."""
+        self._check_fitted()
+        overridden = type(self)._rank is not Recommender._rank
+        if overridden or type(self)._score is not FactorModel._score or not len(states):
+            return super().rank_users(states)
+        factors = np.stack([np.asarray(s.factors, dtype=np.float32) for s in states])
+        out = factors @ self.item_factors.T  # (n, n_items) float32
+        out += self.item_bias[None, :]
+        out += np.array([self._offset + s.bias for s in states], dtype=np.float32)[:, None]
+        return out
 
     def item_vectors(self) -> np.ndarray:
         """``(n_items, k)`` float32 item factors ``q_i``."""
