@@ -21,15 +21,14 @@ def top50(app) -> set[int]:
     return {m.movie_id for m in app.extensions["movierec"].recommenders.onboarding_pool()}
 
 
-def test_index_shows_15_random_cards_from_the_50_most_rated(app, client):
+def test_index_shows_15_distinct_cards_from_the_catalogue(app, client):
     first = client.get("/")
     assert first.status_code == 200
     html = first.get_data(as_text=True)
     ids = card_ids(html)
     assert len(ids) == len(set(ids)) == 15
-    assert set(ids) <= top50(app)
-    draws = {tuple(sorted(card_ids(client.get("/").get_data(as_text=True)))) for _ in range(4)}
-    assert len(draws | {tuple(sorted(ids))}) > 1, "the same 15 movies on every visit"
+    catalog = app.extensions["movierec"].recommenders.catalog
+    assert all(m in catalog for m in ids)  # which movies: the onboarding strategies' tests
 
 
 def test_each_card_has_poster_title_year_genres_and_an_accessible_rating(client):
@@ -55,15 +54,27 @@ def test_each_card_has_poster_title_year_genres_and_an_accessible_rating(client)
     assert csrf_token(html)
 
 
+def test_submit_redirects_with_303_to_the_picks(client):
+    """Post/Redirect/Get: the form POST stores and answers 303 to a GET page, so a
+    reload or Back never re-posts."""
+    response = submit(client, LIKES, year="old", follow=False)
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/recommendations?year=old")
+    assert result_ids(client.get(response.headers["Location"]).get_data(as_text=True))
+
+
 def test_submit_shows_five_picks_with_explanations(client):
     response = submit(client, LIKES, year="any")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     ids = result_ids(html)
     assert len(ids) == 5 and not set(ids) & set(LIKES)
-    assert len(re.findall(r"<strong>\d\.\d</strong> predicted stars", html)) == 5
+    assert len(re.findall(r"\d\.\d predicted stars", html)) == 5
+    matches = [int(m) for m in re.findall(r'<strong class="match">(\d+)&nbsp;% match', html)]
+    assert len(matches) == 5 and matches == sorted(matches, reverse=True)
     assert "Because you rated" in html
-    assert 'href="/?more=1"' in html and 'action="/start-over"' in html
+    assert 'href="/?more=1"' in html and 'href="/start-over"' in html
+    assert 'action="/start-over"' not in html  # start over asks first, on its own page
     assert 'name="model"' in html  # model choice on the results page
 
 
@@ -80,13 +91,15 @@ def test_submit_without_csrf_token_is_refused(client):
     assert "expired" in response.get_data(as_text=True)
 
 
-def test_nothing_rated_is_a_400_offering_popular_picks(client):
+def test_nothing_rated_is_a_friendly_200_offering_popular_picks(client):
     response = submit(client, {}, year="old")
-    assert response.status_code == 400
+    assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert "You have not rated any movie yet" in html
+    assert "Rate a movie or two first" in html and ">400<" not in html
     assert len(result_ids(html)) == 5 and all(y < 2010 for y in result_years(html))
     assert 'href="/"' in html
+    fresh = client.application.test_client().get("/recommendations")  # "My picks" at once
+    assert fresh.status_code == 200 and "Rate a movie or two first" in fresh.get_data(True)
 
 
 def test_bad_stars_or_unknown_movie_are_400_pages(client):
@@ -123,7 +136,7 @@ def test_returning_visitor_finds_ratings_prefilled(app, client):
     prefilled = {m: s for m, s in checked_stars(html).items() if s > 0}
     shown = set(card_ids(html))
     assert prefilled == {m: s for m, s in LIKES.items() if m in shown}
-    assert set(LIKES) & top50(app) <= shown
+    assert prefilled  # earlier ratings come back first
     assert "Welcome back" in html
     # a new browser (no cookie) starts blank
     fresh = app.test_client().get("/").get_data(as_text=True)
@@ -139,6 +152,7 @@ def test_rate_more_offers_unrated_movies_and_keeps_earlier_ratings(client):
     response = submit(client, extra)
     assert response.status_code == 200
     assert "Based on your 8 ratings" in response.get_data(as_text=True)
+    assert "You have rated 8 movies" in client.get("/").get_data(as_text=True)
 
 
 def test_not_seen_clears_an_earlier_rating(app, client):
@@ -153,15 +167,23 @@ def test_not_seen_clears_an_earlier_rating(app, client):
     assert set(ratings) == set(LIKES) - {356}
 
 
-def test_start_over_forgets_ratings(client):
+def test_start_over_asks_first_then_forgets_ratings_and_the_id(client):
     submit(client, LIKES)
-    page = client.get("/recommendations").get_data(as_text=True)
+    with client.session_transaction() as session:
+        old_visitor = session["visitor"]
+    confirm = client.get("/start-over")
+    assert confirm.status_code == 200
+    page = confirm.get_data(as_text=True)
+    assert "Start over?" in page and "6 ratings" in page and "Keep my ratings" in page
     response = client.post("/start-over", data={"csrf_token": csrf_token(page)})
-    assert response.status_code == 302
+    assert response.status_code == 303 and response.headers["Location"] == "/"
     html = client.get("/").get_data(as_text=True)
     assert all(s == 0 for s in checked_stars(html).values())
     assert "Your ratings were cleared" in html
-    assert client.get("/recommendations").status_code == 400
+    assert "Rate a movie or two first" in client.get("/recommendations").get_data(True)
+    submit(client, {356: 4.0})
+    with client.session_transaction() as session:
+        assert session["visitor"] != old_visitor
 
 
 def test_model_choice_on_results_page(client):
@@ -171,7 +193,7 @@ def test_model_choice_on_results_page(client):
         response = client.get(f"/recommendations?model={model}&year=old")
         assert response.status_code == 200, model
         html = response.get_data(as_text=True)
-        assert re.search(rf'<option value="{model}" selected>', html)
+        assert re.search(rf'name="model" value="{model}" checked>', html)
         by_model[model] = result_ids(html)
         assert len(by_model[model]) == 5 and all(y < 2010 for y in result_years(html))
     assert by_model["svd"] != by_model["popular"]
@@ -182,7 +204,7 @@ def test_default_model_comes_from_config(make_app):
     app = make_app(MOVIEREC_MODEL="popular")
     client = app.test_client()
     html = submit(client, LIKES).get_data(as_text=True)
-    assert '<option value="popular" selected>' in html
+    assert 'name="model" value="popular" checked>' in html
 
 
 def test_shown_recommendations_are_recorded(app, client):
@@ -238,7 +260,7 @@ def test_concurrent_submissions_from_one_visitor_lose_nothing(app, client):
         try:
             for movie in movies:
                 data = {"csrf_token": token, "year": "any", f"rating-{movie}": "3.5"}
-                assert tab.post("/recommendations", data=data).status_code == 200
+                assert tab.post("/recommendations", data=data).status_code == 303
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -254,3 +276,83 @@ def test_concurrent_submissions_from_one_visitor_lose_nothing(app, client):
     with app.extensions["movierec"].store.session() as db:
         ratings = repo.visitor_ratings(db, visitor)
     assert ratings == {pool[0]: 4.0, **{m: 3.5 for batch in batches for m in batch}}
+
+
+def test_show_more_goes_up_to_20_picks(client):
+    html = submit(client, LIKES).get_data(as_text=True)
+    assert len(result_ids(html)) == 5 and "Show 5 more picks" in html
+    ids = {}
+    for n in (10, 15, 20):
+        page = client.get(f"/recommendations?n={n}").get_data(as_text=True)
+        ids[n] = result_ids(page)
+        assert len(ids[n]) == n
+    assert ids[20][:10] == ids[10] and "more picks" not in page
+    for bad in ("0", "21", "x", "١"):
+        assert client.get(f"/recommendations?n={bad}").status_code == 400
+
+
+def test_not_interested_hides_a_pick_for_good_and_re_ranks(app, client):
+    html = submit(client, LIKES, year="old").get_data(as_text=True)
+    before = result_ids(html)
+    response = client.post(
+        "/recommendations/hide",
+        data={"csrf_token": csrf_token(html), "movie_id": str(before[0]), "year": "old"},
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/recommendations?year=old")
+    after_html = client.get(response.headers["Location"]).get_data(as_text=True)
+    after = result_ids(after_html)
+    assert before[0] not in after and after[:4] == before[1:5] and len(after) == 5
+    assert "is hidden" in after_html and "1 movie you hid left out" in after_html
+    # remembered in the store, for other models too
+    other_model = client.get("/recommendations?year=old&model=svd").get_data(as_text=True)
+    assert before[0] not in result_ids(other_model)
+    with client.session_transaction() as session:
+        visitor = session["visitor"]
+    with app.extensions["movierec"].store.session() as db:
+        assert repo.hidden_movies(db, visitor) == {before[0]}
+    bad = client.post(
+        "/recommendations/hide", data={"csrf_token": csrf_token(html), "movie_id": "x"}
+    )
+    assert bad.status_code == 400
+
+
+def test_seen_it_rates_a_pick_where_it_stands(client):
+    html = submit(client, LIKES).get_data(as_text=True)
+    first = result_ids(html)[0]
+    assert f'name="rating-{first}"' in html and "Seen it? Rate it" in html
+    response = client.post(
+        "/recommendations",
+        data={"csrf_token": csrf_token(html), f"rating-{first}": "4.5", "year": "any"},
+    )
+    assert response.status_code == 303
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert first not in result_ids(page) and "Based on your 7 ratings" in page
+
+
+def test_cards_without_tmdb_show_genres_and_tags_and_no_play_icon(client):
+    # Pulp Fiction and Fight Club carry many MovieLens tags in ml-latest-small
+    html = submit(client, {296: 5.0, 2959: 5.0, 2571: 4.5}, n="20").get_data(as_text=True)
+    cards = re.findall(r'<li class="result".*?</li>\s*(?=<li class="result"|</ol>)', html, re.S)
+    assert cards and all('<span class="genres">' in c for c in cards)
+    assert any('<ul class="tags" aria-label="MovieLens tags">' in c for c in cards)
+    svg = client.get(f"/poster/{result_ids(html)[0]}.svg").get_data(as_text=True)
+    assert "<path" not in svg and "<circle" not in svg  # no play button that does nothing
+
+
+def test_page_errors_speak_plainly_and_hide_internals(client, app, monkeypatch, caplog):
+    from movierec.errors import ModelError
+
+    def broken(*args, **kwargs):
+        raise ModelError("cannot read /srv/secret/models/ease.npz: checksum mismatch")
+
+    submit(client, LIKES)
+    monkeypatch.setattr(app.extensions["movierec"], "recommender", broken)
+    response = client.get("/recommendations")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert "/srv/secret" not in html and "checksum" not in html
+    assert "try again" in html.lower()
+    assert "/srv/secret/models/ease.npz" in caplog.text  # the detail went to the log
+    api = app.test_client().post("/api/v1/recommendations", json={"ratings": {"356": 4}})
+    assert api.status_code == 503 and "/srv/secret" not in api.get_data(as_text=True)

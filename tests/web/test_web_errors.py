@@ -63,4 +63,7 @@ def test_model_trouble_is_a_503_not_a_crash(make_app, web_home, monkeypatch):
     settings = load_settings({"MOVIEREC_HOME": str(web_home)})
     app = make_app(RECOMMENDERS=Recommenders(settings, loader=failing_loader))
     response = app.test_client().post("/api/v1/recommendations", json={"ratings": {"1": 4}})
-    assert response.status_code == 503 and "cannot read model file" in response.get_json()["error"]
+    assert response.status_code == 503 and set(response.get_json()) == {"error", "field"}
+    # the detail goes to the log only (issue 9: no internal text, e.g. file paths, shown)
+    assert "cannot read model file" not in response.get_json()["error"]
+    assert "try again" in response.get_json()["error"]

@@ -35,9 +35,19 @@ def result_years(html: str) -> list[int]:
     ]
 
 
-def submit(client: FlaskClient, stars: dict[int, float], year: str = "any", **extra: str):
-    """Open the form (for its CSRF token) and post ``stars`` with the year preference."""
+def submit(
+    client: FlaskClient,
+    stars: dict[int, float],
+    year: str = "any",
+    follow: bool = True,
+    **extra: str,
+):
+    """Open the form (for its CSRF token) and post ``stars`` with the year preference.
+
+    The POST answers 303 to the picks page (Post/Redirect/Get); with ``follow`` (the
+    default) the response is that page's, as a browser shows it.
+    """
     page = client.get("/").get_data(as_text=True)
     data = {"csrf_token": csrf_token(page), "year": year, **extra}
     data.update({f"rating-{m}": str(s) for m, s in stars.items()})
-    return client.post("/recommendations", data=data)
+    return client.post("/recommendations", data=data, follow_redirects=follow)

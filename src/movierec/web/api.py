@@ -32,6 +32,7 @@ from movierec.errors import QUOTE_LIMIT, InvalidInput, quoted
 from movierec.recommend import MAX_N, YEAR_CHOICES
 from movierec.web.cards import info_for, movie_json, recommendation_json, tmdb_ids
 from movierec.web.services import get_services
+from movierec.web.visits import PicksQuery, Visits
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -81,9 +82,9 @@ def recommendations() -> dict[str, Any]:
             f"unknown model {quoted(model)}; choose from {', '.join(services.model_choices)}",
             field="model",
         )
-    model = services.model_name(model)
-    result = services.recommender(model).recommend(ratings, year=year, n=n)
-    # API calls are anonymous: nothing is stored for them (bounded storage)
+    query = PicksQuery(year=year, model=services.model_name(model), n=n)
+    # API calls are anonymous: nothing is stored or recorded for them (bounded storage)
+    result = Visits(services).picks(services.store.scoped, query, ratings=ratings).result
     infos = services.tmdb.info_many(tmdb_ids(r.movie for r in result.items))
     payload = result.to_dict()
     payload["recommendations"] = [

@@ -11,12 +11,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask import url_for
+from markupsafe import Markup
 
 from movierec.data import Movie
 from movierec.recommend import Recommendation
 from movierec.tmdb import MovieInfo
 
 STAR_STEPS = tuple(i / 2 for i in range(1, 11))  # 0.5 .. 5.0
+#: tags shown on a card without TMDB text (the movie's most used MovieLens tags)
+CARD_TAGS = 4
 
 
 def genres_of(movie: Movie) -> list[str]:
@@ -44,18 +47,51 @@ def movie_card(movie: Movie, info: MovieInfo | None) -> dict[str, Any]:
 
 def rating_card(movie: Movie, info: MovieInfo | None, stars: float | None) -> dict[str, Any]:
     """An onboarding card: the movie and the visitor's earlier stars (0 = not seen)."""
-    return {**movie_card(movie, info), "stars": float(stars or 0.0)}
+    value = float(stars or 0.0)
+    return {
+        **movie_card(movie, info),
+        "stars": value,
+        "stars_text": star_label(value) if value else "",
+        "star_inputs": star_inputs(movie.movie_id, value),
+    }
 
 
-def recommendation_card(rec: Recommendation, info: MovieInfo | None) -> dict[str, Any]:
-    """A results card: the movie, predicted stars and why it was picked."""
+def recommendation_card(
+    rec: Recommendation,
+    info: MovieInfo | None,
+    tags: Mapping[int, list[str]] | None = None,
+) -> dict[str, Any]:
+    """A results card: the movie, its match, predicted stars, why it was picked and (for
+    "seen it") a rating control; ``tags``: the catalogue's ``movieId -> tags``."""
     predicted = round(float(rec.predicted_stars), 1)
+    movie_tags = (tags or {}).get(rec.movie.movie_id, [])
     return {
         **movie_card(rec.movie, info),
         "predicted_stars": predicted,
+        "stars_quarters": int(round(predicted * 4)),
+        "match": int(rec.match),
+        "personal": rec.personal,
         "because": [{"movie_id": m.movie_id, "title": m.display_title} for m in rec.because],
         "reason": rec.reason,
+        "tags": top_tags(movie_tags),
+        "star_inputs": star_inputs(rec.movie.movie_id, 0.0),
     }
+
+
+def top_tags(tags: list[str], k: int = CARD_TAGS) -> list[str]:
+    """The ``k`` most used of a movie's MovieLens tags, case-insensitively distinct.
+
+    ``tags`` lists each distinct tag once in first-use order (see ``data.movielens``),
+    so "most used" is counted over case variants ("dark comedy", "Dark Comedy").
+    """
+    counts: dict[str, int] = {}
+    shown: dict[str, str] = {}
+    for tag in tags:
+        key = tag.casefold()
+        counts[key] = counts.get(key, 0) + 1
+        shown.setdefault(key, tag)
+    order = sorted(counts, key=lambda key: -counts[key])  # stable: first used first
+    return [shown[key] for key in order[:k]]
 
 
 def recommendation_json(rec: Recommendation, info: MovieInfo | None) -> dict[str, Any]:
@@ -93,3 +129,39 @@ def star_label(stars: float) -> str:
     whole, half = int(stars), stars % 1 >= 0.5
     text = (str(whole) if whole else "") + ("½" if half else "")
     return f"{text} star" if stars <= 1 else f"{text} stars"
+
+
+#: ``(value, half steps, side, label)`` of each star choice, labels computed once
+STAR_CHOICES = tuple(
+    (f"{step}", int(step * 2), "left" if int(step * 2) % 2 else "right", star_label(step))
+    for step in STAR_STEPS
+)
+_STAR_INPUT = (
+    '<input class="visually-hidden" type="radio" name="rating-{mid}" id="r{mid}-{half}" '
+    'value="{value}"{checked}>'
+    '<label class="half {side}" for="r{mid}-{half}" title="{label}">'
+    '<span class="visually-hidden">{label}</span></label>'
+)
+
+
+def star_inputs(movie_id: int, stars: float) -> Markup:
+    """The ten half-star radios and labels of one movie's rating control, as HTML.
+
+    Built here rather than in a Jinja loop: 15 cards x 10 stars of escaped
+    template expressions were most of a page's rendering time. Every value is an int or
+    a fixed label, so nothing needs escaping.
+    """
+    mid = int(movie_id)
+    return Markup(
+        "".join(
+            _STAR_INPUT.format(
+                mid=mid,
+                half=half,
+                value=value,
+                checked=" checked" if stars == half / 2 else "",
+                side=side,
+                label=label,
+            )
+            for value, half, side, label in STAR_CHOICES
+        )
+    )

@@ -1,6 +1,8 @@
 """Error pages and JSON errors: 400 (bad input, expired form), 404, 405, 413, 415, 429, 500, 503.
 
-Paths under ``/api/`` get ``{"error": ..., "field": ...}``; everything else a page.
+Paths under ``/api/`` get ``{"error": ..., "field": ...}``; everything else a page that
+says what happened in the visitor's words. Internal details (exception text, file paths,
+model names) go to the log only, never into a page or a JSON error.
 """
 
 from __future__ import annotations
@@ -27,15 +29,26 @@ log = logging.getLogger(__name__)
 bp = Blueprint("errors", __name__)
 
 TITLES = {
-    400: "That request did not work",
+    400: "That did not work",
     404: "Page not found",
-    405: "Not allowed here",
-    413: "That request was too large",
+    405: "That does not work here",
+    413: "That was too large",
     415: "That request was not JSON",
-    429: "Too many requests",
+    429: "Slow down a little",
     500: "Something went wrong on our side",
-    503: "Recommendations are not ready",
+    503: "Recommendations are not available right now",
 }
+#: what a page (not the API) says for these codes, in the visitor's words
+PAGE_MESSAGES = {
+    405: "This address cannot be used that way. Go back to the start and try again from there.",
+    413: "What you sent was larger than this site accepts. Try again with less.",
+    429: "You sent many requests in a short time. Please wait a minute, then try again.",
+}
+#: a model or data problem (details in the log)
+NOT_AVAILABLE = (
+    "We cannot make recommendations at the moment. Your ratings are safe; "
+    "please try again in a minute."
+)
 
 
 def _wants_json() -> bool:
@@ -46,6 +59,7 @@ def _answer(code: int, message: str, field: str | None = None) -> tuple[Any, int
     if _wants_json():
         return {"error": message, "field": field}, code
     title = TITLES.get(code, "Error")
+    message = PAGE_MESSAGES.get(code, message)
     return render_template("errors/error.html", code=code, title=title, message=message), code
 
 
@@ -87,8 +101,9 @@ def too_many(exc: RateLimitExceeded) -> tuple[Any, int]:
 
 @bp.app_errorhandler(MovierecError)
 def movierec_error(exc: MovierecError) -> tuple[Any, int]:
+    """503: a model or data file could not be used; the detail is logged, not shown."""
     log.error("movierec error on %s: %s", request.path, exc)
-    return _answer(503, f"{exc}. Please try again in a moment.")
+    return _answer(503, NOT_AVAILABLE)
 
 
 @bp.app_errorhandler(InternalServerError)

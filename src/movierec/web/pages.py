@@ -1,11 +1,21 @@
-"""The pages: rate 15 movies, pick a year preference, see 5 recommendations.
+"""The pages: rate movies, pick a year preference, see and act on the picks.
 
-- ``GET /``: 15 cards drawn at random from the 50 most-rated movies, with the
-  visitor's earlier stars filled in (``?more=1`` favours movies not rated yet).
-- ``POST /recommendations``: stores the stars (CSRF-protected) and shows the picks.
-- ``GET /recommendations?year=&model=``: the picks again from stored ratings, e.g.
-  with another model.
-- ``POST /start-over``: forgets the visitor (ratings, picks shown, the id itself).
+Every form answers with a 303 redirect to a GET page (Post/Redirect/Get), so reloading
+or going back never re-posts:
+
+- ``GET /``: 15 cards to rate, with the visitor's earlier stars filled in (``?more=1``
+  favours movies not rated yet).
+- ``POST /recommendations``: stores the stars (CSRF-protected; "seen it" on a result card
+  posts here too) -> 303 to ``GET /recommendations``.
+- ``GET /recommendations?year=&model=&n=``: the picks from the stored ratings (5 by
+  default, "show more" up to 20); with nothing rated, a 200 page inviting the visitor to
+  rate, with popular picks (the API answers 400 there).
+- ``POST /recommendations/hide``: "not interested" in one pick -> 303 back to the picks.
+- ``GET /start-over``: asks for confirmation; ``POST /start-over`` forgets the visitor
+  (ratings, hidden movies, picks shown, the id itself) -> 303 to ``/``.
+
+The work (store -> recommend -> record -> commit) is :mod:`movierec.web.visits`, shared
+with the JSON API; these views parse the form and render.
 
 The visitor is anonymous: a random id in Flask's signed session cookie, renewed on
 each visit and expiring after ``MOVIEREC_RETENTION_DAYS``. The id is revocable: "start
@@ -32,11 +42,13 @@ from flask import (
 from flask.sansio.blueprints import BlueprintSetupState
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response
 
 from movierec.errors import QUOTE_LIMIT, InvalidInput, quoted
-from movierec.recommend import DEFAULT_SPLIT_YEAR, YEAR_CHOICES, RecommendationList, validate_year
+from movierec.recommend import DEFAULT_SPLIT_YEAR, YEAR_CHOICES, RecommendationList
 from movierec.store import Visitor, repo
 from movierec.web.cards import (
+    STAR_CHOICES,
     STAR_STEPS,
     info_for,
     rating_card,
@@ -44,12 +56,15 @@ from movierec.web.cards import (
     star_label,
     tmdb_ids,
 )
-from movierec.web.services import MODEL_LABELS, Services, get_services
+from movierec.web.services import MODEL_HELP, MODEL_LABELS, Services, get_services
+from movierec.web.visits import DEFAULT_PICKS, MAX_PICKS, PICKS_STEP, Picks, Visits
 
 bp = Blueprint("pages", __name__)
 
-RESULTS = 5
 RATING_PREFIX = "rating-"
+#: session key of the movies shown this visit (compact, see Onboarding.encode_shown)
+SHOWN_KEY = "shown"
+MAX_SHOWN_COOKIE = 2000
 #: a rating field's name: the prefix and a movieId of 1-9 ASCII digits (``int`` would
 #: also read "²", "١" or 5,000 digits, so the name is checked before conversion)
 RATING_FIELD = re.compile(r"rating-([0-9]{1,9})", re.ASCII)
@@ -65,21 +80,34 @@ def _template_globals(state: BlueprintSetupState) -> None:
     """Helpers every template (and imported macro) can use."""
     state.app.jinja_env.globals.update(
         star_steps=STAR_STEPS,
+        star_choices=STAR_CHOICES,
         star_label=star_label,
         year_labels=YEAR_LABELS,
         year_choices=YEAR_CHOICES,
         model_labels=MODEL_LABELS,
+        model_help=MODEL_HELP,
     )
 
 
 @bp.get("/")
 def index() -> str:
-    """The onboarding form."""
+    """The onboarding form: 15 cards from the onboarding strategy given the stored
+    ratings; ``?more=1`` asks for the next 15 (never a movie rated or shown this
+    visit, the shown ones kept compactly in the session cookie), ``?genre=`` narrows
+    the cards to one genre (unknown genre -> 400)."""
     services = get_services()
     db = services.store.scoped
     rated = _known(services, _stored_ratings(db))
     db.commit()  # nothing held open while TMDB answers
-    movies = services.draw_onboarding(rated, fresh_first=request.args.get("more") == "1")
+    more = request.args.get("more") == "1"
+    genre = request.args.get("genre") or None
+    onboarding = services.onboarding()
+    earlier = onboarding.decode_shown(session.get(SHOWN_KEY)) if more else []
+    batch = services.draw_onboarding(rated, fresh_first=more, shown=earlier, genre=genre)
+    movies = batch.movies
+    shown_text = onboarding.encode_shown([*earlier, *(m.movie_id for m in movies)])
+    # a visit that paged through very much restarts its list rather than outgrow the cookie
+    session[SHOWN_KEY] = shown_text if len(shown_text) <= MAX_SHOWN_COOKIE else ""
     infos = services.tmdb.info_many(tmdb_ids(movies))
     cards = [rating_card(m, info_for(m, infos), rated.get(m.movie_id)) for m in movies]
     shown = {c["movie_id"] for c in cards}
@@ -90,41 +118,112 @@ def index() -> str:
         n_rated_hidden=len(set(rated) - shown),
         year=session.get("year", "any"),
         model=services.default_model,
+        genres=onboarding.genres,
+        genre=genre,
+        exhausted=batch.exhausted,
     )
 
 
-@bp.post("/recommendations")
-def submit() -> tuple[str, int] | str:
-    """Store the submitted stars and show the picks."""
+@bp.post("/more")
+def more() -> Response:
+    """Show me 15 more: store the stars given on this page (CSRF-protected), then 303
+    to the next cards (same genre)."""
     services = get_services()
     form_ratings = parse_form_ratings(request.form, services)
-    year = validate_year(request.form.get("year", "any"))
-    model = services.model_name(request.form.get("model"))
+    if form_ratings:
+        db = services.store.scoped
+        visitor = _visitor_id(db, create=True)
+        assert visitor is not None
+        Visits(services).save_ratings(db, visitor, form_ratings)
+    genre = request.form.get("genre") or None
+    if genre is not None and genre not in services.onboarding().genres:
+        raise InvalidInput(f"unknown genre {quoted(genre)}", field="genre")
+    return redirect(url_for("pages.index", more=1, genre=genre), code=303)
+
+
+@bp.post("/recommendations")
+def submit() -> Response:
+    """Store the submitted stars, then 303 to the picks."""
+    services = get_services()
+    form_ratings = parse_form_ratings(request.form, services)
+    visits = Visits(services)
+    query = visits.query(
+        request.form.get("year", session.get("year", "any")),
+        request.form.get("model"),
+        request.form.get("n"),
+    )
     db = services.store.scoped
     visitor = _visitor_id(db, create=True)
-    session["year"] = year
-    repo.upsert_ratings(db, visitor, {m: s for m, s in form_ratings.items() if s > 0})
-    repo.delete_ratings(db, visitor, [m for m, s in form_ratings.items() if s == 0])
-    ratings = _known(services, repo.visitor_ratings(db, visitor))
-    db.commit()
-    return _results(services, db, visitor, ratings, year, model)
+    assert visitor is not None
+    session["year"] = query.year
+    visits.save_ratings(db, visitor, form_ratings)
+    return _to_picks(services, query.year, query.model, query.n)
 
 
 @bp.get("/recommendations")
 def results() -> tuple[str, int] | str:
-    """The picks for the stored ratings (another model or year preference)."""
+    """The picks for the stored ratings (another model, year preference or count)."""
     services = get_services()
-    year = validate_year(request.args.get("year", session.get("year", "any")))
-    model = services.model_name(request.args.get("model"))
+    visits = Visits(services)
+    query = visits.query(
+        request.args.get("year", session.get("year", "any")),
+        request.args.get("model"),
+        request.args.get("n"),
+    )
     db = services.store.scoped
-    ratings = _known(services, _stored_ratings(db))
+    visitor = _visitor_id(db)
+    picks = visits.picks(db, query, visitor=visitor)
+    if not picks.n_rated:
+        return _nothing_rated(services, picks)
+    result = picks.result
+    return render_template(
+        "pages/results.html",
+        cards=_cards(services, result),
+        result=result,
+        year=query.year,
+        model=query.model,
+        n=query.n,
+        more=min(query.n + PICKS_STEP, MAX_PICKS) if query.n < MAX_PICKS else None,
+        models=services.model_choices,
+        n_rated=picks.n_rated,
+        n_hidden=picks.n_hidden,
+        ignored=len(result.ignored),
+    )
+
+
+@bp.post("/recommendations/hide")
+def hide() -> Response:
+    """"Not interested": never recommend this movie to the visitor again; 303 back."""
+    services = get_services()
+    visits = Visits(services)
+    movie_id = _movie_id(request.form.get("movie_id", ""))
+    query = visits.query(
+        request.form.get("year", session.get("year", "any")),
+        request.form.get("model"),
+        request.form.get("n"),
+    )
+    db = services.store.scoped
+    visitor = _visitor_id(db, create=True)
+    assert visitor is not None
+    visits.hide(db, visitor, movie_id)
+    title = services.recommenders.catalog.get(movie_id).display_title
+    flash(f"{title} is hidden: we will not suggest it again.")
+    return _to_picks(services, query.year, query.model, query.n)
+
+
+@bp.get("/start-over")
+def confirm_start_over() -> str:
+    """Ask before forgetting everything."""
+    services = get_services()
+    db = services.store.scoped
+    n_rated = len(_known(services, _stored_ratings(db)))
     db.commit()
-    return _results(services, db, session.get("visitor"), ratings, year, model)
+    return render_template("pages/start_over.html", n_rated=n_rated)
 
 
 @bp.post("/start-over")
-def start_over():  # type: ignore[no-untyped-def]
-    """Forget the visitor (ratings, picks shown, the id) and go back to a fresh form.
+def start_over() -> Response:
+    """Forget the visitor (ratings, hidden movies, picks shown, the id); 303 to the form.
 
     The cookie loses its id, so the next submission starts a new visitor; a copy of
     the old cookie names a visitor that no longer exists and is given a new id too.
@@ -137,7 +236,7 @@ def start_over():  # type: ignore[no-untyped-def]
         db.commit()
     session.pop("year", None)
     flash("Your ratings were cleared. Rate a few movies to start again.")
-    return redirect(url_for("pages.index"))
+    return redirect(url_for("pages.index"), code=303)
 
 
 def parse_form_ratings(form: MultiDict[str, str], services: Services) -> dict[int, float]:
@@ -164,54 +263,37 @@ def parse_form_ratings(form: MultiDict[str, str], services: Services) -> dict[in
     return ratings
 
 
-def _results(
-    services: Services,
-    db: Session,
-    visitor: str | None,
-    ratings: dict[int, float],
-    year: str,
-    model: str,
-) -> tuple[str, int] | str:
-    if not ratings:
-        return _nothing_rated(services, year)
-    result = services.recommender(model).recommend(ratings, year=year, n=RESULTS)
-    _record(services, db, visitor, result, year)
-    cards = _cards(services, result)
+def _to_picks(services: Services, year: str, model: str, n: int) -> Response:
+    """303 to the picks page, with only the parameters that differ from the defaults."""
+    args: dict[str, Any] = {"year": year}
+    if model != services.default_model:
+        args["model"] = model
+    if n != DEFAULT_PICKS:
+        args["n"] = n
+    return redirect(url_for("pages.results", **args, _anchor="picks"), code=303)
+
+
+def _nothing_rated(services: Services, picks: Picks) -> str:
+    """200: nothing rated yet is a normal state; invite rating and offer popular picks."""
     return render_template(
-        "pages/results.html",
-        cards=cards,
-        result=result,
-        year=year,
-        model=model,
-        models=services.model_choices,
-        n_rated=len(ratings),
-        ignored=len(result.ignored),
+        "pages/nothing_rated.html",
+        cards=_cards(services, picks.result),
+        year=picks.query.year,
     )
-
-
-def _nothing_rated(services: Services, year: str) -> tuple[str, int]:
-    """400: nothing rated; say so and offer popular picks instead."""
-    result = services.recommender().recommend({}, year=year, n=RESULTS)
-    return render_template(
-        "errors/nothing_rated.html", cards=_cards(services, result), year=year
-    ), 400
 
 
 def _cards(services: Services, result: RecommendationList) -> list[dict[str, Any]]:
     movies = [r.movie for r in result.items]
     infos = services.tmdb.info_many(tmdb_ids(movies))
-    return [recommendation_card(r, info_for(r.movie, infos)) for r in result.items]
+    tags = services.recommenders.catalog.tags
+    return [recommendation_card(r, info_for(r.movie, infos), tags) for r in result.items]
 
 
-def _record(
-    services: Services, db: Session, visitor: str | None, result: RecommendationList, year: str
-) -> None:
-    """Remember the picks shown to a cookie visitor (their newest few only)."""
-    picks = [(r.movie.movie_id, r.predicted_stars) for r in result.items]
-    if picks and visitor:
-        keep = services.settings.shown_per_visitor
-        repo.record_shown(db, visitor, picks, result.model, year, keep=keep)
-        db.commit()
+def _movie_id(value: str) -> int:
+    """A movie id form field: 1-9 ASCII digits, else 400 naming ``movie_id``."""
+    if not re.fullmatch(r"[0-9]{1,9}", value, re.ASCII):
+        raise InvalidInput(f"no movie like {quoted(value)}", field="movie_id")
+    return int(value)
 
 
 def _visitor_id(db: Session, create: bool = False) -> str | None:

@@ -1,7 +1,8 @@
 """Drawn placeholder posters (``/poster/<movieId>.svg``) for when TMDB has none.
 
 Used when no TMDB key is set, TMDB lacks the movie, or TMDB did not answer in time:
-a 2:3 card in a colour picked from the movie id, with the title and year.
+a 2:3 card in a colour picked from the movie id, with the title and year (no play
+button: nothing here plays).
 """
 
 from __future__ import annotations
@@ -66,10 +67,6 @@ def placeholder_svg(movie_id: int, title: str, year: int | None) -> str:
         f"</linearGradient></defs>"
         f'<rect width="{WIDTH}" height="{HEIGHT}" fill="url(#g)"/>'
         f'<g fill="#000" opacity="0.28">{holes}</g>'
-        f'<circle cx="{WIDTH / 2:.0f}" cy="{HEIGHT * 0.2:.0f}" r="26" fill="none" '
-        f'stroke="#fff" stroke-opacity="0.35" stroke-width="3"/>'
-        f'<path d="M{WIDTH / 2 - 8:.0f} {HEIGHT * 0.2 - 13:.0f} l22 13 l-22 13 z" '
-        f'fill="#fff" fill-opacity="0.35"/>'
         f'<g fill="#fff" text-anchor="middle" '
         f'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif">'
         f"{text}{year_text}</g></svg>"

@@ -27,11 +27,19 @@ from movierec.tmdb import TmdbClient, TmdbService
 ONBOARDING_POOL = 50  # the most-rated movies the onboarding cards are drawn from
 ONBOARDING_CARDS = 15
 MODEL_CHOICES = ("ease", "svd", "nmf", "popular")
+#: the algorithm picker in the visitor's words (in the spirit of MovieLens's own): a short
+#: name, and one line on what each does for the visitor (``MODEL_HELP``)
 MODEL_LABELS = {
-    "ease": "EASE ranking + SVD stars",
-    "svd": "SVD (matrix factorisation)",
-    "nmf": "NMF (non-negative factors)",
-    "popular": "Popular and well rated",
+    "ease": "Taste match",
+    "svd": "Star predictor",
+    "nmf": "Taste blend",
+    "popular": "Crowd favourites",
+}
+MODEL_HELP = {
+    "ease": "Movies that people who liked what you liked also watched and loved.",
+    "svd": "The movies we predict you would give the most stars.",
+    "nmf": "Builds your taste from a few themes and finds movies strong in them.",
+    "popular": "Well-loved movies everyone rates highly, nudged by how you rate.",
 }
 
 

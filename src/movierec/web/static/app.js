@@ -10,11 +10,14 @@
     return `${text} star${stars > 1 ? "s" : ""}`;
   };
 
+  // The rating form: each group's "3½ stars" text, and one counter of all the visitor's
+  // ratings (those stored for movies not on this page, plus the stars chosen here).
   const form = document.querySelector("[data-rate-form]");
   if (form) {
     const count = form.querySelector("[data-rated-count]");
+    const elsewhere = count ? Number(count.dataset.ratedElsewhere || 0) : 0;
     const update = () => {
-      let rated = 0;
+      let rated = elsewhere;
       form.querySelectorAll("[data-rating]").forEach((group) => {
         const checked = group.querySelector("input:checked");
         const value = checked ? checked.value : "0";
@@ -24,7 +27,7 @@
       });
       if (count) {
         count.textContent = rated
-          ? `${rated} movie${rated > 1 ? "s" : ""} rated on this page`
+          ? `You have rated ${rated} movie${rated > 1 ? "s" : ""}`
           : "Rate at least one movie you have seen";
       }
     };
@@ -40,9 +43,6 @@
     if (img.complete && img.naturalWidth === 0) fallBack(img);
     else img.addEventListener("error", () => fallBack(img), { once: true });
   });
-
-  // Results page: changing the model or years updates the picks at once.
-  document.querySelectorAll("form[data-autosubmit]").forEach((controls) => {
-    controls.addEventListener("change", () => controls.requestSubmit());
-  });
+  // No auto-submit anywhere: choosing a model or years by keyboard (arrow keys) only
+  // changes the choice; the visitor confirms with "Update picks".
 })();
