@@ -60,10 +60,19 @@ def _schemas(models: Sequence[str]) -> dict[str, Any]:
     recommendation = {
         **movie,
         "predicted_stars": {"type": "number", "minimum": 0.5, "maximum": 5},
+        "match": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 100,
+            "description": "how well the pick fits, 0-100: the rank score the order follows, "
+            "normalised as 100 (score - median) / (best - median) over the movies that could "
+            "be recommended (100 = the best available); never rises down the list",
+        },
         "because": {
             "type": "array",
             "items": _object({"movieId": {"type": "integer"}, "title": {"type": "string"}}),
-            "description": "the rated movies that most led to this pick",
+            "description": "the rated movies whose removal lowers this pick's rank score "
+            "most (largest first)",
         },
         "reason": {"type": "string"},
     }
