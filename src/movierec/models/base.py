@@ -331,8 +331,11 @@ class Recommender(ABC):
         return {k: v for k, v in cls.array_specs.items() if k not in RatedItems.specs}
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        """Every declared array by name (``self.rated``'s included)."""
-        arrays = {name: getattr(self, name) for name in self._own_array_specs()}
+        """Every declared array by name (``self.rated``'s included), in its declared dtype."""
+        arrays = {
+            name: _as_declared(getattr(self, name), spec)
+            for name, spec in self._own_array_specs().items()
+        }
         if self._keeps_rated():
             arrays.update(self.rated.arrays())  # type: ignore[union-attr]
         return arrays
@@ -341,8 +344,7 @@ class Recommender(ABC):
         """Restore what ``_arrays`` gave (checked against ``array_specs`` by ``load``),
         each cast to its declared dtype."""
         for name, spec in self._own_array_specs().items():
-            value = np.asarray(arrays[name])
-            setattr(self, name, value if spec.dtype == "str" else value.astype(spec.dtype))
+            setattr(self, name, _as_declared(arrays[name], spec))
         if self._keeps_rated():
             self.rated = RatedItems.from_arrays(arrays)
 
@@ -377,6 +379,12 @@ class Recommender(ABC):
     @abstractmethod
     def _score(self, state: UserState) -> np.ndarray:
         """``(n_items,)`` estimated stars, unclipped (``score`` clips, ``rank`` may not)."""
+
+
+def _as_declared(array: np.ndarray, spec: ArraySpec) -> np.ndarray:
+    """``array`` in ``spec``'s dtype (no copy if it already is)."""
+    array = np.asarray(array)
+    return array if spec.dtype == "str" else array.astype(spec.dtype, copy=False)
 
 
 def _model_from(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Recommender:

@@ -1,0 +1,112 @@
+"""Declared parameters (``Param``) and declared arrays, as the base class applies them."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from movierec import models
+from movierec.errors import InvalidInput
+from movierec.models.params import Param
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "expected"),
+    [
+        (Param("n", 1, int), 3.0, 3),
+        (Param("x", 0.5), 0, 0),
+        (Param("lr", None, optional=True), None, None),
+        (Param("flag", False, bool), 1, True),
+        (Param("kind", "a", str, choices=("a", "b")), "b", "b"),
+        (Param("x", 0.5, high=1.0), 1.0, 1.0),
+    ],
+)
+def test_good_values_are_typed(spec: Param, value, expected) -> None:
+    got = spec.check(value)
+    assert got == expected and type(got) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "words"),
+    [
+        (Param("n_factors", 1, int, strict=True), 0, "a whole number > 0"),
+        (Param("n_epochs", 1, int), 2.5, "a whole number >= 0"),
+        (Param("reg", 0.1), -0.1, "a number >= 0"),
+        (Param("reg", 0.1), float("nan"), "a number"),
+        (Param("reg", 0.1), "ten", "a number"),
+        (Param("reg", 0.1), True, "a number"),
+        (Param("reg", 0.1), None, "a number"),
+        (Param("share", 0.1, high=1.0), 1.5, "<= 1"),
+        (Param("flag", False, bool), "yes", "true or false"),
+        (Param("kind", "a", str, choices=("a", "b")), "c", "one of a, b"),
+    ],
+)
+def test_bad_values_name_the_parameter(spec: Param, value, words: str) -> None:
+    with pytest.raises(InvalidInput, match=words) as caught:
+        spec.check(value)
+    assert caught.value.field == spec.name
+    assert spec.name in str(caught.value)
+
+
+def test_quoted_bad_value_is_cut_to_100_characters() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        Param("reg", 0.1).check("x" * 1000)
+    assert len(str(caught.value)) < 200
+
+
+@pytest.mark.parametrize("name", ["svd", "svdpp", "nmf", "als"])
+def test_factor_models_declare_their_parameters(name: str) -> None:
+    klass = models.model_class(name)
+    assert klass.defaults == {spec.name: spec.default for spec in klass.param_specs}
+    model = models.create(name, n_factors=4.0)
+    assert model.params["n_factors"] == 4 and isinstance(model.params["n_factors"], int)
+
+
+def test_a_model_written_as_maths_only_round_trips(tmp_path, small_split) -> None:
+    """A new model declares its parameters and arrays and writes only its maths; the base
+    class checks the parameters, keeps what users rated and saves/loads the arrays."""
+    from movierec.models.base import ArraySpec, Recommender, UserState
+    from movierec.models.foldin import RatedItems
+
+    class ItemMean(Recommender):
+        name: ClassVar[str] = "item-mean-test"
+        param_specs: ClassVar[tuple[Param, ...]] = (Param("shrink", 5.0),)
+        array_specs: ClassVar[dict[str, ArraySpec]] = {
+            "item_mean": ArraySpec("float32", ("n_items",)),
+            **RatedItems.specs,
+        }
+
+        def _fit(self, ratings, progress):  # noqa: ANN001
+            m = ratings.matrix
+            totals = np.bincount(m.indices, m.data, minlength=ratings.n_items)
+            shrink = self.params["shrink"]
+            counts = ratings.item_counts()
+            self.item_mean = (totals + shrink * self.global_mean) / (counts + shrink)
+
+        def _predict(self, users, items):  # noqa: ANN001
+            return np.where(items >= 0, self.item_mean[np.maximum(items, 0)], self.global_mean)
+
+        def _fold_in(self, items, stars):  # noqa: ANN001
+            return UserState(items=items, stars=stars)
+
+        def _score(self, state):  # noqa: ANN001
+            return self.item_mean
+
+    with pytest.raises(InvalidInput, match="shrink"):
+        ItemMean(shrink=-1)
+    train, _ = small_split
+    model = ItemMean(shrink=2).fit(train)
+    assert model.item_mean.dtype == np.float64  # as _fit left it
+    state = model.user_state(int(train.user_ids[3]))
+    np.testing.assert_array_equal(np.sort(state.items), np.sort(train.user_row(3)[0]))
+    arrays = model._arrays()
+    assert set(arrays) == {"item_mean", "rated_indptr", "rated_items", "rated_stars"}
+    assert arrays["item_mean"].dtype == np.float32  # saved as declared
+    again = ItemMean(shrink=2)
+    again._set_ids(model.user_ids, model.movie_ids)
+    again._set_arrays({**arrays, "item_mean": arrays["item_mean"]})
+    assert again.item_mean.dtype == np.float32
+    np.testing.assert_allclose(again.item_mean, model.item_mean, rtol=1e-6)
+    assert again.user_state(int(train.user_ids[3])).stars.sum() == pytest.approx(state.stars.sum())
