@@ -302,7 +302,9 @@ def parse_years(titles: pd.Series) -> pd.Series:
 
 def split_genres(genres: pd.Series) -> pd.Series:
     """``"Adventure|Comedy"`` -> ``("Adventure", "Comedy")``; ``"(no genres listed)"`` -> ``()``."""
-    return genres.map(_genre_tuple).astype(object)
+    values = np.empty(len(genres), dtype=object)
+    values[:] = [_genre_tuple(text) for text in genres.tolist()]
+    return pd.Series(values, index=genres.index, dtype=object)
 
 
 def _genre_tuple(text: str) -> tuple[str, ...]:
