@@ -23,9 +23,9 @@ from movierec.models.params import Param
 
 #: fits with at least this many ratings use every core by default (``n_threads=0``);
 #: smaller ones run on one, so they are reproducible from the seed alone
-PARALLEL_FROM = 1_000_000
-#: about this many ratings per Hogwild block: a few hundred users, whose factors stay
-#: in a core's cache while it works through them
+PARALLEL_FROM = 500_000
+#: about this many ratings per Hogwild block: a few dozen users, whose factors (and the
+#: block's ratings) stay in a core's cache while it works through them
 BLOCK_RATINGS = 8192
 
 

@@ -37,7 +37,7 @@ class NMF(FactorModel):
     - ``biased``: add ``mu + b_u + b_i`` (SGD steps ``lr_bias``, L2 ``reg_bias``). Surprise
       warns this variant overfits easily; off by default. Its bias steps go rating by
       rating, so it runs on one core.
-    - ``n_threads``: 0 = every core from 1 M ratings up; the result does not depend on it.
+    - ``n_threads``: 0 = every core from 500,000 ratings up; the result does not depend on it.
 
     Unknown users or movies get the global mean (unbiased) or the biases known (biased).
     """

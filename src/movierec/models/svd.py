@@ -1,11 +1,11 @@
 """Biased matrix factorisation trained by SGD, as Surprise's ``SVD``.
 
 ``stars(u, i) = mu + b_u + b_i + p_u . q_i``, fitted by stochastic gradient descent
-(Surprise's update, :func:`_kernels.svd_epoch`). The ratings are cut into blocks of a
-few hundred users, shuffled within each block once; every epoch visits the blocks in a
-fresh random order, on every core at once from 1 M ratings up (Hogwild: threads share
-the movie factors without locks), so an epoch costs neither a full permutation nor a
-cache miss per rating. A new visitor is folded in by ridge least squares against the
+(Surprise's update, :func:`_kernels.svd_epoch`). The ratings are cut into blocks of
+about 8,000 (whole users), shuffled within each block once per fit; every epoch visits
+the blocks in a fresh random order, on every core at once from 500,000 ratings up
+(Hogwild: threads share the movie factors without locks), so an epoch costs neither a
+full permutation nor a cache miss on the user side per rating. A new visitor is folded in by ridge least squares against the
 fixed item parameters.
 """
 
@@ -41,7 +41,7 @@ class SVD(FactorModel):
     - ``lr_all`` / ``reg_all``: learning rate and L2 weight of every term.
     - ``lr_bias`` / ``reg_bias``: override those two for ``b_u`` and ``b_i`` (None: same).
     - ``init_std``: factors start as ``normal(0, init_std)``; biases start at 0.
-    - ``n_threads``: 0 = every core from 1 M ratings up and one below (reproducible
+    - ``n_threads``: 0 = every core from 500,000 ratings up and one below (reproducible
       from the seed); ``n`` = that many (more than one: results vary in the last bits).
 
     Unknown users or movies contribute nothing (``b = 0``, ``p = 0``), as in Surprise.

@@ -6,7 +6,7 @@
 per user visit, the user's ratings are visited in a random order (drawn once per fit)
 with Surprise's per-rating updates of ``b_u, b_i, p_u, q_i``, and the ``y_j`` take the
 summed gradient of those ratings at the end of the visit. Users are visited in blocks
-whose order is drawn every epoch; from 1 M ratings up the blocks run on every core
+whose order is drawn every epoch; from 500,000 ratings up the blocks run on every core
 (Hogwild, as ``svd``). That is the
 usual fast form of SVD++: the exact per-rating ``y_j`` step costs ``|N(u)| k`` per
 rating, which is why Surprise's ``SVDpp`` is slow.
@@ -52,7 +52,7 @@ class SVDpp(FactorModel):
     - ``reg_implicit``: L2 weight of ``y`` (None: ``reg_all``).
     - ``lr_decay``: every learning rate is multiplied by this after each epoch.
     - ``init_std``: ``p``, ``q``, ``y`` start as ``normal(0, init_std)``; biases at 0.
-    - ``n_threads``: as ``svd``'s (0: every core from 1 M ratings up, else one).
+    - ``n_threads``: as ``svd``'s (0: every core from 500,000 ratings up, else one).
 
     Unknown users or movies contribute nothing, as in Surprise.
     """
