@@ -371,3 +371,131 @@ def _visitor_patterns(
 def _tell(report: Reporter | None, name: str, phase: str) -> None:
     if report is not None:
         report(name, phase)
+
+
+# -- onboarding in rounds, with a strategy choosing what to ask -----------------------------
+
+#: per-checkpoint metrics of :func:`strategy_fold`, named ``"<metric>/<asked>"``
+CURVE_METRICS = ("ndcg@10", "hit_rate@5", "recall@20")
+
+
+def strategy_fold(
+    methods: Sequence[Method],
+    train_frame: pd.DataFrame,
+    heldout_frame: pd.DataFrame,
+    strategies: Sequence[str],
+    rounds: int,
+    per_round: int,
+    catalog: Any = None,
+    seed: int = 0,
+    threshold: float = RELEVANT_STARS,
+    min_ratings: int = 0,
+    report: Reporter | None = None,
+) -> FoldOutcome:
+    """Onboarding in rounds: each held-out user is asked ``per_round`` movies per round by
+    each strategy (choosing from the fold's training data only: an
+    :class:`~movierec.onboarding.OnboardingIndex` of ``train_frame`` and the fitted
+    model's item factors); the user answers the asked movies they rated in the data (the
+    rest are "not seen"). After each round the answers so far are folded in and the
+    ranking is scored against the user's other ratings >= ``threshold``.
+
+    A user with no answer yet is ranked by training popularity (the app's fallback).
+    Metrics per method x strategy (named ``"<model>:<strategy>"``, or the strategy alone
+    for one model), each as ``"<metric>/<asked>"``: ``ndcg@10``, ``hit_rate@5``,
+    ``recall@20``, ``rated`` (answers per user), ``rated_share`` (rated / asked),
+    ``users`` (users scored at that point); plus ``choose_ms`` (per round) and ``fit_s``.
+    """
+    from movierec.onboarding import OnboardingIndex, choose_items
+
+    train = Ratings.from_frame(train_frame)
+    banned = train.item_counts() < min_ratings
+    counts = train.item_counts().astype(np.float64)
+    popularity = counts + 1e-6 * -np.arange(train.n_items)  # the fallback ranking
+    users = []
+    for user_id, rows in heldout_frame.groupby("userId", sort=True):
+        items = train.items_of(rows["movieId"].to_numpy())
+        stars = rows["rating"].to_numpy(np.float64)
+        known = items >= 0
+        users.append(
+            (int(user_id), dict(zip(items[known].tolist(), stars[known].tolist(), strict=True)))
+        )
+    k_values = (5, 10, 20)
+    asked_points = [per_round * (r + 1) for r in range(rounds)]
+    outcome = FoldOutcome(
+        info={
+            "n_train": train.nnz,
+            "n_train_users": train.n_users,
+            "n_train_items": train.n_items,
+            "heldout_users": len(users),
+            "rounds": rounds,
+            "per_round": per_round,
+            "min_ratings": int(min_ratings),
+        }
+    )
+    for method in methods:
+        if not method.can_fold_in:
+            _tell(report, method.name, "done")
+            continue
+        _tell(report, method.name, "fit")
+        start = time.perf_counter()
+        method.fit(train)
+        fit_s = time.perf_counter() - start
+        index = OnboardingIndex.build(
+            train, getattr(method, "model", None), catalog, movie_ids=train.movie_ids, seed=seed
+        )
+        for strategy in strategies:
+            name = strategy if len(methods) == 1 else f"{method.name}:{strategy}"
+            _tell(report, name, "ask")
+            rankings = {a: _Ranking(k_values) for a in asked_points}
+            rated = {a: [] for a in asked_points}
+            choose_s, n_rounds = 0.0, 0
+            for user_id, truth in users:
+                answers: dict[int, float | None] = {}
+                shown: list[int] = []
+                for asked in asked_points:
+                    t0 = time.perf_counter()
+                    picks = choose_items(
+                        index, answers, shown, per_round, strategy, seed=seed * 100_003 + user_id
+                    )
+                    choose_s += time.perf_counter() - t0
+                    n_rounds += 1
+                    for item in picks.tolist():
+                        answers[item] = truth.get(item)  # None: not rated = not seen
+                    shown.extend(picks.tolist())
+                    revealed = np.array([i for i, s in answers.items() if s is not None], np.int64)
+                    rated[asked].append(revealed.size)
+                    liked = [
+                        i
+                        for i, s in truth.items()
+                        if s >= threshold and answers.get(i) is None and not banned[i]
+                    ]
+                    if not liked:
+                        continue
+                    if revealed.size:
+                        ranking_row, _ = method.score_visitor(
+                            revealed, np.array([answers[i] for i in revealed.tolist()])
+                        )
+                    else:
+                        ranking_row = popularity
+                    exclude = sp.csr_matrix(
+                        (np.ones(revealed.size, np.float32), (np.zeros(revealed.size), revealed)),
+                        shape=(1, train.n_items),
+                    )
+                    relevant = sp.csr_matrix(
+                        (np.ones(len(liked), np.float32), (np.zeros(len(liked)), liked)),
+                        shape=(1, train.n_items),
+                    )
+                    rankings[asked].add(ranking_row[None, :], exclude, relevant, banned)
+            values: dict[str, float] = {"fit_s": fit_s}
+            values["choose_ms"] = 1000 * choose_s / max(n_rounds, 1)
+            for asked in asked_points:
+                per_user = rankings[asked].per_user
+                for metric in CURVE_METRICS:
+                    if metric in per_user:
+                        values[f"{metric}/{asked}"] = float(np.concatenate(per_user[metric]).mean())
+                values[f"rated/{asked}"] = float(np.mean(rated[asked])) if rated[asked] else 0.0
+                values[f"rated_share/{asked}"] = values[f"rated/{asked}"] / asked
+                values[f"users/{asked}"] = float(rankings[asked].n_users)
+            outcome.metrics[name] = values
+            _tell(report, name, "done")
+    return outcome

@@ -52,6 +52,8 @@ def headline_metrics(result: EvaluationResult) -> list[list[str]]:
     """The metric groups the console table shows (one table each)."""
     ks = result.k_values
     k = main_k(ks)
+    if _asked_points(result):
+        return [columns for _, columns in curve_groups(result)]
     if result.protocol == "onboarding":
         hit_k, ndcg_k, recall_k = main_k(ks, 5), k, main_k(ks, 20)
         return [
@@ -125,8 +127,37 @@ def format_table(result: EvaluationResult) -> str:
     return "\n".join(lines)
 
 
+def _asked_points(result: EvaluationResult) -> list[int]:
+    """Movies asked after each round (strategy comparison), or [] for other protocols."""
+    s = result.settings
+    if not s.get("strategies"):
+        return []
+    return [s["per_round"] * (r + 1) for r in range(s["rounds"])]
+
+
+def curve_groups(result: EvaluationResult) -> list[tuple[str, list[str]]]:
+    """The strategy comparison's tables: each metric after each round (``"metric/N"``)."""
+    asked = _asked_points(result)
+    return [
+        ("NDCG@10 after N asked", [f"ndcg@10/{a}" for a in asked]),
+        ("Hit rate@5 after N asked", [f"hit_rate@5/{a}" for a in asked]),
+        ("Recall@20 after N asked", [f"recall@20/{a}" for a in asked]),
+        (
+            "Movies the visitor could rate (answers, and share of asked) after N asked",
+            [*[f"rated/{a}" for a in asked], *[f"rated_share/{a}" for a in asked], "choose_ms"],
+        ),
+    ]
+
+
 def _counts_line(result: EvaluationResult) -> str:
     info = result.fold_info
+    if _asked_points(result):
+        held = sum(i["heldout_users"] for i in info)
+        return (
+            f"held-out users: {held} over {len(info)} fold(s); each asked "
+            f"{result.settings['per_round']} movies per round for "
+            f"{result.settings['rounds']} rounds"
+        )
     if result.protocol == "onboarding":
         ranked = sum(i["users_ranked"] for i in info)
         held = sum(i["heldout_users"] for i in info)
@@ -134,9 +165,15 @@ def _counts_line(result: EvaluationResult) -> str:
         no_rel = sum(i["skipped_no_relevant"] for i in info)
         revealed = [i["mean_revealed"] for i in info if i["users_ranked"]]
         mean_rev = sum(revealed) / len(revealed) if revealed else 0.0
+        rankable = sum(i.get("visitors_rankable", i["users_ranked"]) for i in info)
+        sampled = (
+            f" (a random sample of {ranked} of the {rankable} who could be ranked)"
+            if rankable > ranked
+            else ""
+        )
         return (
-            f"held-out users: {held}; ranked {ranked}, skipped {no_reveal} who revealed no "
-            f"rating and {no_rel} with no relevant movie left; "
+            f"held-out users: {held}; ranked {ranked}{sampled}, skipped {no_reveal} who "
+            f"revealed no rating and {no_rel} with no relevant movie left; "
             f"{mean_rev:.1f} ratings revealed on average"
         )
     ranked = sum(i["users_ranked"] for i in info)
@@ -193,7 +230,9 @@ def markdown(result: EvaluationResult, plots: Sequence[str] = ()) -> str:
         "",
     ]
     ks = result.k_values
-    if result.protocol == "onboarding":
+    if _asked_points(result):
+        groups = [(f"Onboarding strategies: {h}", c) for h, c in curve_groups(result)]
+    elif result.protocol == "onboarding":
         groups = [
             ("Onboarding: top-N after folding in the form's ratings", headline_metrics(result)[0]),
         ]
@@ -284,6 +323,8 @@ def write_plots(result: EvaluationResult, out: Path) -> list[Path]:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    if _asked_points(result):
+        return [_curve_plot(result, out, plt)]
     written: list[Path] = []
     names = result.method_names
     colours = ["tab:blue" if m["kind"] == "ours" else "tab:gray" for m in result.methods]
@@ -386,3 +427,29 @@ def write_plots(result: EvaluationResult, out: Path) -> list[Path]:
         ax.legend(fontsize="small")
         save(fig, "onboarding.png")
     return written
+
+
+def _curve_plot(result: EvaluationResult, out: Path, plt) -> Path:
+    """``onboarding_curves.png``: NDCG@10, HR@5, recall@20 and the share rated against
+    movies asked, one line per strategy (error bars: std over folds)."""
+    asked = _asked_points(result)
+    panels = [("ndcg@10", "NDCG@10"), ("hit_rate@5", "HR@5"), ("recall@20", "recall@20")]
+    panels.append(("rated_share", "share of asked rated"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
+    for ax, (metric, title) in zip(axes, panels, strict=True):
+        for name in result.method_names:
+            means = [result.mean(name, f"{metric}/{a}") for a in asked]
+            stds = [result.std(name, f"{metric}/{a}") for a in asked]
+            stds = [0.0 if math.isnan(v) else v for v in stds]
+            ax.errorbar(asked, means, yerr=stds, marker="o", capsize=3, label=name)
+        ax.set_xticks(asked)
+        ax.set_xlabel("movies asked")
+        ax.set_title(title)
+        ax.set_ylim(bottom=0)
+    axes[0].legend(fontsize="small")
+    fig.suptitle(f"onboarding strategies, {result.dataset} {result.split}")
+    fig.tight_layout()
+    path = out / "onboarding_curves.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -36,6 +36,7 @@ from movierec.evaluate.protocols import (
     FoldOutcome,
     onboarding_fold,
     rating_fold,
+    strategy_fold,
 )
 from movierec.evaluate.report import check_out_dir
 from movierec.evaluate.splits import Split, parse_split, rating_folds, user_folds
@@ -146,6 +147,9 @@ def run_evaluation(
     n_popular: int = N_POPULAR,
     n_shown: int = N_SHOWN,
     threshold: float = RELEVANT_STARS,
+    strategies: Sequence[str] | None = None,
+    rounds: int = 3,
+    per_round: int = 5,
 ) -> EvaluationResult:
     """Evaluate ``models`` (and with ``peers`` the reference methods) on a data set.
 
@@ -162,12 +166,16 @@ def run_evaluation(
         KNNBaseline, and the original app's method).
     min_ratings: never recommend movies with fewer training ratings (the web app uses 20);
         0, the default, ranks every training movie.
+    strategies: onboarding strategies (``movierec.onboarding.STRATEGIES``) to compare; the
+        onboarding protocol then asks ``per_round`` movies per round for ``rounds`` rounds
+        and reports curves (metrics after each round) per strategy.
 
     Bad arguments raise ``InvalidInput`` naming the field, before any fitting.
     """
     split = default_split(dataset, protocol) if split is None else split
     parsed = _check_args(dataset, split, protocol)
     _check_k(k_values)
+    _check_rounds(protocol, strategies, rounds, per_round)
     if parsed.kind == "official" and dataset != "ml-100k":
         raise InvalidInput(
             f"official folds exist only for ml-100k, not {dataset!r}; use kfold:5 or holdout:0.2",
@@ -198,6 +206,9 @@ def run_evaluation(
         n_popular=n_popular,
         n_shown=n_shown,
         threshold=threshold,
+        strategies=strategies,
+        rounds=rounds,
+        per_round=per_round,
     )
 
 
@@ -221,6 +232,9 @@ def evaluate_frame(
     n_popular: int = N_POPULAR,
     n_shown: int = N_SHOWN,
     threshold: float = RELEVANT_STARS,
+    strategies: Sequence[str] | None = None,
+    rounds: int = 3,
+    per_round: int = 5,
 ) -> EvaluationResult:
     """:func:`run_evaluation` on a ratings frame (``userId, movieId, rating`` columns).
 
@@ -230,6 +244,7 @@ def evaluate_frame(
     split = default_split(dataset_name, protocol) if split is None else split
     parsed = _check_args(dataset_name, split, protocol)
     k_values = _check_k(k_values)
+    strategies = _check_rounds(protocol, strategies, rounds, per_round)
     if out is not None:
         check_out_dir(Path(out))
     missing = [c for c in ("userId", "movieId", "rating") if c not in frame.columns]
@@ -245,7 +260,7 @@ def evaluate_frame(
     started = time.perf_counter()
     outcomes: list[FoldOutcome] = []
     bar = tqdm(
-        total=len(folds) * len(methods),
+        total=len(folds) * len(methods) * max(len(strategies or ()), 1),
         desc="evaluate",
         unit="fit",
         disable=not progress,
@@ -267,6 +282,20 @@ def evaluate_frame(
                     test,
                     k_values,
                     scale,
+                    threshold=threshold,
+                    min_ratings=min_ratings,
+                    report=report,
+                )
+            elif strategies:
+                outcome = strategy_fold(
+                    methods,
+                    train,
+                    test,
+                    strategies,
+                    rounds,
+                    per_round,
+                    catalog=catalog,
+                    seed=seed * 1000 + index,
                     threshold=threshold,
                     min_ratings=min_ratings,
                     report=report,
@@ -295,7 +324,7 @@ def evaluate_frame(
         protocol=protocol,
         k_values=tuple(k_values),
         seed=seed,
-        methods=[m.describe() for m in methods],
+        methods=_described(methods, strategies),
         folds=[o.metrics for o in outcomes],
         fold_info=[o.info for o in outcomes],
         settings={
@@ -305,10 +334,15 @@ def evaluate_frame(
             "n_popular": n_popular if protocol == "onboarding" else None,
             "n_shown": n_shown if protocol == "onboarding" else None,
             "min_ratings": min_ratings,
+            "strategies": list(strategies) if strategies else None,
+            "rounds": rounds if strategies else None,
+            "per_round": per_round if strategies else None,
             "python": platform.python_version(),
             "versions": _versions(),
         },
-        notes=_notes(protocol, methods, threshold, n_popular, n_shown, min_ratings, peers),
+        notes=_notes(protocol, methods, threshold, n_popular, n_shown, min_ratings, peers)
+        if not strategies
+        else _strategy_notes(strategies, rounds, per_round, threshold, min_ratings),
         seconds=time.perf_counter() - started,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
@@ -319,9 +353,29 @@ def evaluate_frame(
     return result
 
 
+#: above this many (published) ratings the onboarding protocol defaults to one hold-out
+BIG_RATINGS = 2_000_000
+
+
 def default_split(dataset: str, protocol: str = "rating") -> str:
-    """``official`` for the rating protocol on ml-100k, else ``kfold:5``."""
-    return "official" if dataset == "ml-100k" and protocol == "rating" else "kfold:5"
+    """``official`` for the rating protocol on ml-100k; ``holdout:0.2`` for the onboarding
+    protocol on a set of more than ``BIG_RATINGS`` ratings (five fits of every model on
+    25 M ratings would take an hour); else ``kfold:5``."""
+    if dataset == "ml-100k" and protocol == "rating":
+        return "official"
+    if protocol == "onboarding" and _published_ratings(dataset) > BIG_RATINGS:
+        return "holdout:0.2"
+    return "kfold:5"
+
+
+def _published_ratings(dataset: str) -> int:
+    """The data set's rating count as its description gives it (0 if unknown)."""
+    from movierec.data.movielens import get_spec
+
+    try:
+        return int(get_spec(dataset).ratings or 0)
+    except InvalidInput:
+        return 0
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -340,6 +394,71 @@ def _check_args(dataset: str, split: str, protocol: str) -> Split:
             field="split",
         )
     return parsed
+
+
+def _check_rounds(
+    protocol: str, strategies: Sequence[str] | str | None, rounds: int, per_round: int
+) -> list[str] | None:
+    """The strategy names (None: the plain onboarding protocol); ``InvalidInput`` naming
+    ``strategy``, ``rounds`` or ``per_round`` when bad."""
+    from movierec.onboarding import STRATEGIES, validate_strategy
+
+    if strategies is None:
+        return None
+    if isinstance(strategies, str):
+        strategies = [s.strip() for s in strategies.split(",") if s.strip()]
+    names = [validate_strategy(s) for s in dict.fromkeys(strategies)]
+    if not names:
+        raise InvalidInput(f"name a strategy: {', '.join(STRATEGIES)}", field="strategy")
+    if protocol != "onboarding":
+        raise InvalidInput("strategies need the onboarding protocol", field="strategy")
+    for value, name, top in ((rounds, "rounds", 20), (per_round, "per_round", 50)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            raise InvalidInput(f"{name} must be a whole number from 1 to {top}", field=name)
+    return names
+
+
+def _described(methods: Sequence[Method], strategies: Sequence[str] | None) -> list[dict]:
+    """One entry per method, or per method x strategy (named as ``strategy_fold`` does)."""
+    if not strategies:
+        return [m.describe() for m in methods]
+    out = []
+    for method in methods:
+        for strategy in strategies:
+            entry = method.describe()
+            entry["name"] = strategy if len(methods) == 1 else f"{method.name}:{strategy}"
+            entry["params"] = {**entry["params"], "model": method.name, "strategy": strategy}
+            out.append(entry)
+    return out
+
+
+def _strategy_notes(
+    strategies: Sequence[str], rounds: int, per_round: int, threshold: float, min_ratings: int
+) -> list[str]:
+    return [
+        f"Onboarding in rounds: each held-out user is asked {per_round} movies per round for "
+        f"{rounds} rounds by each strategy ({', '.join(strategies)}), chosen from the fold's "
+        "training data only (popularity, rating entropy, who-rated-what and the fitted "
+        "model's item factors). The user answers the asked movies they rated in the data; "
+        "the others count as not seen.",
+        "After each round the answers so far are folded in (model.fold_in, then model.rank "
+        "as the recommend service does) and every training movie except the answered ones "
+        f"is ranked against the user's other ratings of at least {threshold:g} stars; a "
+        "user with no answer yet gets the training popularity ranking (the app's fallback). "
+        "Users with no relevant movie left are not scored at that point.",
+        "metric/N: the metric after N movies asked. rated/N: answers per user; "
+        "rated_share/N: rated / N. choose_ms: mean time a strategy takes to choose one "
+        "round's movies.",
+        "Minimum support filter: "
+        + (
+            "none"
+            if min_ratings <= 0
+            else f"movies with fewer than {min_ratings} training ratings are never "
+            "recommended nor relevant"
+        )
+        + ".",
+        "Mean ± standard deviation over folds (population std, ddof=0).",
+    ]
 
 
 def _check_k(k_values: Sequence[int]) -> tuple[int, ...]:

@@ -10,9 +10,13 @@ Example::
 - :mod:`.strategies`: ``random-top``, ``popular``, ``pop-entropy``, ``adaptive``.
 
 Filters: a genre, a year preference (old / new / any, split at 2010 as the recommend
-service does) and, with ``new_share``, a year mix: at least ``ceil(n * new_share)`` of the
-``n`` movies from 2010 on while there are such candidates (the original app drew from
-the most rated before *and* after 2010). Movies shown or answered are never asked again.
+service does) and, with ``min_new``, a year mix: at least ``min_new`` of the movies from
+2010 on while there are such candidates (the original app drew from the most rated
+before *and* after 2010). Movies shown or answered are never asked again.
+
+:meth:`Onboarding.catalogue_page` pages through the whole catalogue (or one genre) by
+popularity with the same year mix, for clients that keep no answers (``GET
+/api/v1/onboarding?genre=&page=``).
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ from movierec.recommend import DEFAULT_SPLIT_YEAR, YEAR_CHOICES
 
 __all__ = [
     "DEFAULT_STRATEGY",
+    "MAX_CARDS",
     "NEW_SHARE",
+    "min_new_for",
     "ORIGINAL_STRATEGY",
     "STRATEGIES",
     "Batch",
@@ -55,7 +61,17 @@ DEFAULT_STRATEGY = "adaptive"
 ORIGINAL_STRATEGY = "random-top"
 #: the app's year mix: a third of the cards (5 of 15) from DEFAULT_SPLIT_YEAR on
 NEW_SHARE = 1 / 3
+
+
+def min_new_for(n: int) -> int:
+    """How many of ``n`` cards the app takes from DEFAULT_SPLIT_YEAR on (5 of 15)."""
+    return math.ceil(n * NEW_SHARE)
+
+
 MAX_CARDS = 100
+#: longest shown-set text accepted back from a cookie (the bitmap of 60k movies, zlib'd,
+#: is at most ~10 kB; the visits that matter are a few hundred bytes)
+MAX_SHOWN_TEXT = 12_000
 
 
 def validate_strategy(strategy: object) -> str:
@@ -109,7 +125,7 @@ def choose_items(
     seed: int = 0,
     genre: str | None = None,
     year: str = "any",
-    new_share: float = 0.0,
+    min_new: int = 0,
     split_year: int = DEFAULT_SPLIT_YEAR,
 ) -> np.ndarray:
     """Up to ``n`` item positions to ask next (fewer when the candidates run out).
@@ -124,12 +140,10 @@ def choose_items(
     )
     is_new = index.years >= split_year  # NaN compares False
     rng = np.random.default_rng(seed)
-    if new_share <= 0 or year != "any":
+    if min_new <= 0 or year != "any":
         return choose(index, answers, candidates, n, rng)
     new, old = candidates & is_new, candidates & ~is_new
-    k_new = min(math.ceil(n * new_share), int(new.sum()))
-    k_old = min(n - k_new, int(old.sum()))
-    k_new = min(n - k_old, int(new.sum()))
+    k_new, k_old = _split(n, min(min_new, n), int(new.sum()), int(old.sum()))
     picks_new = choose(index, answers, new, k_new, rng) if k_new else np.zeros(0, np.int64)
     picks_old = choose(index, answers, old, k_old, rng) if k_old else np.zeros(0, np.int64)
     return _interleave(picks_old, picks_new)
@@ -176,7 +190,7 @@ class Onboarding:
         seed: int = 0,
         genre: str | None = None,
         year: str = "any",
-        new_share: float = 0.0,
+        min_new: int = 0,
     ) -> Batch:
         """The next ``n`` movies for a visitor who gave ``ratings`` ({movieId: stars})
         and was shown ``shown`` (movieIds; shown but unrated = not seen)."""
@@ -199,13 +213,39 @@ class Onboarding:
             n,
             strategy,
             seed=seed,
-            new_share=new_share,
+            min_new=min_new,
             **filters,
         )
         left = candidate_mask(self.index, answers, shown_items, **filters)
         left[picks] = False
         exhausted = not left.any()
         return Batch([self.movie(int(self.index.movie_ids[i])) for i in picks], exhausted)
+
+    def catalogue_page(
+        self, page: int, n: int = 15, *, genre: str | None = None, min_new: int = 0
+    ) -> tuple[list[Movie], int]:
+        """Page ``page`` (1-based) of the catalogue (or ``genre``) by popularity, each page
+        ``min_new`` movies from 2010 on and the rest older while both last; returns the
+        movies (empty past the end) and the number of pages."""
+        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+            raise InvalidInput(f"page must be a whole number >= 1, got {page!r}", field="page")
+        candidates = candidate_mask(self.index, {}, [], genre=genre)
+        is_new = self.index.years >= DEFAULT_SPLIT_YEAR
+        order = self.index.popularity_order
+        queues = order[(candidates & is_new)[order]], order[(candidates & ~is_new)[order]]
+        n_pages = -(-int(candidates.sum()) // n)
+        if page > n_pages:
+            return [], n_pages
+        used_new = used_old = 0
+        for _ in range(page):
+            k_new, k_old = _split(
+                n, min(min_new, n), queues[0].size - used_new, queues[1].size - used_old
+            )
+            used_new, used_old = used_new + k_new, used_old + k_old
+        picks = _interleave(
+            queues[1][used_old - k_old : used_old], queues[0][used_new - k_new : used_new]
+        )
+        return [self.movie(int(self.index.movie_ids[i])) for i in picks], n_pages
 
     def next_movies(
         self,
@@ -217,6 +257,17 @@ class Onboarding:
     ) -> list[Movie]:
         """:meth:`batch`'s movies only."""
         return self.batch(ratings, shown, n, strategy, **filters).movies  # type: ignore[arg-type]
+
+    def encode_shown(self, movie_ids: Iterable[int]) -> str:
+        """The movies shown this visit as compact cookie text (:func:`encode_positions`)."""
+        return encode_positions(self.index.items_of(list(movie_ids)), self.index.n_items)
+
+    def decode_shown(self, text: object) -> list[int]:
+        """:meth:`encode_shown` reversed (movieIds); anything else -> []."""
+        if not isinstance(text, str) or len(text) > MAX_SHOWN_TEXT:
+            return []
+        positions = decode_positions(text, self.index.n_items)
+        return self.index.movie_ids[positions].tolist()
 
     def movie(self, movie_id: int) -> Movie:
         movie = self._movies.get(movie_id)
@@ -261,6 +312,14 @@ def decode_positions(text: str, size: int) -> list[int]:
         return []
     bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8))[:size]
     return np.flatnonzero(bits).tolist()
+
+
+def _split(n: int, min_new: int, n_new: int, n_old: int) -> tuple[int, int]:
+    """``(k_new, k_old)``: ``min_new`` new movies if there are, the rest old, and either
+    side filling in when the other runs out."""
+    k_new = min(min_new, n_new)
+    k_old = min(n - k_new, n_old)
+    return min(n - k_old, n_new), k_old
 
 
 def _interleave(first: np.ndarray, second: np.ndarray) -> np.ndarray:

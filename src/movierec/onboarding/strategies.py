@@ -39,6 +39,11 @@ RANDOM_POOL = 50
 SEEN_EPS = 0.2
 #: adaptive: exponent of P(seen) against the information term
 SEEN_POWER = 2.0
+#: adaptive: the movies most likely seen that are left for the recommendations (the
+#: model would rank them first anyway; asking them spends a question on a sure hit)
+SEEN_SKIP = 0
+#: adaptive: exponent of P(not seen): a movie nearly everyone has seen tells little
+UNSEEN_POWER = 0.0
 #: adaptive: the greedy batch is chosen among this many movies most likely seen
 ADAPTIVE_SHORTLIST = 300
 #: adaptive: the information term counts at most this many of the latest ratings
@@ -93,7 +98,8 @@ def adaptive(
 ) -> np.ndarray:
     """Greedy ``P(seen)^SEEN_POWER x information`` (see the module doc)."""
     p_seen = seen_probability(index, answers)
-    shortlist = _top(p_seen, candidates, ADAPTIVE_SHORTLIST, index)
+    ranked = _top(p_seen, candidates, SEEN_SKIP + ADAPTIVE_SHORTLIST, index)
+    shortlist = ranked[min(SEEN_SKIP, max(ranked.size - n, 0)) :]
     if index.item_factors is None:
         return _top(p_seen**SEEN_POWER * (0.1 + index.entropy), candidates, n, index)
     if shortlist.size <= n:
@@ -101,7 +107,7 @@ def adaptive(
     q = index.item_factors[shortlist]  # (s, k)
     rated = np.asarray([i for i, s in answers.items() if s is not None], dtype=np.int64)
     v = _times_posterior(q, index.item_factors[rated[-MAX_RATED:]], index.prior)
-    weight = p_seen[shortlist] ** SEEN_POWER
+    weight = p_seen[shortlist] ** SEEN_POWER * (1.0 - p_seen[shortlist]) ** UNSEEN_POWER
     chosen: list[int] = []
     free = np.ones(shortlist.size, dtype=bool)
     for _ in range(n):

@@ -1,6 +1,9 @@
 """JSON API under ``/api/v1`` (CSRF-exempt; no cookies needed).
 
-- ``GET /api/v1/onboarding``: 15 movies to rate, drawn from the 50 most rated.
+- ``GET /api/v1/onboarding?genre=&page=``: 15 movies to rate, a page of the catalogue
+  (or one genre) by popularity, 5 of them from 2010 on while there are such movies.
+- ``POST /api/v1/onboarding/next``: ``{"ratings": {...}, "shown": [...], "n": 15,
+  "strategy": "adaptive"}`` -> the next movies to ask, chosen from the answers so far.
 - ``POST /api/v1/recommendations``: ``{"ratings": {"<movieId>": stars}, "year":
   "old|new|any", "n": 5, "model": "svd"}`` -> the ranked picks.
 - ``GET /api/v1/movies/<movieId>``: one movie.
@@ -29,9 +32,10 @@ from flask import Blueprint, request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from movierec.errors import QUOTE_LIMIT, InvalidInput, quoted
+from movierec.onboarding import DEFAULT_STRATEGY, MAX_CARDS, STRATEGIES, min_new_for
 from movierec.recommend import MAX_N, YEAR_CHOICES
 from movierec.web.cards import info_for, movie_json, recommendation_json, tmdb_ids
-from movierec.web.services import get_services
+from movierec.web.services import ONBOARDING_CARDS, get_services
 from movierec.web.visits import PicksQuery, Visits
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -42,19 +46,99 @@ MAX_JSON_DEPTH = 5
 #: a movieId as the API accepts it: ASCII digits, no sign or leading zero, at most 10 digits
 MOVIE_ID = re.compile(r"[1-9][0-9]{0,9}")
 JSON_CHARSETS = ("utf-8", "utf8")
+NEXT_FIELDS = ("ratings", "shown", "n", "strategy", "genre", "year")
+#: ``page`` of GET /onboarding: ASCII digits without sign or leading zero
+PAGE = re.compile(r"[1-9][0-9]{0,5}")
+MAX_PAGE = 100_000
+#: the most movieIds ``shown`` may list
+MAX_SHOWN = 20_000
 
 
 @bp.get("/onboarding")
 def onboarding() -> dict[str, Any]:
-    """15 movies to rate."""
+    """Page ``page`` (default 1) of movies to rate: the catalogue (or ``genre``) by
+    popularity, 15 a page, 5 of them from 2010 on while there are such movies.
+
+    ``page`` past the last page answers an empty ``movies`` with ``exhausted`` true (and
+    ``pages``, the number of pages); ``page`` that is not a whole number 1-100000 or an
+    unknown ``genre`` -> 400 naming the field.
+    """
     services = get_services()
-    movies = services.draw_onboarding({})
+    onboarding = services.onboarding()
+    genre = request.args.get("genre") or None
+    if genre is not None and genre not in onboarding.genres:
+        raise InvalidInput(
+            f"unknown genre {quoted(genre)}; choose from {', '.join(onboarding.genres)}",
+            field="genre",
+        )
+    page_text = request.args.get("page", "1")
+    if not PAGE.fullmatch(page_text) or int(page_text) > MAX_PAGE:
+        raise InvalidInput(
+            f"page must be a whole number from 1 to {MAX_PAGE}, got {quoted(page_text)}",
+            field="page",
+        )
+    page = int(page_text)
+    movies, pages = onboarding.catalogue_page(
+        page, ONBOARDING_CARDS, genre=genre, min_new=min_new_for(ONBOARDING_CARDS)
+    )
     infos = services.tmdb.info_many(tmdb_ids(movies))
     return {
         "movies": [movie_json(m, info_for(m, infos)) for m in movies],
+        "page": page,
+        "pages": pages,
+        "exhausted": page >= pages,
+        "genre": genre,
+        "genres": onboarding.genres,
         "stars": {"min": 0.5, "max": 5.0, "step": 0.5},
         "years": list(YEAR_CHOICES),
         "models": list(services.model_choices),
+    }
+
+
+@bp.post("/onboarding/next")
+def onboarding_next() -> dict[str, Any]:
+    """The next movies to ask: ``{"ratings": {...}, "shown": [movieId, ...], "n": 15,
+    "strategy": "adaptive", "genre": "Comedy", "year": "any"}`` (all optional) ->
+    ``{"movies", "strategy", "exhausted"}``; never a rated or shown movie."""
+    services = get_services()
+    body = _json_object()
+    unknown = [k for k in body if k not in NEXT_FIELDS]
+    if unknown:
+        raise InvalidInput(
+            f"unknown field {quoted(unknown[0])}; expected {', '.join(NEXT_FIELDS)}",
+            field=unknown[0][:QUOTE_LIMIT],
+        )
+    catalog = services.recommenders.catalog
+    ratings = _ratings(body.get("ratings", {}))
+    for movie_id in ratings:
+        if movie_id not in catalog:
+            raise InvalidInput(f"unknown movieId {movie_id}", field="ratings")
+    shown = _shown(body.get("shown", []), catalog)
+    n = body.get("n", ONBOARDING_CARDS)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CARDS:
+        raise InvalidInput(f"n must be a whole number from 1 to {MAX_CARDS}, got {quoted(n)}", "n")
+    strategy = body.get("strategy", DEFAULT_STRATEGY)
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        raise InvalidInput(
+            f"unknown strategy {quoted(strategy)}; choose from {', '.join(STRATEGIES)}",
+            field="strategy",
+        )
+    genre = body.get("genre")
+    if genre is not None and (
+        not isinstance(genre, str) or genre not in services.onboarding().genres
+    ):
+        raise InvalidInput(f"unknown genre {quoted(genre)}", field="genre")
+    year = body.get("year", "any")
+    if not isinstance(year, str) or year not in YEAR_CHOICES:
+        raise InvalidInput(f"year must be one of old, new, any, got {quoted(year)}", field="year")
+    batch = services.draw_onboarding(
+        ratings, fresh_first=True, shown=shown, strategy=strategy, genre=genre, n=n, year=year
+    )
+    infos = services.tmdb.info_many(tmdb_ids(batch.movies))
+    return {
+        "movies": [movie_json(m, info_for(m, infos)) for m in batch.movies],
+        "strategy": strategy,
+        "exhausted": batch.exhausted,
     }
 
 
@@ -172,6 +256,16 @@ def _ratings(value: object) -> dict[int, float]:
             )
         clean[int(key)] = float(stars)
     return clean
+
+
+def _shown(value: object, catalog: Any) -> list[int]:
+    """``shown``: a list of known movieIds (JSON whole numbers), at most ``MAX_SHOWN``."""
+    if not isinstance(value, list) or len(value) > MAX_SHOWN:
+        raise InvalidInput(f"shown must be a list of at most {MAX_SHOWN} movieIds", field="shown")
+    for movie_id in value:
+        if isinstance(movie_id, bool) or not isinstance(movie_id, int) or movie_id not in catalog:
+            raise InvalidInput(f"unknown movieId in shown: {quoted(movie_id)}", field="shown")
+    return [int(m) for m in value]
 
 
 def _is_star_value(stars: object) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from movierec.onboarding import DEFAULT_STRATEGY, STRATEGIES
 from movierec.recommend import MAX_N, YEAR_CHOICES
 
 #: the JSON pattern of a movieId (see :data:`movierec.web.api.MOVIE_ID`)
@@ -132,6 +133,55 @@ def _schemas(models: Sequence[str]) -> dict[str, Any]:
                 ),
                 "years": {"type": "array", "items": year},
                 "models": {"type": "array", "items": {"type": "string"}},
+                "page": {"type": "integer", "minimum": 1},
+                "pages": {"type": "integer", "minimum": 0, "description": "pages in all"},
+                "exhausted": {
+                    "type": "boolean",
+                    "description": "true on the last page and past it (then movies is empty)",
+                },
+                "genre": _nullable("string"),
+                "genres": {"type": "array", "items": {"type": "string"}},
+            }
+        ),
+        "OnboardingNextRequest": _object(
+            {
+                "ratings": {
+                    "type": "object",
+                    "description": "the answers so far: stars by movieId",
+                    "propertyNames": {"pattern": MOVIE_ID_PATTERN},
+                    "additionalProperties": {
+                        "type": "number",
+                        "minimum": 0.5,
+                        "maximum": 5,
+                        "multipleOf": 0.5,
+                    },
+                },
+                "shown": {
+                    "type": "array",
+                    "maxItems": 20000,
+                    "description": "movieIds already offered (rated or not seen); never asked "
+                    "again",
+                    "items": {"type": "integer", "minimum": 1},
+                },
+                "n": {"type": "integer", "minimum": 1, "maximum": 100, "default": 15},
+                "strategy": {
+                    "type": "string",
+                    "enum": list(STRATEGIES),
+                    "default": DEFAULT_STRATEGY,
+                },
+                "genre": {"type": "string", "description": "a genre of the catalogue"},
+                "year": {**year, "default": "any"},
+            },
+            required=[],
+        ),
+        "OnboardingNext": _object(
+            {
+                "movies": {"type": "array", "items": _ref("Movie")},
+                "strategy": {"type": "string", "enum": list(STRATEGIES)},
+                "exhausted": {
+                    "type": "boolean",
+                    "description": "true when nothing is left to ask after these movies",
+                },
             }
         ),
         "RecommendationRequest": _object(
@@ -219,8 +269,52 @@ def document(models: Sequence[str], max_body: int | None) -> dict[str, Any]:
             "/api/v1/onboarding": {
                 "get": {
                     "operationId": "onboarding",
-                    "summary": "15 movies to rate, drawn from the 50 most rated",
-                    "responses": {**_ok("Onboarding", "movies to rate"), **_errors(429, 503)},
+                    "summary": "15 movies to rate: a page of the catalogue (or one genre) by "
+                    "popularity, 5 of them from 2010 on while there are such movies",
+                    "parameters": [
+                        {
+                            "name": "genre",
+                            "in": "query",
+                            "description": "one of the catalogue's genres (see genres); "
+                            "unknown -> 400",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "page",
+                            "in": "query",
+                            "description": "1-based; past the last page: empty movies, "
+                            "exhausted true",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 100000,
+                                "default": 1,
+                            },
+                        },
+                    ],
+                    "responses": {
+                        **_ok("Onboarding", "movies to rate"),
+                        **_errors(400, 429, 503),
+                    },
+                }
+            },
+            "/api/v1/onboarding/next": {
+                "post": {
+                    "operationId": "onboarding_next",
+                    "summary": "The next movies to ask, chosen from the answers so far "
+                    "(never a rated or shown movie)",
+                    "requestBody": {
+                        "required": True,
+                        "description": (
+                            f"JSON ({cap}, nested at most 5 deep); "
+                            "Content-Type must be application/json"
+                        ),
+                        "content": {"application/json": {"schema": _ref("OnboardingNextRequest")}},
+                    },
+                    "responses": {
+                        **_ok("OnboardingNext", "movies to ask next"),
+                        **_errors(400, 413, 415, 429, 503),
+                    },
                 }
             },
             "/api/v1/recommendations": {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +20,15 @@ from movierec import models
 from movierec.config import Settings
 from movierec.data import Catalog, Movie, load_dataset
 from movierec.errors import InvalidInput
+from movierec.onboarding import DEFAULT_STRATEGY, Batch, Onboarding, min_new_for
 from movierec.recommend import RecommendService
 from movierec.store import SqlTmdbCache, Store
 from movierec.tmdb import TmdbClient, TmdbService
 
 ONBOARDING_POOL = 50  # the most-rated movies the onboarding cards are drawn from
 ONBOARDING_CARDS = 15
+#: on the first page, at most this many cards show movies the visitor rated before
+ONBOARDING_RERATE = 5
 MODEL_CHOICES = ("ease", "svd", "nmf", "popular")
 #: the algorithm picker in the visitor's words (in the spirit of MovieLens's own): a short
 #: name, and one line on what each does for the visitor (``MODEL_HELP``)
@@ -122,6 +125,8 @@ class Services:
     tmdb: TmdbService
     recommenders: Recommenders
     rng: random.Random = field(default_factory=random.Random)
+    _onboarding: dict[str, Onboarding] = field(default_factory=dict, repr=False)
+    _onboarding_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def from_app_config(cls, settings: Settings, config: Mapping[str, Any]) -> Services:
@@ -170,22 +175,59 @@ class Services:
         """The recommend service of model ``name`` (default model if None)."""
         return self.recommenders.get(self.model_name(name))
 
-    def draw_onboarding(self, rated: Mapping[int, float], fresh_first: bool = False) -> list[Movie]:
-        """15 cards drawn at random from the most-rated movies.
+    def onboarding(self) -> Onboarding:
+        """The onboarding strategies over the data set's ratings and the default model's
+        item factors (built once, on first use)."""
+        found = self._onboarding.get("built")
+        if found is not None:
+            return found
+        with self._onboarding_lock:
+            if "built" not in self._onboarding:
+                model = self.recommender().model
+                catalog = self.recommenders.catalog
+                dataset = load_dataset(self.settings.dataset, home=self.settings.home)
+                self._onboarding["built"] = Onboarding.build(dataset.ratings, model, catalog)
+        return self._onboarding["built"]
 
-        Movies the visitor rated before come first (so they see their stars again)
-        unless ``fresh_first``, which fills the cards with movies not rated yet first.
+    def draw_onboarding(
+        self,
+        rated: Mapping[int, float],
+        fresh_first: bool = False,
+        *,
+        shown: Iterable[int] = (),
+        strategy: str | None = None,
+        genre: str | None = None,
+        n: int = ONBOARDING_CARDS,
+        year: str = "any",
+    ) -> Batch:
+        """The next ``n`` cards chosen by ``strategy`` (default: the best measured) given
+        the visitor's ratings and the movies ``shown`` this visit, at least a third from
+        2010 on while there are such movies; never a movie rated or shown.
+
+        Unless ``fresh_first``, up to ``ONBOARDING_RERATE`` movies the visitor rated
+        come first (so they see their stars again) and the strategy fills the rest.
         """
-        pool = self.recommenders.onboarding_pool()
-        by_id = {m.movie_id: m for m in pool}
-        rated_cards = [by_id[m] for m in rated if m in by_id]
-        unrated = [m for m in pool if m.movie_id not in rated]
-        k = min(ONBOARDING_CARDS, len(pool))
-        if fresh_first:
-            fresh = self.rng.sample(unrated, min(k, len(unrated)))
-            return fresh + rated_cards[: k - len(fresh)]
-        kept = rated_cards[:k]
-        return kept + self.rng.sample(unrated, min(k - len(kept), len(unrated)))
+        onboarding = self.onboarding()
+        seed = self.rng.randrange(2**32)
+        kept: list[Movie] = []
+        if not fresh_first and genre is None:
+            kept = [
+                onboarding.movie(m)
+                for m in list(rated)[:ONBOARDING_RERATE]
+                if m in self.recommenders.catalog
+            ]
+        k = n - len(kept)
+        batch = onboarding.batch(
+            rated,
+            shown,
+            k,
+            strategy or DEFAULT_STRATEGY,
+            seed=seed,
+            genre=genre,
+            year=year,
+            min_new=min_new_for(n),
+        )
+        return Batch(kept + batch.movies, batch.exhausted)
 
 
 def get_services() -> Services:
