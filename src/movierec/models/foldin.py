@@ -4,7 +4,8 @@
 - :func:`nnls_ridge`: the non-negative version (NMF), with an optional free bias.
 - :class:`RatedItems`: the training ratings by user, so a trained user's state can say
   what they rated (and a saved model can too).
-- :func:`check_param`: hyper-parameter checks with messages naming the parameter.
+- :func:`check_param`: hyper-parameter checks with messages naming the parameter, for
+  models that do not declare ``param_specs`` yet (see :mod:`movierec.models.params`).
 """
 
 from __future__ import annotations
