@@ -35,6 +35,19 @@ def spark_ready() -> None:
         pytest.skip(str(exc))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _jvm_ends_with_the_module():
+    """Stop the JVM pyspark started here, so the rest of the suite runs without it."""
+    yield
+    pyspark = sys.modules.get("pyspark")
+    gateway = pyspark.SparkContext._gateway if pyspark is not None else None
+    if gateway is not None:
+        gateway.shutdown()
+        gateway.proc.stdin.close()  # pyspark's JVM exits when its stdin closes
+        gateway.proc.wait(timeout=60)
+        pyspark.SparkContext._gateway = pyspark.SparkContext._jvm = None
+
+
 def _small_ratings(seed: int = 0) -> Ratings:
     rng = np.random.default_rng(seed)
     users = rng.integers(0, 40, 600)
