@@ -152,6 +152,23 @@ def test_onboarding_runs_a_method_that_only_echoes(small_frame):
     assert outcome.info["users_ranked"] > 0
 
 
+def test_onboarding_ranks_a_seeded_sample_when_there_are_many_visitors(small_frame):
+    ((train, held),) = user_folds(small_frame, parse_split("holdout:0.3"), seed=0)
+    whole = onboarding_fold([Echo("echo")], train, held, (5,), scale=(0.5, 5.0), seed=1)
+    rankable = whole.info["users_ranked"]
+    assert rankable > 6 and "visitors_sampled" not in whole.info
+    runs = [
+        onboarding_fold([Echo("echo")], train, held, (5,), (0.5, 5.0), seed=1, max_visitors=5)
+        for _ in range(2)
+    ]
+    for outcome in runs:
+        assert outcome.info["users_ranked"] == outcome.info["visitors_sampled"] == 5
+        assert outcome.info["visitors_rankable"] == rankable
+    timed = ("fit_s", "rank_s", "fold_in_ms")
+    first, second = ({k: v for k, v in r.metrics["echo"].items() if k not in timed} for r in runs)
+    assert first == second  # the same sample for the same seed
+
+
 def test_our_models_rank_by_rank_and_predict_stars_by_score(small_frame):
     from movierec.evaluate.adapters import OurModel
 

@@ -134,6 +134,10 @@ def test_default_split_depends_on_data_set_and_protocol():
     assert default_split("ml-100k") == "official"
     assert default_split("ml-100k", "onboarding") == "kfold:5"
     assert default_split("ml-latest-small") == "kfold:5"
+    # big releases: one hold-out fold for the onboarding protocol (five 25 M fits take hours)
+    assert default_split("ml-25m", "onboarding") == "holdout:0.2"
+    assert default_split("ml-25m") == "kfold:5"
+    assert default_split("ml-latest-small", "onboarding") == "kfold:5"
 
 
 def test_split_descriptions():

@@ -39,6 +39,9 @@ RELEVANT_STARS = 4.0
 BATCH_USERS = 256
 N_POPULAR = 50  # the web form draws from the 50 most-rated movies...
 N_SHOWN = 15  # ...and shows 15 of them
+#: the onboarding protocol ranks at most this many held-out visitors (a seeded sample of
+#: them when there are more: on a 25 M-rating set one fold holds out ~32k users)
+MAX_VISITORS = 5000
 
 #: called with (method name, phase) as work progresses, for progress bars
 Reporter = Callable[[str, str], None]
@@ -272,6 +275,7 @@ def onboarding_fold(
     n_shown: int = N_SHOWN,
     min_ratings: int = 0,
     report: Reporter | None = None,
+    max_visitors: int = MAX_VISITORS,
 ) -> FoldOutcome:
     """Fit on ``train_frame``; fold in each held-out user's revealed ratings and rank.
 
@@ -280,7 +284,9 @@ def onboarding_fold(
     Metrics are as in the rating protocol; ``rmse``/``mae`` here are of the folded-in
     predictions on the user's other (unrevealed) ratings: the cold-start error.
     Visitors are folded in and ranked ``BATCH_USERS`` at a time (``score_visitors``:
-    ``rank_users`` for our models), so ``fold_in_ms`` is per visitor, amortised.
+    ``rank_users`` for our models), so ``fold_in_ms`` is per visitor, amortised. With more
+    than ``max_visitors`` rankable visitors a seeded sample of that many is ranked
+    (``info["visitors_sampled"]`` says how many of ``info["visitors_rankable"]``).
     """
     train = Ratings.from_frame(train_frame)
     visitors, counts = onboarding_visitors(train, heldout_frame, seed, n_popular, n_shown)
@@ -290,6 +296,11 @@ def onboarding_fold(
         v for v in visitors if np.setdiff1d(v.target[v.target_stars >= threshold], too_rare).size
     ]
     counts["skipped_no_relevant"] = len(visitors) - len(visitors_ranked)
+    if len(visitors_ranked) > max_visitors:
+        keep = np.random.default_rng(seed + 1).choice(len(visitors_ranked), max_visitors, False)
+        counts["visitors_rankable"] = len(visitors_ranked)
+        counts["visitors_sampled"] = max_visitors
+        visitors_ranked = [visitors_ranked[i] for i in np.sort(keep)]
     info_bits = metrics.self_information(train.item_counts(), train.n_users)
     exclude, relevant = _visitor_patterns(visitors_ranked, too_rare, train.n_items, threshold)
     outcome = FoldOutcome(
