@@ -333,11 +333,15 @@ def run_child(name: str, n_ratings: int, args: argparse.Namespace) -> dict:
         stdout, stderr = out.read(), err.read()
     wall = time.perf_counter() - started
     rss_mb = usage.ru_maxrss / 1024.0  # KiB on Linux
+    # CPU seconds of the whole child (load + fit + fold-in, all threads): on a shared
+    # machine wall time waits for other work, CPU time does not
+    cpu = usage.ru_utime + usage.ru_stime
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = (stderr.strip().splitlines() or ["?"])[-1][:100]
-        return {"error": f"exit {proc.returncode}: {tail}", "wall_s": wall, "rss_mb": rss_mb}
-    return {**json.loads(lines[-1]), "wall_s": wall, "rss_mb": rss_mb}
+        return {"error": f"exit {proc.returncode}: {tail}", "wall_s": wall, "rss_mb": rss_mb,
+                "cpu_s": cpu}  # fmt: skip
+    return {**json.loads(lines[-1]), "wall_s": wall, "rss_mb": rss_mb, "cpu_s": cpu}
 
 
 def child_main(args: argparse.Namespace) -> None:
@@ -353,7 +357,7 @@ def child_main(args: argparse.Namespace) -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = ("size", "name", "users", "movies", "fit_s", "per_iter_s", "rss_mb",
+    cols = ("size", "name", "users", "movies", "fit_s", "per_iter_s", "cpu_s", "rss_mb",
             "foldin_p50_ms", "foldin_p99_ms")  # fmt: skip
     print("| " + " | ".join(cols) + " |")
     print("|" + "|".join("---" for _ in cols) + "|")
