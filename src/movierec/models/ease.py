@@ -27,10 +27,10 @@ Fold-in costs the member's ridge solve plus, when ranking, a weighted sum of one
 inverting it costs ``m^3`` flops, so ``B`` covers a chosen item set, not the whole
 catalogue: the most-rated movies, as many as ``max_items`` and ``memory_budget_gb``
 allow. Why this rather than a sparse approximate inverse: on MovieLens-shaped data the
-rating counts follow a power law, so the most-rated movies hold nearly all ratings
-(every movie a visitor is shown to rate is among them; ``bench/scale.py`` prints the
-share of ratings the kept movies hold), and relevance for the rest would rest on a handful of co-ratings each.
-They still rank, below the kept ones, by predicted stars. The fit is sized before
+rating counts follow a power law, so the most-rated movies hold most ratings (every
+movie a visitor is shown to rate is among them; ``bench/scale.py`` prints the share of
+ratings the kept movies hold), and relevance for the rest would rest on a handful of
+co-ratings each. They still rank, below the kept ones, by predicted stars. The fit is sized before
 anything big is allocated (:func:`fit_bytes`): the Gram matrix ``X'X`` of the kept
 movies is built straight into one dense float32 ``(m, m)`` array by a numba loop over
 co-ratings (never a sparse ``m^2`` product), regularised, inverted in place by LAPACK's
@@ -323,15 +323,17 @@ class EASE(Recommender):
     def _rank(self, state: UserState) -> np.ndarray:
         """``(n_items,)``: relevance x (stars / 5) ** star_power for the kept movies (see
         the module doc); the rest below them all, by predicted stars."""
-        stars = self.member.score(state).astype(np.float64)  # clipped to 0.5-5
-        rank = stars - STAR_MAX - 1.0  # not kept: -5.5 to -1, then shifted below the kept
+        stars = self.member.score(state)  # (n_items,) float32, clipped to 0.5-5
+        # not kept: -5.5 to -1, then shifted below the kept; float32 over the whole
+        # catalogue (59k movies at 25 M ratings), float64 only over the kept ones
+        rank = stars - np.float32(STAR_MAX + 1.0)
         if self.kept.size:
             s = self.relevance(state)
             gain = (stars[self.kept] / STAR_MAX) ** float(self.params["star_power"])
             kept_rank = np.where(s > 0, s * gain, s)
-            rank += min(float(kept_rank.min()), 0.0)
+            rank += np.float32(min(float(kept_rank.min()), 0.0))
             rank[self.kept] = kept_rank
-        return rank.astype(np.float32)
+        return rank
 
     def rank_users(self, states: Sequence[UserState]) -> np.ndarray:
         """``(len(states), n_items)`` float32 ``rank`` of many states: the relevance of
