@@ -6,9 +6,10 @@ tags.csv) under ``<home>/data/<name>/`` with a marker naming it synthetic, so
 
 - users: every one rates at least 20 movies; activity beyond that is log-normal
   (median ~70, mean ~150 ratings a user, as in ml-25m), capped at half the catalogue.
-- movies: Zipf-like popularity (exponent ~1.1 over a shuffled rank), so a few hundred
-  movies get most ratings and many get none; years skewed to recent decades; genres
-  drawn with ml-25m's frequencies from its 19-genre list.
+- movies: Zipf-like popularity (exponent 1.3, rank offset 0.64 % of the catalogue), so
+  the top 1 % of movies get ~30 % of the ratings and the long tail a handful each;
+  years skewed to recent decades; genres drawn with ml-25m's frequencies from its
+  19-genre list.
 - stars: ``mean + user bias + movie bias + <user factors, movie factors> + noise``
   (8 factors), rounded to half stars (whole stars twice as likely), clipped to 0.5-5.
 - timestamps: each user rates over a session of increasing times starting somewhere
@@ -58,6 +59,7 @@ MIN_PER_USER = 20
 FIRST_TIME = 820_454_400  # 1996-01-01, seconds
 LAST_TIME = 1_574_208_000  # 2019-11-20, seconds
 N_FACTORS = 8
+GENERATOR_VERSION = 2  # bumped when the same seed would give other data (1: head-heavier Zipf)
 _WORDS = (
     "Midnight", "River", "Shadow", "Summer", "Last", "Little", "Dark", "Secret", "Broken",
     "Golden", "Silent", "Lost", "Wild", "City", "Heart", "Night", "Road", "Blood", "Love",
@@ -162,6 +164,7 @@ def synthesize(
             "like": like,
             "layout": "csv",
             "seed": seed,
+            "generator": GENERATOR_VERSION,
             "ratings": int(users.size),
             "users": int(counts.size),
             "movies": int(n_movies),
@@ -226,7 +229,10 @@ def _user_counts(
 def _movies(rng: np.random.Generator, n_movies: int) -> dict[str, np.ndarray]:
     """Catalogue arrays: sparse increasing ids, titles, years, genres, popularity weights."""
     movie_id = np.cumsum(rng.geometric(0.35, n_movies))  # gaps like ml-25m's ids
-    popularity = 1.0 / (1.0 + rng.permutation(n_movies)) ** 1.1
+    # Zipf-like over a shuffled rank, flattened at the head: the top 1 % of movies get
+    # ~30 % of the draws and the top 10 % ~75 %, about as in ml-25m
+    head = max(1.0, 400.0 * n_movies / SHAPES["ml-25m"].movies)  # 400 of ml-25m's 62k
+    popularity = 1.0 / (head + rng.permutation(n_movies)) ** 1.3
     # older movies are fewer and, on average, rated less
     age = np.minimum(rng.exponential(16.0, n_movies), 117)
     year = (2019 - np.floor(age)).astype(np.int64)
