@@ -83,7 +83,7 @@ def test_postgres_outage_answers_503_then_recovers_without_restart(make_app, pg_
     url = f"postgresql://postgres:secret-pw@127.0.0.1:5432/{pg_database}"
     app = make_app(DATABASE_URL=url, **PLAIN)
     client = app.test_client()
-    assert client.post("/recommendations", data=form(LIKES)).status_code == 200
+    assert client.post("/recommendations", data=form(LIKES)).status_code == 303  # PRG
 
     # connections killed under the pool: the next request reconnects (pre-ping)
     with admin() as conn:
@@ -92,7 +92,7 @@ def test_postgres_outage_answers_503_then_recovers_without_restart(make_app, pg_
             (pg_database,),
         )
     assert client.get("/").status_code == 200
-    assert client.post("/recommendations", data=form({1: 3.0})).status_code == 200
+    assert client.post("/recommendations", data=form({1: 3.0})).status_code == 303
 
     caplog.clear()
     with caplog.at_level(logging.INFO):
@@ -103,7 +103,7 @@ def test_postgres_outage_answers_503_then_recovers_without_restart(make_app, pg_
             assert_unavailable(client.get("/recommendations"), json=False)
         start(pg_database)
         response = client.post("/recommendations", data=form({2: 4.0}))
-        assert response.status_code == 200
+        assert response.status_code == 303
         assert client.get("/").status_code == 200
     lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(lines) == 2, [r.getMessage() for r in lines]
@@ -124,7 +124,7 @@ def test_sqlite_database_is_locked_answers_503(make_app, tmp_path, monkeypatch, 
     path = tmp_path / "locked.db"
     app = make_app(DATABASE_URL=f"sqlite:///{path}", **PLAIN)
     client = app.test_client()
-    assert client.post("/recommendations", data=form(LIKES)).status_code == 200
+    assert client.post("/recommendations", data=form(LIKES)).status_code == 303  # PRG
     holder = sqlite3.connect(path, isolation_level=None)
     try:
         holder.execute("begin exclusive")  # another process writing for a long time
@@ -134,7 +134,7 @@ def test_sqlite_database_is_locked_answers_503(make_app, tmp_path, monkeypatch, 
     finally:
         holder.execute("rollback")
         holder.close()
-    assert client.post("/recommendations", data=form({1: 3.0})).status_code == 200
+    assert client.post("/recommendations", data=form({1: 3.0})).status_code == 303
     messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(messages) == 2 and "database is locked" in messages[0]
     assert messages[1] == "database back after 3 failed requests"

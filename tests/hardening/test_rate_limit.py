@@ -66,7 +66,7 @@ def test_the_sixth_api_call_is_a_json_429(make_app):
 def test_the_sixth_form_post_is_a_429_page(make_app):
     client = limited_app(make_app).test_client()
     for _ in range(LIMIT):
-        assert client.post("/recommendations", data={"rating-356": "4"}).status_code == 200
+        assert client.post("/recommendations", data={"rating-356": "4"}).status_code == 303
     response = client.post("/recommendations", data={"rating-356": "4"})
     assert response.status_code == 429 and response.mimetype == "text/html"
     assert "Too many requests" in response.get_data(as_text=True)

@@ -19,7 +19,7 @@ PLAIN = {"WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False}
 
 def submit(client, stars: dict[int, float], year: str = "any"):
     form = {f"rating-{m}": str(s) for m, s in stars.items()}
-    return client.post("/recommendations", data={**form, "year": year})
+    return client.post("/recommendations", data={**form, "year": year}, follow_redirects=True)
 
 
 def row_counts(app) -> dict[str, int]:

@@ -34,14 +34,13 @@ TITLES = {
     405: "That does not work here",
     413: "That was too large",
     415: "That request was not JSON",
-    429: "Slow down a little",
+    429: "Too many requests",
     500: "Something went wrong on our side",
     503: "Recommendations are not available right now",
 }
 #: what a page (not the API) says for these codes, in the visitor's words
 PAGE_MESSAGES = {
     405: "This address cannot be used that way. Go back to the start and try again from there.",
-    413: "What you sent was larger than this site accepts. Try again with less.",
     429: "You sent many requests in a short time. Please wait a minute, then try again.",
 }
 #: a model or data problem (details in the log)
@@ -81,6 +80,8 @@ def csrf_error(exc: CSRFError) -> tuple[Any, int]:
 @bp.app_errorhandler(RequestEntityTooLarge)
 def too_large(exc: RequestEntityTooLarge) -> tuple[Any, int]:
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if not _wants_json():
+        return _answer(413, f"What you sent was too large: this site takes at most {limit} bytes.")
     return _answer(413, f"request body too large: at most {limit} bytes", "body")
 
 
