@@ -270,3 +270,12 @@ def test_rank_users_is_rank_for_many_states(small_model: EASE, small_split) -> N
     for row, state in enumerate(states):
         np.testing.assert_allclose(batched[row], small_model.rank(state), rtol=1e-5, atol=1e-6)
     assert small_model.rank_users([]).shape == (0, train.n_items)
+
+
+def test_score_users_is_score_for_many_states(small_model: EASE, small_split) -> None:
+    train, _ = small_split
+    states = [small_model.user_state(int(u)) for u in train.user_ids[:5]]
+    batched = small_model.score_users(states)
+    assert batched.dtype == np.float32
+    for row, state in enumerate(states):
+        np.testing.assert_allclose(batched[row], small_model.score(state), rtol=1e-5, atol=1e-5)

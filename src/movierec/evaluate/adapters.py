@@ -147,7 +147,8 @@ class OurModel(Method):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Fold every visitor in, then ``model.rank_users`` ranks them all at once (one
         matrix product for factor models, one sparse x dense product for ease). Stars are
-        the clipped ranking where the model ranks by its stars, else ``model.score``."""
+        the clipped ranking where the model ranks by its stars, else ``model.score_users``
+        (states -> stars, optional; ease has it) or ``model.score`` of each."""
         assert self.model is not None and self.train is not None
         model, movie_ids = self.model, self.train.movie_ids
         states = [model.fold_in(movie_ids[items], stars) for items, stars in visitors]
@@ -155,7 +156,9 @@ class OurModel(Method):
         # rank is the unclipped score unless the class (or this instance) ranks otherwise
         patched = {"rank", "rank_users"} & set(vars(model))
         if type(model)._rank is models.Recommender._rank and not patched:
-            stars = np.clip(rankings, STAR_MIN, STAR_MAX)
+            stars = np.maximum(np.minimum(rankings, STAR_MAX), STAR_MIN)  # np.clip: slower
+        elif hasattr(model, "score_users"):  # optional: stars for many states at once (ease)
+            stars = model.score_users(states)
         else:
             stars = np.stack([model.score(s) for s in states]) if states else rankings.copy()
         return self._align(rankings), self._align(stars)
