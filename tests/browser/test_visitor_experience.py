@@ -163,6 +163,7 @@ def test_arrow_keys_in_the_pickers_do_not_submit(browser, live_server):
     url = page.url
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url) if "/recommendations" in r.url else None)
+    page.locator(".pick-settings > summary").click()  # "How we pick ... Change"
     years = page.locator("select[name=year]")
     years.focus()
     page.keyboard.press("ArrowDown")
