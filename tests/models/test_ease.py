@@ -224,7 +224,7 @@ def test_fit_matches_the_float64_closed_form(small_split) -> None:
 
 def test_fit_bytes_counts_the_dense_matrix_and_the_kept_ratings() -> None:
     assert fit_bytes(1000, 0) == 4 * 1000 * 1000 + 4 * 1000 * 1000
-    assert fit_bytes(20_000, 10) == 4 * 20_000**2 + 4 * 1024 * 20_000 + 80
+    assert fit_bytes(20_000, 10) == 4 * 20_000**2 + 4 * 1024 * 20_000 + 200
     assert fit_bytes(59_000, 0) / 2**30 > 12  # why the whole catalogue is not kept
 
 
