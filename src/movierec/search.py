@@ -23,13 +23,13 @@ year is searched as part of the title (``2001 a space odyssey``).
 from __future__ import annotations
 
 import bisect
-import heapq
 import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 from rapidfuzz import fuzz, process
 
 MAX_QUERY = 200  # characters
@@ -66,6 +66,7 @@ TIER_NAMES = {TIER_EXACT: "exact", TIER_PREFIX: "prefix", TIER_WORDS: "words", T
 KEY_CUTOFF = 80.0
 WORD_CUTOFF = 75.0
 FUZZY_POOL = 200  # most fuzzy candidates scored per query
+_AFTER = "\U0010ffff"  # sorts after any text that starts with a given prefix
 
 
 def fold(text: str) -> str:
@@ -160,25 +161,29 @@ class Hit:
 class TitleIndex:
     """A search index over ``(movieId, title, n_ratings)`` rows (titles as MovieLens writes them).
 
-    Built once (about 0.3 s per 10k titles); ``search`` is then thread-safe and read-only.
+    Movies are numbered by popularity (position 0 = most rated), so "the ``limit`` most-rated
+    of a set" is its ``limit`` smallest positions. Title keys and the vocabulary are kept
+    sorted, so the titles (or words) starting with a text are one contiguous range, read as a
+    numpy slice. Built once (about 1 s per 60k titles); ``search`` is then read-only and
+    thread-safe.
     """
 
     def __init__(self, movies: Iterable[tuple[int, str, int]]) -> None:
-        self.movie_ids: list[int] = []
-        self.n_ratings: list[int] = []
+        rows = sorted(((int(m), t, int(c)) for m, t, c in movies), key=lambda r: (-r[2], r[0]))
+        self.movie_ids: list[int] = [m for m, _, _ in rows]
+        self.n_ratings: list[int] = [c for _, _, c in rows]
         self.years: list[int | None] = []
         #: flat list of keys and, per key, the position of its movie
         self.keys: list[str] = []
         self.key_owner: list[int] = []
         self._exact: dict[str, list[int]] = defaultdict(list)
-        self._postings: dict[str, set[int]] = defaultdict(set)
+        postings: dict[str, list[int]] = defaultdict(list)
         self._keys_by_year: dict[int, list[int]] = defaultdict(list)
-        for movie_id, title, count in movies:
-            pos = len(self.movie_ids)
+        self._movie_keys: list[list[str]] = []
+        for pos, (_, title, _) in enumerate(rows):
             keys, year = title_keys(title)
-            self.movie_ids.append(int(movie_id))
-            self.n_ratings.append(int(count))
             self.years.append(year)
+            self._movie_keys.append(keys)
             for key in keys:
                 if year is not None:
                     self._keys_by_year[year].append(len(self.keys))
@@ -186,21 +191,28 @@ class TitleIndex:
                 self.key_owner.append(pos)
                 self._exact[key].append(pos)
                 for word in key.split():
-                    self._postings[word].add(pos)
-        self._words = sorted(self._postings)
-        #: (key, position) sorted by key: the titles starting with a text are one range
-        self._sorted_keys = sorted(zip(self.keys, self.key_owner, strict=True))
-        self._sorted_text = [k for k, _ in self._sorted_keys]
-        #: first letter -> (keys, their flat indices): the fuzzy pass reads one bucket
-        self._by_initial: dict[str, tuple[list[str], list[int]]] = defaultdict(lambda: ([], []))
+                    postings[word].append(pos)
+        self._year_array = np.array([y or 0 for y in self.years], dtype=np.int32)
+        # the vocabulary sorted, its postings laid end to end: a word range is one slice
+        self._words = sorted(postings)
+        lists = [np.unique(np.asarray(postings[w], dtype=np.int32)) for w in self._words]
+        self._word_start = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum([len(x) for x in lists], out=self._word_start[1:])
+        self._word_owner = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int32)
+        # title keys sorted: the titles starting with a text are one slice
+        order = sorted(range(len(self.keys)), key=self.keys.__getitem__)
+        self._sorted_text = [self.keys[i] for i in order]
+        self._sorted_owner = np.asarray([self.key_owner[i] for i in order], dtype=np.int32)
+        #: first letter -> (keys without a leading article, their flat indices): the fuzzy
+        #: pass reads one bucket
+        by_initial: dict[str, tuple[list[str], list[int]]] = defaultdict(lambda: ([], []))
         for i, key in enumerate(self.keys):
-            bucket = self._by_initial[key[0]]
+            if without_article(key) != key:
+                continue  # its article-less twin is in the index too
+            bucket = by_initial[key[0]]
             bucket[0].append(key)
             bucket[1].append(i)
-        self._by_initial = dict(self._by_initial)
-        self._movie_keys: dict[int, list[str]] = defaultdict(list)
-        for key, owner in zip(self.keys, self.key_owner, strict=True):
-            self._movie_keys[owner].append(key)
+        self._by_initial = dict(by_initial)
 
     def __len__(self) -> int:
         return len(self.movie_ids)
@@ -221,66 +233,85 @@ class TitleIndex:
         for pos in self._exact.get(query.text, ()):
             if self._year_ok(pos, query.year):
                 found[pos] = Hit(self.movie_ids[pos], TIER_EXACT, 100.0)
-        starting = [
-            p
-            for p in self._starting_with(query.text)
-            if p not in found and self._year_ok(p, query.year)
-        ]
-        for pos in heapq.nlargest(limit, starting, key=self.n_ratings.__getitem__):
-            found[pos] = Hit(self.movie_ids[pos], TIER_PREFIX, 100.0)
+        self._add(found, self._starting_with(query.text), query, limit, TIER_PREFIX)
         words = query.text.split()
-        candidates = self._candidates(
-            [self._word_postings(w, i == len(words) - 1) for i, w in enumerate(words)]
-        )
-        fresh = [p for p in candidates if p not in found and self._year_ok(p, query.year)]
-        for pos in heapq.nlargest(limit, fresh, key=self.n_ratings.__getitem__):
-            found[pos] = Hit(self.movie_ids[pos], TIER_WORDS, 100.0)
+        if len(found) < limit:  # else no word match could make the top ``limit``
+            self._add(found, self._all_words(words), query, limit, TIER_WORDS)
         if len(found) < limit:
             for pos, similarity in self._fuzzy(query, words):
                 if pos not in found:
                     found[pos] = Hit(self.movie_ids[pos], TIER_FUZZY, similarity)
-        order = heapq.nsmallest(
-            limit,
-            found.items(),
-            key=lambda kv: (-kv[1].tier, -kv[1].similarity, -self.n_ratings[kv[0]], kv[1].movie_id),
-        )
-        return [hit for _, hit in order]
+        order = sorted(found.items(), key=lambda kv: (-kv[1].tier, -kv[1].similarity, kv[0]))
+        return [hit for _, hit in order[:limit]]
 
-    def _word_postings(self, word: str, last: bool) -> set[int]:
-        """Movies with ``word`` as a word (or, for the last query word, as a word's prefix)."""
-        return self._prefix_postings(word) if last else self._postings.get(word, set())
+    def _add(
+        self, found: dict[int, Hit], positions: np.ndarray, query: Query, limit: int, tier: int
+    ) -> None:
+        """The ``limit`` most-rated of ``positions`` (sorted, unique) not found yet, as ``tier``."""
+        if query.year is not None:
+            positions = positions[self._year_array[positions] == query.year]
+        added = 0
+        for pos in positions[: limit + len(found)].tolist():
+            if pos not in found:
+                found[pos] = Hit(self.movie_ids[pos], tier, 100.0)
+                added += 1
+                if added == limit:
+                    break
+
+    def _all_words(self, words: list[str]) -> np.ndarray:
+        """Sorted positions of movies with every word of ``words``, the last as a prefix.
+
+        A short last word ("t", "the") is the prefix of thousands of words; when the other
+        words already narrow the movies down, those few are checked directly instead.
+        """
+        if len(words) > 1:
+            others = self._candidates([self._word_postings(w, False) for w in words[:-1]])
+            if others.size <= FUZZY_POOL * 10:
+                prefix = words[-1]
+                keep = [
+                    pos
+                    for pos in others.tolist()
+                    if any(w.startswith(prefix) for k in self._movie_keys[pos] for w in k.split())
+                ]
+                return np.asarray(keep, dtype=np.int32)
+            return self._candidates([others, self._word_postings(words[-1], True)])
+        postings = [self._word_postings(w, i == len(words) - 1) for i, w in enumerate(words)]
+        return self._candidates(postings)
+
+    def _has_word(self, word: str, prefix: bool) -> bool:
+        """Whether the vocabulary holds ``word`` (or, if ``prefix``, a word starting with it)."""
+        i = bisect.bisect_left(self._words, word)
+        if i >= len(self._words):
+            return False
+        return self._words[i].startswith(word) if prefix else self._words[i] == word
+
+    def _word_postings(self, word: str, last: bool) -> np.ndarray:
+        """Sorted positions of movies with ``word`` as a word (the last: as a word's prefix)."""
+        start = bisect.bisect_left(self._words, word)
+        end = bisect.bisect_left(self._words, word + _AFTER) if last else start + 1
+        if not last and (start >= len(self._words) or self._words[start] != word):
+            return np.zeros(0, dtype=np.int32)
+        block = self._word_owner[self._word_start[start] : self._word_start[end]]
+        return np.unique(block) if end - start > 1 else block
 
     @staticmethod
-    def _candidates(postings: list[set[int]]) -> set[int]:
-        """Movies in every one of ``postings`` (smallest first: cheap intersections)."""
+    def _candidates(postings: list[np.ndarray]) -> np.ndarray:
+        """Sorted positions in every one of ``postings`` (smallest first: cheap intersections)."""
         if not postings:
-            return set()
+            return np.zeros(0, dtype=np.int32)
         postings = sorted(postings, key=len)
-        result = set(postings[0])
+        result = postings[0]
         for other in postings[1:]:
-            result &= other
-            if not result:
+            if not result.size:
                 break
+            result = np.intersect1d(result, other, assume_unique=True)
         return result
 
-    def _prefix_postings(self, prefix: str) -> set[int]:
-        start = bisect.bisect_left(self._words, prefix)
-        out: set[int] = set()
-        for word in self._words[start:]:
-            if not word.startswith(prefix):
-                break
-            out |= self._postings[word]
-        return out
-
-    def _starting_with(self, text: str) -> set[int]:
-        """Movies with a title key starting with ``text`` (one bisected range)."""
+    def _starting_with(self, text: str) -> np.ndarray:
+        """Sorted positions of movies with a title key starting with ``text`` (one slice)."""
         start = bisect.bisect_left(self._sorted_text, text)
-        out: set[int] = set()
-        for key, pos in self._sorted_keys[start:]:
-            if not key.startswith(text):
-                break
-            out.add(pos)
-        return out
+        end = bisect.bisect_left(self._sorted_text, text + _AFTER, lo=start)
+        return np.unique(self._sorted_owner[start:end])
 
     def _fuzzy(self, query: Query, words: list[str]) -> list[tuple[int, float]]:
         """Typo-tolerant matches with their similarity (0-100), best first.
@@ -295,35 +326,55 @@ class TitleIndex:
             flat = self._keys_by_year.get(query.year, [])
             keys = [self.keys[k] for k in flat]
         else:  # a typo in the first letter is rare: read only keys with the query's initial
-            keys, flat = self._by_initial.get(query.text[0], ([], []))
+            keys, flat = self._by_initial.get(query.bare[0], ([], []))
         if len(query.text) >= 3:
             for _key, score, index in process.extract(
-                query.text, keys, scorer=fuzz.ratio, limit=FUZZY_POOL, score_cutoff=KEY_CUTOFF
+                query.bare if query.year is None else query.text,
+                keys,
+                scorer=fuzz.ratio,
+                limit=FUZZY_POOL,
+                score_cutoff=KEY_CUTOFF,
             ):
                 pos = self.key_owner[flat[index]]
                 best[pos] = max(best.get(pos, 0.0), float(score))
-        postings = []
-        for i, word in enumerate(words):
-            exact = self._word_postings(word, i == len(words) - 1)
-            if exact or len(word) < 3:
-                postings.append(exact)
-                continue
+        last = len(words) - 1
+        unknown = [
+            i for i, w in enumerate(words) if len(w) >= 3 and not self._has_word(w, i == last)
+        ]
+        fixes: dict[int, np.ndarray] = {}
+        for i in unknown:
             close = process.extract(
-                word, self._words, scorer=fuzz.ratio, limit=10, score_cutoff=WORD_CUTOFF
+                words[i], self._words, scorer=fuzz.ratio, limit=10, score_cutoff=WORD_CUTOFF
             )
-            near: set[int] = set()
-            for w, _score, _i in close:
-                near |= self._postings[w]
-            postings.append(near)
-        if len(postings) > sum(1 for w in words if self._postings.get(w)):  # some word fixed
-            candidates = self._candidates(postings)
-            if len(candidates) > FUZZY_POOL:
-                popular = heapq.nlargest(FUZZY_POOL, candidates, key=self.n_ratings.__getitem__)
-                candidates = set(popular)
-            for pos in candidates:
-                if self._year_ok(pos, query.year):
-                    score = max(fuzz.WRatio(query.text, k) for k in self._movie_keys[pos])
-                    best[pos] = max(best.get(pos, 0.0), float(score))
+            if close:
+                near = [self._word_postings(w, False) for w, _score, _i in close]
+                fixes[i] = np.unique(np.concatenate(near))
+        if fixes:
+            if last in fixes or len(words) == 1:
+                postings = [
+                    fixes.get(i, self._word_postings(w, i == last)) for i, w in enumerate(words)
+                ]
+                candidates = self._candidates(postings)
+            else:  # the last word is typed as a prefix: check it on the narrowed movies
+                others = [
+                    fixes.get(i, self._word_postings(w, False)) for i, w in enumerate(words[:-1])
+                ]
+                narrowed = self._candidates(others)[: FUZZY_POOL * 10]
+                candidates = np.asarray(
+                    [
+                        p
+                        for p in narrowed.tolist()
+                        if any(
+                            w.startswith(words[-1]) for k in self._movie_keys[p] for w in k.split()
+                        )
+                    ],
+                    dtype=np.int32,
+                )
+            if query.year is not None:
+                candidates = candidates[self._year_array[candidates] == query.year]
+            for pos in candidates[:FUZZY_POOL].tolist():  # the most rated first
+                score = max(fuzz.WRatio(query.text, k) for k in self._movie_keys[pos])
+                best[pos] = max(best.get(pos, 0.0), float(score))
         return sorted(best.items(), key=lambda kv: -kv[1])
 
     def _year_ok(self, pos: int, year: int | None) -> bool:

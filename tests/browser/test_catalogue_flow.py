@@ -15,16 +15,20 @@ pytestmark = pytest.mark.slow
 SIZES = {"desktop": {"width": 1366, "height": 900}, "mobile": {"width": 390, "height": 844}}
 
 
-def _imdb_csv(path: Path, n: int = 30) -> list[int]:
-    """An IMDb export of ``n`` ml-latest-small movies (from links.csv); their movieIds."""
+def _imdb_csv(path: Path) -> list[int]:
+    """A 30-line IMDb export: 27 ml-latest-small movies (from links.csv), The Matrix at 10/10,
+    a title the catalogue lacks, and the header. Returns the 27 movies' ids."""
     source = Path(os.environ.get("MOVIEREC_DATA_SOURCE", "data")) / "ml-latest-small"
     with open(source / "links.csv", newline="") as f:
-        links = [r for r in csv.DictReader(f) if r["imdbId"]][100 : 100 + n]
+        links = [r for r in csv.DictReader(f) if r["imdbId"]][100:127]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["Const", "Your Rating", "Date Rated", "Title", "Year"])
         for i, row in enumerate(links):
             writer.writerow([f"tt{row['imdbId']}", 3 + i % 8, "2024-05-01", f"Movie {i}", ""])
+        writer.writerow(["tt0133093", 10, "2024-05-02", "The Matrix", 1999])
+        writer.writerow(["tt9999999", 7, "2024-05-03", "A Film From 2031", 2031])
+    assert len(path.read_text().splitlines()) == 30
     return [int(r["movieId"]) for r in links]
 
 
@@ -71,8 +75,15 @@ def test_search_rate_movie_page_import_and_ratings(browser, live_server, screens
     _shots(page, screenshots, "import")
     page.get_by_role("button", name="Import").click()
     heading = page.locator("h1").inner_text()
-    assert heading == "Imported 30 of 30 rows", heading
+    assert heading == "Imported 28 of 29 rows", heading
+    assert "A Film From 2031" in page.locator(".unmatched").inner_text()
+    conflicts = page.locator(".conflicts")
+    assert "The Matrix" in conflicts.inner_text()  # rated 4.5 here, 10/10 = 5 on IMDb
     _shots(page, screenshots, "imported")
+    conflicts.get_by_role("button", name="Replace these").click()
+    page.wait_for_url(re.compile(r"/ratings$"))
+    matrix = page.locator('tr[data-movie-id="2571"] select[name=stars]')
+    assert matrix.input_value() == "5.0"
 
     page.goto(live_server + "/ratings")
     listed = {
