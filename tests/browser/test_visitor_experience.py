@@ -80,7 +80,9 @@ def test_every_page_has_no_serious_axe_violations(browser, live_server, screensh
         if path is not None:
             response = page.goto(live_server + path)
             assert response is not None and response.status == status, (name, path)
-        found[name] = _blocking(axe.run(page).response)
+        results = axe.run(page).response
+        assert results["passes"], f"axe checked nothing on {name}"
+        found[name] = _blocking(results)
         _screenshot(page, screenshots / f"{name}-{size}-{scheme}.png")
 
     # a new visitor: the nothing-rated state and the 404 page
@@ -89,6 +91,14 @@ def test_every_page_has_no_serious_axe_violations(browser, live_server, screensh
     check(page, "nothing-rated", "/recommendations")
     assert page.get_by_role("heading", name="Rate a movie or two first").is_visible()
     check(page, "not-found", "/no-such-page", status=404)
+    # the check can fail: a grey-on-grey paragraph added to the page is caught
+    page.evaluate(
+        "() => { const p = document.createElement('p'); p.textContent = 'faint text';"
+        " p.style.color = '#bbbbbb'; p.style.background = '#cccccc';"
+        " document.querySelector('main').append(p); }"
+    )
+    caught = _blocking(axe.run(page).response)
+    assert any(v.startswith("color-contrast") for v in caught), caught
     fresh.close()
 
     # a visitor with ratings: every other page
