@@ -1,5 +1,5 @@
 """In real Chromium: search and rate, a movie page with similar movies, an IMDb import,
-the ratings page, and recommendations that leave out everything rated."""
+the ratings page, recommendations that leave out everything rated, and "not interested"."""
 
 from __future__ import annotations
 
@@ -103,4 +103,18 @@ def test_search_rate_movie_page_import_and_ratings(browser, live_server, screens
         )
     }
     assert picks and not picks & listed
+
+    # "not interested" on the first pick: it goes, another takes its place, none rated
+    first = page.locator("li.result").first
+    gone = int(first.get_attribute("data-movie-id"))
+    first.get_by_role("button", name=re.compile("Not interested")).click()
+    page.locator(f"li.result[data-movie-id='{gone}']").wait_for(state="detached")
+    after = [
+        int(x)
+        for x in page.locator("li.result").evaluate_all(
+            "items => items.map(i => i.dataset.movieId)"
+        )
+    ]
+    assert gone not in after and len(after) == len(picks)
+    assert not set(after) & listed
     page.close()
