@@ -1,0 +1,105 @@
+"""Onboarding strategies: time to choose the next 15 cards, and (``--evaluate``) how well
+the picks after 5, 10 and 15 asked movies rank for held-out users.
+
+Timing: ml-latest-small, the app's default ranking model (``ease``, whose item factors
+``adaptive`` reads), an :class:`~movierec.onboarding.Onboarding` built as the app
+builds it. Each of ``--visitors`` simulated visitors (real ml-latest-small users) is asked
+3 rounds of 15 with the app's year mix (5 of 15 from 2010 on), answering what they rated;
+every ``batch`` call (what one page view costs, ``Movie`` objects included) is timed alone
+with ``time.perf_counter_ns`` after a warm-up; figures in milliseconds.
+
+    python bench/onboarding_strategies.py [--visitors 200] [--evaluate]
+
+``--evaluate`` runs what ``movierec evaluate --dataset ml-latest-small --split kfold:5
+--models ease --protocol onboarding --strategy random-top,popular,pop-entropy,adaptive
+--rounds 3 --per-round 5`` runs and prints its tables.
+
+Targets (issue 11): choosing the next 15 <= 20 ms p99; after 15 asked the best strategy's
+NDCG@10 >= 1.2x random-top's with at least as many movies rated; with 10 asked at least
+random-top's NDCG@10 with 15.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from movierec import models
+from movierec.data import fetch_dataset, load_dataset
+from movierec.onboarding import STRATEGIES, Onboarding, min_new_for
+
+N_CARDS = 15
+ROUNDS = 3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--visitors", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--evaluate", action="store_true", help="also run the 5-fold protocol")
+    args = parser.parse_args()
+    home = os.environ.get("MOVIEREC_HOME")
+    source = os.environ.get("MOVIEREC_DATA_SOURCE")
+    if source:
+        fetch_dataset("ml-latest-small", source=source, home=home, progress=False)
+    data = load_dataset("ml-latest-small", home=home)
+    start = time.perf_counter()
+    model = models.create("ease").fit(data.ratings)
+    print(f"ease fitted in {time.perf_counter() - start:.1f} s")
+    start = time.perf_counter()
+    onboarding = Onboarding.build(data.ratings, model, data.catalog)
+    print(f"onboarding index built in {1000 * (time.perf_counter() - start):.0f} ms")
+    rng = np.random.default_rng(args.seed)
+    frame = data.frame
+    users = rng.choice(frame["userId"].unique(), size=args.visitors, replace=False)
+    truth = {
+        int(u): dict(zip(g["movieId"].tolist(), g["rating"].tolist(), strict=True))
+        for u, g in frame[frame["userId"].isin(users)].groupby("userId")
+    }
+    print(f"\nnext {N_CARDS} cards, {args.visitors} visitors x {ROUNDS} rounds (ms per call)")
+    print(f"{'strategy':<12} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7} {'rated/45':>9}")
+    for strategy in STRATEGIES:
+        for _ in range(5):  # warm-up
+            onboarding.batch({}, [], N_CARDS, strategy, min_new=min_new_for(N_CARDS))
+        times, rated_counts = [], []
+        for user, rated in truth.items():
+            answers: dict[int, float] = {}
+            shown: list[int] = []
+            for _ in range(ROUNDS):
+                t0 = time.perf_counter_ns()
+                batch = onboarding.batch(
+                    answers, shown, N_CARDS, strategy, seed=user, min_new=min_new_for(N_CARDS)
+                )
+                times.append((time.perf_counter_ns() - t0) / 1e6)
+                ids = [m.movie_id for m in batch.movies]
+                shown += ids
+                answers.update({m: rated[m] for m in ids if m in rated})
+            rated_counts.append(len(answers))
+        p50, p90, p99 = np.percentile(times, [50, 90, 99])
+        print(
+            f"{strategy:<12} {p50:7.2f} {p90:7.2f} {p99:7.2f} {max(times):7.2f} "
+            f"{np.mean(rated_counts):9.2f}"
+        )
+    if args.evaluate:
+        from movierec.evaluate import format_table, run_evaluation
+
+        result = run_evaluation(
+            "ml-latest-small",
+            "kfold:5",
+            ["ease"],
+            protocol="onboarding",
+            home=home,
+            progress=False,
+            strategies=list(STRATEGIES),
+            rounds=3,
+            per_round=5,
+        )
+        print()
+        print(format_table(result))
+
+
+if __name__ == "__main__":
+    main()
