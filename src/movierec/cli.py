@@ -199,6 +199,17 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         default=0,
         help="never recommend movies with fewer training ratings (the web app uses 20)",
     )
+    ev.add_argument(
+        "--strategy",
+        help="onboarding strategies to compare, comma-separated (random-top, popular, "
+        "pop-entropy, adaptive): asks --per-round movies per round for --rounds rounds",
+    )
+    ev.add_argument(
+        "--rounds", type=_positive_int, default=3, help="rounds asked per user (default 3)"
+    )
+    ev.add_argument(
+        "--per-round", type=_positive_int, default=5, help="movies asked per round (default 5)"
+    )
     ev.add_argument("--out", type=Path, help="write report.md, results.json and plots here")
     ev.add_argument("--seed", type=int, default=0, help="random seed for splits and models")
 
@@ -363,6 +374,9 @@ def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         home=settings.home,
         seed=args.seed,
         min_ratings=args.min_ratings,
+        strategies=args.strategy,
+        rounds=args.rounds,
+        per_round=args.per_round,
     )
     print(format_table(result))
     if args.out:
