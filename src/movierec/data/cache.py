@@ -84,6 +84,7 @@ def _write(cache: Path, stamps: dict[str, list[int]], arrays: Arrays) -> None:
     staging: Path | None = None
     try:
         staging = Path(tempfile.mkdtemp(prefix=f"{CACHE_DIR}-", dir=cache.parent))
+        staging.chmod(0o755)  # readable like the data set it sits in (mkdtemp makes 0700)
         for name, array in arrays.items():
             np.save(staging / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
         meta = {
