@@ -279,3 +279,11 @@ def test_score_users_is_score_for_many_states(small_model: EASE, small_split) ->
     assert batched.dtype == np.float32
     for row, state in enumerate(states):
         np.testing.assert_allclose(batched[row], small_model.score(state), rtol=1e-5, atol=1e-5)
+
+
+def test_loaded_item_item_is_mapped_from_the_file(small_model: EASE, tmp_path: Path) -> None:
+    """Arrays are read straight from a memory map of the file (checksums verified), not
+    copied: the item-item matrix is a read-only view."""
+    loaded = models.load(small_model.save(tmp_path / "ease.npz"))
+    assert not loaded.item_item.flags.writeable and not loaded.item_item.flags.owndata
+    np.testing.assert_array_equal(loaded.item_item, small_model.item_item)
