@@ -181,3 +181,19 @@ def test_excluded_movies_are_never_picked(service):
     popular = service.recommend({}, n=5)
     top = popular.items[0].movie.movie_id
     assert top not in [r.movie.movie_id for r in service.recommend({}, n=5, exclude=[top]).items]
+
+
+def test_rank_at_the_picks_equals_the_models_rank(app_model):
+    """The explanations' fast re-ranking at a few items equals ``rank_users`` there."""
+    import numpy as np
+
+    from movierec.recommend import rank_at
+
+    model = app_model.model
+    states = [
+        model.fold_in(list(VARIED), list(VARIED.values())),
+        model.fold_in([260, 1, 364], [5.0, 1.0, 3.5]),
+    ]
+    items = model.items_of([2959, 4993, 58559, 6377, 32])
+    expected = model.rank_users(states)[:, items]
+    np.testing.assert_allclose(rank_at(model, states, items), expected, rtol=2e-4, atol=2e-5)

@@ -28,14 +28,15 @@ movie's score equally with each rating, so they explain nothing.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from movierec.data.catalog import Catalog, Movie
 from movierec.errors import InvalidInput
-from movierec.models.base import Recommender
+from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
 
 YEAR_CHOICES = ("old", "new", "any")
 DEFAULT_SPLIT_YEAR = 2010  # old < 2010 <= new, as in the original app
@@ -238,7 +239,7 @@ class RecommendService:
         candidates = np.flatnonzero(allowed)
         picks = candidates[_top_k(ranking[candidates], n)]
         matches = _matches(ranking[candidates], ranking[picks])
-        because = self._because(usable, ranking, picks)
+        because = self._because(usable, state, picks)
         items = [
             Recommendation(
                 movie=self._movie(int(self.movie_ids[i])),
@@ -311,12 +312,12 @@ class RecommendService:
         return movie
 
     def _because(
-        self, usable: dict[int, float], ranking: np.ndarray, picks: np.ndarray
+        self, usable: dict[int, float], state: UserState, picks: np.ndarray
     ) -> list[tuple[Movie, ...]]:
         """Per pick, the rated movies whose removal lowers its rank score most.
 
-        ``usable``: the visitor's ratings the model knows; ``ranking``: ``(n_items,)`` their
-        rank scores; ``picks``: ``(n_picks,)`` item indices. See the module doc.
+        ``usable``: the visitor's ratings the model knows; ``state``: their fold-in;
+        ``picks``: ``(n_picks,)`` item indices. See the module doc.
         """
         if not self._explains or not picks.size:
             return [()] * int(picks.size)
@@ -329,8 +330,8 @@ class RecommendService:
         for left_out in tried:
             rest = [m for m in rated if m != left_out]
             states.append(self.model.fold_in(rest, [usable[m] for m in rest]))
-        without = self.model.rank_users(states)[:, picks]  # (n_tried, n_picks)
-        drops = ranking[picks].astype(np.float64)[None, :] - without.astype(np.float64)
+        with_all = rank_at(self.model, [state], picks)  # (1, n_picks)
+        drops = with_all - rank_at(self.model, states, picks)  # (n_tried, n_picks)
         out = []
         for k in range(picks.size):
             order = np.argsort(-drops[:, k], kind="stable")
@@ -384,6 +385,53 @@ def _top_k(values: np.ndarray, k: int) -> np.ndarray:
         return np.argsort(-values, kind="stable")
     part = np.argpartition(-values, k - 1)[:k]
     return part[np.argsort(-values[part], kind="stable")]
+
+
+def rank_at(model: Recommender, states: Sequence[UserState], items: np.ndarray) -> np.ndarray:
+    """``(len(states), items.size)`` float64: ``model.rank`` of each state at ``items`` only.
+
+    The explanations re-rank a handful of picks for each left-out rating; ranking the
+    whole catalogue for each (``rank_users``) cost about 5 ms of CPU a request. Factor
+    models (``offset + b_u + b_i + q_i . p``) and EASE (relevance of the kept movies x
+    the member's star gain) are computed at the picks directly; any other model, or an
+    EASE pick outside its kept movies (whose rank depends on the whole catalogue), falls
+    back to ``rank_users``. Tested equal to ``rank_users`` for every served model.
+    """
+    from movierec.models.ease import EASE
+    from movierec.models.factor import FactorModel
+
+    items = np.asarray(items, dtype=np.int64)
+    if isinstance(model, EASE) and model.kept.size:
+        positions = model._position[items]
+        if (positions >= 0).all():
+            stars = np.clip(_factor_rank_at(model.member, states, items), STAR_MIN, STAR_MAX)
+            relevance = np.empty((len(states), items.size), dtype=np.float64)
+            offset = float(model.params["like_offset"])
+            for row, state in enumerate(states):
+                rated = model._position[np.asarray(state.items, dtype=np.int64)]
+                known = rated >= 0
+                weights = np.asarray(state.stars, dtype=np.float64)[known] - offset
+                block = model.item_item[np.ix_(rated[known], positions)]  # (m_rated, n)
+                relevance[row] = weights @ block.astype(np.float64)
+            relevance += float(model.params["popularity"]) * model.popularity[items]
+            gain = (stars / STAR_MAX) ** float(model.params["star_power"])
+            return np.where(relevance > 0, relevance * gain, relevance)
+    if (
+        isinstance(model, FactorModel)
+        and type(model)._rank is Recommender._rank
+        and type(model)._score is FactorModel._score
+    ):
+        return _factor_rank_at(model, states, items)
+    return np.asarray(model.rank_users(states), dtype=np.float64)[:, items]
+
+
+def _factor_rank_at(model: Any, states: Sequence[UserState], items: np.ndarray) -> np.ndarray:
+    """``offset + b_u + b_i + q_i . p`` of a factor model, unclipped, at ``items``."""
+    factors = np.stack([np.asarray(s.factors, dtype=np.float64) for s in states])
+    out = factors @ model.item_factors[items].astype(np.float64).T
+    out += model.item_bias[items].astype(np.float64)[None, :]
+    out += np.array([model._offset + s.bias for s in states], dtype=np.float64)[:, None]
+    return out
 
 
 def _matches(candidate_scores: np.ndarray, pick_scores: np.ndarray) -> list[int]:
