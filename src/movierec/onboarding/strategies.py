@@ -105,7 +105,13 @@ def adaptive(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Greedy ``P(seen)^SEEN_POWER x information`` (see the module doc)."""
-    p_seen = seen_probability(index, answers)
+    key = tuple(sorted((i, s is not None) for i, s in answers.items()))
+    last = index.last_seen  # a batch with a year mix asks twice with the same answers
+    if last is not None and last[0] == key:
+        p_seen = last[1]
+    else:
+        p_seen = seen_probability(index, answers)
+        index.last_seen = (key, p_seen)  # one tuple: a racing thread sees old or new
     ranked = _top(p_seen, candidates, SEEN_SKIP + ADAPTIVE_SHORTLIST, index)
     shortlist = ranked[min(SEEN_SKIP, max(ranked.size - n, 0)) :]
     if index.item_factors is None:
