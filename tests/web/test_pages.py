@@ -356,3 +356,35 @@ def test_page_errors_speak_plainly_and_hide_internals(client, app, monkeypatch, 
     assert "/srv/secret/models/ease.npz" in caplog.text  # the detail went to the log
     api = app.test_client().post("/api/v1/recommendations", json={"ratings": {"356": 4}})
     assert api.status_code == 503 and "/srv/secret" not in api.get_data(as_text=True)
+
+
+def test_hidden_movies_are_forgotten_with_idle_visitors_and_on_start_over(app, client):
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from movierec.store.retention import prune
+    from movierec.store.schema import HiddenMovie, utcnow
+
+    store = app.extensions["movierec"].store
+
+    def hidden_rows() -> int:
+        with store.session() as db:
+            return int(db.scalar(select(func.count()).select_from(HiddenMovie)))
+
+    def hide_first() -> str:
+        html = submit(client, LIKES).get_data(as_text=True)
+        data = {"csrf_token": csrf_token(html), "movie_id": str(result_ids(html)[0])}
+        assert client.post("/recommendations/hide", data=data).status_code == 303
+        return html
+
+    html = hide_first()
+    assert hidden_rows() == 1
+    prune(store, retention_days=30, shown_per_visitor=50)  # not idle yet: kept
+    assert hidden_rows() == 1
+    prune(store, retention_days=30, shown_per_visitor=50, now=utcnow() + timedelta(days=31))
+    assert hidden_rows() == 0
+    hide_first()
+    assert hidden_rows() == 1
+    client.post("/start-over", data={"csrf_token": csrf_token(html)})
+    assert hidden_rows() == 0
