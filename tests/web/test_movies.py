@@ -162,3 +162,14 @@ def test_every_page_has_the_search_box_and_results_link_to_movie_pages(client):
     _rate(client, MATRIX, 5)
     results = client.get("/recommendations").get_data(as_text=True)
     assert re.search(r'class="result-title">.*<a href="/movies/\d+">', results)
+
+
+def test_similar_for_a_movie_the_model_does_not_know_shares_its_genres(app, client):
+    catalog = app.extensions["movierec"].recommenders.catalog
+    frame = catalog.frame
+    unrated = frame[(frame["n_ratings"] == 0) & frame["genres"].map(len).gt(0)]
+    movie_id = int(unrated.index[0])
+    genres = set(frame.at[movie_id, "genres"])
+    body = client.get(f"/api/v1/movies/{movie_id}/similar?n=5").get_json()
+    assert len(body["movies"]) == 5
+    assert all(genres & set(m["genres"]) for m in body["movies"])
