@@ -296,10 +296,16 @@ def test_not_interested_hides_a_pick_for_good_and_re_ranks(app, client):
     before = result_ids(html)
     response = client.post(
         "/recommendations/hide",
-        data={"csrf_token": csrf_token(html), "movie_id": str(before[0]), "year": "old"},
+        data={
+            "csrf_token": csrf_token(html),
+            "movie_id": str(before[0]),
+            "year": "old",
+            "rank": "1",
+        },
     )
     assert response.status_code == 303
     assert response.headers["Location"].startswith("/recommendations?year=old")
+    assert response.headers["Location"].endswith("#rank-1")  # back where the visitor was
     after_html = client.get(response.headers["Location"]).get_data(as_text=True)
     after = result_ids(after_html)
     assert before[0] not in after and after[:4] == before[1:5] and len(after) == 5

@@ -157,7 +157,7 @@ def submit() -> Response:
     assert visitor is not None
     session["year"] = query.year
     visits.save_ratings(db, visitor, form_ratings)
-    return _to_picks(services, query.year, query.model, query.n)
+    return _to_picks(services, query.year, query.model, query.n, request.form.get("rank"))
 
 
 @bp.get("/recommendations")
@@ -193,7 +193,7 @@ def results() -> tuple[str, int] | str:
 
 @bp.post("/recommendations/hide")
 def hide() -> Response:
-    """"Not interested": never recommend this movie to the visitor again; 303 back."""
+    """Mark a pick "not interested": never recommended to the visitor again; 303 back."""
     services = get_services()
     visits = Visits(services)
     movie_id = _movie_id(request.form.get("movie_id", ""))
@@ -208,7 +208,7 @@ def hide() -> Response:
     visits.hide(db, visitor, movie_id)
     title = services.recommenders.catalog.get(movie_id).display_title
     flash(f"{title} is hidden: we will not suggest it again.")
-    return _to_picks(services, query.year, query.model, query.n)
+    return _to_picks(services, query.year, query.model, query.n, request.form.get("rank"))
 
 
 @bp.get("/start-over")
@@ -263,14 +263,24 @@ def parse_form_ratings(form: MultiDict[str, str], services: Services) -> dict[in
     return ratings
 
 
-def _to_picks(services: Services, year: str, model: str, n: int) -> Response:
-    """303 to the picks page, with only the parameters that differ from the defaults."""
+def _to_picks(
+    services: Services, year: str, model: str, n: int, rank: str | None = None
+) -> Response:
+    """303 to the picks page, with only the parameters that differ from the defaults.
+
+    ``rank``: the place of the card acted on ("seen it", "not interested"); the page
+    opens there (``#rank-3``), where the pick that moved up now stands, so the visitor
+    does not lose their place. Anything else opens at the list.
+    """
     args: dict[str, Any] = {"year": year}
     if model != services.default_model:
         args["model"] = model
     if n != DEFAULT_PICKS:
         args["n"] = n
-    return redirect(url_for("pages.results", **args, _anchor="picks"), code=303)
+    anchor = "picks"
+    if rank and len(rank) <= 2 and rank.isascii() and rank.isdigit() and 0 < int(rank) <= MAX_PICKS:
+        anchor = f"rank-{int(rank)}"
+    return redirect(url_for("pages.results", **args, _anchor=anchor), code=303)
 
 
 def _nothing_rated(services: Services, picks: Picks) -> str:
