@@ -147,3 +147,24 @@ def test_save_load_round_trip(fitted: ItemKNN, small_split, tmp_path) -> None:
         loaded.predict(test["userId"], test["movieId"]),
         fitted.predict(test["userId"], test["movieId"]),
     )
+
+
+def test_scores_pushed_from_rated_movies_equal_the_neighbour_walk(small_split) -> None:
+    """One visitor's scores come from the transposed neighbour table (work: the rated
+    movies' in-degrees); they equal walking every movie's list (the batch path)."""
+    from movierec.models.itemknn import ItemKNN
+
+    train, _ = small_split
+    model = ItemKNN(k=5, min_k=2).fit(train)  # small k: many movies need the k best only
+    rng = np.random.default_rng(0)
+    for n_rated in (1, 3, 15, 60):
+        movies = rng.choice(train.movie_ids, n_rated, replace=False)
+        state = model.fold_in(movies.tolist(), (rng.integers(1, 11, n_rated) / 2).tolist())
+        items = np.asarray(state.items, dtype=np.int32)
+        residual = state.stars - (model.global_mean + state.bias + model.item_bias[items])
+        walked = model._offsets(
+            (np.array([0, items.size]), items, residual.astype(np.float32)),
+            (np.array([0, model.n_items]), np.arange(model.n_items, dtype=np.int32)),
+        )
+        expected = (model.global_mean + state.bias + model.item_bias + walked).astype(np.float32)
+        np.testing.assert_allclose(model.score(state), np.clip(expected, 0.5, 5), atol=1e-5)

@@ -211,6 +211,63 @@ def neighbourhood_offsets(
     return out
 
 
+@njit(cache=True, nogil=True)
+def visitor_offsets(
+    rated_items: np.ndarray,
+    rated_residuals: np.ndarray,
+    rev_indptr: np.ndarray,
+    rev_targets: np.ndarray,
+    rev_sims: np.ndarray,
+    nb_indptr: np.ndarray,
+    nb_items: np.ndarray,
+    nb_sims: np.ndarray,
+    k: int,
+    min_k: int,
+) -> np.ndarray:
+    """``neighbourhood_offsets`` of one user for every item, pushed from what they rated.
+
+    rev_*: the neighbour table transposed (row ``j``: the items ``i`` whose list holds
+    ``j``, with ``s_ij``). Each rated movie adds its ``s_ij (r - b)`` to the items that
+    list it: work is the rated movies' in-degrees (a few hundred thousand) instead of
+    walking all ``n_items`` lists (tens of millions at 59k movies). An item with more
+    than ``k`` rated neighbours needs the ``k`` most similar: its list is walked as
+    ``neighbourhood_offsets`` does. Returns ``(n_items,)`` float64.
+    """
+    n_items = nb_indptr.shape[0] - 1
+    sum_sim = np.zeros(n_items)
+    sum_dev = np.zeros(n_items)
+    count = np.zeros(n_items, dtype=np.int64)
+    for t in range(rated_items.shape[0]):
+        j = rated_items[t]
+        dev = rated_residuals[t]
+        for p in range(rev_indptr[j], rev_indptr[j + 1]):
+            i = rev_targets[p]
+            sum_sim[i] += rev_sims[p]
+            sum_dev[i] += rev_sims[p] * dev
+            count[i] += 1
+    residual = np.full(n_items, np.nan, dtype=np.float32)
+    for t in range(rated_items.shape[0]):
+        residual[rated_items[t]] = rated_residuals[t]
+    out = np.zeros(n_items)
+    for i in range(n_items):
+        if count[i] > k:  # only the k most similar count: walk the list, best first
+            sum_sim[i] = 0.0
+            sum_dev[i] = 0.0
+            used = 0
+            for p in range(nb_indptr[i], nb_indptr[i + 1]):
+                dev = residual[nb_items[p]]
+                if not np.isnan(dev):
+                    sum_sim[i] += nb_sims[p]
+                    sum_dev[i] += nb_sims[p] * dev
+                    used += 1
+                    if used == k:
+                        break
+            count[i] = used
+        if count[i] >= min_k and count[i] > 0 and sum_sim[i] > 0.0:
+            out[i] = sum_dev[i] / sum_sim[i]
+    return out
+
+
 class ItemKNN(Recommender):
     """Item-item kNN with baselines and shrunk Pearson-baseline similarity.
 
@@ -347,12 +404,36 @@ class ItemKNN(Recommender):
             self.global_mean + state.bias + self.item_bias[items]
         )
         rated = (np.array([0, items.size], dtype=np.int64), items, residual.astype(np.float32))
-        targets = (
-            np.array([0, self.n_items], dtype=np.int64),
-            np.arange(self.n_items, dtype=np.int32),
-        )
-        scores = self.global_mean + state.bias + self.item_bias + self._offsets(rated, targets)
+        distinct = np.unique(items).size == items.size  # (a state's items are distinct)
+        if distinct:
+            offsets = visitor_offsets(
+                items, rated[2], *self._reverse_table(), self.nb_indptr, self.nb_items,
+                self.nb_sims, int(self.params["k"]), int(self.params["min_k"]),
+            )  # fmt: skip
+        else:
+            targets = (
+                np.array([0, self.n_items], dtype=np.int64),
+                np.arange(self.n_items, dtype=np.int32),
+            )
+            offsets = self._offsets(rated, targets)
+        scores = self.global_mean + state.bias + self.item_bias + offsets
         return scores.astype(np.float32)
+
+    def _reverse_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The neighbour table transposed, CSR ``(indptr, targets int32, sims float32)``:
+        row ``j`` lists the items whose neighbour list holds ``j``. Built on first use."""
+        cached = getattr(self, "_reverse", None)
+        if cached is not None and cached[0] is self.nb_items:
+            return cached[1]
+        owners = np.repeat(
+            np.arange(self.n_items, dtype=np.int32), np.diff(self.nb_indptr).astype(np.int64)
+        )
+        order = np.argsort(self.nb_items, kind="stable")
+        indptr = np.zeros(self.n_items + 1, dtype=np.int64)
+        indptr[1:] = np.cumsum(np.bincount(self.nb_items, minlength=self.n_items))
+        table = (indptr, owners[order], np.ascontiguousarray(self.nb_sims[order]))
+        self._reverse = (self.nb_items, table)
+        return table
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {
