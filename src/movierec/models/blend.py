@@ -123,13 +123,17 @@ class Blend(Recommender):
             # too little data to learn weights: the plain mean of the members
             self.weights = np.full(n_members, 1.0 / n_members)
         else:
-            part, check = frame[~held_out], frame[held_out]
-            part_ratings = Ratings.from_frame(part)
+            part_ratings = Ratings.from_frame(frame[~held_out])
+            check = frame[held_out]
+            del frame  # at 25 M ratings every copy is hundreds of MB: keep one at a time
             mean = part_ratings.global_mean
             estimates = []
-            for member in self._new_members():
+            for index in range(n_members):  # one fitted member alive at a time
+                member = self._new_members()[index]
                 self._fit_member(member, part_ratings, progress)
                 estimates.append(member.predict(check["userId"], check["movieId"]) - mean)
+                del member
+            del part_ratings
             stars = check["rating"].to_numpy(np.float64) - mean
             self.weights = np.linalg.lstsq(np.column_stack(estimates), stars, rcond=None)[0]
         self.members = self._new_members()
