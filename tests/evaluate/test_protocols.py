@@ -200,3 +200,72 @@ def test_our_models_rank_many_visitors_as_one_at_a_time(small_frame):
             ranking, star_row = method.score_visitor(items, given)
             np.testing.assert_allclose(rankings[row], ranking, rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(stars[row], star_row, rtol=1e-5, atol=1e-6)
+
+
+# -- onboarding in rounds (strategy_fold) ------------------------------------------------------
+
+
+class Recorder(Method):
+    """Folds nothing in: records what each visitor revealed, ranks movie 1 first."""
+
+    kind = "peer"
+
+    def __init__(self) -> None:
+        super().__init__("recorder")
+        self.calls: list[tuple[list[int], list[float]]] = []
+
+    def _fit(self, train: Ratings) -> None:
+        pass
+
+    def predict(self, user_ids, movie_ids):
+        return np.full(len(user_ids), 3.0)
+
+    def score_users(self, users):
+        raise AssertionError("not used")
+
+    def score_visitor(self, items, stars):
+        movie_ids = self.train.movie_ids[np.asarray(items)]
+        self.calls.append((sorted(movie_ids.tolist()), [float(s) for s in stars]))
+        ranking = -np.arange(self.n_items, dtype=np.float64)  # movieId order
+        return ranking, np.full(self.n_items, 3.0)
+
+
+def test_the_simulated_visitor_answers_only_what_the_data_says_they_rated():
+    from movierec.evaluate.protocols import strategy_fold
+
+    # training: movie 10 rated by 5 users, 20 by 4, 30 by 3, 40 by 2, 50 by 1
+    rows = [(u, m, 4.0) for m, k in ((10, 5), (20, 4), (30, 3), (40, 2), (50, 1))
+            for u in range(1, k + 1)]  # fmt: skip
+    train = pd.DataFrame(rows, columns=["userId", "movieId", "rating"])
+    # the held-out visitor rated 20 and 40 (and liked 50, never asked in 2 x 2)
+    heldout = pd.DataFrame(
+        [(99, 20, 3.5), (99, 40, 5.0), (99, 50, 4.5)], columns=["userId", "movieId", "rating"]
+    )
+    method = Recorder()
+    outcome = strategy_fold([method], train, heldout, ["popular"], rounds=2, per_round=2, seed=0)
+    # round 1 asks 10, 20 -> reveals 20; round 2 asks 30, 40 -> reveals 20 and 40
+    assert method.calls == [([20], [3.5]), ([20, 40], [3.5, 5.0])]
+    got = outcome.metrics["popular"]
+    assert got["rated/2"] == 1 and got["rated/4"] == 2
+    assert got["rated_share/2"] == 0.5 and got["rated_share/4"] == 0.5
+    # movie 50 is the only relevant one left; the recorder ranks by movieId: 10..50 -> rank 5
+    # of the candidates not revealed (10, 30, 50 after round 2: 50 is third)
+    assert got["recall@20/4"] == 1.0 and got["hit_rate@5/4"] == 1.0
+    assert got["ndcg@10/4"] == pytest.approx(1 / np.log2(4))
+    assert got["users/2"] == got["users/4"] == 1
+
+
+def test_strategies_need_the_onboarding_protocol_and_sane_rounds(small_frame):
+    from movierec.errors import InvalidInput
+    from movierec.evaluate import evaluate_frame
+
+    cases = (
+        ({"protocol": "rating", "strategies": ["popular"]}, "strategy"),
+        ({"protocol": "onboarding", "strategies": ["smart"]}, "strategy"),
+        ({"protocol": "onboarding", "strategies": ["popular"], "rounds": 0}, "rounds"),
+        ({"protocol": "onboarding", "strategies": ["popular"], "per_round": 51}, "per_round"),
+    )
+    for kwargs, field in cases:
+        with pytest.raises(InvalidInput) as err:
+            evaluate_frame(small_frame, "kfold:2", ["popular"], progress=False, **kwargs)
+        assert err.value.field == field
