@@ -110,7 +110,7 @@ def test_unknown_or_malformed_movie_is_the_styled_404(client):
 
 def test_rating_on_the_movie_page_is_stored_shown_and_predicts(client):
     response = _rate(client, MATRIX, 4.5, back=f"/movies/{MATRIX}")
-    assert response.status_code == 302 and response.headers["Location"] == f"/movies/{MATRIX}"
+    assert response.status_code == 303 and response.headers["Location"] == f"/movies/{MATRIX}"
     html = client.get(f"/movies/{MATRIX}").get_data(as_text=True)
     assert "You gave it <strong>4½ stars</strong>" in html
     _rate(client, TOY_STORY, 4.0)

@@ -17,12 +17,13 @@ def _rate(client, movie_id: int, stars: float):
     return client.post(f"/movies/{movie_id}/rate", data={"csrf_token": token, "stars": stars})
 
 
-def _import(client, data: bytes, fmt: str = "imdb"):
+def _import(client, data: bytes, fmt: str = "imdb", follow_redirects: bool = True):
     token = csrf_token(client.get("/ratings/import").get_data(as_text=True))
     return client.post(
         "/ratings/import",
         data={"csrf_token": token, "format": fmt, "file": (io.BytesIO(data), "ratings.csv")},
         content_type="multipart/form-data",
+        follow_redirects=follow_redirects,
     )
 
 
@@ -90,11 +91,26 @@ def test_imdb_import_stores_new_ratings_lists_unmatched_and_asks_before_replacin
     response = client.post(
         "/ratings/import/replace", data={"csrf_token": token, f"rating-{MATRIX}": "5.0"}
     )
-    assert response.status_code == 302
+    assert response.status_code == 303
     ratings = client.get("/ratings").get_data(as_text=True)
     assert re.search(
         rf'id="stars-{MATRIX}" name="stars">.*?<option value="5.0" selected', ratings, re.S
     )
+
+
+def test_import_redirects_to_its_report_which_reloads_without_importing_again(client):
+    """Post/Redirect/Get: the upload answers 303; reloading the report re-imports nothing."""
+    data = (IMDB_HEADER + "tt0133093,9,2024-05-31,The Matrix,u,movie,8.7,1999\n").encode()
+    response = _import(client, data, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/ratings/import/done"
+    first = client.get("/ratings/import/done").get_data(as_text=True)
+    again = client.get("/ratings/import/done").get_data(as_text=True)
+    assert "Imported 1 of 1 rows" in first and "Imported 1 of 1 rows" in again
+    assert _rows(client.get("/ratings").get_data(as_text=True)) == [MATRIX]
+    # a visitor who never imported is sent to the import form
+    fresh = client.application.test_client()
+    assert fresh.get("/ratings/import/done").status_code == 303
 
 
 def test_a_failed_import_keeps_everything_stored(client):

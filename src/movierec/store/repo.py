@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from movierec.store.schema import (
     HiddenMovie,
+    ImportReport,
     Rating,
     ShownRecommendation,
     TmdbCacheEntry,
@@ -140,6 +141,7 @@ def forget_visitor(session: Session, visitor_id: str) -> int:
     for table, column in (
         (ShownRecommendation, ShownRecommendation.visitor_id),
         (HiddenMovie, HiddenMovie.visitor_id),
+        (ImportReport, ImportReport.visitor_id),
         (Rating, Rating.visitor_id),
         (Visitor, Visitor.id),
     ):  # children first, not relying on the foreign keys' cascade
@@ -157,6 +159,23 @@ def hide_movie(
     if exists is None:
         session.add(HiddenMovie(visitor_id=visitor_id, movie_id=int(movie_id), hidden_at=when))
         session.flush()
+
+
+def save_import_report(
+    session: Session, visitor_id: str, payload: dict[str, Any], when: datetime | None = None
+) -> None:
+    """Keep ``payload`` as the visitor's latest import report (replacing an older one)."""
+    when = when or utcnow()
+    touch_visitor(session, visitor_id, when)
+    session.execute(delete(ImportReport).where(ImportReport.visitor_id == visitor_id))
+    session.add(ImportReport(visitor_id=visitor_id, payload=payload, created_at=when))
+    session.flush()
+
+
+def import_report(session: Session, visitor_id: str) -> dict[str, Any] | None:
+    """The visitor's latest import report, or None."""
+    report = session.get(ImportReport, visitor_id)
+    return None if report is None else dict(report.payload)
 
 
 def hidden_movies(session: Session, visitor_id: str) -> set[int]:

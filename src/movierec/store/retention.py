@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session
 
 from movierec.errors import StoreError
 from movierec.store.db import Store, store_message
-from movierec.store.schema import HiddenMovie, Rating, ShownRecommendation, Visitor, utcnow
+from movierec.store.schema import (
+    HiddenMovie,
+    ImportReport,
+    Rating,
+    ShownRecommendation,
+    Visitor,
+    utcnow,
+)
 
 
 class PruneResult(NamedTuple):
@@ -48,6 +55,7 @@ def prune(
         Visitor: Visitor.last_seen < cutoff,
         Rating: Rating.visitor_id.in_(idle),
         HiddenMovie: HiddenMovie.visitor_id.in_(idle),
+        ImportReport: ImportReport.visitor_id.in_(idle),
         ShownRecommendation: _doomed_shown(idle, shown_per_visitor),
     }
     counts: dict[type, int] = {}
@@ -55,7 +63,7 @@ def prune(
         with store.session() as session:
             # children first: the foreign keys cascade, but a backend without them must
             # not be left with orphans (and the counts must include them)
-            for table in (ShownRecommendation, HiddenMovie, Rating, Visitor):
+            for table in (ShownRecommendation, HiddenMovie, ImportReport, Rating, Visitor):
                 if dry_run:
                     counts[table] = _count(session, table, doomed[table])
                 else:

@@ -80,6 +80,20 @@ class HiddenMovie(Base):
     hidden_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class ImportReport(Base):
+    """What the visitor's latest file import found (one per visitor), shown after the
+    upload redirects: counts, rows that matched no movie, and the stars the file gave
+    for movies already rated differently (replaced only when the visitor confirms)."""
+
+    __tablename__ = "import_reports"
+
+    visitor_id: Mapped[str] = mapped_column(
+        ForeignKey("visitors.id", ondelete="CASCADE"), primary_key=True
+    )
+    payload: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class ShownRecommendation(Base):
     """One pick shown to a visitor (or an API caller, visitor NULL)."""
 

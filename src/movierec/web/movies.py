@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,10 +19,11 @@ from sqlalchemy.orm import Session
 from movierec.data import Movie
 from movierec.errors import InvalidInput, quoted
 from movierec.search import MAX_QUERY
-from movierec.store import Visitor, repo
+from movierec.store import repo
 from movierec.web.cards import STAR_STEPS, info_for, movie_card, star_label, tmdb_ids
 from movierec.web.catalogue import get_catalogue, predicted_stars
 from movierec.web.services import Services, get_services
+from movierec.web.visitor import visitor_id
 
 bp = Blueprint("movies", __name__)
 
@@ -87,7 +87,8 @@ def rate(movie_id: str):  # type: ignore[no-untyped-def]
         message = f"{found.display_title} was not rated."
     db.commit()
     flash(message)
-    return redirect(safe_next(request.form.get("next"), url_for("movies.movie", movie_id=movie_id)))
+    back = safe_next(request.form.get("next"), url_for("movies.movie", movie_id=movie_id))
+    return redirect(back, code=303)
 
 
 @bp.get("/search")
@@ -152,21 +153,6 @@ def safe_next(target: str | None, default: str) -> str:
     if parts.scheme or parts.netloc:
         return default
     return target
-
-
-def visitor_id(db: Session, create: bool = False) -> str | None:
-    """The cookie's visitor if the store knows them, else (if ``create``) a new one.
-
-    The same rule as :mod:`movierec.web.pages`: a forgotten id is never revived.
-    """
-    visitor = session.get("visitor")
-    if not isinstance(visitor, str) or db.get(Visitor, visitor) is None:
-        visitor = None
-    if visitor is None and create:
-        visitor = secrets.token_urlsafe(18)
-        session["visitor"] = visitor
-        session.permanent = True
-    return visitor
 
 
 def stored_ratings(db: Session, services: Services) -> dict[int, float]:

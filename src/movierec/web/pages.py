@@ -26,7 +26,6 @@ over" deletes the visitor's row, and a cookie naming a visitor the store does no
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,7 +45,7 @@ from werkzeug.wrappers import Response
 
 from movierec.errors import QUOTE_LIMIT, InvalidInput, quoted
 from movierec.recommend import DEFAULT_SPLIT_YEAR, YEAR_CHOICES, RecommendationList
-from movierec.store import Visitor, repo
+from movierec.store import repo
 from movierec.web.cards import (
     STAR_CHOICES,
     STAR_STEPS,
@@ -57,6 +56,7 @@ from movierec.web.cards import (
     tmdb_ids,
 )
 from movierec.web.services import MODEL_HELP, MODEL_LABELS, Services, get_services
+from movierec.web.visitor import visitor_id
 from movierec.web.visits import DEFAULT_PICKS, MAX_PICKS, PICKS_STEP, Picks, Visits
 
 bp = Blueprint("pages", __name__)
@@ -132,7 +132,7 @@ def more() -> Response:
     form_ratings = parse_form_ratings(request.form, services)
     if form_ratings:
         db = services.store.scoped
-        visitor = _visitor_id(db, create=True)
+        visitor = visitor_id(db, create=True)
         assert visitor is not None
         Visits(services).save_ratings(db, visitor, form_ratings)
     genre = request.form.get("genre") or None
@@ -153,7 +153,7 @@ def submit() -> Response:
         request.form.get("n"),
     )
     db = services.store.scoped
-    visitor = _visitor_id(db, create=True)
+    visitor = visitor_id(db, create=True)
     assert visitor is not None
     session["year"] = query.year
     visits.save_ratings(db, visitor, form_ratings)
@@ -171,7 +171,7 @@ def results() -> tuple[str, int] | str:
         request.args.get("n"),
     )
     db = services.store.scoped
-    visitor = _visitor_id(db)
+    visitor = visitor_id(db)
     picks = visits.picks(db, query, visitor=visitor)
     if not picks.n_rated:
         return _nothing_rated(services, picks)
@@ -203,7 +203,7 @@ def hide() -> Response:
         request.form.get("n"),
     )
     db = services.store.scoped
-    visitor = _visitor_id(db, create=True)
+    visitor = visitor_id(db, create=True)
     assert visitor is not None
     visits.hide(db, visitor, movie_id)
     title = services.recommenders.catalog.get(movie_id).display_title
@@ -304,19 +304,6 @@ def _movie_id(value: str) -> int:
     if not re.fullmatch(r"[0-9]{1,9}", value, re.ASCII):
         raise InvalidInput(f"no movie like {quoted(value)}", field="movie_id")
     return int(value)
-
-
-def _visitor_id(db: Session, create: bool = False) -> str | None:
-    """The visitor id from the signed cookie if the store knows it, else (if ``create``)
-    a new one, set in the cookie."""
-    visitor = session.get("visitor")
-    if not isinstance(visitor, str) or db.get(Visitor, visitor) is None:
-        visitor = None  # none yet, or forgotten (start over, retention): not revived
-    if visitor is None and create:
-        visitor = secrets.token_urlsafe(18)
-        session["visitor"] = visitor
-        session.permanent = True
-    return visitor
 
 
 def _stored_ratings(db: Session) -> dict[int, float]:

@@ -7,8 +7,9 @@
 - ``GET /ratings/import`` / ``POST /ratings/import`` (multipart ``file``, ``format``): reads an
   IMDb, Letterboxd or movierec/MovieLens CSV (:mod:`movierec.imports`), stores the matched
   ratings of movies not rated yet (or rated with the same stars) in one transaction, and
-  shows how many matched, the rows that did not, and the conflicts: movies already rated
-  with other stars, which are only replaced after ``POST /ratings/import/replace``.
+  redirects (303) to ``GET /ratings/import/done``: how many matched, the rows that did not,
+  and the conflicts: movies already rated with other stars, which are only replaced after
+  ``POST /ratings/import/replace``. The report is kept per visitor (the latest import).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from movierec.imports import FORMATS, MAX_BYTES, read_import
 from movierec.search import fold, without_article
 from movierec.store import repo
 from movierec.web.catalogue import get_catalogue
-from movierec.web.movies import parse_stars, visitor_id
+from movierec.web.movies import parse_stars
 from movierec.web.services import get_services
+from movierec.web.visitor import visitor_id
 
 bp = Blueprint("ratings", __name__)
 
@@ -39,6 +41,8 @@ FORMAT_LABELS = {
 #: the body cap of an import: the file cap plus room for the multipart envelope
 IMPORT_MAX_BODY = MAX_BYTES + 64 * 1024
 REPLACE_PREFIX = "rating-"
+#: unmatched rows listed on the report page (the count says how many there were in all)
+MAX_UNMATCHED_SHOWN = 1000
 
 
 @bp.get("/ratings")
@@ -87,8 +91,8 @@ def import_form() -> str:
 
 
 @bp.post("/ratings/import")
-def import_file() -> str | tuple[str, int]:
-    """Read the uploaded file; store what is new; list the rest and the conflicts."""
+def import_file() -> Any:
+    """Read the uploaded file, store what is new, keep a report, and redirect (303) to it."""
     services = get_services()
     fmt = request.form.get("format", "")
     upload = request.files.get("file")
@@ -109,14 +113,42 @@ def import_file() -> str | tuple[str, int]:
             error=str(exc),
         ), 400
     db = services.store.scoped
-    visitor = visitor_id(db, create=bool(result.ratings))
-    stored = repo.visitor_ratings(db, visitor) if visitor else {}
+    visitor = visitor_id(db, create=True)  # somewhere to keep the report for the redirect
+    stored = repo.visitor_ratings(db, visitor)
     fresh = {m: s for m, s in result.ratings.items() if m not in stored}
     same = [m for m, s in result.ratings.items() if stored.get(m) == s]
     conflicts = {m: s for m, s in result.ratings.items() if m in stored and stored[m] != s}
-    if visitor:
-        repo.upsert_dated_ratings(db, visitor, fresh, result.rated_at)  # one transaction
+    repo.upsert_dated_ratings(db, visitor, fresh, result.rated_at)  # one transaction
+    repo.save_import_report(
+        db,
+        visitor,
+        {
+            "format": fmt,
+            "rows": result.rows,
+            "matched": result.matched,
+            "skipped": result.skipped,
+            "added": len(fresh),
+            "same": len(same),
+            "unmatched": [u.to_dict() for u in result.unmatched[:MAX_UNMATCHED_SHOWN]],
+            "unmatched_total": len(result.unmatched),
+            "conflicts": {str(m): s for m, s in conflicts.items()},
+        },
+    )
     db.commit()
+    return redirect(url_for("ratings.import_done"), code=303)
+
+
+@bp.get("/ratings/import/done")
+def import_done() -> Any:
+    """The visitor's latest import: counts, unmatched rows, and conflicts still open."""
+    services = get_services()
+    db = services.store.scoped
+    visitor = visitor_id(db)
+    report = repo.import_report(db, visitor) if visitor else None
+    stored = repo.visitor_ratings(db, visitor) if visitor else {}
+    db.commit()
+    if report is None:
+        return redirect(url_for("ratings.import_form"), code=303)
     catalog = services.recommenders.catalog
     conflict_rows = [
         {
@@ -124,17 +156,16 @@ def import_file() -> str | tuple[str, int]:
             "title": catalog.get(m).display_title,
             "year": catalog.get(m).year,
             "old": stored[m],
-            "new": s,
+            "new": new,
         }
-        for m, s in conflicts.items()
+        for m, new in ((int(k), float(v)) for k, v in report["conflicts"].items())
+        if m in catalog and m in stored and stored[m] != new  # still open
     ]
     return render_template(
         "ratings/imported.html",
-        result=result,
-        added=len(fresh),
-        same=len(same),
+        report=report,
         conflicts=conflict_rows,
-        fmt_label=FORMAT_LABELS[fmt],
+        fmt_label=FORMAT_LABELS.get(report["format"], report["format"]),
     )
 
 
@@ -159,7 +190,7 @@ def import_replace():  # type: ignore[no-untyped-def]
     db.commit()
     plural = "s" if len(chosen) != 1 else ""
     flash(f"Replaced {len(chosen)} rating{plural} with the imported stars.")
-    return redirect(url_for("ratings.index"))
+    return redirect(url_for("ratings.index"), code=303)
 
 
 def _rows(services: Any) -> list[dict[str, Any]]:
