@@ -73,6 +73,18 @@ def test_the_sixth_form_post_is_a_429_page(make_app):
     assert 0 < int(response.headers["Retry-After"]) <= 60
 
 
+def test_the_picks_page_shares_the_budget_since_it_ranks(make_app):
+    """The form POST redirects to GET /recommendations, where the ranking happens: both
+    draw on one budget, so reloading the picks page cannot dodge the limit."""
+    client = limited_app(make_app).test_client()
+    assert client.post("/recommendations", data={"rating-356": "4"}).status_code == 303
+    for _ in range(LIMIT - 1):
+        assert client.get("/recommendations").status_code == 200
+    response = client.get("/recommendations")
+    assert response.status_code == 429 and response.mimetype == "text/html"
+    assert_json_429(api_call(client))
+
+
 def test_pages_other_than_the_form_post_are_not_limited(make_app):
     client = limited_app(make_app).test_client()
     exhaust_api(client)

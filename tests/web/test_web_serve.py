@@ -56,7 +56,9 @@ def test_waitress_gets_the_limits_from_the_settings(monkeypatch):
         assert made["sockets"] == [listener]
     assert made["ran"]
     assert (made["threads"], made["connection_limit"], made["channel_timeout"]) == (3, 77, 9)
-    assert made["max_request_body_size"] == 4096
+    # the app refuses bodies over max_body; waitress lets a ratings-file import through
+    assert made["max_request_body_size"] == serve_module.largest_body(settings)
+    assert made["max_request_body_size"] >= 5 * 1024 * 1024
     assert made["asyncore_use_poll"] is True
 
 
@@ -68,3 +70,12 @@ def test_serve_trains_a_missing_model(session_home, tmp_path, monkeypatch):
     monkeypatch.setattr(serve_module, "run_waitress", lambda app, listener, settings: None)
     serve_module.serve(port=0, settings=settings, workers=1)
     assert (home / "models" / "ml-latest-small-popular.npz").exists()
+
+
+def test_waitress_reads_the_larger_of_the_app_cap_and_the_import_cap():
+    from movierec.web.ratings import IMPORT_MAX_BODY
+
+    small = dataclasses.replace(load_settings({}), max_body=4096)
+    large = dataclasses.replace(load_settings({}), max_body=IMPORT_MAX_BODY * 2)
+    assert serve_module.largest_body(small) == IMPORT_MAX_BODY
+    assert serve_module.largest_body(large) == IMPORT_MAX_BODY * 2

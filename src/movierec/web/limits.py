@@ -1,8 +1,8 @@
 """Rate limiting with Flask-Limiter: per client address, on the recommendation POSTs and the API.
 
 ``init_limits(app, settings)`` gives each app its own :class:`~flask_limiter.Limiter`; one
-shared budget (scope ``"recommend"``) per client address covers ``POST /recommendations``
-(the form) and every route under ``/api/v1``. Over it: 429 with ``Retry-After`` (seconds),
+shared budget (scope ``"recommend"``) per client address covers every route under
+``/api/v1`` and the pages that compute picks or store answers (``LIMITED_ENDPOINTS``). Over it: 429 with ``Retry-After`` (seconds),
 JSON under ``/api/``, a page elsewhere (see :mod:`movierec.web.errors`).
 
 app.config keys (else the settings): ``RATELIMIT_ENABLED`` (default True), ``RATE_LIMIT``
@@ -39,8 +39,17 @@ log = logging.getLogger(__name__)
 
 #: the budget every limited route shares, per client address
 SCOPE = "recommend"
-#: the form POST (the pages blueprint's view), limited along with the API blueprint
-FORM_ENDPOINT = "pages.submit"
+#: the page views that compute recommendations or store a visitor's answers, limited along
+#: with the API blueprint: the form POST, the picks it redirects to (where ranking happens),
+#: "not interested", "show me 15 more", and rating a movie from its page or the search
+LIMITED_ENDPOINTS = (
+    "pages.submit",
+    "pages.results",
+    "pages.hide",
+    "pages.more",
+    "movies.rate",
+    "ratings.import_file",
+)
 #: seconds to wait for Redis before counting in memory instead
 REDIS_TIMEOUT = 0.5
 #: the in-memory counters (per process), see :class:`SweptMemoryStorage`
@@ -107,7 +116,9 @@ def init_limits(app: Flask, settings: Settings) -> Limiter | None:
     limiter.init_app(app)
     shared = limiter.shared_limit(rate, scope=SCOPE)
     shared(app.blueprints["api"])
-    app.view_functions[FORM_ENDPOINT] = shared(app.view_functions[FORM_ENDPOINT])
+    for endpoint in LIMITED_ENDPOINTS:
+        if endpoint in app.view_functions:
+            app.view_functions[endpoint] = shared(app.view_functions[endpoint])
     log.debug("rate limit %s per address on the API and the form", rate)
     app.extensions["movierec_limiter"] = limiter
     return limiter

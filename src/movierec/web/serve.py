@@ -7,8 +7,9 @@ runs load the saved model in about a second.
 Why waitress, configured so: it reads each request whole in its asynchronous I/O loop
 before a worker thread sees it, so an idle or trickling client costs one connection
 slot (``connection_limit``, 1000 per process by default) and is dropped after
-``channel_timeout`` seconds (15), never a thread; bodies over ``max_body`` are refused
-with 413 while the headers are read. (gunicorn's gthread worker gives a readable
+``channel_timeout`` seconds (15), never a thread; bodies over the largest cap (a ratings
+file import, 5 MB) are refused with 413 while the headers are read, and the app refuses
+others over ``max_body``. (gunicorn's gthread worker gives a readable
 socket to a thread, which then blocks on a trickled request; gevent would need care
 with psycopg and numba.) Python runs one request at a time per process, so the
 throughput of a machine with several cores comes from several processes: the listening
@@ -110,12 +111,20 @@ def run_waitress(app: Any, listener: socket.socket, settings: Settings) -> None:
         connection_limit=settings.connection_limit,
         channel_timeout=settings.channel_timeout,
         cleanup_interval=CLEANUP_INTERVAL,
-        max_request_body_size=settings.max_body,
+        max_request_body_size=largest_body(settings),
         asyncore_use_poll=True,  # select() cannot watch more than 1024 sockets
         backlog=BACKLOG,
         ident="movierec",
     )
     server.run()  # returns after SIGTERM (SystemExit) or Ctrl-C, connections closed
+
+
+def largest_body(settings: Settings) -> int:
+    """Bytes waitress reads of one body: the app's cap, or the ratings-file import's cap
+    where that is larger (the app refuses anything else past ``max_body`` with 413)."""
+    from movierec.web.ratings import IMPORT_MAX_BODY
+
+    return max(settings.max_body, IMPORT_MAX_BODY)
 
 
 def prepare_app(settings: Settings | None = None, progress: bool = True, train: bool = True):  # type: ignore[no-untyped-def]
@@ -147,11 +156,18 @@ def prepare_app(settings: Settings | None = None, progress: bool = True, train: 
 
 
 def warm(app) -> None:  # type: ignore[no-untyped-def]
-    """Load the default model and run one recommendation so the first visitor waits not."""
+    """Load the default model, run one recommendation, and build the onboarding
+    strategies and the title search index, so the first visitor waits for none of them
+    (and forked workers share them)."""
+    from movierec.web.catalogue import get_catalogue
+
     services = app.extensions["movierec"]
     service = services.recommender()
     pool = services.recommenders.onboarding_pool()
     service.recommend({pool[0].movie_id: 4.0, pool[1].movie_id: 2.5}, year="any", n=5)
+    services.onboarding()
+    with app.app_context():
+        get_catalogue()
 
 
 # -- one worker process ---------------------------------------------------------------
