@@ -2,8 +2,9 @@
 
 ``init_limits(app, settings)`` gives each app its own :class:`~flask_limiter.Limiter`; one
 shared budget (scope ``"recommend"``) per client address covers every route under
-``/api/v1`` and the pages that compute picks or store answers (``LIMITED_ENDPOINTS``). Over it: 429 with ``Retry-After`` (seconds),
-JSON under ``/api/``, a page elsewhere (see :mod:`movierec.web.errors`).
+``/api/v1`` and the pages that compute picks or store answers (``LIMITED_ENDPOINTS``).
+Over it: 429 with ``Retry-After`` (seconds), JSON under ``/api/``, a page elsewhere
+(see :mod:`movierec.web.errors`).
 
 app.config keys (else the settings): ``RATELIMIT_ENABLED`` (default True), ``RATE_LIMIT``
 (``settings.rate_limit``, e.g. ``"120/minute;2000/hour"``), ``RATELIMIT_STORAGE_URI``
