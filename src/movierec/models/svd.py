@@ -5,8 +5,8 @@
 about 8,000 (whole users), shuffled within each block once per fit; every epoch visits
 the blocks in a fresh random order, on every core at once from 500,000 ratings up
 (Hogwild: threads share the movie factors without locks), so an epoch costs neither a
-full permutation nor a cache miss on the user side per rating. A new visitor is folded in by ridge least squares against the
-fixed item parameters.
+full permutation nor a cache miss on the user side per rating. A new visitor is folded
+in by ridge least squares against the fixed item parameters.
 """
 
 from __future__ import annotations
