@@ -9,9 +9,9 @@ import scipy.sparse as sp
 
 from movierec import models
 from movierec.data import Ratings
+from movierec.models.baselines import als_baselines
 from movierec.models.itemknn import (
     ItemKNN,
-    als_baselines,
     neighbourhood_offsets,
     pearson_baseline_neighbours,
 )

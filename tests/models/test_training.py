@@ -9,7 +9,7 @@ import pytest
 from movierec import models
 from movierec.data import Ratings
 from movierec.models._kernels import Biased, SGDRates, Triples, nmf_epoch, svd_epoch
-from movierec.models.popular import damped_means
+from movierec.models.baselines import damped_means
 
 
 def test_svd_epoch_is_surprise_update() -> None:

@@ -34,8 +34,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
 from movierec.models.base import ArraySpec, Recommender, UserState
+from movierec.models.baselines import als_baselines, user_baseline_bias
 from movierec.models.foldin import RatedItems, check_param
-from movierec.models.itemknn import als_baselines, user_baseline_bias
 
 #: dense profile cells (users x vocabulary, float64) built at a time: 256 MB
 PROFILE_BLOCK_CELLS = 32 * 1024 * 1024

@@ -28,38 +28,8 @@ from numba import njit, prange
 
 from movierec.data.ratings import Ratings
 from movierec.models.base import ArraySpec, Recommender, UserState
+from movierec.models.baselines import als_baselines, user_baseline_bias
 from movierec.models.foldin import RatedItems, check_param
-
-
-# -- baselines ---------------------------------------------------------------------------
-def als_baselines(
-    ratings: Ratings, reg_user: float, reg_item: float, n_epochs: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Surprise's baseline ALS: ``b_i = sum (r - mu - b_u) / (reg_item + n_i)``, then
-    ``b_u = sum (r - mu - b_i) / (reg_user + n_u)``, ``n_epochs`` times from zeros.
-
-    Returns ``user_bias`` ``(n_users,)`` and ``item_bias`` ``(n_items,)`` float64 stars.
-    """
-    users, items, stars = ratings.triples()
-    centred = stars.astype(np.float64) - ratings.global_mean
-    user_count = np.bincount(users, minlength=ratings.n_users)
-    item_count = np.bincount(items, minlength=ratings.n_items)
-    user_bias = np.zeros(ratings.n_users)
-    item_bias = np.zeros(ratings.n_items)
-    for _ in range(n_epochs):
-        item_sum = np.bincount(items, centred - user_bias[users], minlength=ratings.n_items)
-        item_bias = item_sum / (reg_item + item_count)
-        user_sum = np.bincount(users, centred - item_bias[items], minlength=ratings.n_users)
-        user_bias = user_sum / (reg_user + user_count)
-    return user_bias, item_bias
-
-
-def user_baseline_bias(residual: np.ndarray, reg_user: float) -> float:
-    """``b_u = sum (r - mu - b_i) / (reg_user + n)``: the user step of the baseline ALS.
-
-    residual: ``(n,)`` the user's stars minus ``mu + b_i``.
-    """
-    return float(np.sum(residual, dtype=np.float64) / (reg_user + residual.size))
 
 
 # -- similarities ------------------------------------------------------------------------

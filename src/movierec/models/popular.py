@@ -20,22 +20,8 @@ import numpy as np
 
 from movierec.data.ratings import Ratings
 from movierec.models.base import ArraySpec, Recommender, UserState
+from movierec.models.baselines import damped_means
 from movierec.models.foldin import RatedItems, check_param
-
-
-def damped_means(
-    totals: np.ndarray, counts: np.ndarray, prior: float, damping: float
-) -> np.ndarray:
-    """``(n,)`` float64 ``(totals + damping * prior) / (counts + damping)``.
-
-    totals: ``(n,)`` sums; counts: ``(n,)`` how many values each sum holds. Where
-    ``counts + damping`` is 0 (no data, no damping) the prior is returned.
-    """
-    totals = np.asarray(totals, dtype=np.float64)
-    weight = np.asarray(counts, dtype=np.float64) + damping
-    out = np.full(totals.shape, prior, dtype=np.float64)
-    np.divide(totals + damping * prior, weight, out=out, where=weight > 0)
-    return out
 
 
 class Popular(Recommender):
