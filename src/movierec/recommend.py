@@ -326,10 +326,15 @@ class RecommendService:
         if len(rated) > MAX_EXPLAINED:
             order = sorted(range(len(rated)), key=lambda k: -usable[rated[k]])
             tried = [rated[k] for k in order[:MAX_EXPLAINED]]
+        # ids mapped and stars checked once (``fold_in`` did both for ``state``); each
+        # left-out fold-in then goes straight to the model's solve
+        items = self.model.items_of(rated)
+        stars = np.asarray([usable[m] for m in rated], dtype=np.float32)
+        position = {m: k for k, m in enumerate(rated)}
         states = []
         for left_out in tried:
-            rest = [m for m in rated if m != left_out]
-            states.append(self.model.fold_in(rest, [usable[m] for m in rest]))
+            keep = np.arange(len(rated)) != position[left_out]
+            states.append(self.model._fold_in(items[keep], stars[keep]))
         with_all = rank_at(self.model, [state], picks)  # (1, n_picks)
         drops = with_all - rank_at(self.model, states, picks)  # (n_tried, n_picks)
         out = []
