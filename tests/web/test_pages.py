@@ -38,7 +38,7 @@ def test_each_card_has_poster_title_year_genres_and_an_accessible_rating(client)
     for card in cards:
         movie_id = re.search(r'data-movie-id="(\d+)"', card).group(1)
         assert f'src="/poster/{movie_id}.svg"' in card  # no TMDB: drawn poster
-        assert re.search(r'<h2 class="card-title">[^<]+</h2>', card)
+        assert re.search(rf'<h2 class="card-title"><a href="/movies/{movie_id}"[^>]*>[^<]+<', card)
         assert re.search(r'<span class="year">\d{4}</span>', card)
         assert '<span class="genres">' in card
         assert re.search(r"<legend[^>]*>Your rating of [^<]+</legend>", card)
@@ -52,6 +52,17 @@ def test_each_card_has_poster_title_year_genres_and_an_accessible_rating(client)
     for choice in ("old", "new", "any"):
         assert f'name="year" id="year-{choice}" value="{choice}"' in html
     assert csrf_token(html)
+
+
+def test_every_card_links_to_its_movie_page_in_a_new_tab(client):
+    """Cards to rate link to their movie page; a new tab keeps unsent stars on this one."""
+    html = client.get("/").get_data(as_text=True)
+    ids = card_ids(html)
+    links = re.findall(r'<a href="/movies/(\d+)" target="_blank" rel="noopener">', html)
+    assert [int(m) for m in links] == ids and len(ids) == 15
+    assert html.count("(opens in a new tab)") == 15
+    for movie_id in ids[:3]:
+        assert client.get(f"/movies/{movie_id}").status_code == 200
 
 
 def test_submit_redirects_with_303_to_the_picks(client):
