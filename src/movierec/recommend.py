@@ -331,10 +331,13 @@ class RecommendService:
         items = self.model.items_of(rated)
         stars = np.asarray([usable[m] for m in rated], dtype=np.float32)
         position = {m: k for k, m in enumerate(rated)}
-        states = []
-        for left_out in tried:
-            keep = np.arange(len(rated)) != position[left_out]
-            states.append(self.model._fold_in(items[keep], stars[keep]))
+        if len(tried) == len(rated):  # one closed-form pass where the model has one
+            states = self.model._fold_in_without_each(items, stars)
+        else:
+            states = []
+            for left_out in tried:
+                keep = np.arange(len(rated)) != position[left_out]
+                states.append(self.model._fold_in(items[keep], stars[keep]))
         with_all = rank_at(self.model, [state], picks)  # (1, n_picks)
         drops = with_all - rank_at(self.model, states, picks)  # (n_tried, n_picks)
         out = []

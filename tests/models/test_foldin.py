@@ -12,7 +12,7 @@ from scipy.optimize import lsq_linear
 
 from movierec import models
 from movierec.data import Ratings
-from movierec.models.foldin import nnls_ridge, ridge_with_bias
+from movierec.models.foldin import nnls_ridge, ridge_with_bias, ridge_with_bias_leave_one_out
 
 TINY = pd.DataFrame(
     {
@@ -38,6 +38,36 @@ def test_ridge_with_bias_matches_closed_form(n_rated: int) -> None:
     design = np.hstack([factors, np.ones((n_rated, 1))])
     expected = augmented_lstsq(design, residual, np.array([1.5] * 8 + [0.3]))
     np.testing.assert_allclose(np.append(p, b), expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("n_rated", "n_factors"), [(15, 20), (5, 8), (30, 8), (9, 8), (2, 3), (1, 3)]
+)
+def test_leave_one_out_ridge_equals_refitting_without_each_rating(n_rated, n_factors) -> None:
+    """Both forms (fewer ratings than factors, and more) against real refits."""
+    rng = np.random.default_rng(n_rated)
+    factors, residual = rng.normal(size=(n_rated, n_factors)), rng.normal(size=n_rated)
+    left_p, left_b = ridge_with_bias_leave_one_out(factors, residual, 1.5, 0.3)
+    assert left_p.shape == (n_rated, n_factors) and left_b.shape == (n_rated,)
+    for i in range(n_rated):
+        rest = np.arange(n_rated) != i
+        p, b = ridge_with_bias(factors[rest], residual[rest], 1.5, 0.3)
+        np.testing.assert_allclose(left_p[i], p, rtol=1e-9, atol=1e-10)
+        assert left_b[i] == pytest.approx(b, rel=1e-9, abs=1e-10)
+
+
+@pytest.mark.parametrize("name", ["svd", "als"])
+def test_models_leave_one_out_fold_ins_equal_folding_in_without_each(name) -> None:
+    model = models.create(name, seed=0).fit(Ratings.from_frame(TINY))
+    items = model.items_of([10, 20, 30, 40])
+    stars = np.array([5.0, 3.0, 4.0, 1.5], dtype=np.float32)
+    fast = model._fold_in_without_each(items, stars)
+    for i, state in enumerate(fast):
+        rest = np.arange(items.size) != i
+        slow = model._fold_in(items[rest], stars[rest])
+        np.testing.assert_array_equal(state.items, slow.items)
+        np.testing.assert_allclose(state.factors, slow.factors, rtol=1e-5, atol=1e-6)
+        assert state.bias == pytest.approx(slow.bias, rel=1e-6, abs=1e-7)
 
 
 def test_ridge_with_no_ratings_is_zero() -> None:

@@ -376,6 +376,18 @@ class Recommender(ABC):
     @abstractmethod
     def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState: ...
 
+    def _fold_in_without_each(self, items: np.ndarray, stars: np.ndarray) -> list[UserState]:
+        """The fold-in of ``items``/``stars`` without each rating in turn (``n`` states,
+        state ``i`` lacking rating ``i``), e.g. to find which rating moved a pick most.
+        A model with a closed form (ridge fold-ins) answers all at once."""
+        keep = np.ones(items.size, dtype=bool)
+        states = []
+        for i in range(items.size):
+            keep[i] = False
+            states.append(self._fold_in(items[keep], stars[keep]))
+            keep[i] = True
+        return states
+
     @abstractmethod
     def _score(self, state: UserState) -> np.ndarray:
         """``(n_items,)`` estimated stars, unclipped (``score`` clips, ``rank`` may not)."""

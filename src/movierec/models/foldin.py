@@ -84,6 +84,51 @@ def ridge_with_bias(
     return solution[:k], float(solution[k])
 
 
+def ridge_with_bias_leave_one_out(
+    factors: np.ndarray, residual: np.ndarray, reg_factors: float, reg_bias: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ridge_with_bias` without each rating in turn, all ``n`` solves at once.
+
+    Row ``i`` of the answer equals ``ridge_with_bias(factors[rest], residual[rest],
+    reg_factors, reg_bias)`` with ``rest`` every row but ``i`` (the penalties as given:
+    callers pass those for ``n - 1`` ratings). Returns ``(n, k)`` float64 factors and
+    ``(n,)`` biases.
+
+    Written by hand because it is the cost of explaining a pick (which rating moved it
+    most): ``n`` refits would each solve a system. In the ``n``-square form, leaving row
+    ``i`` out of ``K = X L^-1 X' + I`` changes its inverse by a rank-one block update, so
+    with ``beta = K^-1 y`` the left-out weights are ``beta - K^-1[:, i] beta_i / K^-1_ii``
+    (zero at ``i``); in the ``(k+1)``-square form it is Sherman-Morrison on ``X'X + L``.
+    """
+    n, k = factors.shape
+    if n <= 1:
+        return np.zeros((n, k)), np.zeros(n)
+    design = np.empty((n, k + 1), dtype=np.float64)
+    design[:, :k] = factors
+    design[:, k] = 1.0
+    target = np.asarray(residual, dtype=np.float64)
+    penalty = np.full(k + 1, float(reg_factors))
+    penalty[k] = reg_bias
+    if n - 1 <= k and np.all(penalty > 0):
+        scaled = design / penalty  # X L^-1
+        kernel = scaled @ design.T
+        kernel[np.diag_indices(n)] += 1.0
+        inverse = np.linalg.inv(kernel)  # (n, n), symmetric
+        beta = inverse @ target
+        weights = beta[None, :] - (beta / np.diag(inverse))[:, None] * inverse  # row i: no i
+        solutions = weights @ scaled  # (n, k+1)
+    else:
+        gram = design.T @ design
+        gram[np.diag_indices(k + 1)] += penalty
+        inverse = np.linalg.pinv(gram)
+        full = inverse @ (design.T @ target)
+        spread = design @ inverse  # (n, k+1) rows x_i' A^-1
+        leverage = np.einsum("ij,ij->i", spread, design)
+        error = target - design @ full
+        solutions = full[None, :] - spread * (error / (1.0 - leverage))[:, None]
+    return solutions[:, :k], solutions[:, k]
+
+
 def nnls_ridge(
     factors: np.ndarray,
     target: np.ndarray,

@@ -26,7 +26,7 @@ from movierec.models.factor import (
     threads_param,
     user_blocks,
 )
-from movierec.models.foldin import ridge_with_bias
+from movierec.models.foldin import ridge_with_bias, ridge_with_bias_leave_one_out
 from movierec.models.params import Param
 
 
@@ -101,3 +101,24 @@ class SVD(FactorModel):
             reg_bias=n * self._param_or("reg_bias", "reg_all"),
         )
         return UserState(items=items, stars=stars, factors=factors.astype(np.float32), bias=bias)
+
+    def _fold_in_without_each(self, items: np.ndarray, stars: np.ndarray) -> list[UserState]:
+        """Every leave-one-out fold-in from one solve (penalties for ``n - 1`` ratings)."""
+        n = items.size
+        residual = stars - self.global_mean - self.item_bias[items]
+        factors, biases = ridge_with_bias_leave_one_out(
+            self.item_factors[items],
+            residual,
+            reg_factors=(n - 1) * float(self.params["reg_all"]),
+            reg_bias=(n - 1) * self._param_or("reg_bias", "reg_all"),
+        )
+        keep = ~np.eye(n, dtype=bool)
+        return [
+            UserState(
+                items=items[keep[i]],
+                stars=stars[keep[i]],
+                factors=factors[i].astype(np.float32),
+                bias=float(biases[i]),
+            )
+            for i in range(n)
+        ]
