@@ -50,14 +50,23 @@ def upsert_ratings(
     visitor_id: str,
     ratings: Mapping[int, float],
     when: datetime | None = None,
+    rated_at: Mapping[int, datetime] | None = None,
 ) -> None:
-    """Store ``{movieId: stars}`` for the visitor (replacing earlier stars), timestamped."""
+    """Store ``{movieId: stars}`` for the visitor (replacing earlier stars) in one statement,
+    each timestamped ``rated_at[movieId]`` if given (imported ratings keep the date the
+    visitor gave them elsewhere), else ``when`` (default now)."""
     when = when or utcnow()
+    dates = rated_at or {}
     touch_visitor(session, visitor_id, when)
     if not ratings:
         return
     rows = [
-        {"visitor_id": visitor_id, "movie_id": int(m), "stars": float(s), "rated_at": when}
+        {
+            "visitor_id": visitor_id,
+            "movie_id": int(m),
+            "stars": float(s),
+            "rated_at": dates.get(m, when),
+        }
         for m, s in sorted(ratings.items())  # one lock order for every writer
     ]
     upsert = _dialect_insert(session)
@@ -86,43 +95,6 @@ def delete_ratings(
             return 0
         stmt = stmt.where(Rating.movie_id.in_(ids))
     return session.execute(stmt).rowcount or 0
-
-
-def upsert_dated_ratings(
-    session: Session,
-    visitor_id: str,
-    ratings: Mapping[int, float],
-    rated_at: Mapping[int, datetime],
-    when: datetime | None = None,
-) -> None:
-    """Like :func:`upsert_ratings`, each movie timestamped ``rated_at[movieId]`` (else ``when``):
-    imported ratings keep the date the visitor gave them elsewhere. One statement."""
-    when = when or utcnow()
-    touch_visitor(session, visitor_id, when)
-    if not ratings:
-        return
-    rows = [
-        {
-            "visitor_id": visitor_id,
-            "movie_id": int(m),
-            "stars": float(s),
-            "rated_at": rated_at.get(m, when),
-        }
-        for m, s in sorted(ratings.items())  # one lock order for every writer
-    ]
-    upsert = _dialect_insert(session)
-    if upsert is None:
-        for row in rows:
-            session.merge(Rating(**row))
-        session.flush()
-        return
-    table = Rating.__table__
-    stmt = upsert(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.visitor_id, table.c.movie_id],
-        set_={"stars": stmt.excluded.stars, "rated_at": stmt.excluded.rated_at},
-    )
-    session.connection().execute(stmt, rows)
 
 
 def visitor_rating_rows(session: Session, visitor_id: str) -> list[tuple[int, float, datetime]]:

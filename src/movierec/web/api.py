@@ -31,6 +31,7 @@ from typing import Any
 from flask import Blueprint, request
 from werkzeug.exceptions import UnsupportedMediaType
 
+from movierec.data import Catalog
 from movierec.errors import QUOTE_LIMIT, InvalidInput, quoted
 from movierec.onboarding import DEFAULT_STRATEGY, MAX_CARDS, STRATEGIES, min_new_for
 from movierec.recommend import MAX_N, YEAR_CHOICES
@@ -182,10 +183,8 @@ def movie(movie_id: str) -> dict[str, Any] | tuple[dict[str, Any], int]:
     """One movie with its TMDB extras; 404 for an unknown or malformed movieId."""
     services = get_services()
     catalog = services.recommenders.catalog
-    if not MOVIE_ID.fullmatch(movie_id):
-        return {"error": f"no movieId like {quoted(movie_id)}", "field": "movieId"}, 404
-    if int(movie_id) not in catalog:
-        return {"error": f"unknown movieId {movie_id}", "field": "movieId"}, 404
+    if (missing := unknown_movie(movie_id, catalog)) is not None:
+        return missing
     found = catalog.get(int(movie_id))
     return movie_json(found, services.tmdb.info(found.tmdb_id))
 
@@ -198,6 +197,15 @@ def openapi() -> dict[str, Any]:
     from movierec.web.openapi import document
 
     return document(get_services().model_choices, current_app.config.get("MAX_CONTENT_LENGTH"))
+
+
+def unknown_movie(movie_id: str, catalog: Catalog) -> tuple[dict[str, Any], int] | None:
+    """The JSON 404 for a malformed or unknown ``movieId`` path part; None if known."""
+    if not MOVIE_ID.fullmatch(movie_id):
+        return {"error": f"no movieId like {quoted(movie_id)}", "field": "movieId"}, 404
+    if int(movie_id) not in catalog:
+        return {"error": f"unknown movieId {movie_id}", "field": "movieId"}, 404
+    return None
 
 
 def _json_object() -> dict[str, Any]:

@@ -26,7 +26,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 from movierec.errors import InvalidInput, quoted
 from movierec.imports import FORMATS, MAX_BYTES, read_import
 from movierec.search import MAX_QUERY
-from movierec.web.api import MOVIE_ID, bp
+from movierec.web.api import bp, unknown_movie
 from movierec.web.cards import info_for, movie_json, tmdb_ids
 from movierec.web.catalogue import get_catalogue
 from movierec.web.services import get_services
@@ -58,10 +58,8 @@ def similar_movies(movie_id: str) -> dict[str, Any] | tuple[dict[str, Any], int]
     _known_params("similar")
     services = get_services()
     catalog = services.recommenders.catalog
-    if not MOVIE_ID.fullmatch(movie_id):
-        return {"error": f"no movieId like {quoted(movie_id)}", "field": "movieId"}, 404
-    if int(movie_id) not in catalog:
-        return {"error": f"unknown movieId {movie_id}", "field": "movieId"}, 404
+    if (missing := unknown_movie(movie_id, catalog)) is not None:
+        return missing
     n = _whole(request.args.get("n", "10"), "n")
     finder = get_catalogue().similar_for(services.default_model, services.recommender())
     movies = [catalog.get(m) for m in finder.similar(int(movie_id), n)]

@@ -57,7 +57,7 @@ from movierec.web.cards import (
 )
 from movierec.web.services import MODEL_HELP, MODEL_LABELS, Services, get_services
 from movierec.web.visitor import visitor_id
-from movierec.web.visits import DEFAULT_PICKS, MAX_PICKS, PICKS_STEP, Picks, Visits
+from movierec.web.visits import DEFAULT_PICKS, MAX_PICKS, PICKS_STEP, Picks, PicksQuery, Visits
 
 bp = Blueprint("pages", __name__)
 
@@ -133,7 +133,6 @@ def more() -> Response:
     if form_ratings:
         db = services.store.scoped
         visitor = visitor_id(db, create=True)
-        assert visitor is not None
         Visits(services).save_ratings(db, visitor, form_ratings)
     genre = request.form.get("genre") or None
     if genre is not None and genre not in services.onboarding().genres:
@@ -147,14 +146,9 @@ def submit() -> Response:
     services = get_services()
     form_ratings = parse_form_ratings(request.form, services)
     visits = Visits(services)
-    query = visits.query(
-        request.form.get("year", session.get("year", "any")),
-        request.form.get("model"),
-        request.form.get("n"),
-    )
+    query = _form_query(visits)
     db = services.store.scoped
     visitor = visitor_id(db, create=True)
-    assert visitor is not None
     session["year"] = query.year
     visits.save_ratings(db, visitor, form_ratings)
     return _to_picks(services, query.year, query.model, query.n, request.form.get("rank"))
@@ -197,18 +191,22 @@ def hide() -> Response:
     services = get_services()
     visits = Visits(services)
     movie_id = _movie_id(request.form.get("movie_id", ""))
-    query = visits.query(
-        request.form.get("year", session.get("year", "any")),
-        request.form.get("model"),
-        request.form.get("n"),
-    )
+    query = _form_query(visits)
     db = services.store.scoped
     visitor = visitor_id(db, create=True)
-    assert visitor is not None
     visits.hide(db, visitor, movie_id)
     title = services.recommenders.catalog.get(movie_id).display_title
     flash(f"{title} is hidden: we will not suggest it again.")
     return _to_picks(services, query.year, query.model, query.n, request.form.get("rank"))
+
+
+def _form_query(visits: Visits) -> PicksQuery:
+    """Year (else the visitor's last), model and count from a posted form."""
+    return visits.query(
+        request.form.get("year", session.get("year", "any")),
+        request.form.get("model"),
+        request.form.get("n"),
+    )
 
 
 @bp.get("/start-over")

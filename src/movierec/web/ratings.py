@@ -118,7 +118,7 @@ def import_file() -> Any:
     fresh = {m: s for m, s in result.ratings.items() if m not in stored}
     same = [m for m, s in result.ratings.items() if stored.get(m) == s]
     conflicts = {m: s for m, s in result.ratings.items() if m in stored and stored[m] != s}
-    repo.upsert_dated_ratings(db, visitor, fresh, result.rated_at)  # one transaction
+    repo.upsert_ratings(db, visitor, fresh, rated_at=result.rated_at)  # one transaction
     repo.save_import_report(
         db,
         visitor,
