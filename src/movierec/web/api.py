@@ -102,13 +102,7 @@ def onboarding_next() -> dict[str, Any]:
     "strategy": "adaptive", "genre": "Comedy", "year": "any"}`` (all optional) ->
     ``{"movies", "strategy", "exhausted"}``; never a rated or shown movie."""
     services = get_services()
-    body = _json_object()
-    unknown = [k for k in body if k not in NEXT_FIELDS]
-    if unknown:
-        raise InvalidInput(
-            f"unknown field {quoted(unknown[0])}; expected {', '.join(NEXT_FIELDS)}",
-            field=unknown[0][:QUOTE_LIMIT],
-        )
+    body = _json_object(NEXT_FIELDS)
     catalog = services.recommenders.catalog
     ratings = _ratings(body.get("ratings", {}))
     for movie_id in ratings:
@@ -147,13 +141,7 @@ def onboarding_next() -> dict[str, Any]:
 def recommendations() -> dict[str, Any]:
     """Ranked picks for the posted ratings."""
     services = get_services()
-    body = _json_object()
-    unknown = [k for k in body if k not in REQUEST_FIELDS]
-    if unknown:
-        raise InvalidInput(
-            f"unknown field {quoted(unknown[0])}; expected {', '.join(REQUEST_FIELDS)}",
-            field=unknown[0][:QUOTE_LIMIT],
-        )
+    body = _json_object(REQUEST_FIELDS)
     ratings = _ratings(body.get("ratings", {}))
     year = body.get("year", "any")
     if not isinstance(year, str) or year not in YEAR_CHOICES:
@@ -208,8 +196,9 @@ def unknown_movie(movie_id: str, catalog: Catalog) -> tuple[dict[str, Any], int]
     return None
 
 
-def _json_object() -> dict[str, Any]:
-    """The request body as a JSON object, after the content type, size and depth checks."""
+def _json_object(fields: tuple[str, ...]) -> dict[str, Any]:
+    """The request body as a JSON object, after the content type, size and depth checks,
+    with no field outside ``fields``."""
     if request.mimetype != "application/json" or (
         request.mimetype_params.get("charset", "utf-8").lower() not in JSON_CHARSETS
     ):
@@ -237,6 +226,12 @@ def _json_object() -> dict[str, Any]:
         raise InvalidInput(f"the request body is not valid JSON: {message}", field="body") from None
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object", field="body")
+    unknown = [k for k in body if k not in fields]
+    if unknown:
+        raise InvalidInput(
+            f"unknown field {quoted(unknown[0])}; expected {', '.join(fields)}",
+            field=unknown[0][:QUOTE_LIMIT],
+        )
     return body
 
 
