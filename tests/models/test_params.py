@@ -21,6 +21,8 @@ from movierec.models.params import Param
         (Param("flag", False, bool), 1, True),
         (Param("kind", "a", str, choices=("a", "b")), "b", "b"),
         (Param("x", 0.5, high=1.0), 1.0, 1.0),
+        (Param("names", [], list), ("a", "b"), ["a", "b"]),
+        (Param("overrides", {}, dict), {"a": {}}, {"a": {}}),
     ],
 )
 def test_good_values_are_typed(spec: Param, value, expected) -> None:
@@ -41,6 +43,9 @@ def test_good_values_are_typed(spec: Param, value, expected) -> None:
         (Param("share", 0.1, high=1.0), 1.5, "<= 1"),
         (Param("flag", False, bool), "yes", "true or false"),
         (Param("kind", "a", str, choices=("a", "b")), "c", "one of a, b"),
+        (Param("names", [], list), "a", "a list"),
+        (Param("overrides", {}, dict), [1], "an object"),
+        (Param("names", [], list, accepts="a list of names"), 3, "must be a list of names, got 3"),
     ],
 )
 def test_bad_values_name_the_parameter(spec: Param, value, words: str) -> None:
@@ -62,6 +67,57 @@ def test_factor_models_declare_their_parameters(name: str) -> None:
     assert klass.defaults == {spec.name: spec.default for spec in klass.param_specs}
     model = models.create(name, n_factors=4.0)
     assert model.params["n_factors"] == 4 and isinstance(model.params["n_factors"], int)
+
+
+@pytest.mark.parametrize("name", models.available())
+def test_every_model_declares_its_parameters(name: str) -> None:
+    """No model keeps a hand-written ``defaults`` dict: each follows from ``param_specs``,
+    and every default passes its own spec."""
+    klass = models.model_class(name)
+    assert "param_specs" in klass.__dict__ and klass.param_specs
+    assert klass.defaults == {spec.name: spec.default for spec in klass.param_specs}
+    assert klass().params == klass.defaults
+
+
+@pytest.mark.parametrize(
+    ("name", "param", "bad", "words"),
+    [
+        ("ease", "l2", 0, "l2 must be a number > 0, got 0"),
+        ("ease", "max_items", 0, "max_items must be a whole number > 0, got 0"),
+        ("ease", "fit_to_budget", "yes", "fit_to_budget must be true or false"),
+        ("ease", "n_factors", 0, "n_factors must be a whole number > 0, got 0"),
+        ("itemknn", "k", 2.5, "k must be a whole number > 0, got 2.5"),
+        ("itemknn", "min_k", -1, "min_k must be a whole number >= 0, got -1"),
+        ("itemknn", "shrinkage", "x", "shrinkage must be a number >= 0, got 'x'"),
+        ("content", "min_df", 1.5, "min_df must be a whole number >= 0, got 1.5"),
+        ("content", "tag_weight", -1.0, "tag_weight must be a number >= 0, got -1.0"),
+        ("popular", "damping", float("inf"), "damping must be a number >= 0, got inf"),
+        ("blend", "members", "svd", "members must be a non-empty list of distinct model"),
+        ("blend", "members", [], "members must be a non-empty list of distinct model"),
+        ("blend", "member_params", 3, "member_params must be a map of member names"),
+        ("blend", "validation_fraction", 0, "validation_fraction must be a number > 0"),
+        ("blend", "validation_fraction", 1.0, "validation_fraction must be below 1"),
+    ],
+)
+def test_bad_values_get_one_line_naming_the_parameter(
+    name: str, param: str, bad, words: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        models.create(name, **{param: bad})
+    assert caught.value.field == param
+    assert str(caught.value).startswith(words) and "\n" not in str(caught.value)
+
+
+def test_whole_numbers_are_typed_and_lists_copied() -> None:
+    knn = models.create("itemknn", k=20.0)
+    assert knn.params["k"] == 20 and isinstance(knn.params["k"], int)
+    members = ["svd", "als"]
+    blend = models.create("blend", members=members)
+    assert blend.params["members"] == members and blend.params["members"] is not members
+    assert (
+        models.create("blend").params["members"]
+        is not models.model_class("blend").defaults["members"]
+    )
 
 
 def test_a_model_written_as_maths_only_round_trips(tmp_path, small_split) -> None:

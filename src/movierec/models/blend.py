@@ -25,10 +25,13 @@ from movierec.data.ratings import Ratings
 from movierec.errors import InvalidInput
 from movierec.models.base import STAR_MAX, STAR_MIN, ArraySpec, Recommender, UserState
 from movierec.models.files import check_specs
-from movierec.models.foldin import check_param
+from movierec.models.params import Param
 
 #: fewer held-out ratings than this per weight and the blend is the members' plain mean
 MIN_HELD_OUT_PER_WEIGHT = 20
+#: what ``members`` and ``member_params`` accept, as their error messages say it
+MEMBERS_ARE = "a non-empty list of distinct model names"
+MEMBER_PARAMS_ARE = "a map of member names to {param: value} dicts"
 
 
 @dataclass
@@ -53,31 +56,25 @@ class Blend(Recommender):
     """
 
     name: ClassVar[str] = "blend"
-    defaults: ClassVar[dict[str, Any]] = {
-        "members": ["svdpp", "itemknn"],
-        "member_params": {},
-        "validation_fraction": 0.1,
-    }
+    param_specs: ClassVar[tuple[Param, ...]] = (
+        Param("members", ["svdpp", "itemknn"], list, accepts=MEMBERS_ARE),
+        Param("member_params", {}, dict, accepts=MEMBER_PARAMS_ARE),
+        Param("validation_fraction", 0.1, strict=True),  # and below 1: __init__
+    )
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         super().__init__(seed=seed, **params)
         from movierec.models import model_class
 
         members = self.params["members"]
-        if isinstance(members, str) or not members or len(set(members)) != len(members):
-            raise InvalidInput(
-                f"members must be a non-empty list of distinct model names, got {members!r}",
-                field="members",
-            )
-        self.params["members"] = list(members)
+        if not members or len(set(members)) != len(members):
+            raise InvalidInput(f"members must be {MEMBERS_ARE}, got {members!r}", field="members")
         for name in members:
             if name == self.name:
                 raise InvalidInput("a blend cannot be its own member", field="members")
             model_class(name)  # unknown name -> InvalidInput naming it
         overrides = self.params["member_params"]
-        if not isinstance(overrides, dict) or not all(
-            isinstance(v, dict) for v in overrides.values()
-        ):
+        if not all(isinstance(v, dict) for v in overrides.values()):
             raise InvalidInput(
                 "member_params must map member names to {param: value} dicts",
                 field="member_params",
@@ -88,7 +85,6 @@ class Blend(Recommender):
                 f"member_params names model(s) not among members: {', '.join(extra)}",
                 field="member_params",
             )
-        check_param(self.params, "validation_fraction", positive=True)
         if not self.params["validation_fraction"] < 1:
             raise InvalidInput("validation_fraction must be below 1", field="validation_fraction")
         self.weights = np.zeros(0, dtype=np.float64)  # (n_members,) one per member

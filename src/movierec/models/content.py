@@ -35,7 +35,8 @@ from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
 from movierec.models.base import ArraySpec, Recommender, UserState
 from movierec.models.baselines import als_baselines, user_baseline_bias
-from movierec.models.foldin import RatedItems, check_param
+from movierec.models.foldin import RatedItems
+from movierec.models.params import Param
 
 #: dense profile cells (users x vocabulary, float64) built at a time: 256 MB
 PROFILE_BLOCK_CELLS = 32 * 1024 * 1024
@@ -119,14 +120,14 @@ class ContentModel(Recommender):
     name: ClassVar[str] = "content"
     #: fit needs movie text: ``fit(ratings, catalog=...)`` or ``with_catalog`` first
     needs_catalog: ClassVar[bool] = True
-    defaults: ClassVar[dict[str, Any]] = {
-        "min_df": 2,
-        "tag_weight": 1.0,
-        "profile_reg": 25.0,
-        "reg_user": 15.0,
-        "reg_item": 2.0,
-        "bias_epochs": 10,
-    }
+    param_specs: ClassVar[tuple[Param, ...]] = (
+        Param("min_df", 2, int),
+        Param("tag_weight", 1.0),
+        Param("profile_reg", 25.0),
+        Param("reg_user", 15.0),
+        Param("reg_item", 2.0),
+        Param("bias_epochs", 10, int),
+    )
     array_specs: ClassVar[dict[str, ArraySpec]] = {
         "text_indptr": ArraySpec("int64", ("n_items+1",)),
         "text_indices": ArraySpec("int32", ("n_text",)),
@@ -140,10 +141,6 @@ class ContentModel(Recommender):
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         super().__init__(seed=seed, **params)
-        for name in ("min_df", "bias_epochs"):
-            check_param(self.params, name, integer=True)
-        for name in ("tag_weight", "profile_reg", "reg_user", "reg_item"):
-            check_param(self.params, name)
         self.item_text = sp.csr_matrix((0, 0), dtype=np.float32)  # (n_items, vocab) rows x_i
         self.vocabulary = np.zeros(0, dtype=str)  # (vocab,) token of each column
         self.scale = 0.0  # stars per unit of x_i . profile_u

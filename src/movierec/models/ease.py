@@ -57,9 +57,9 @@ from numba import njit, prange
 from scipy.linalg import lapack
 
 from movierec.data.ratings import Ratings
-from movierec.errors import InvalidInput, ModelError
+from movierec.errors import ModelError
 from movierec.models.base import STAR_MAX, STAR_MIN, ArraySpec, Recommender, UserState
-from movierec.models.foldin import check_param
+from movierec.models.params import Param
 from movierec.models.svd import SVD
 
 #: member (SVD) parameters this model passes through, with SVD's defaults
@@ -213,17 +213,17 @@ class EASE(Recommender):
     """
 
     name: ClassVar[str] = "ease"
-    defaults: ClassVar[dict[str, Any]] = {
-        "l2": 500.0,
-        "min_count": 50,
-        "max_items": 10000,
-        "memory_budget_gb": 6.0,
-        "fit_to_budget": True,
-        "like_offset": 1.5,
-        "star_power": 3.0,
-        "popularity": 0.01,
-        **{k: SVD.defaults[k] for k in MEMBER_PARAMS},
-    }
+    param_specs: ClassVar[tuple[Param, ...]] = (
+        Param("l2", 500.0, strict=True),
+        Param("min_count", 50, int),
+        Param("max_items", 10000, int, strict=True),
+        Param("memory_budget_gb", 6.0, strict=True),
+        Param("fit_to_budget", True, bool),
+        Param("like_offset", 1.5),
+        Param("star_power", 3.0),
+        Param("popularity", 0.01),
+        *(spec for spec in SVD.param_specs if spec.name in MEMBER_PARAMS),
+    )
     #: plus the SVD member's arrays, prefixed ``svd.``
     array_specs: ClassVar[dict[str, ArraySpec]] = {
         "kept": ArraySpec("int64", ("n_kept",)),
@@ -233,14 +233,6 @@ class EASE(Recommender):
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         super().__init__(seed=seed, **params)
-        check_param(self.params, "l2", positive=True)
-        check_param(self.params, "min_count", integer=True)
-        check_param(self.params, "max_items", integer=True, positive=True)
-        check_param(self.params, "memory_budget_gb", positive=True)
-        if not isinstance(self.params["fit_to_budget"], bool):
-            raise InvalidInput("fit_to_budget must be true or false", field="fit_to_budget")
-        for name in ("like_offset", "star_power", "popularity"):
-            check_param(self.params, name)
         self.member = self._new_member()  # bad member parameters fail here
         self.kept = np.zeros(0, dtype=np.int64)  # (m,) item indices covered by B
         self.item_item = np.zeros((0, 0), dtype=np.float32)  # (m, m) B

@@ -4,8 +4,6 @@
 - :func:`nnls_ridge`: the non-negative version (NMF), with an optional free bias.
 - :class:`RatedItems`: the training ratings by user, so a trained user's state can say
   what they rated (and a saved model can too).
-- :func:`check_param`: hyper-parameter checks with messages naming the parameter, for
-  models that do not declare ``param_specs`` yet (see :mod:`movierec.models.params`).
 """
 
 from __future__ import annotations
@@ -17,23 +15,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from movierec.data.ratings import Ratings
-from movierec.errors import InvalidInput
 from movierec.models.files import ArraySpec
-
-
-def check_param(params: dict, name: str, *, integer: bool = False, positive: bool = False) -> None:
-    """``InvalidInput`` naming ``name`` unless ``params[name]`` is a finite number,
-    ``>= 0`` (``> 0`` with ``positive``), and whole with ``integer``."""
-    value = params[name]
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
-    if ok and integer:
-        ok = float(value).is_integer()
-    if ok:
-        ok = value > 0 if positive else value >= 0
-    if not ok:
-        kind = "a whole number" if integer else "a number"
-        bound = "> 0" if positive else ">= 0"
-        raise InvalidInput(f"{name} must be {kind} {bound}, got {value!r}", field=name)
 
 
 def ridge_with_bias(

@@ -29,7 +29,8 @@ from numba import njit, prange
 from movierec.data.ratings import Ratings
 from movierec.models.base import ArraySpec, Recommender, UserState
 from movierec.models.baselines import als_baselines, user_baseline_bias
-from movierec.models.foldin import RatedItems, check_param
+from movierec.models.foldin import RatedItems
+from movierec.models.params import Param
 
 
 # -- similarities ------------------------------------------------------------------------
@@ -261,31 +262,20 @@ class ItemKNN(Recommender):
         "nb_sims": ArraySpec("float32", ("n_neighbours",)),
         **RatedItems.specs,
     }
-    defaults: ClassVar[dict[str, Any]] = {
-        "k": 40,
-        "min_k": 5,
-        "shrinkage": 400.0,
-        "min_support": 1,
-        "max_neighbors": 500,
-        "reg_user": 15.0,
-        "reg_item": 2.0,
-        "bias_epochs": 10,
-    }
+    param_specs: ClassVar[tuple[Param, ...]] = (
+        Param("k", 40, int, strict=True),
+        Param("min_k", 5, int),
+        Param("shrinkage", 400.0),
+        Param("min_support", 1, int),
+        Param("max_neighbors", 500, int, strict=True),
+        Param("reg_user", 15.0),
+        Param("reg_item", 2.0),
+        Param("bias_epochs", 10, int),
+    )
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         super().__init__(seed=seed, **params)
-        for name in ("k", "max_neighbors"):
-            check_param(self.params, name, integer=True, positive=True)
-        for name in ("min_k", "min_support", "bias_epochs"):
-            check_param(self.params, name, integer=True)
-        for name in ("shrinkage", "reg_user", "reg_item"):
-            check_param(self.params, name)
-        self.user_bias = np.zeros(0, dtype=np.float32)  # (n_users,) stars
-        self.item_bias = np.zeros(0, dtype=np.float32)  # (n_items,) stars
-        self.nb_indptr = np.zeros(1, dtype=np.int64)  # (n_items + 1,)
-        self.nb_items = np.zeros(0, dtype=np.int32)  # neighbours, best first per row
-        self.nb_sims = np.zeros(0, dtype=np.float32)  # their similarities, (0, 1]
-        self.rated: RatedItems | None = None
+        self.nb_indptr = np.zeros(1, dtype=np.int64)  # (n_items + 1,) CSR of neighbours
 
     # -- Recommender -------------------------------------------------------------------
     def _fit(self, ratings: Ratings, progress: bool) -> None:
@@ -306,7 +296,6 @@ class ItemKNN(Recommender):
         )
         self.user_bias = user_bias.astype(np.float32)
         self.item_bias = item_bias.astype(np.float32)
-        self.rated = RatedItems.from_ratings(ratings)
 
     def _baseline(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         est = np.full(users.shape, self.global_mean, dtype=np.float64)
@@ -362,10 +351,6 @@ class ItemKNN(Recommender):
         )
         return UserState(items=items, stars=stars, factors=None, bias=bias)
 
-    def _user_state(self, user: int) -> UserState:
-        items, stars = self.rated.row(user)  # type: ignore[union-attr]
-        return UserState(items=items, stars=stars, factors=None, bias=float(self.user_bias[user]))
-
     def _score(self, state: UserState) -> np.ndarray:
         """``(n_items,)`` float32: ``mu + b_u + b_i`` plus each movie's neighbourhood term
         over the state's ratings; unclipped."""
@@ -404,21 +389,3 @@ class ItemKNN(Recommender):
         table = (indptr, owners[order], np.ascontiguousarray(self.nb_sims[order]))
         self._reverse = (self.nb_items, table)
         return table
-
-    def _arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "user_bias": self.user_bias,
-            "item_bias": self.item_bias,
-            "nb_indptr": self.nb_indptr,
-            "nb_items": self.nb_items,
-            "nb_sims": self.nb_sims,
-            **self.rated.arrays(),  # type: ignore[union-attr]
-        }
-
-    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.user_bias = arrays["user_bias"].astype(np.float32)
-        self.item_bias = arrays["item_bias"].astype(np.float32)
-        self.nb_indptr = arrays["nb_indptr"].astype(np.int64)
-        self.nb_items = arrays["nb_items"].astype(np.int32)
-        self.nb_sims = arrays["nb_sims"].astype(np.float32)
-        self.rated = RatedItems.from_arrays(arrays)

@@ -27,11 +27,14 @@ class Param:
     name: keyword accepted by the model's ``__init__``.
     default: value when not given (``None`` only with ``optional``).
     kind: ``float`` (any finite real, ints accepted), ``int`` (whole numbers, ``2.0``
-        accepted), ``bool`` or ``str``.
+        accepted), ``bool``, ``str``, ``list`` (a list or tuple, kept as a new list) or
+        ``dict`` (kept as a new dict); what a list or dict holds the model checks.
     low / high: inclusive bounds for numbers (``low`` defaults to 0: no parameter here
         is negative); ``strict`` makes ``low`` exclusive (``> 0``).
     optional: ``None`` is allowed (the model reads it as "fall back to another").
     choices: the only values a ``str`` parameter takes.
+    accepts: what the error message says the parameter takes, where the kind and bounds
+        do not say it well (e.g. "a non-empty list of distinct model names").
     """
 
     name: str
@@ -42,6 +45,7 @@ class Param:
     strict: bool = False
     optional: bool = False
     choices: tuple[str, ...] | None = None
+    accepts: str | None = None
 
     def check(self, value: Any) -> Any:
         """``value`` as this parameter's type; ``InvalidInput`` naming it if it does not fit."""
@@ -55,6 +59,14 @@ class Param:
             if isinstance(value, str) and (self.choices is None or value in self.choices):
                 return value
             raise self._bad(value, "one of " + ", ".join(self.choices or ()))
+        if self.kind is list:
+            if isinstance(value, list | tuple):
+                return list(value)
+            raise self._bad(value, "a list")
+        if self.kind is dict:
+            if isinstance(value, dict):
+                return dict(value)
+            raise self._bad(value, "an object")
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if not number or not math.isfinite(value):
             raise self._bad(value, self._what())
@@ -76,6 +88,7 @@ class Param:
         return text + (" (or null)" if self.optional else "")
 
     def _bad(self, value: Any, what: str) -> InvalidInput:
+        what = self.accepts or what
         shown = repr(value)[:100]
         return InvalidInput(f"{self.name} must be {what}, got {shown}", field=self.name)
 

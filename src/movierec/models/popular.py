@@ -14,14 +14,15 @@ agree on stars and a generous rater sees generous predictions. A large
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from movierec.data.ratings import Ratings
 from movierec.models.base import ArraySpec, Recommender, UserState
 from movierec.models.baselines import damped_means
-from movierec.models.foldin import RatedItems, check_param
+from movierec.models.foldin import RatedItems
+from movierec.models.params import Param
 
 
 class Popular(Recommender):
@@ -34,20 +35,12 @@ class Popular(Recommender):
     """
 
     name: ClassVar[str] = "popular"
-    defaults: ClassVar[dict[str, Any]] = {"damping": 10.0, "user_damping": 10.0}
+    param_specs: ClassVar[tuple[Param, ...]] = (Param("damping", 10.0), Param("user_damping", 10.0))
     array_specs: ClassVar[dict[str, ArraySpec]] = {
         "item_mean": ArraySpec("float32", ("n_items",)),
         "user_bias": ArraySpec("float32", ("n_users",)),
         **RatedItems.specs,
     }
-
-    def __init__(self, seed: int = 0, **params: Any) -> None:
-        super().__init__(seed=seed, **params)
-        check_param(self.params, "damping")
-        check_param(self.params, "user_damping")
-        self.item_mean = np.zeros(0, dtype=np.float32)  # (n_items,) damped stars
-        self.user_bias = np.zeros(0, dtype=np.float32)  # (n_users,) stars
-        self.rated: RatedItems | None = None
 
     def _fit(self, ratings: Ratings, progress: bool) -> None:
         matrix = ratings.matrix
@@ -55,7 +48,6 @@ class Popular(Recommender):
         self.item_mean = damped_means(
             totals, ratings.item_counts(), self.global_mean, float(self.params["damping"])
         ).astype(np.float32)
-        self.rated = RatedItems.from_ratings(ratings)
         residual = matrix.data - self.item_mean[matrix.indices]
         rows = np.repeat(np.arange(ratings.n_users), np.diff(matrix.indptr))
         user_totals = np.bincount(rows, weights=residual, minlength=ratings.n_users)
@@ -79,10 +71,6 @@ class Popular(Recommender):
         )[0]  # fmt: skip
         return UserState(items=items, stars=stars, factors=None, bias=float(bias))
 
-    def _user_state(self, user: int) -> UserState:
-        items, stars = self.rated.row(user)  # type: ignore[union-attr]
-        return UserState(items=items, stars=stars, factors=None, bias=float(self.user_bias[user]))
-
     def _score(self, state: UserState) -> np.ndarray:
         """``(n_items,)`` float32 ``item_mean + b_u``; unclipped."""
         scores = self.item_mean + np.float32(state.bias)
@@ -93,15 +81,3 @@ class Popular(Recommender):
         self._check_fitted()
         bias = np.array([state.bias for state in states], dtype=np.float32)
         return self.item_mean[None, :] + bias[:, None]
-
-    def _arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "item_mean": self.item_mean,
-            "user_bias": self.user_bias,
-            **self.rated.arrays(),  # type: ignore[union-attr]
-        }
-
-    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.item_mean = arrays["item_mean"].astype(np.float32)
-        self.user_bias = arrays["user_bias"].astype(np.float32)
-        self.rated = RatedItems.from_arrays(arrays)
