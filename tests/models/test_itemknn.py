@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
+import numba
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +12,8 @@ import scipy.sparse as sp
 
 from movierec import models
 from movierec.data import Ratings
+from movierec.errors import ModelError
+from movierec.models import itemknn
 from movierec.models.baselines import als_baselines
 from movierec.models.itemknn import (
     ItemKNN,
@@ -168,3 +173,40 @@ def test_scores_pushed_from_rated_movies_equal_the_neighbour_walk(small_split) -
         )
         expected = (model.global_mean + state.bias + model.item_bias + walked).astype(np.float32)
         np.testing.assert_allclose(model.score(state), np.clip(expected, 0.5, 5), atol=1e-5)
+
+
+def test_refuses_a_fit_over_its_memory_budget_before_starting(small_split, monkeypatch) -> None:
+    train, _ = small_split
+    need = itemknn.fit_bytes(train.n_users, train.n_items, train.nnz, 500, numba.get_num_threads())
+    started = []
+    monkeypatch.setattr(itemknn, "als_baselines", lambda *a, **k: started.append(1))
+    model = ItemKNN(memory_budget_gb=need / 2 / 2**30)
+    with pytest.raises(ModelError) as caught:
+        model.fit(train)
+    message = str(caught.value)
+    assert "\n" not in message and not started
+    assert f"{need:,} bytes" in message and "memory_budget_gb=" in message
+    assert "max_neighbors=500" in message
+    monkeypatch.undo()
+    ItemKNN(memory_budget_gb=need * 1.01 / 2**30).fit(train)  # just enough: fits
+
+
+@pytest.mark.parametrize("max_neighbors", [1, 500])
+def test_fit_bytes_bounds_what_a_fit_allocates(ml_small, max_neighbors: int) -> None:
+    """The estimate is at least the traced peak of ``_fit`` (numpy and numba arrays),
+    and not padded: within a factor of 1.5 of it."""
+    ratings = ml_small.ratings
+    model = ItemKNN(max_neighbors=max_neighbors)
+    model._set_ids(ratings.user_ids, ratings.movie_ids)
+    model.global_mean = ratings.global_mean
+    model._fit(ratings, progress=False)  # compiled and warm
+    tracemalloc.start()
+    try:
+        model._fit(ratings, progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    need = itemknn.fit_bytes(
+        ratings.n_users, ratings.n_items, ratings.nnz, max_neighbors, numba.get_num_threads()
+    )
+    assert peak <= need <= 1.5 * peak

@@ -16,21 +16,94 @@ exactly ``KNNBaseline``; fewer trades a little accuracy for memory on big catalo
 
 A visitor is folded in by their baseline bias against the fixed item biases (the user
 half of the baseline ALS); their ratings then are the neighbourhood.
+
+**Scale: sparse neighbours.** The similarities are never held as a dense item x item
+matrix (62k movies would need 15 GB in float32): each movie's co-rating sums live in
+per-thread scratch arrays of length ``n_items`` while that movie is worked on, and only
+its ``max_neighbors`` best neighbours are kept, so the table grows with
+``n_items * max_neighbors`` (248 MB at 62k movies and 500 neighbours) and the work with
+``sum_u n_u^2``, never with ``n_items^2``. Unlike EASE, which needs an inverse and so a
+dense matrix over a chosen item set, a neighbourhood is local: each movie's list is
+computed on its own, every movie gets one, and the prediction only ever reads the
+first ``k`` of a list, so nothing is gained by a denser table. The fit is sized before
+anything big is allocated (:func:`fit_bytes`: the largest of its phases, counting the
+per-rating arrays of the baselines and the residual CSR/CSC copies, the neighbour
+table while it is compacted, and each thread's scratch) and a fit that would need
+more than ``memory_budget_gb`` raises :class:`~movierec.errors.ModelError` naming the
+bytes needed and the budget.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
 from movierec.data.ratings import Ratings
+from movierec.errors import ModelError
 from movierec.models.base import ArraySpec, Recommender, UserState
-from movierec.models.baselines import als_baselines, user_baseline_bias
+from movierec.models.baselines import (
+    ALS_BASELINE_BYTES_PER_RATING,
+    als_baselines,
+    rows_of,
+    user_baseline_bias,
+)
 from movierec.models.foldin import RatedItems
 from movierec.models.params import Param
+
+GB = 1024**3
+#: per rating while the residuals are built: row numbers (int32), the baseline being
+#: summed and one gathered bias (float64 each)
+RESIDUAL_BUILD_BYTES_PER_RATING = 4 + 8 + 8
+#: per rating while the similarities are computed: the residuals by user (float64; the
+#: item indices are the ratings' own) and by item (float64 + int32)
+KERNEL_BYTES_PER_RATING = 8 + 8 + 4
+#: per neighbour slot (``n_items * max_neighbors``): the table's int32 item and float32
+#: similarity, then while it is compacted the keep-mask (bool) and the compact copy
+TABLE_BYTES_PER_SLOT = 4 + 4
+COMPACT_BYTES_PER_SLOT = TABLE_BYTES_PER_SLOT + 1 + 4 + 4
+#: per item and thread in the kernel: co-rating count and touched list (int64), three
+#: running sums (float64), and one item's sorted candidates, similarities and order
+SCRATCH_BYTES_PER_ITEM = 2 * 8 + 3 * 8 + 3 * 8
+#: per user and per item: biases, counts, sums and index pointers (float64 / int64)
+BYTES_PER_USER = BYTES_PER_ITEM = 6 * 8
+
+
+def fit_bytes(n_users: int, n_items: int, n_ratings: int, max_neighbors: int, threads: int) -> int:
+    """Bytes an ``itemknn`` fit holds at its peak besides the ratings themselves.
+
+    The largest of its phases: the baseline ALS (``ALS_BASELINE_BYTES_PER_RATING``),
+    building the residuals, the similarity kernel (residuals by user and by item, the
+    ``(n_items, max_neighbors)`` table, ``threads`` scratch sets) and compacting the
+    table (the residuals by user, the table, its mask and the compact copy).
+    """
+    slots = n_items * min(max_neighbors, max(n_items - 1, 0))
+    phases = (
+        ALS_BASELINE_BYTES_PER_RATING * n_ratings,
+        RESIDUAL_BUILD_BYTES_PER_RATING * n_ratings,
+        KERNEL_BYTES_PER_RATING * n_ratings
+        + TABLE_BYTES_PER_SLOT * slots
+        + threads * SCRATCH_BYTES_PER_ITEM * n_items,
+        8 * n_ratings + COMPACT_BYTES_PER_SLOT * slots,
+    )
+    return max(phases) + BYTES_PER_USER * n_users + BYTES_PER_ITEM * n_items
+
+
+def residual_matrix(
+    ratings: Ratings, mean: float, user_bias: np.ndarray, item_bias: np.ndarray
+) -> sp.csr_matrix:
+    """``(n_users, n_items)`` float64 CSR of ``e_ui = r_ui - (mu + b_u + b_i)``, sharing the
+    ratings' index arrays (copied only if unsorted, as the kernel sorts them in place)."""
+    matrix = ratings.matrix
+    base = user_bias[rows_of(matrix.indptr)]  # (nnz,) float64
+    base += mean
+    base += item_bias[matrix.indices]
+    np.subtract(matrix.data, base, out=base)  # float32 stars - float64 baseline
+    indices = matrix.indices if matrix.has_sorted_indices else matrix.indices.copy()
+    return sp.csr_matrix((base, indices, matrix.indptr), shape=matrix.shape, copy=False)
 
 
 # -- similarities ------------------------------------------------------------------------
@@ -50,17 +123,20 @@ def pearson_baseline_neighbours(
 
     Work is ``sum_u n_u^2`` (every pair of ratings of each user), never ``n_items^2``.
     """
-    by_user = sp.csr_matrix(residuals, dtype=np.float64)
+    by_user = residuals
+    if not (sp.isspmatrix_csr(residuals) and residuals.dtype == np.float64):
+        by_user = sp.csr_matrix(residuals, dtype=np.float64)
     by_user.sort_indices()
     by_item = by_user.tocsc()
     by_item.sort_indices()
     n_items = by_user.shape[1]
     keep = min(int(max_neighbors), max(n_items - 1, 0))
     counts, items, sims = _neighbour_table(
-        by_user.indptr.astype(np.int64), by_user.indices.astype(np.int32), by_user.data,
-        by_item.indptr.astype(np.int64), by_item.indices.astype(np.int32), by_item.data,
+        by_user.indptr.astype(np.int64), np.asarray(by_user.indices, np.int32), by_user.data,
+        by_item.indptr.astype(np.int64), np.asarray(by_item.indices, np.int32), by_item.data,
         float(shrinkage), max(int(min_support), 1), keep,
     )  # fmt: skip
+    del by_item
     indptr = np.zeros(n_items + 1, dtype=np.int64)
     indptr[1:] = np.cumsum(counts)
     have = np.arange(keep)[None, :] < counts[:, None]
@@ -251,6 +327,8 @@ class ItemKNN(Recommender):
     - ``min_support``: fewer common raters and the similarity is 0.
     - ``max_neighbors``: neighbours stored per movie (see the module notes).
     - ``reg_user`` / ``reg_item`` / ``bias_epochs``: the baseline ALS.
+    - ``memory_budget_gb``: most memory (GiB) the fit may hold besides the ratings
+      (:func:`fit_bytes`); a fit that needs more is refused before it starts.
     """
 
     name: ClassVar[str] = "itemknn"
@@ -271,6 +349,7 @@ class ItemKNN(Recommender):
         Param("reg_user", 15.0),
         Param("reg_item", 2.0),
         Param("bias_epochs", 10, int),
+        Param("memory_budget_gb", 6.0, strict=True),
     )
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
@@ -279,15 +358,14 @@ class ItemKNN(Recommender):
 
     # -- Recommender -------------------------------------------------------------------
     def _fit(self, ratings: Ratings, progress: bool) -> None:
+        self._check_budget(ratings)
         user_bias, item_bias = als_baselines(
             ratings,
             reg_user=float(self.params["reg_user"]),
             reg_item=float(self.params["reg_item"]),
             n_epochs=int(self.params["bias_epochs"]),
         )
-        users, items, stars = ratings.triples()
-        residual = stars - (self.global_mean + user_bias[users] + item_bias[items])
-        residuals = sp.csr_matrix((residual, (users, items)), shape=ratings.matrix.shape)
+        residuals = residual_matrix(ratings, self.global_mean, user_bias, item_bias)
         self.nb_indptr, self.nb_items, self.nb_sims = pearson_baseline_neighbours(
             residuals,
             shrinkage=float(self.params["shrinkage"]),
@@ -296,6 +374,21 @@ class ItemKNN(Recommender):
         )
         self.user_bias = user_bias.astype(np.float32)
         self.item_bias = item_bias.astype(np.float32)
+
+    def _check_budget(self, ratings: Ratings) -> None:
+        """``ModelError`` naming the bytes needed if the fit would exceed the budget."""
+        need = fit_bytes(
+            ratings.n_users, ratings.n_items, ratings.nnz, int(self.params["max_neighbors"]),
+            numba.get_num_threads(),
+        )  # fmt: skip
+        budget = float(self.params["memory_budget_gb"])
+        if need > budget * GB:
+            raise ModelError(
+                f"itemknn needs {need / GB:.2f} GB ({need:,} bytes) to fit {ratings.nnz:,} "
+                f"ratings of {ratings.n_items:,} movies with max_neighbors="
+                f"{self.params['max_neighbors']}, over memory_budget_gb={budget:g}; lower "
+                "max_neighbors or raise memory_budget_gb"
+            )
 
     def _baseline(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         est = np.full(users.shape, self.global_mean, dtype=np.float64)
