@@ -36,7 +36,7 @@ import numpy as np
 
 from movierec.data.catalog import Catalog, Movie
 from movierec.errors import InvalidInput
-from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
+from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState, top_indices
 
 YEAR_CHOICES = ("old", "new", "any")
 DEFAULT_SPLIT_YEAR = 2010  # old < 2010 <= new, as in the original app
@@ -230,15 +230,15 @@ class RecommendService:
         if not usable:
             return self._popular(clean, year, n, ignored, excluded)
         state = self.model.fold_in(list(usable), list(usable.values()))
-        ranking = self.model.rank(state)
-        stars = self.model.score(state)
+        ranking, stars = self.model.rank_and_score(state)  # ease: one pass of its member
         allowed = self._allowed_items[year].copy()
         allowed[state.items] = False
         hidden = [self.model.items_of([m])[0] for m in excluded if self.model.has_movie(m)]
         allowed[hidden] = False
         candidates = np.flatnonzero(allowed)
-        picks = candidates[_top_k(ranking[candidates], n)]
-        matches = _matches(ranking[candidates], ranking[picks])
+        candidate_scores = ranking[candidates]
+        picks = candidates[top_indices(candidate_scores, n)]
+        matches = _matches(candidate_scores, ranking[picks])
         because = self._because(usable, state, picks)
         items = [
             Recommendation(
@@ -275,7 +275,7 @@ class RecommendService:
         allowed = self._allowed(self._pop_year, self._pop_counts, year)
         allowed &= ~np.isin(self._pop_ids, [*clean, *excluded])
         candidates = np.flatnonzero(allowed)
-        picks = candidates[_top_k(self._pop_score[candidates], n)]
+        picks = candidates[top_indices(self._pop_score[candidates], n)]
         matches = _matches(self._pop_score[candidates], self._pop_score[picks])
         items = [
             Recommendation(
@@ -387,14 +387,6 @@ def recommend(
     return service.recommend(ratings, year=year, n=n)
 
 
-def _top_k(values: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest values, best first (ties: lower index first)."""
-    if values.size <= k:
-        return np.argsort(-values, kind="stable")
-    part = np.argpartition(-values, k - 1)[:k]
-    return part[np.argsort(-values[part], kind="stable")]
-
-
 def rank_at(model: Recommender, states: Sequence[UserState], items: np.ndarray) -> np.ndarray:
     """``(len(states), items.size)`` float64: ``model.rank`` of each state at ``items`` only.
 
@@ -447,12 +439,21 @@ def _matches(candidate_scores: np.ndarray, pick_scores: np.ndarray) -> list[int]
     scores, clipped and rounded down (monotone, so never rising down the list)."""
     if not pick_scores.size:
         return []
-    values = candidate_scores.astype(np.float64)
-    best, median = float(values.max()), float(np.median(values))
+    best, median = float(candidate_scores.max()), _median(candidate_scores)
     if best <= median:
         return [100] * int(pick_scores.size)
     share = (pick_scores.astype(np.float64) - median) / (best - median)
     return [int(v) for v in np.floor(np.clip(share, 0.0, 1.0) * 100.0 + 1e-9)]
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median(values.astype(np.float64))`` (the same number: the middle value, or the
+    float64 mean of the middle two) without the float64 copy of ``values`` ``(n,)``."""
+    half = values.size // 2
+    if values.size % 2:
+        return float(np.partition(values, half)[half])
+    low, high = np.partition(values, [half - 1, half])[half - 1 : half + 1]
+    return (float(low) + float(high)) / 2
 
 
 def _join_titles(titles: list[str]) -> str:

@@ -209,6 +209,25 @@ class Recommender(ABC):
     def _rank(self, state: UserState) -> np.ndarray:
         return self._score(state)
 
+    def rank_and_score(self, state: UserState) -> tuple[np.ndarray, np.ndarray]:
+        """``(rank(state), score(state))``, both ``(n_items,)`` float32; a model whose rank
+        is built on its stars (``ease``) computes them once."""
+        return self.rank(state), self.score(state)
+
+    def top_k(self, state: UserState, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
+        """``(min(k, n),)`` int64 indices of the ``k`` items ranked highest by ``rank``,
+        best first, among ``allowed`` (``(n_items,)`` bool; None: every item, the rated
+        ones included); ties go to the lower index (:func:`top_indices`).
+
+        The same as ranking everything and sorting; a model may find them without
+        ranking every item (``ease``: its kept movies rank above all others).
+        """
+        ranking = self.rank(state)
+        if allowed is None:
+            return top_indices(ranking, k)
+        candidates = np.flatnonzero(allowed)
+        return candidates[top_indices(ranking[candidates], k)]
+
     def rank_users(self, states: Sequence[UserState]) -> np.ndarray:
         """``(len(states), n_items)`` float32: ``rank`` of each state, many at once.
 
@@ -391,6 +410,26 @@ class Recommender(ABC):
     @abstractmethod
     def _score(self, state: UserState) -> np.ndarray:
         """``(n_items,)`` estimated stars, unclipped (``score`` clips, ``rank`` may not)."""
+
+
+def top_indices(values: np.ndarray, k: int) -> np.ndarray:
+    """``(min(k, n),)`` int64 indices of the ``k`` largest of ``values`` ``(n,)``, largest
+    first; among equal values the lower index wins, also at the cut (``argpartition``
+    alone may keep any of several values tied with the ``k``-th).
+
+    ``values`` must hold no NaN.
+    """
+    values = np.asarray(values)
+    if values.size <= k:
+        return np.argsort(-values, kind="stable")
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-values, k - 1)[:k]
+    kth = values[part].min()
+    above = np.flatnonzero(values > kth)  # fewer than k
+    tied = np.flatnonzero(values == kth)[: k - above.size]
+    chosen = np.concatenate([above, tied])
+    return chosen[np.argsort(-values[chosen], kind="stable")]
 
 
 def _as_declared(array: np.ndarray, spec: ArraySpec) -> np.ndarray:

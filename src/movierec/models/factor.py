@@ -117,9 +117,17 @@ class FactorModel(Recommender):
         A numba loop rather than ``item_factors @ p``: the matrix-vector product wakes
         OpenBLAS's thread pool, which stalls for tens of ms on a busy machine.
         """
+        return self._score_rows(state, self.item_factors, self.item_bias)
+
+    def _score_rows(
+        self, state: UserState, item_factors: np.ndarray, item_bias: np.ndarray
+    ) -> np.ndarray:
+        """``(n,)`` float32 ``_score`` for the ``n`` items whose C-ordered factors ``(n, k)``
+        and biases ``(n,)`` are given: the same kernel, so bit for bit ``_score``'s values
+        of those items (``ease`` scores its kept movies from a copy of their rows)."""
         factors = np.ascontiguousarray(state.factors, dtype=np.float32)
         offset = self._offset + state.bias
-        return score_items(self.item_factors, self.item_bias, offset, factors, -np.inf, np.inf)
+        return score_items(item_factors, item_bias, offset, factors, -np.inf, np.inf)
 
     def rank_users(self, states: Sequence[UserState]) -> np.ndarray:
         """``(len(states), n_items)`` float32 ``offset + b_u + b_i + P Q'``: one matrix
