@@ -20,10 +20,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 from common import default_source  # bench/common.py (scripts run from bench/)
@@ -34,6 +36,8 @@ from movierec.recommend import RecommendService
 
 MODELS = ("ease", "svd", "nmf", "popular")
 N_RATED, POOL, TOP_N = 15, 50, 5
+#: the bootcamp refit builds a dense user x movie matrix: only below this many cells
+REFIT_MAX_CELLS = 50_000_000
 
 
 def simulate_visitors(ratings: Ratings, n: int, seed: int) -> list[tuple[list[int], list[float]]]:
@@ -42,9 +46,10 @@ def simulate_visitors(ratings: Ratings, n: int, seed: int) -> list[tuple[list[in
     rng = np.random.default_rng(seed)
     counts = ratings.item_counts()
     pool = np.argsort(-counts, kind="stable")[:POOL]
-    by_item = ratings.matrix.tocsc()
+    by_item = ratings.matrix[:, pool].tocsc()  # (n_users, 50): only the pool's columns
     stars_of = {
-        int(i): by_item.data[by_item.indptr[i] : by_item.indptr[i + 1]].astype(float) for i in pool
+        int(i): by_item.data[by_item.indptr[c] : by_item.indptr[c + 1]].astype(float)
+        for c, i in enumerate(pool)
     }
     visitors = []
     for _ in range(n):
@@ -55,7 +60,8 @@ def simulate_visitors(ratings: Ratings, n: int, seed: int) -> list[tuple[list[in
 
 
 def recommend(model: models.Recommender, movie_ids: list[int], stars: list[float]) -> np.ndarray:
-    """``(5,)`` item indices of the visitor's top 5 unrated movies, best first."""
+    """``(5,)`` item indices of the visitor's top 5 unrated movies, best first: every
+    movie ranked, then ``argpartition``."""
     state = model.fold_in(movie_ids, stars)
     scores = model.rank(state)
     scores[state.items] = -np.inf
@@ -63,18 +69,55 @@ def recommend(model: models.Recommender, movie_ids: list[int], stars: list[float
     return top[np.argsort(-scores[top])]
 
 
+def recommend_top_k(
+    model: models.Recommender, movie_ids: list[int], stars: list[float]
+) -> np.ndarray:
+    """The same top 5 by the model's ``top_k`` (rated movies not allowed)."""
+    state = model.fold_in(movie_ids, stars)
+    allowed = np.ones(model.n_items, dtype=bool)
+    allowed[state.items] = False
+    return model.top_k(state, TOP_N, allowed)
+
+
 def time_visitors(
     serve_one: Callable[[list[int], list[float]], object], visitors: list
-) -> np.ndarray:
-    """``(n,)`` milliseconds per visitor (after a few untimed warm-up visitors)."""
+) -> dict[str, np.ndarray | int]:
+    """Per visitor (after a few untimed warm-up visitors): ``wall`` and ``cpu``
+    milliseconds (``(n,)`` each, CPU of every thread of this process), and the ``minor``
+    and ``major`` page faults of all the timed visitors together."""
     for movie_ids, stars in visitors[:20]:
         serve_one(movie_ids, stars)
-    out = np.empty(len(visitors))
+    wall, cpu = np.empty(len(visitors)), np.empty(len(visitors))
+    before = resource.getrusage(resource.RUSAGE_SELF)
     for j, (movie_ids, stars) in enumerate(visitors):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         serve_one(movie_ids, stars)
-        out[j] = (time.perf_counter() - start) * 1000
-    return out
+        wall[j] = (time.perf_counter() - start) * 1000
+        cpu[j] = (time.process_time() - cpu_start) * 1000
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "minor": after.ru_minflt - before.ru_minflt,
+        "major": after.ru_majflt - before.ru_majflt,
+    }
+
+
+def row(name: str, timed: dict) -> str:
+    """One table row: p50 / p99 / max wall, p50 / p99 CPU (ms), page faults."""
+    wall, cpu = timed["wall"], timed["cpu"]
+    return (
+        f"| {name:<16}| {np.percentile(wall, 50):7.3f} | {np.percentile(wall, 99):7.3f} | "
+        f"{wall.max():7.3f} | {np.percentile(cpu, 50):7.3f} | {np.percentile(cpu, 99):7.3f} | "
+        f"{timed['minor']:>6} | {timed['major']:>5} |"
+    )
+
+
+HEADER = (
+    f"| {'model / path':<16}| {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} | "
+    f"{'cpu p50':>7} | {'cpu p99':>7} | {'minflt':>6} | {'majflt':>5} |\n"
+    f"|{'-' * 17}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 8}|{'-' * 7}|"
+)
 
 
 def refit_once(
@@ -98,64 +141,95 @@ def refit_once(
     return time.perf_counter() - start
 
 
+def load_data(args: argparse.Namespace) -> Dataset:
+    """``--dataset`` from ``--home``, or fetched into a temporary home from ``--source``."""
+    if args.home:
+        return load_dataset(args.dataset, home=args.home, fetch=False)
+    with tempfile.TemporaryDirectory(prefix="movierec-bench-") as home:
+        fetch_dataset(args.dataset, source=args.source, home=home, progress=False)
+        return load_dataset(args.dataset, home=home, fetch=False)
+
+
+def get_model(name: str, ratings: Ratings, args: argparse.Namespace) -> tuple[object, float]:
+    """``(model, seconds)``: loaded from ``<home>/models/<dataset>-<name>.npz`` with
+    ``--saved``, else fitted here with default parameters (numba compiled first)."""
+    start = time.perf_counter()
+    if args.saved:
+        model = models.load(Path(args.home) / "models" / f"{args.dataset}-{name}.npz")
+        return model, time.perf_counter() - start
+    klass = models.model_class(name)
+    if "n_epochs" in klass.defaults:  # compile the numba kernels before timing the fit
+        models.create(name, n_epochs=1).fit(ratings)
+    model = models.create(name, seed=0)
+    start = time.perf_counter()
+    model.fit(ratings)
+    return model, time.perf_counter() - start
+
+
+def same_picks(model: models.Recommender, visitors: list) -> bool:
+    """Whether both paths pick movies of the same rank scores for every visitor."""
+    for movie_ids, stars in visitors:
+        ranking = model.rank(model.fold_in(movie_ids, stars))
+        full = ranking[recommend(model, movie_ids, stars)]
+        if not np.array_equal(full, ranking[recommend_top_k(model, movie_ids, stars)]):
+            return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", default=default_source(), help="MovieLens mirror")
+    parser.add_argument("--dataset", default="ml-latest-small", help="data set name")
+    parser.add_argument("--home", help="MOVIEREC_HOME holding --dataset (and its models)")
+    parser.add_argument("--saved", action="store_true", help="load saved models from --home")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated")
     parser.add_argument("--visitors", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fill", type=float, default=3.0, help="blank value for the refit")
     parser.add_argument("--components", type=int, default=20, help="refit NMF components")
     parser.add_argument("--no-refit", action="store_true", help="skip the slow refit timing")
     args = parser.parse_args(argv)
+    if args.saved and not args.home:
+        parser.error("--saved needs --home")
 
-    with tempfile.TemporaryDirectory(prefix="movierec-bench-") as home:
-        fetch_dataset("ml-latest-small", source=args.source, home=home, progress=False)
-        dataset = load_dataset("ml-latest-small", home=home, fetch=False)
+    dataset = load_data(args)
     ratings = dataset.ratings
     visitors = simulate_visitors(ratings, args.visitors, args.seed)
     print(
-        f"ml-latest-small: {ratings.n_users} users, {ratings.n_items} movies, "
+        f"{args.dataset}: {ratings.n_users} users, {ratings.n_items} movies, "
         f"{ratings.nnz} ratings; {len(visitors)} visitors x {N_RATED} ratings\n"
     )
 
     p50: dict[str, float] = {}
     fitted: dict[str, models.Recommender] = {}
-    print("fold_in + rank + top 5:\n")
-    print(f"| {'model':<8}| {'fit s':>6} | {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} |")
-    print(f"|{'-' * 9}|{'-' * 8}|{'-' * 9}|{'-' * 9}|{'-' * 9}|")
-    for name in MODELS:
-        klass = models.model_class(name)
-        if "n_epochs" in klass.defaults:  # compile the numba kernels before timing the fit
-            models.create(name, n_epochs=1).fit(ratings)
-        model = models.create(name, seed=0)
-        start = time.perf_counter()
-        model.fit(ratings)
-        fit_seconds = time.perf_counter() - start
+    print("fold_in + top 5 (rank: every movie ranked; top_k: the model's top_k):\n")
+    print(HEADER)
+    for name in args.models.split(","):
+        model, seconds = get_model(name, ratings, args)
         fitted[name] = model
-        ms = time_visitors(partial(recommend, model), visitors)
-        p50[name] = float(np.percentile(ms, 50))
-        print(
-            f"| {name:<8}| {fit_seconds:6.2f} | {p50[name]:7.3f} | "
-            f"{np.percentile(ms, 99):7.3f} | {ms.max():7.3f} |",
-            flush=True,
-        )
+        print(f"| {name} ({'loaded' if args.saved else 'fitted'} in {seconds:.2f} s)")
+        timed = time_visitors(partial(recommend, model), visitors)
+        print(row("  rank", timed), flush=True)
+        p50[name] = float(np.percentile(timed["wall"], 50))
+        if not hasattr(model, "top_k"):  # a movierec from before top_k
+            continue
+        fast = time_visitors(partial(recommend_top_k, model), visitors)
+        print(row("  top_k", fast), flush=True)
+        p50[name] = float(np.percentile(fast["wall"], 50))
+        if not same_picks(model, visitors[:100]):
+            print(f"  !! {name}: top_k and rank + argpartition picked differently")
 
     print("\nthe recommend service (RecommendService.recommend, n=5, year any):\n")
-    print(f"| {'model':<8}| {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} |")
-    print(f"|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|")
+    print(HEADER)
     for name, model in fitted.items():
         service = RecommendService(model, dataset.catalog)
-        ms = time_visitors(
+        timed = time_visitors(
             lambda m, s, service=service: service.recommend(dict(zip(m, s, strict=True))),
             visitors,
         )
-        print(
-            f"| {name:<8}| {np.percentile(ms, 50):7.3f} | {np.percentile(ms, 99):7.3f} | "
-            f"{ms.max():7.3f} |",
-            flush=True,
-        )
+        print(row(name, timed), flush=True)
 
-    if args.no_refit:
+    if args.no_refit or ratings.n_users * ratings.n_items > REFIT_MAX_CELLS:
         return
     movie_ids, stars = visitors[0]
     seconds = refit_once(dataset, movie_ids, stars, args.fill, args.components)
@@ -164,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.fill:g}, refit on {ratings.n_users + 1} x {ratings.n_items} per visitor): "
         f"{seconds:.2f} s for one visitor"
     )
-    for name in MODELS:
+    for name in fitted:
         print(f"  refit / {name} fold-in p50: {seconds * 1000 / p50[name]:,.0f}x")
 
 

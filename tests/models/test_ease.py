@@ -60,6 +60,17 @@ def test_kept_items_by_count_then_cap() -> None:
     assert kept_items(counts, 10, 3).size == 0
 
 
+def test_weighted_rows_equals_numpys_row_by_row_sum_bit_for_bit() -> None:
+    """The kernel adds float32 products in float64 exactly as ``out += w * row`` does."""
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(30, 500)).astype(np.float32)
+    rows, weights = rng.choice(30, 15, replace=False), rng.integers(1, 11, 15) / 2 - 1.5
+    expected = np.zeros(500)
+    for row, weight in zip(rows.tolist(), weights.tolist(), strict=True):
+        expected += weight * matrix[row]
+    np.testing.assert_array_equal(weighted_rows(matrix, rows, weights), expected)
+
+
 def test_weighted_rows_is_a_vector_matrix_product() -> None:
     matrix = np.arange(12, dtype=np.float32).reshape(3, 4)
     out = weighted_rows(matrix, np.array([2, 0]), np.array([0.5, -2.0]))

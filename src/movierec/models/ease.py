@@ -196,12 +196,28 @@ def weighted_rows(item_item: np.ndarray, rows: np.ndarray, weights: np.ndarray) 
     """``(m,)`` float64 ``weights @ item_item[rows]``.
 
     Summed row by row (``r`` axpys of length ``m``) rather than as a matrix-vector
-    product, which BLAS may hand to its thread pool (see ``bench/README.md``).
+    product, which BLAS may hand to its thread pool (see ``bench/README.md``): each term
+    is ``float32(weight) * row`` in float32, added in float64, as numpy computes
+    ``out += weight * item_item[row]`` (:func:`_add_weighted_rows` does it in one pass).
     """
     out = np.zeros(item_item.shape[1], dtype=np.float64)
-    for row, weight in zip(rows.tolist(), weights.tolist(), strict=True):
-        out += weight * item_item[row]
+    _add_weighted_rows(
+        item_item, np.asarray(rows, dtype=np.int64), np.asarray(weights, dtype=np.float32), out
+    )
     return out
+
+
+@njit(cache=True, nogil=True)
+def _add_weighted_rows(
+    item_item: np.ndarray, rows: np.ndarray, weights: np.ndarray, out: np.ndarray
+) -> None:
+    """``out[j] += float64(weights[t] * item_item[rows[t], j])`` (float32 product) for
+    each ``t`` in order: numpy's ``out += weight * row`` without its temporaries."""
+    for t in range(rows.shape[0]):
+        row = item_item[rows[t]]
+        weight = weights[t]
+        for j in range(out.shape[0]):
+            out[j] += np.float64(weight * row[j])
 
 
 class EASE(Recommender):
