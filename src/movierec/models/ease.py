@@ -21,7 +21,11 @@ a movie the user is predicted to dislike sinks), ``s`` itself where ``s <= 0``; 
 outside ``kept`` rank below every kept one, by predicted stars.
 
 Fold-in costs the member's ridge solve plus, when ranking, a weighted sum of one row of
-``B`` per rated movie (``(m,)`` each, ``m`` = kept movies).
+``B`` per rated movie (``(m,)`` each, ``m`` = kept movies). ``top_k`` needs no more:
+since every movie outside ``kept`` ranks below every kept one, the top ``k`` of the whole
+ranking are the top ``k`` of the kept movies whenever ``k`` of them are allowed, so the
+member scores only the kept movies (from a contiguous copy of their rows) instead of the
+whole catalogue (10,000 instead of 62,423 movies at 25 M ratings); the picks are the same.
 
 **Scale.** ``B`` is dense: ``m^2`` float32 (1.6 GB at 20k movies, 14 GB at 59k) and
 inverting it costs ``m^3`` flops, so ``B`` covers a chosen item set, not the whole
