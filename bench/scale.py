@@ -10,10 +10,18 @@ Data: ``--home DIR`` with MovieLens-shaped synthetic sets written by
 the size in millions); a size with no such set falls back to a quick generator of our
 own (:func:`synth_ratings`, cached as CSR ``.npz`` under ``--cache``).
 
+Time per iteration is measured the same way for ours and the iterative peers: the full
+fit minus a 2-iteration fit, over the iterations between (Spark: 7 minus 2), so set-up,
+JVM start and data shipping are not in it; wall and CPU seconds (all threads; Spark's
+JVM read from ``/proc``) both, as the machine may be shared.
+
 Usage::
 
     flock /tmp/movierec-big.lock nice .venv/bin/python bench/scale.py \\
         --ratings 1000000,5000000,25000000 --models svd,als --peers implicit-als,surprise-svd
+
+A long run can be made in parts (``--json`` each) and printed as one table with
+``--table part1.json,part2.json``.
 
 Adding a row: write ``measure_<name>(ratings, args) -> dict`` returning ``fit_s`` and
 ``per_iter_s`` (and optionally ``foldin_p50_ms``/``foldin_p99_ms``) and register it in
@@ -121,16 +129,19 @@ def load_ratings(n_ratings: int, args: argparse.Namespace) -> Ratings:
 
 # -- our models ----------------------------------------------------------------------------------
 def foldin_latency(model: models.Recommender, ratings: Ratings, n_visitors: int = 300) -> dict:
-    """p50/p99 ms of fold-in + rank + top 5 for visitors rating 15 of the 50 most-rated movies."""
+    """p50/p99 ms of fold-in + top 5 (the rated movies excluded, ``Recommender.top_k``, as
+    the recommend service asks) for visitors rating 15 of the 50 most-rated movies."""
     rng = np.random.default_rng(0)
-    top = ratings.movie_ids[np.argsort(-ratings.item_counts(), kind="stable")[:50]]
+    order = np.argsort(-ratings.item_counts(), kind="stable")[:50]
+    top = ratings.movie_ids[order]
     times = []
     for _ in range(n_visitors):
-        movies = rng.choice(top, 15, replace=False).tolist()
+        picked = rng.choice(15 * [True] + 35 * [False], 50, replace=False)
         stars = (rng.integers(1, 11, 15) / 2).tolist()
         start = time.perf_counter()
-        scores = model.rank(model.fold_in(movies, stars))
-        np.argpartition(-scores, 5)[:5]
+        allowed = np.ones(ratings.n_items, dtype=bool)
+        allowed[order[picked]] = False
+        model.top_k(model.fold_in(top[picked].tolist(), stars), 5, allowed)
         times.append(time.perf_counter() - start)
     ms = np.array(times[20:]) * 1000  # the first few warm caches up
     return {
@@ -140,16 +151,37 @@ def foldin_latency(model: models.Recommender, ratings: Ratings, n_visitors: int 
 
 
 def fit_ours(name: str, ratings: Ratings, params: dict[str, Any]) -> dict:
-    """Fit our model ``name`` (numba compiled first on a tiny set); time and fold-in."""
+    """Fit our model ``name`` (numba compiled first on a tiny set); time and fold-in.
+
+    ``per_iter_s`` / ``per_iter_cpu_s`` are measured as Spark's are (see
+    :func:`measure_spark_als`): the difference between the full fit and a
+    ``SHORT_EPOCHS`` fit, over the epochs between, so set-up and the first and last
+    (exact) half-steps are not counted; ``fit_s`` is the full fit, all included.
+    """
     model = models.create(name, **params)
     models.create(name, **{**params, "n_epochs": 1}).fit(synth_ratings(5_000, seed=1))
+    epochs = int(model.params.get("n_epochs", 1)) or 1
+    short = None
+    if epochs > SHORT_EPOCHS:
+        short = _timed_fit(models.create(name, **{**params, "n_epochs": SHORT_EPOCHS}), ratings)
+    fit_s, fit_cpu_s = _timed_fit(model, ratings)
+    per_iter = (fit_s / epochs, fit_cpu_s / epochs)
+    if short is not None:
+        spread = epochs - SHORT_EPOCHS
+        per_iter = ((fit_s - short[0]) / spread, (fit_cpu_s - short[1]) / spread)
+    return {"fit_s": fit_s, "per_iter_s": per_iter[0], "fit_cpu_s": fit_cpu_s,
+            "per_iter_cpu_s": per_iter[1], **foldin_latency(model, ratings)}  # fmt: skip
+
+
+#: the short fit that per-iteration times are differenced against
+SHORT_EPOCHS = 2
+
+
+def _timed_fit(model: models.Recommender, ratings: Ratings) -> tuple[float, float]:
+    """``(wall s, CPU s of all this process's threads)`` of ``model.fit(ratings)``."""
     start, cpu_start = time.perf_counter(), time.process_time()
     model.fit(ratings)
-    fit_s = time.perf_counter() - start
-    fit_cpu_s = time.process_time() - cpu_start  # all threads of this process
-    epochs = int(model.params.get("n_epochs", 1)) or 1
-    return {"fit_s": fit_s, "per_iter_s": fit_s / epochs, "fit_cpu_s": fit_cpu_s,
-            **foldin_latency(model, ratings)}  # fmt: skip
+    return time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def measure_svd(ratings: Ratings, args: argparse.Namespace) -> dict:
@@ -175,16 +207,15 @@ def fit_timed(
     ``(measurements, the fitted model)``."""
     models.create(name, **params).fit(synth_ratings(5_000, seed=1), catalog=catalog)
     model = models.create(name, **params)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model.fit(ratings, catalog=catalog)
-    fit_s = time.perf_counter() - start
-    return {"fit_s": fit_s, "per_iter_s": fit_s, **foldin_latency(model, ratings)}, model
+    fit_s, fit_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
+    return {"fit_s": fit_s, "fit_cpu_s": fit_cpu_s, **foldin_latency(model, ratings)}, model
 
 
 def measure_ease(ratings: Ratings, args: argparse.Namespace) -> dict:
     """ease at its defaults; adds how many movies ``B`` keeps and their share of ratings."""
-    result = fit_ours("ease", ratings, {})
-    model = models.create("ease")
+    result, model = fit_timed("ease", ratings, {})  # no per-epoch figure: one solve
     counts = ratings.item_counts()
     kept = model._choose_kept(counts)
     share = float(counts[kept].sum() / counts.sum())
@@ -219,8 +250,8 @@ def measure_content(ratings: Ratings, args: argparse.Namespace) -> dict:
 
 
 def measure_blend(ratings: Ratings, args: argparse.Namespace) -> dict:
-    """blend of svd and itemknn (svdpp, its default member, has its own row)."""
-    return fit_timed("blend", ratings, {"members": ["svd", "itemknn"]})[0]
+    """blend at its defaults (svdpp and itemknn, each fitted twice: held out, then all)."""
+    return fit_timed("blend", ratings, {})[0]
 
 
 #: our rows: name -> measurement
@@ -239,21 +270,28 @@ MODELS: dict[str, Callable[[Ratings, argparse.Namespace], dict]] = {
 
 # -- peers ----------------------------------------------------------------------------------------
 def measure_implicit_als(ratings: Ratings, args: argparse.Namespace) -> dict:
-    """implicit's CPU ALS (conjugate gradient, 3 steps) at ``--factors``, 15 iterations.
+    """implicit's CPU ALS (conjugate gradient, 3 steps) at ``--factors``, 15 iterations,
+    per iteration differenced against a 2-iteration fit as ours are.
 
     Implicit-feedback ALS (confidence = stars): a different objective, so only its time
     per iteration is comparable. Threads: 2 (this machine's cores).
     """
     from implicit.cpu.als import AlternatingLeastSquares
 
-    model = AlternatingLeastSquares(
-        factors=args.factors, iterations=15, use_cg=True, num_threads=2, random_state=0,
-        calculate_training_loss=False,
-    )  # fmt: skip
-    start = time.perf_counter()
-    model.fit(ratings.matrix.astype(np.float32), show_progress=False)
-    fit_s = time.perf_counter() - start
-    return {"fit_s": fit_s, "per_iter_s": fit_s / 15}
+    matrix = ratings.matrix.astype(np.float32)
+    timings = {}
+    for iterations in (SHORT_EPOCHS, 15):
+        model = AlternatingLeastSquares(
+            factors=args.factors, iterations=iterations, use_cg=True, num_threads=2,
+            random_state=0, calculate_training_loss=False,
+        )  # fmt: skip
+        start, cpu_start = time.perf_counter(), time.process_time()
+        model.fit(matrix, show_progress=False)
+        timings[iterations] = (time.perf_counter() - start, time.process_time() - cpu_start)
+    (short_s, short_cpu), (fit_s, fit_cpu) = timings[SHORT_EPOCHS], timings[15]
+    spread = 15 - SHORT_EPOCHS
+    return {"fit_s": fit_s, "per_iter_s": (fit_s - short_s) / spread, "fit_cpu_s": fit_cpu,
+            "per_iter_cpu_s": (fit_cpu - short_cpu) / spread}  # fmt: skip
 
 
 def measure_surprise_svd(ratings: Ratings, args: argparse.Namespace) -> dict:
@@ -265,10 +303,11 @@ def measure_surprise_svd(ratings: Ratings, args: argparse.Namespace) -> dict:
     frame = pd.DataFrame({"u": users, "i": items, "r": stars})
     trainset = Dataset.load_from_df(frame, Reader(rating_scale=(0.5, 5.0))).build_full_trainset()
     model = SVD(random_state=0)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model.fit(trainset)
-    fit_s = time.perf_counter() - start
-    return {"fit_s": fit_s, "per_iter_s": fit_s / model.n_epochs}
+    fit_s, fit_cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return {"fit_s": fit_s, "per_iter_s": fit_s / model.n_epochs, "fit_cpu_s": fit_cpu,
+            "per_iter_cpu_s": fit_cpu / model.n_epochs}  # fmt: skip
 
 
 def measure_spark_als(ratings: Ratings, args: argparse.Namespace) -> dict:
@@ -370,8 +409,8 @@ def child_main(args: argparse.Namespace) -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    cols = ("size", "name", "users", "movies", "fit_s", "per_iter_s", "fit_cpu_s", "rss_mb",
-            "foldin_p50_ms", "foldin_p99_ms")  # fmt: skip
+    cols = ("size", "name", "users", "movies", "fit_s", "per_iter_s", "fit_cpu_s",
+            "per_iter_cpu_s", "rss_mb", "jvm_rss_mb", "foldin_p50_ms", "foldin_p99_ms")  # fmt: skip
     print("| " + " | ".join(cols) + " |")
     print("|" + "|".join("---" for _ in cols) + "|")
     for row in rows:
@@ -383,14 +422,17 @@ def print_table(rows: list[dict]) -> None:
             cells[-1] += f" ERROR {row['error']}"
         print("| " + " | ".join(cells) + " |")
     print()
-    print("| size | ours / peer | per-iteration ratio (ours / peer) |")
-    print("|---|---|---|")
+    print("| size | ours / peer | per-iteration wall (ours / peer) | per-iteration CPU |")
+    print("|---|---|---|---|")
     for row in rows:
         ours_name = PEER_OF.get(row["name"])
         ours = [r for r in rows if r["name"] == ours_name and r["size"] == row["size"]]
         if ours and "per_iter_s" in ours[0] and "per_iter_s" in row:
             ratio = ours[0]["per_iter_s"] / row["per_iter_s"]
-            print(f"| {row['size']} | {ours_name} / {row['name']} | {ratio:.2f} |")
+            cpu = ""
+            if "per_iter_cpu_s" in ours[0] and "per_iter_cpu_s" in row:
+                cpu = f"{ours[0]['per_iter_cpu_s'] / row['per_iter_cpu_s']:.2f}"
+            print(f"| {row['size']} | {ours_name} / {row['name']} | {ratio:.2f} | {cpu} |")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -404,10 +446,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--names", default="synth-{m}m", help="set name per size ({m}: millions)")
     parser.add_argument("--cache", default="/work/bigdata/scale-cache")
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--table", help="print the tables of saved --json files (comma list)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child_main(args)
+        return
+    if args.table:  # runs made in parts (one model at a time, between other work)
+        print_table(
+            [row for path in args.table.split(",") for row in json.loads(Path(path).read_text())]
+        )
         return
     names = [m for m in args.models.split(",") if m] + [p for p in args.peers.split(",") if p]
     unknown = [n for n in names if n not in MODELS and n not in PEERS]
