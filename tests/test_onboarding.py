@@ -17,14 +17,17 @@ from movierec.onboarding import (
     seen_probability,
 )
 from movierec.onboarding.index import rating_entropy
+from movierec.onboarding.simulate import Simulator, _ndcg_of
 
 NEW = 2010
 
 
-@pytest.fixture(scope="module")
-def onboarding(ml_small) -> Onboarding:
-    """ml-latest-small with a quickly fitted SVD (item factors for ``adaptive``)."""
-    model = models.create("svd", n_factors=20, n_epochs=5).fit(ml_small.ratings)
+@pytest.fixture(scope="module", params=["ease", "svd"])
+def onboarding(request, ml_small) -> Onboarding:
+    """ml-latest-small with the app's ``ease`` (``adaptive`` simulates visitors through
+    its item-item matrix) or a quickly fitted SVD (``adaptive`` on item factors)."""
+    params = {"n_factors": 20, "n_epochs": 5} if request.param == "svd" else {}
+    model = models.create(request.param, **params).fit(ml_small.ratings)
     return Onboarding.build(ml_small.ratings, model, ml_small.catalog)
 
 
@@ -124,6 +127,32 @@ def test_adaptive_reacts_to_the_answers(onboarding):
     assert not {m.movie_id for m in a + b} & set(first)
 
 
+def test_adaptive_first_batches_vary_with_the_seed_and_repeat_for_one(onboarding):
+    def first(seed: int) -> list[int]:
+        return [m.movie_id for m in onboarding.next_movies({}, [], 15, "adaptive", seed=seed)]
+
+    batches = [first(seed) for seed in range(6)]
+    assert first(3) == batches[3]
+    if onboarding.index.simulator is None:  # the factor version has no variety
+        assert all(b == batches[0] for b in batches)
+        return
+    assert len({tuple(b) for b in batches}) > 1
+    common = set.intersection(*(set(b) for b in batches))
+    assert len(common) < 15  # not one fixed set in another order
+
+
+def test_adaptive_simulates_visitors_with_ease_and_not_without(onboarding, request):
+    simulator = onboarding.index.simulator
+    assert (simulator is not None) == (request.node.callspec.params["onboarding"] == "ease")
+    if simulator is not None:
+        # what the greedy asks first is among the movies most visitors can answer
+        first = onboarding.index.items_of(
+            [m.movie_id for m in onboarding.next_movies({}, [], 15, "adaptive")]
+        )
+        share = onboarding.index.counts / onboarding.index.n_users
+        assert share[first].mean() > np.sort(share)[-300:].mean() / 2
+
+
 def test_seen_probability_is_popularity_without_answers_and_follows_them(onboarding):
     index = onboarding.index
     share = index.counts / index.n_users
@@ -178,6 +207,56 @@ def test_the_shown_set_round_trips_compactly(onboarding):
     assert onboarding.decode_shown("not base64 !!") == []
     assert onboarding.decode_shown(12) == []
     assert decode_positions(encode_positions([0, 5, 7], 8), 8) == [0, 5, 7]
+
+
+def toy_simulator() -> Simulator:
+    """4 users who all rated both candidates 5 stars and like ranked movies 0 and 10.
+
+    12 movies ranked by a falling base relevance. Candidate 0 is ranked movie 0 (already
+    first: asking it only takes a hit away); candidate 1 is movie 11, whose ``B`` row lifts
+    movie 10 to the top.
+    """
+    n_users, n_ranked = 4, 12
+    liked = np.zeros((n_users, n_ranked), dtype=bool)
+    liked[:, [0, 10]] = True
+    b = np.zeros((2, n_ranked), dtype=np.float32)
+    b[1, 10] = 1.0
+    return Simulator(
+        cand_pos=np.array([100, 111]),
+        cand_col=np.array([0, 11]),
+        stars=np.full((n_users, 2), 5.0, dtype=np.float32),
+        liked=liked,
+        n_liked=np.full(n_users, 2),
+        b=b,
+        base=np.linspace(0.12, 0.01, n_ranked).astype(np.float32),
+        gain=np.ones(n_ranked, dtype=np.float32),
+        like_offset=1.5,
+        user_rows=np.arange(n_users),
+        cand_of=np.full(200, -1),
+    )
+
+
+def test_the_greedy_asks_what_lifts_hits_not_a_sure_hit():
+    simulator = toy_simulator()
+    everyone = np.ones(4)
+    both = np.ones(2, dtype=bool)
+    assert simulator.greedy(1, everyone, both, np.zeros(0, np.int64)).tolist() == [111]
+    assert simulator.greedy(2, everyone, both, np.zeros(0, np.int64)).tolist() == [111, 100]
+    only_first = np.array([True, False])
+    assert simulator.greedy(2, everyone, only_first, np.zeros(0, np.int64)).tolist() == [100]
+    # asked before: not asked again
+    assert simulator.greedy(2, everyone, both, np.array([1])).tolist() == [100]
+
+
+def test_simulated_ndcg_by_hand():
+    simulator = toy_simulator()
+    now = np.zeros(4)
+    rel = np.repeat(simulator.base[None, :], 4, axis=0)
+    excluded = np.zeros((4, 12), dtype=bool)
+    n_left = simulator.n_liked.copy()
+    _ndcg_of(rel, excluded, n_left, simulator.liked, simulator.gain, np.ones(4, np.float32), now)
+    ideal = 1 + 1 / np.log2(3)
+    assert now == pytest.approx(np.full(4, 1 / ideal))  # movie 0 first, movie 10 eleventh
 
 
 def test_rating_entropy_in_bits():

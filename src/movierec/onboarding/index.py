@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
 from movierec.models.base import Recommender
+from movierec.onboarding.simulate import Simulator
 
 #: ten half-star values 0.5 .. 5
 N_STAR_BINS = 10
@@ -39,6 +40,8 @@ class OnboardingIndex:
     years: ``(n,)`` float64, NaN if unknown. genres: ``n`` tuples of genre names.
     seen: ``(n_users, n)`` float32 CSR, 1 where a training user rated the movie.
     item_factors: ``(n, k)`` float64 or None. prior: ridge weight of the user factors.
+    simulator: the training users simulated through ``ease``'s ranking (``adaptive``'s
+    GreedyExtend, :mod:`.simulate`), or None for models without an item-item matrix.
     popularity_order: ``(n,)`` item positions, most rated first (ties: higher mean stars,
     then lower movieId): the order "show me more" pages down.
     """
@@ -52,10 +55,11 @@ class OnboardingIndex:
     seen: sp.csr_matrix
     item_factors: np.ndarray | None = None
     prior: float = DEFAULT_PRIOR
+    simulator: Simulator | None = None
     popularity_order: np.ndarray = field(init=False)
     position: dict[int, int] = field(init=False, repr=False)
     _genre_masks: dict[str, np.ndarray] = field(init=False, repr=False)
-    #: ``(answers key, P(seen))`` of the latest ``adaptive`` call (see strategies)
+    #: ``(answers key, training users' weights)`` of the latest ``adaptive`` call (strategies)
     last_seen: tuple[tuple, np.ndarray] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -112,9 +116,12 @@ class OnboardingIndex:
         columns = train.items_of(movie_ids)  # (n,) training column or -1
         known = columns >= 0
         matrix = train.matrix.tocsr()
+        user_rows = np.arange(matrix.shape[0])
         if matrix.shape[0] > max_users:  # seeded sample of users for P(seen)
-            rows = np.sort(np.random.default_rng(seed).choice(matrix.shape[0], max_users, False))
-            matrix = matrix[rows]
+            user_rows = np.sort(
+                np.random.default_rng(seed).choice(matrix.shape[0], max_users, False)
+            )
+            matrix = matrix[user_rows]
         # training columns -> our positions (movies outside movie_ids dropped)
         to_ours = np.full(train.n_items, -1, dtype=np.int64)
         to_ours[columns[known]] = np.flatnonzero(known)
@@ -149,6 +156,9 @@ class OnboardingIndex:
             rows = np.array([index.get(int(m), -1) for m in movie_ids])
             factors[rows >= 0] = vectors[rows[rows >= 0]]
             prior = _factor_prior(model)
+        simulator = (
+            Simulator.build(train, model, movie_ids, user_rows, seed) if model is not None else None
+        )
         return cls(
             movie_ids=movie_ids,
             counts=counts,
@@ -159,6 +169,7 @@ class OnboardingIndex:
             seen=seen,
             item_factors=factors,
             prior=prior,
+            simulator=simulator,
         )
 
 

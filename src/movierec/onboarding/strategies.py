@@ -11,28 +11,61 @@ data), never the visitor's other ratings.
 - ``popular``: the most-rated candidates.
 - ``pop-entropy``: ``log(count) x rating entropy`` (Rashid et al. 2002, "Getting to know
   you"): popular movies people disagree about.
-- ``adaptive``: ``P(seen | answers) ** SEEN_POWER x information``, chosen greedily:
-  * P(seen): the training users as "visitor types", each weighted by how well it
-    explains the answers (``exp(beta (#answered-seen it rated - #answered-not-seen it
-    rated))``, the likelihood under a symmetric answer noise ``eps``: ``beta =
-    log((1 - eps) / eps)``); a movie's P(seen) is the weighted share of them who rated it.
-    With no answers this is the movie's popularity.
-  * information: the expected shrinkage of the trace of the folded-in user factors'
-    posterior covariance ``A^-1`` (``A = prior I + sum q q'`` over rated movies) if the
-    movie were rated: ``q' A^-2 q / (1 + q' A^-1 q)`` (Sherman-Morrison). After each pick
-    ``A`` takes that movie in, weighted by its P(seen), so the batch spreads over the
-    factor space instead of asking five near-identical movies.
-  * The ``SEEN_SKIP`` movies most likely seen are not asked: the model recommends them
-    first anyway (EASE is fitted on who-rated-what, the same signal as P(seen)), so a
-    question spent on one tells it little and, answered, removes a sure hit.
-  Without item factors the information is the rating entropy (no diversification).
+- ``adaptive`` (with a model that has an item-item matrix, ``ease``): GreedyExtend over
+  simulated visitors (Rashid, Karypis & Riedl 2008; a soft version of Golbandi, Koren &
+  Lempel's 2011 decision trees; :mod:`.simulate`). The batch is built one movie at a
+  time, each time the one that most raises the mean NDCG@10 of training users who are
+  asked it and answer what they rated, ranked through ``ease``'s own relevance (rows of
+  ``B`` weighted by ``stars - like_offset``). Every training user starts from its own
+  answers to what the visitor was already asked and counts with its weight:
+  * weights: each training user as a "visitor type", weighted by how well it explains
+    the answers (``exp(beta (#answered-seen it rated - #answered-not-seen it rated))``,
+    the likelihood under a symmetric answer noise ``eps``: ``beta = log((1 - eps) /
+    eps)``); a movie's P(seen) is the weighted share of them who rated it. With no
+    answers every user counts alike and P(seen) is the movie's popularity.
+  * the movie is chosen among the ``GREEDY_SHORTLIST`` candidates most likely seen, so the
+    visitor can answer (unrestricted, the greedy prefers movies few have seen: they keep
+    the hits in place);
+  * ``SIM_SAMPLE`` simulated users are drawn by weight with the request's seeded ``rng``:
+    this bounds the time and is the variety (two visitors with no answers get different
+    first batches; the same seed, the same batch); after the first pick only the
+    ``RECHECK`` best gains so far are measured again.
+  What the greedy learns by itself: the few most popular movies are not worth asking
+  (answered, they take a sure hit out of the visitor's remaining liked movies).
+- ``adaptive`` for a model without one (``factor_adaptive``): ``P(seen | answers) **
+  SEEN_POWER x information``, the information being the expected shrinkage of the trace
+  of the folded-in user factors' posterior covariance ``A^-1`` (``A = prior I + sum
+  q q'`` over rated movies) if the movie were rated: ``q' A^-2 q / (1 + q' A^-1 q)``
+  (Sherman-Morrison), ``A`` taking each pick in weighted by its P(seen); the
+  ``SEEN_SKIP`` movies most likely seen are not asked. Without item factors the
+  information is the rating entropy.
 
-The adaptive constants were chosen on validation users only (ml-latest-small users whose
-id is not a multiple of 5, 4 user folds, ``ease``), never on the evaluation folds:
-``SEEN_SKIP`` 0 / 5 / 10 / 15 / 20 / 25 / 30 / 50 gave NDCG@10 after 15 asked 0.24 /
-0.39 / 0.44 / 0.45 / 0.44 / 0.44 / 0.43 / 0.39 (random-top 0.40); ``SEEN_POWER`` 0.5-2
-and ``SEEN_EPS`` 0.1-0.3 moved it by under 0.01; a variant skipping the model's own top
-picks (one fold-in per round) was no better and twice as slow.
+Constants chosen on validation users only (``bench/onboarding_validate.py``: ml-latest-small
+users whose id is not a multiple of 5, 4 user folds, ``ease``; the evaluation folds and
+the other 122 users were never looked at). NDCG@10 after 15 asked, validation, two fold
+seeds pooled (976 visitor runs; random-top 0.397, rated 4.64 of 15); differences under
+~0.005 are noise (two settings that should tie moved by that much):
+
+- the factor version (``SEEN_SKIP`` 15, the previous default): 0.454 (one seed; random-top
+  0.396 there). Its ``SEEN_SKIP`` 0 / 5 / 10 / 15 / 20 / 30 / 50 gave 0.24 / 0.39 / 0.44 /
+  0.45 / 0.44 / 0.43 / 0.39; ``SEEN_POWER`` 0.5-2 and ``SEEN_EPS`` 0.1-0.3 moved it by
+  under 0.01.
+- GreedyExtend, one seed, every training user simulated, exact greedy: first batch only
+  (then the factor version) 0.454, no better; every round over all 300 candidates 0.470
+  but only 3.6 of 15 rated (fails "as many rated as random-top") and 240 ms a choice;
+  ``GREEDY_SHORTLIST`` 20 / 30 / 40 / 50 / 80: 0.460 / 0.469 / 0.475 / 0.468 / 0.467
+  (rated 5.6 / 5.2 / 4.9 / 4.7 / 4.1); a bonus of 0.05 NDCG per movie rated 0.469.
+- two seeds, ``GREEDY_SHORTLIST`` 40: ``SIM_SAMPLE`` / ``RECHECK`` 150 / 10: 0.474 (rated
+  4.96), 300 / 10: 0.469, 150 / 10 with shortlist 30 / 60: 0.469 / 0.466; ``SEEN_EPS``
+  0.2 / 0.4 (one seed): 0.464 / 0.464; a star-agreement term in the weights (``-a sum
+  (stars_u - stars_visitor)^2``, ``a`` 0.1 / 0.3): 0.469 / 0.469; simulated users' stars
+  with their own bias and factors (shrunk 0.5 / 1): 0.464 / 0.463; every simulated user
+  starting from the visitor's own answers instead of theirs: 0.469; drawing each pick
+  among the 2 best gains (``VARIETY_POOL`` 2, more variety): 0.470. None kept.
+- faster settings ``SIM_SAMPLE`` / ``RECHECK`` 100 / 5 and 100 / 8: 0.469 / 0.471.
+  Chosen: 150 / 10 (the scoring loop made twice as fast, the choice of 15 cards fits the
+  20 ms budget): 0.430 / 0.455 / 0.474 after 5 / 10 / 15 asked, rated 4.96 of 15, 1.19x
+  random-top's 0.397 (the factor version, one seed: 1.14x).
 """
 
 from __future__ import annotations
@@ -47,15 +80,26 @@ from movierec.onboarding.index import OnboardingIndex
 RANDOM_POOL = 50
 #: adaptive: answer noise (a visitor type "has seen" with prob. 1 - eps what it rated)
 SEEN_EPS = 0.3
-#: adaptive: exponent of P(seen) against the information term
+#: factor adaptive: exponent of P(seen) against the information term
 SEEN_POWER = 1.0
-#: adaptive: the movies most likely seen that are left for the recommendations (the
-#: model would rank them first anyway; asking them spends a question on a sure hit)
+#: factor adaptive: the movies most likely seen that are left for the recommendations
+#: (the model would rank them first anyway; asking them spends a question on a sure hit)
 SEEN_SKIP = 15
-#: adaptive: the greedy batch is chosen among this many movies most likely seen
+#: factor adaptive: the greedy batch is chosen among this many movies most likely seen
 ADAPTIVE_SHORTLIST = 150
-#: adaptive: the information term counts at most this many of the latest ratings
+#: factor adaptive: the information term counts at most this many of the latest ratings
 MAX_RATED = 100
+#: adaptive (GreedyExtend): questions are chosen among this many movies most likely seen
+GREEDY_SHORTLIST = 40
+#: adaptive (GreedyExtend): simulated users weighing under this share of the heaviest
+#: one are left out (they would change the gains by less than rounding)
+MIN_WEIGHT = 1e-4
+#: adaptive (GreedyExtend): each pick is drawn at random among this many best gains
+VARIETY_POOL = 1
+#: adaptive (GreedyExtend): simulate this many training users drawn by weight (0: all)
+SIM_SAMPLE = 150
+#: adaptive (GreedyExtend): after the first pick re-measure only this many best (0: all)
+RECHECK = 10
 
 Answers = Mapping[int, float | None]
 Choose = Callable[[OnboardingIndex, Answers, np.ndarray, int, np.random.Generator], np.ndarray]
@@ -104,14 +148,42 @@ def adaptive(
     n: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Greedy ``P(seen)^SEEN_POWER x information`` (see the module doc)."""
-    key = tuple(sorted((i, s is not None) for i, s in answers.items()))
-    last = index.last_seen  # a batch with a year mix asks twice with the same answers
-    if last is not None and last[0] == key:
-        p_seen = last[1]
-    else:
-        p_seen = seen_probability(index, answers)
-        index.last_seen = (key, p_seen)  # one tuple: a racing thread sees old or new
+    """GreedyExtend over the simulated training users among the ``GREEDY_SHORTLIST``
+    movies most likely seen (see the module doc); without a simulator (a model with no
+    item-item matrix), :func:`factor_adaptive`."""
+    simulator = index.simulator
+    if simulator is None:
+        return factor_adaptive(index, answers, candidates, n, rng)
+    weights = _cached_weights(index, answers)  # (n_users,) sums to 1
+    p_seen = np.asarray(index.seen_t @ weights).ravel()
+    askable = candidates & (simulator.cand_of >= 0)
+    shortlist = _top(p_seen, askable, GREEDY_SHORTLIST, index)
+    allowed = np.zeros(simulator.cand_pos.size, dtype=bool)
+    allowed[simulator.cand_of[shortlist]] = True
+    asked = simulator.cand_of[np.fromiter(answers, dtype=np.int64, count=len(answers))]
+    user_weights = weights[simulator.user_rows]
+    user_weights[user_weights < MIN_WEIGHT * user_weights.max(initial=0.0)] = 0.0
+    picks = simulator.greedy(
+        n, user_weights, allowed, asked[asked >= 0], rng,
+        sample=SIM_SAMPLE, pool=VARIETY_POOL, recheck=RECHECK,
+    )  # fmt: skip
+    if picks.size < n:  # too few simulated candidates (a narrow filter): most likely seen
+        rest = candidates.copy()
+        rest[picks] = False
+        picks = np.concatenate([picks, _top(p_seen, rest, n - picks.size, index)])
+    return picks
+
+
+def factor_adaptive(
+    index: OnboardingIndex,
+    answers: Answers,
+    candidates: np.ndarray,
+    n: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Greedy ``P(seen)^SEEN_POWER x information`` over item factors (module doc): what
+    ``adaptive`` does for a model without an item-item matrix."""
+    p_seen = np.asarray(index.seen_t @ _cached_weights(index, answers)).ravel()
     ranked = _top(p_seen, candidates, SEEN_SKIP + ADAPTIVE_SHORTLIST, index)
     shortlist = ranked[min(SEEN_SKIP, max(ranked.size - n, 0)) :]
     if index.item_factors is None:
@@ -144,17 +216,38 @@ def adaptive(
     return shortlist[np.asarray(chosen, dtype=np.int64)]
 
 
-def seen_probability(index: OnboardingIndex, answers: Answers) -> np.ndarray:
-    """``(n_items,)`` P(the visitor has seen each movie | answers), from training users
-    weighted by how well each explains the answers (see the module doc)."""
+def _cached_weights(index: OnboardingIndex, answers: Answers) -> np.ndarray:
+    """:func:`user_weights`, remembered for the latest answers (a batch with a year mix
+    asks twice with the same answers)."""
+    key = tuple(sorted((i, s is not None) for i, s in answers.items()))
+    last = index.last_seen
+    if last is not None and last[0] == key:
+        return last[1]
+    weights = user_weights(index, answers)
+    index.last_seen = (key, weights)  # one tuple: a racing thread sees old or new
+    return weights
+
+
+def user_weights(index: OnboardingIndex, answers: Answers) -> np.ndarray:
+    """``(n_users,)`` float64 weights (sum 1) of the index's training users: how well each
+    explains the answers, ``exp(beta (#answered-seen it rated - #answered-not-seen it
+    rated))`` (see the module doc); uniform with no answers."""
+    if not index.n_users:
+        return np.zeros(0)
     seen = [i for i, s in answers.items() if s is not None]
     unseen = [i for i, s in answers.items() if s is None]
     agreement = _raters(index, seen) - _raters(index, unseen)
     log_w = np.log((1.0 - SEEN_EPS) / SEEN_EPS) * agreement
+    weights = np.exp(log_w - log_w.max())
+    return weights / float(weights.sum())
+
+
+def seen_probability(index: OnboardingIndex, answers: Answers) -> np.ndarray:
+    """``(n_items,)`` P(the visitor has seen each movie | answers), from training users
+    weighted by how well each explains the answers (see the module doc)."""
     if not index.n_users:
         return np.zeros(index.n_items)
-    weights = np.exp(log_w - log_w.max())
-    return np.asarray(index.seen_t @ weights).ravel() / float(weights.sum())
+    return np.asarray(index.seen_t @ user_weights(index, answers)).ravel()
 
 
 def _raters(index: OnboardingIndex, items: list[int]) -> np.ndarray:

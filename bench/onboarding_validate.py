@@ -1,0 +1,143 @@
+"""Measure onboarding strategies on validation users only (how ``adaptive``'s constants
+are chosen; the evaluation folds are never looked at).
+
+Validation protocol: ml-latest-small users whose id is **not** a multiple of 5 (488 of
+610; the other 122 are never used here), cut into 4 user folds (``kfold:4``, seed 0;
+``--seeds 0,1`` pools two such cuts, halving the noise of a comparison).
+Each fold in turn is held out; ``ease`` (the app's ranking model, default parameters) is
+fitted on the other three and the strategies are run through the evaluation protocol
+itself (:func:`movierec.evaluate.protocols.strategy_fold`: 3 rounds x 5 asked, the
+visitor answers exactly what they rated, scored on their other ratings >= 4). Metrics
+are pooled over the 4 folds (weighted by users scored).
+
+    python bench/onboarding_validate.py [--strategy adaptive,random-top] \\
+        [--seeds 0,1] [--set SEEN_SKIP=10 --set GREEDY_SHORTLIST=30/40 ...]
+
+``--set NAME=VALUE`` overrides a constant of :mod:`movierec.onboarding.strategies` or
+:mod:`movierec.onboarding.simulate` for
+this run (several values separated by ``/`` are tried one after the other), so a
+candidate constant is measured here and only then written into the module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import time
+from typing import Any
+
+import pandas as pd
+from common import default_source  # bench/common.py (scripts run from bench/)
+
+from movierec.data import Ratings, fetch_dataset, load_dataset
+from movierec.evaluate.adapters import OurModel
+from movierec.evaluate.protocols import strategy_fold
+from movierec.evaluate.splits import parse_split, user_folds
+from movierec.onboarding import simulate as simulate_module
+from movierec.onboarding import strategies as strategy_module
+
+N_FOLDS = 4
+ROUNDS = 3
+PER_ROUND = 5
+HELD_BACK_EVERY = 5  # users whose id is a multiple of this are never used here
+MODULES = (strategy_module, simulate_module)  # where --set looks for constants
+
+
+class FittedOnce(OurModel):
+    """``ease`` fitted on a fold once; later ``fit`` calls on the same fold are free."""
+
+    def fit(self, train: Ratings) -> None:
+        if self.model is None:
+            super().fit(train)
+
+
+def validation_folds(frame: pd.DataFrame, seed: int = 0) -> list[tuple]:
+    """``[(train frame, held-out frame, fitted method), ...]`` over the validation users."""
+    users = frame[frame["userId"] % HELD_BACK_EVERY != 0]
+    folds = []
+    for train_frame, heldout_frame in user_folds(users, parse_split(f"kfold:{N_FOLDS}"), seed):
+        method = FittedOnce("ease", seed)
+        method.fit(Ratings.from_frame(train_frame))
+        folds.append((train_frame, heldout_frame, method))
+    return folds
+
+
+def measure(folds: list[tuple], strategy: str, catalog: Any, seed: int = 0) -> dict[str, float]:
+    """Pooled metrics of one strategy over the validation folds."""
+    pooled: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    for number, (train_frame, heldout_frame, method) in enumerate(folds):
+        outcome = strategy_fold(
+            [method], train_frame, heldout_frame, [strategy], ROUNDS, PER_ROUND,
+            catalog=catalog, seed=seed * 1000 + number,
+        )  # fmt: skip
+        values = outcome.metrics[strategy]
+        for key, value in values.items():
+            if key.startswith(("users/", "fit_s")):
+                continue
+            asked = key.split("/")[-1]
+            weight = values.get(f"users/{asked}", 1.0) if "/" in key else 1.0
+            pooled[key] = pooled.get(key, 0.0) + weight * value
+            weights[key] = weights.get(key, 0.0) + weight
+    return {key: pooled[key] / weights[key] for key in pooled}
+
+
+def line(label: str, m: dict[str, float]) -> str:
+    asked = [PER_ROUND * (r + 1) for r in range(ROUNDS)]
+    ndcg = " / ".join(f"{m[f'ndcg@10/{a}']:.4f}" for a in asked)
+    last = asked[-1]
+    return (
+        f"{label:<48} {ndcg}  HR@5 {m[f'hit_rate@5/{last}']:.3f}  "
+        f"rated {m[f'rated/{last}']:.2f}  choose {m['choose_ms']:.2f} ms"
+    )
+
+
+def parse_settings(pairs: list[str]) -> list[dict[str, float]]:
+    """``["A=1/2", "B=3"]`` -> every combination ``[{A: 1, B: 3}, {A: 2, B: 3}]``."""
+    names, options = [], []
+    for pair in pairs:
+        name, _, values = pair.partition("=")
+        if not any(hasattr(m, name) for m in MODULES):
+            raise SystemExit(f"no onboarding constant {name!r}")
+        names.append(name)
+        options.append([float(v) if "." in v or "e" in v else int(v) for v in values.split("/")])
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*options)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--strategy", default="random-top,adaptive")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=V1/V2")
+    parser.add_argument(
+        "--seeds", default="0", help="fold seeds, comma-separated (pooled: less noise)"
+    )
+    args = parser.parse_args()
+    home = os.environ.get("MOVIEREC_HOME")
+    source = default_source()
+    if source:
+        fetch_dataset("ml-latest-small", source=source, home=home, progress=False)
+    data = load_dataset("ml-latest-small", home=home, progress=False)
+    start = time.perf_counter()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    folds = [fold for seed in seeds for fold in validation_folds(data.frame, seed)]
+    n_users = sum(f[1]["userId"].nunique() for f in folds)
+    print(f"validation: {n_users} user-runs, {N_FOLDS} folds x seeds {seeds}, fitted in "
+          f"{time.perf_counter() - start:.0f} s")  # fmt: skip
+    print(f"{'strategy':<48} NDCG@10 after 5 / 10 / 15 asked")
+    base = {(m, name): getattr(m, name) for m in MODULES for name in dir(m)}
+    for settings in parse_settings(args.set) or [{}]:
+        for name, value in settings.items():
+            for module in MODULES:
+                if hasattr(module, name):
+                    setattr(module, name, value)
+        for strategy in args.strategy.split(","):
+            label = " ".join([strategy, *(f"{k}={v}" for k, v in settings.items())])
+            print(line(label, measure(folds, strategy, data.catalog)), flush=True)
+        for (module, name), value in base.items():
+            if name in settings:
+                setattr(module, name, value)
+
+
+if __name__ == "__main__":
+    main()
