@@ -175,6 +175,64 @@ def test_a_2mb_body_is_refused_with_413_quickly(server: Server, path, content_ty
     assert time.perf_counter() - started < ANSWER_WITHIN
 
 
+def post_chunked(
+    server: Server, path: str, content_type: str, body: bytes
+) -> tuple[int, str, bytes]:
+    """(status, content type, body) of a POST sent with ``Transfer-Encoding: chunked``
+    (64 kB chunks, no Content-Length) on a fresh connection."""
+    step = 64 * 1024
+    chunks = b"".join(
+        b"%x\r\n%s\r\n" % (len(body[i : i + step]), body[i : i + step])
+        for i in range(0, len(body), step)
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=ANSWER_WITHIN) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n".encode()
+            + chunks
+            + b"0\r\n\r\n"
+        )
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        return answer.status, answer.getheader("Content-Type") or "", answer.read()
+
+
+def test_a_chunked_body_under_the_cap_is_read(server: Server):
+    status, _, answer = post_chunked(
+        server, "/api/v1/recommendations", "application/json", api_body(server)
+    )
+    assert status == 200
+    assert len(json.loads(answer)["recommendations"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/api/v1/recommendations", "application/json"),
+        ("/recommendations", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_a_chunked_2mb_body_gets_the_apps_413(server: Server, path, content_type):
+    """Past the app's 1 MB cap (under waitress's 5 MB): the app's own 413 answer, a JSON
+    error or a page, as for a declared Content-Length. (waitress reads a chunked body
+    whole, up to its 5 MB cap, and hands it over with its length; servers that stream it
+    without one are covered in test_chunked_bodies.py.)"""
+    cap = 1024 * 1024
+    body = b"rating-356=4.5&pad=" + b"x" * (2 * cap)
+    if content_type == "application/json":
+        body = json.dumps({"ratings": {"356": 4.5}, "pad": "x" * (2 * cap)}).encode()
+    status, mimetype, answer = post_chunked(server, path, content_type, body)
+    assert status == 413
+    if path.startswith("/api/"):
+        assert json.loads(answer) == {
+            "error": f"request body too large: at most {cap} bytes",
+            "field": "body",
+        }
+    else:
+        assert mimetype.startswith("text/html")
+        assert f"at most {cap} bytes" in answer.decode()
+
+
 @pytest.mark.parametrize("path", ["/api/v1/recommendations", "/ratings/import"])
 def test_a_body_past_every_cap_is_refused_before_it_is_read(server: Server, path):
     """A 200 MB body is refused from its headers: the server answers 413 after 64 kB."""

@@ -10,7 +10,8 @@ Configuration, lowest precedence first: the environment (:mod:`movierec.config`)
 ``MOVIEREC_HOME``, ``DATASET`` (or ``MOVIEREC_DATASET``), ``MOVIEREC_MODEL``,
 ``MOVIEREC_DATA_SOURCE``, ``DATABASE_URL``, ``TMDB_API_KEY``, ``TMDB_READ_TOKEN``,
 ``SETTINGS`` (a ready :class:`~movierec.config.Settings`), ``MAX_CONTENT_LENGTH`` (else
-``settings.max_body``), ``RATELIMIT_ENABLED``/``RATE_LIMIT``/``RATELIMIT_STORAGE_URI``
+``settings.max_body``; a body past it, declared or chunked, is a 413:
+:mod:`movierec.web.bodies`), ``RATELIMIT_ENABLED``/``RATE_LIMIT``/``RATELIMIT_STORAGE_URI``
 (:mod:`movierec.web.limits`), ``SECRET_KEY`` (else
 the environment's ``SECRET_KEY`` or ``MOVIEREC_SECRET_KEY``, else one generated once and kept
 in ``<home>/secret_key``; a key shorter than 16 characters is refused);
@@ -34,6 +35,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from movierec.config import MIN_SECRET_KEY, Settings, load_settings
 from movierec.errors import InvalidInput, MovierecError, StoreError
+from movierec.web.bodies import CappedRequest
 
 log = logging.getLogger(__name__)
 csrf = CSRFProtect()
@@ -72,6 +74,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from movierec.web.services import Services
 
     app = Flask(__name__, instance_relative_config=True)
+    app.request_class = CappedRequest  # a chunked body past the cap: 413, not cut short
     app.config.from_mapping(
         SESSION_COOKIE_NAME="movierec",
         SESSION_COOKIE_SAMESITE="Lax",

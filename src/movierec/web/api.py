@@ -206,11 +206,8 @@ def _json_object(fields: tuple[str, ...]) -> dict[str, Any]:
             "the request body must be JSON: send Content-Type: application/json, "
             f"got {quoted(request.content_type or '')}"
         )
-    raw = request.get_data(cache=False)  # 413 when Content-Length is past MAX_CONTENT_LENGTH
-    # A chunked body has no Content-Length: werkzeug stops reading at the cap and returns
-    # what it read; one more read raises 413 if the cap was reached (an exactly-cap-sized
-    # chunked body counts as too large), or gives b"" once the body has ended.
-    request.stream.read(1)
+    # 413 past MAX_CONTENT_LENGTH, declared or chunked (movierec.web.bodies)
+    raw = request.get_data(cache=False)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, render_template, request
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
@@ -79,7 +79,7 @@ def csrf_error(exc: CSRFError) -> tuple[Any, int]:
 
 @bp.app_errorhandler(RequestEntityTooLarge)
 def too_large(exc: RequestEntityTooLarge) -> tuple[Any, int]:
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    limit = request.max_content_length  # the app's cap, or the import's on its endpoints
     if not _wants_json():
         return _answer(413, f"What you sent was too large: this site takes at most {limit} bytes.")
     return _answer(413, f"request body too large: at most {limit} bytes", "body")

@@ -5,17 +5,18 @@ from the configured source and trains the default model (with a progress bar); l
 runs load the saved model in about a second.
 
 Why waitress, configured so: it reads each request whole in its asynchronous I/O loop
-before a worker thread sees it, so an idle or trickling client costs one connection
-slot (``connection_limit``, 1000 per process by default) and is dropped after
+before a worker thread sees it, so an idle or trickling client costs one connection slot
+(``connection_limit``, 1000 per process by default) and is dropped after
 ``channel_timeout`` seconds (15), never a thread; bodies over the largest cap (a ratings
-file import, 5 MB) are refused with 413 while the headers are read, and the app refuses
-others over ``max_body``. (gunicorn's gthread worker gives a readable
-socket to a thread, which then blocks on a trickled request; gevent would need care
-with psycopg and numba.) Python runs one request at a time per process, so the
-throughput of a machine with several cores comes from several processes: the listening
-socket is bound once, the app is prepared (model loaded and warm), then ``workers``
-children are forked that share the socket, the model's memory (copy-on-write) and
-nothing else.
+file import, 5 MB) are refused with 413 while the headers are read (a chunked body: once
+that much has come), and the app refuses others over ``max_body`` (waitress hands a
+chunked body over whole, with its length, so the same check applies). (gunicorn's
+gthread worker gives a readable socket to a thread, which then blocks on a trickled
+request; gevent would need care with psycopg and numba.) Python runs one request at a
+time per process, so the throughput of a machine with several cores comes from several
+processes: the listening socket is bound once, the app is prepared (model loaded and
+warm), then ``workers`` children are forked that share the socket, the model's memory
+(copy-on-write) and nothing else.
 """
 
 from __future__ import annotations
