@@ -21,6 +21,7 @@ import io
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -292,6 +293,30 @@ def test_save_refuses_what_load_would_refuse(tmp_path: Path, pristine) -> None:
         model.save(target)
     assert_one_line(str(caught.value), str(target), "m_item_mean", "NaN")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.npz"]
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o077])
+def test_a_saved_model_is_readable_by_its_owner_only(tmp_path: Path, pristine, umask: int) -> None:
+    """0600 whatever the umask, as the database and the secret key; a model an earlier
+    version left world-readable is replaced by a private file on its next save."""
+    path = tmp_path / "model.npz"
+    path.write_bytes(pristine[0])
+    path.chmod(0o644)
+    previous = os.umask(umask)
+    try:
+        pristine[1].save(path)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert models.load(path).movie_ids.size == pristine[1].movie_ids.size
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temp file left
+
+
+def test_a_trained_model_is_readable_by_its_owner_only(settings: Settings) -> None:
+    path = model_path(DATASET, MODEL, settings)
+    path.unlink(missing_ok=True)
+    ensure_model(DATASET, MODEL, settings, progress=False)  # trains and saves
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 # -- ensure_model and the CLI -------------------------------------------------------------------

@@ -4,9 +4,10 @@ A file holds one ``<name>.npy`` zip member per array and ``__meta__.npy`` (the U
 bytes of a JSON object). The metadata lists every array's sha256, shape and dtype, so a
 reader can tell a damaged file from a good one:
 
-- ``write_model_file`` writes to ``<stem>.tmp-<pid>-<random>.npz`` beside the target,
-  fsyncs it, renames it over the target and fsyncs the directory; a crash leaves either
-  the old file or the new one, never half of one.
+- ``write_model_file`` writes to ``<stem>.tmp-<pid>-<random>.npz`` beside the target
+  (mode 0600, as the database and the secret key), fsyncs it, renames it over the target
+  and fsyncs the directory; a crash leaves either the old file or the new one, never
+  half of one.
 - ``read_model_file`` checks each array's npy header against the metadata *before*
   reading its bytes (so a damaged header never makes us allocate a huge array), then the
   checksum of the bytes read and that float arrays are finite. It reads the zip with
@@ -31,13 +32,15 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 FORMAT_VERSION = 2
 META = "__meta__"
 TEMP_MARK = ".tmp-"
+#: permissions of a model file: read and written by its owner only
+FILE_MODE = 0o600
 #: a temp file not written to for this long is abandoned, whoever wrote it (seconds)
 STALE_AFTER = 60.0
 #: longest piece of an exception message (which may quote file bytes) we repeat
@@ -141,7 +144,7 @@ def write_model_file(path: Path, arrays: Mapping[str, np.ndarray], meta: dict[st
     members = {**contiguous, META: np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
     tmp = path.with_name(f"{path.stem}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.npz")
     try:
-        with open(tmp, "xb") as fh:
+        with _private_new_file(tmp) as fh:
             np.savez(fh, **members)
             fh.flush()
             os.fsync(fh.fileno())
@@ -150,6 +153,18 @@ def write_model_file(path: Path, arrays: Mapping[str, np.ndarray], meta: dict[st
         tmp.unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
+
+
+def _private_new_file(path: Path) -> BinaryIO:
+    """``path`` created for writing (``FileExistsError`` if it exists), mode 0600 whatever
+    the umask, like the database and the secret key: only the server's user reads models."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)  # the umask only ever removes bits; this sets them exactly
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _fsync_directory(directory: Path) -> None:
