@@ -114,6 +114,38 @@ def test_prune_keeps_everyone_seen_within_the_retention_period(store: Store):
     assert counts(store) == (2, 3, 10)
 
 
+HOUR = timedelta(hours=1)
+
+
+def test_a_visit_moves_last_seen_at_most_once_per_interval(store: Store):
+    with store.session() as db:
+        repo.touch_visitor(db, "v", when=NOW - timedelta(days=300))
+    with store.session() as db:
+        assert repo.note_visit(db, "v", HOUR, when=NOW)  # stale: written
+        assert not repo.note_visit(db, "v", HOUR, when=NOW + timedelta(minutes=59))
+        assert repo.note_visit(db, "v", HOUR, when=NOW + timedelta(minutes=61))
+        assert not repo.note_visit(db, "nobody", HOUR, when=NOW)  # unknown: not created
+    with store.session() as db:
+        visitor = db.get(Visitor, "v")
+        assert visitor is not None and visitor.last_seen == NOW + timedelta(minutes=61)
+        assert visitor.created_at == NOW - timedelta(days=300)
+        assert db.get(Visitor, "nobody") is None
+
+
+def test_a_visitor_who_only_reads_is_kept_and_one_who_stopped_is_forgotten(store: Store):
+    rated = NOW - timedelta(days=300)
+    with store.session() as db:
+        repo.upsert_ratings(db, "reader", {1: 4.0}, when=rated)
+        repo.upsert_ratings(db, "gone", {2: 3.0}, when=rated)
+    with store.session() as db:
+        repo.note_visit(db, "reader", HOUR, when=NOW)  # came back to read, rated nothing
+    removed = prune(store, retention_days=365, shown_per_visitor=200, now=rated + timedelta(400))
+    assert removed == PruneResult(visitors=1, ratings=1, shown=0)
+    with store.session() as db:
+        assert repo.visitor_ratings(db, "reader") == {1: 4.0}
+        assert db.get(Visitor, "gone") is None
+
+
 def test_prune_on_an_unreachable_database_is_one_store_error_line():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

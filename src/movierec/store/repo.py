@@ -8,10 +8,10 @@ PostgreSQL, so concurrent requests never lose or duplicate a row.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from movierec.store.schema import (
@@ -43,6 +43,30 @@ def touch_visitor(session: Session, visitor_id: str, when: datetime | None = Non
         index_elements=[table.c.id], set_={"last_seen": stmt.excluded.last_seen}
     )
     session.connection().execute(stmt)
+
+
+def note_visit(
+    session: Session, visitor_id: str, every: timedelta, when: datetime | None = None
+) -> bool:
+    """Move a known visitor's ``last_seen`` to ``when`` (default now) if it is older than
+    ``when - every``; True if it was written.
+
+    One primary-key read, and an ``UPDATE`` only when the stored time is stale, so a
+    visitor browsing many pages costs one write per ``every``; an unknown id is never
+    created. The ``UPDATE`` repeats the staleness test, so two requests racing write once.
+    """
+    when = when or utcnow()
+    stale = when - every
+    last_seen = session.scalar(select(Visitor.last_seen).where(Visitor.id == visitor_id))
+    if last_seen is None or last_seen >= stale:
+        return False
+    stmt = (
+        update(Visitor)
+        .where(Visitor.id == visitor_id, Visitor.last_seen < stale)
+        .values(last_seen=when)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(session.execute(stmt).rowcount)
 
 
 def upsert_ratings(
@@ -152,9 +176,7 @@ def import_report(session: Session, visitor_id: str) -> dict[str, Any] | None:
 
 def hidden_movies(session: Session, visitor_id: str) -> set[int]:
     """Movie ids the visitor marked "not interested"."""
-    rows = session.execute(
-        select(HiddenMovie.movie_id).where(HiddenMovie.visitor_id == visitor_id)
-    )
+    rows = session.execute(select(HiddenMovie.movie_id).where(HiddenMovie.visitor_id == visitor_id))
     return {int(m) for (m,) in rows}
 
 

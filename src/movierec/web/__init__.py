@@ -70,6 +70,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         pages,
         posters,
         ratings,
+        visitor,
     )
     from movierec.web.services import Services
 
@@ -117,6 +118,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     csrf.exempt(api.bp)
     app.register_blueprint(errors.bp)
     limits.init_limits(app, settings)  # after the blueprints it limits
+    app.before_request(visitor.note_visit)  # after CSRF and the limits have refused theirs
     app.teardown_appcontext(_remove_session)
     app.after_request(_security_headers)
     return app

@@ -3,17 +3,35 @@
 One rule for every page: the cookie's id counts only while the store knows that visitor,
 so an id forgotten by "start over" or the retention rule is never revived (a copied old
 cookie is worth nothing); a new id is made only when something is to be stored.
+
+A known visitor's visits keep them remembered: :func:`note_visit` runs before every page
+that shows or changes their data and moves their ``last_seen`` forward (at most once per
+``LAST_SEEN_EVERY``), so the retention rule forgets only visitors who stopped coming,
+not those who only read their picks, movie pages or ratings.
 """
 
 from __future__ import annotations
 
 import secrets
+from contextlib import closing
+from datetime import timedelta
 from typing import Literal, overload
 
-from flask import session
+from flask import request, session
 from sqlalchemy.orm import Session
 
+from movierec.store import repo
+from movierec.store.outage import is_unavailable
 from movierec.store.schema import Visitor
+from movierec.web.services import get_services
+
+#: how old a visitor's ``last_seen`` may get before a visit moves it: the retention rule
+#: counts in days (365 by default), so an hour's lag costs nothing, and a visitor reading
+#: a hundred pages in an hour costs one UPDATE instead of a hundred
+LAST_SEEN_EVERY = timedelta(hours=1)
+#: blueprints whose pages read or change the cookie visitor's stored data (not the
+#: cookie-less JSON API, the drawn posters or static files)
+VISITOR_BLUEPRINTS = frozenset({"pages", "movies", "ratings"})
 
 
 @overload
@@ -31,3 +49,28 @@ def visitor_id(db: Session, create: bool = False) -> str | None:
         session["visitor"] = visitor
         session.permanent = True
     return visitor
+
+
+def note_visit() -> None:
+    """Before-request hook: the cookie's known visitor was seen now (see the module).
+
+    Nothing for other blueprints, without a visitor id in the cookie, or for an id the
+    store does not know (it is not created). The write has its own short session; a
+    database outage skips it (counted in the outage log) and the page answers as it can.
+    """
+    if request.blueprint not in VISITOR_BLUEPRINTS:
+        return
+    visitor = session.get("visitor")
+    if not isinstance(visitor, str):
+        return
+    store = get_services().store
+    try:
+        with closing(store.sessionmaker()) as db:
+            if repo.note_visit(db, visitor, LAST_SEEN_EVERY):
+                db.commit()
+            # else closed without a commit: a read that works while writes fail (SQLite
+            # locked) must not tell the outage log that the database is back
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        store.outage.failed(exc, request=False)
