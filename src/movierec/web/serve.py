@@ -157,16 +157,18 @@ def prepare_app(settings: Settings | None = None, progress: bool = True, train: 
 
 
 def warm(app) -> None:  # type: ignore[no-untyped-def]
-    """Load the default model, run one recommendation, and build the onboarding
-    strategies and the title search index, so the first visitor waits for none of them
-    (and forked workers share them)."""
+    """Load the default model, run one recommendation, choose one page of cards to rate,
+    and build the title search index, so the first visitor waits for none of them (and
+    forked workers share them)."""
     from movierec.web.catalogue import get_catalogue
 
     services = app.extensions["movierec"]
     service = services.recommender()
     pool = services.recommenders.onboarding_pool()
     service.recommend({pool[0].movie_id: 4.0, pool[1].movie_id: 2.5}, year="any", n=5)
-    services.onboarding()
+    # one batch of cards: loads the onboarding strategies' compiled kernels now, not in
+    # the first visitor's request (~45 ms)
+    services.onboarding().batch({}, [], 15)
     with app.app_context():
         get_catalogue()
 
