@@ -230,7 +230,8 @@ def test_not_interested_replaces_the_pick_and_start_over_asks_first(browser, liv
     link = page.get_by_role("link", name="Start over")
     assert link.count() == 1 and link.bounding_box()["y"] > primary["y"] + primary["height"]
     link.click()
-    assert page.get_by_role("heading", name="Start over?").is_visible()
+    # wait for the confirmation page to load (is_visible alone does not wait)
+    page.get_by_role("heading", name="Start over?").wait_for(state="visible", timeout=10_000)
     page.get_by_role("link", name="Keep my ratings").click()
     page.wait_for_selector("ol.results")  # nothing was forgotten
     context.close()
