@@ -111,3 +111,43 @@ def test_limit_and_nothing_found(index):
     assert len(index.search("matrix", 2)) == 2
     assert index.search("zzzzqqqq", 10) == []
     assert index.search("   ", 10) == []
+
+
+TYPO_MOVIES = MOVIES + [
+    (16, "Men in Black (a.k.a. MIB) (1997)", 165),
+    (17, "Star Wars: Episode IV - A New Hope (1977)", 251),
+    (18, "Worse Than Death (2000)", 2),
+    (19, "Fargo (1996)", 181),
+    (20, "Margot at the Wedding (2007)", 4),
+]
+
+
+@pytest.fixture(scope="module")
+def typo_index() -> TitleIndex:
+    return TitleIndex(TYPO_MOVIES)
+
+
+@pytest.mark.parametrize(
+    ("query", "movie_id"),
+    [
+        ("batrix", 1),  # one word: the first letter changed
+        ("gen in black", 16),  # several words: the first letter changed
+        ("dic hard", 9),  # "Die" is also an article (German)
+        ("tbe matrix", 1),  # the typo in the leading article
+        ("bhe godfather", 6),
+        ("fargp", 19),
+    ],
+)
+def test_a_typo_in_a_first_letter_or_an_article_is_found(typo_index, query, movie_id):
+    assert ids(typo_index, query)[0] == movie_id
+
+
+def test_a_typo_in_the_last_word_that_starts_another_word_is_found(typo_index):
+    assert ids(typo_index, "star wors")[0] == 17  # "wors" also starts "worse"
+
+
+def test_exact_prefix_and_word_matches_still_outrank_typos(typo_index):
+    hits = typo_index.search("margo", 10)
+    assert [h.movie_id for h in hits[:1]] == [20]  # the prefix "Margot" before "Fargo"
+    assert [h.kind for h in hits] == ["prefix", "fuzzy"] and hits[1].movie_id == 19
+    assert typo_index.search("fargo", 10)[0].kind == "exact"

@@ -23,10 +23,11 @@ year is searched as part of the title (``2001 a space odyssey``).
 from __future__ import annotations
 
 import bisect
+import math
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -203,16 +204,10 @@ class TitleIndex:
         order = sorted(range(len(self.keys)), key=self.keys.__getitem__)
         self._sorted_text = [self.keys[i] for i in order]
         self._sorted_owner = np.asarray([self.key_owner[i] for i in order], dtype=np.int32)
-        #: first letter -> (keys without a leading article, their flat indices): the fuzzy
-        #: pass reads one bucket
-        by_initial: dict[str, tuple[list[str], list[int]]] = defaultdict(lambda: ([], []))
-        for i, key in enumerate(self.keys):
-            if without_article(key) != key:
-                continue  # its article-less twin is in the index too
-            bucket = by_initial[key[0]]
-            bucket[0].append(key)
-            bucket[1].append(i)
-        self._by_initial = dict(by_initial)
+        # title keys by length: a fuzzy match's length is within a factor of the query's
+        self._by_length = sorted(range(len(self.keys)), key=lambda i: len(self.keys[i]))
+        self._length_keys = [self.keys[i] for i in self._by_length]
+        self._lengths = [len(k) for k in self._length_keys]
 
     def __len__(self) -> int:
         return len(self.movie_ids)
@@ -319,35 +314,24 @@ class TitleIndex:
         Two rapidfuzz passes, both ``fuzz.ratio`` (normalised Indel distance, C++): the whole
         query against every title key (``spiderman`` ~ ``spider man``), and each query word
         not in the vocabulary against the vocabulary (``matirx`` ~ ``matrix``), whose movies
-        must hold a close word for every query word.
+        must hold a close word for every query word (for the last word: a close word or one
+        it starts, ``star wors`` ~ ``star wars``).
         """
         best: dict[int, float] = {}
-        if query.year is not None:
-            flat = self._keys_by_year.get(query.year, [])
-            keys = [self.keys[k] for k in flat]
-        else:  # a typo in the first letter is rare: read only keys with the query's initial
-            keys, flat = self._by_initial.get(query.bare[0], ([], []))
         if len(query.text) >= 3:
-            for _key, score, index in process.extract(
-                query.bare if query.year is None else query.text,
-                keys,
-                scorer=fuzz.ratio,
-                limit=FUZZY_POOL,
-                score_cutoff=KEY_CUTOFF,
-            ):
-                pos = self.key_owner[flat[index]]
-                best[pos] = max(best.get(pos, 0.0), float(score))
+            self._fuzzy_keys(query, best)
         last = len(words) - 1
-        unknown = [
-            i for i, w in enumerate(words) if len(w) >= 3 and not self._has_word(w, i == last)
-        ]
+        # the last word may be a typo that is also the start of another word ("wors": worse)
+        unknown = [i for i, w in enumerate(words) if len(w) >= 3 and not self._has_word(w, False)]
         fixes: dict[int, np.ndarray] = {}
         for i in unknown:
             close = process.extract(
                 words[i], self._words, scorer=fuzz.ratio, limit=10, score_cutoff=WORD_CUTOFF
             )
-            if close:
-                near = [self._word_postings(w, False) for w, _score, _i in close]
+            near = [self._word_postings(w, False) for w, _score, _i in close]
+            if i == last and self._has_word(words[i], True):
+                near.append(self._word_postings(words[i], True))  # or still being typed
+            if near:
                 fixes[i] = np.unique(np.concatenate(near))
         if fixes:
             if last in fixes or len(words) == 1:
@@ -376,6 +360,34 @@ class TitleIndex:
                 score = max(fuzz.WRatio(query.text, k) for k in self._movie_keys[pos])
                 best[pos] = max(best.get(pos, 0.0), float(score))
         return sorted(best.items(), key=lambda kv: -kv[1])
+
+    def _fuzzy_keys(self, query: Query, best: dict[int, float]) -> None:
+        """Raise ``best[pos]`` to the closest title key's ``fuzz.ratio`` with the query.
+
+        Every key is read, with and without its article, whatever its first letter: a typo
+        in the first letter (``batrix``, ``gen in black``) or in the article (``tbe matrix``)
+        is as likely as any other. Only keys of a length that can reach ``KEY_CUTOFF`` are
+        read (``ratio`` <= 200 * shorter / (both lengths)).
+        """
+        for text in dict.fromkeys((query.text, query.bare)):
+            flat, keys = self._keys_near_length(text, query.year)
+            for _key, score, index in process.extract(
+                text, keys, scorer=fuzz.ratio, limit=FUZZY_POOL, score_cutoff=KEY_CUTOFF
+            ):
+                pos = self.key_owner[flat[index]]
+                best[pos] = max(best.get(pos, 0.0), float(score))
+
+    def _keys_near_length(self, text: str, year: int | None) -> tuple[Sequence[int], list[str]]:
+        """Flat indices and texts of the keys (of ``year``, if given) ``text`` could match."""
+        shortest = math.ceil(len(text) * KEY_CUTOFF / (200 - KEY_CUTOFF))
+        longest = math.floor(len(text) * (200 - KEY_CUTOFF) / KEY_CUTOFF)
+        if year is not None:
+            flat = [k for k in self._keys_by_year.get(year, []) if shortest <= len(self.keys[k])]
+            flat = [k for k in flat if len(self.keys[k]) <= longest]
+            return flat, [self.keys[k] for k in flat]
+        start = bisect.bisect_left(self._lengths, shortest)
+        end = bisect.bisect_right(self._lengths, longest, lo=start)
+        return self._by_length[start:end], self._length_keys[start:end]
 
     def _year_ok(self, pos: int, year: int | None) -> bool:
         return year is None or self.years[pos] == year
