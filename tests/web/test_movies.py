@@ -94,6 +94,31 @@ def test_movie_page_shows_facts_tags_links_and_ten_similar_movies(client):
     assert len(similar) == 10 and str(MATRIX) not in similar
 
 
+def _similar_ids(client, movie_id: int) -> list[int]:
+    html = client.get(f"/movies/{movie_id}").get_data(as_text=True)
+    return [
+        int(m) for m in re.findall(r'<li class="similar-item">\s*<a href="/movies/(\d+)"', html)
+    ]
+
+
+def test_movie_page_leaves_out_the_movies_the_visitor_hid_but_search_finds_them(client):
+    before = _similar_ids(client, MATRIX)
+    token = csrf_token(client.get(f"/movies/{MATRIX}").get_data(as_text=True))
+    for hidden in before[:2]:
+        response = client.post(
+            "/recommendations/hide", data={"csrf_token": token, "movie_id": str(hidden)}
+        )
+        assert response.status_code == 303
+    after = _similar_ids(client, MATRIX)
+    assert len(after) == 10 and after[:8] == before[2:]  # the rest move up, two come in
+    assert not set(before[:2]) & set(after)
+    api = client.get(f"/api/v1/movies/{MATRIX}/similar?n=10").get_json()["movies"]
+    assert [m["movieId"] for m in api] == before  # no visitor there: unchanged
+    title = client.get(f"/api/v1/movies/{before[0]}").get_json()["title"]
+    found = _hit_ids(client.get("/search", query_string={"q": title}).get_data(as_text=True))
+    assert before[0] in found  # searched for by name: the visitor wants it
+
+
 def test_movie_page_with_tmdb_shows_poster_overview_and_trailer(tmdb_app):
     html = tmdb_app.test_client().get(f"/movies/{MATRIX}").get_data(as_text=True)
     assert "https://image.tmdb.org/" in html

@@ -12,7 +12,7 @@ import logging
 import math
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -94,37 +94,43 @@ class SimilarMovies:
             self.item_item = np.asarray(item_item)
             self.kept_row = {int(item): row for row, item in enumerate(self.kept.tolist())}
 
-    def similar(self, movie_id: int, n: int) -> list[int]:
-        """Up to ``n`` movieIds most like ``movie_id`` (not itself), best first."""
+    def similar(self, movie_id: int, n: int, exclude: Collection[int] = ()) -> list[int]:
+        """Up to ``n`` movieIds most like ``movie_id``, best first; never itself or ``exclude``."""
         if self.model.has_movie(movie_id):
             item = int(self.model.items_of([movie_id])[0])
+            banned = [item, *(int(i) for i in self.model.items_of(self._known(exclude)))]
             if self.kept is not None and item in self.kept_row:
                 weights = self.item_item[self.kept_row[item]].astype(np.float64)
                 scores = np.full(self.movie_ids.size, -np.inf)
                 scores[self.kept] = np.where(weights > 0, weights, -np.inf)
-                picks = self._top(scores, item, n)
+                picks = self._top(scores, banned, n)
                 if len(picks) >= n or self.unit is None:
                     return picks
             if self.unit is not None:
-                return self._top((self.unit @ self.unit[item]).astype(np.float64), item, n)
-        return self._by_genre(movie_id, n)
+                return self._top((self.unit @ self.unit[item]).astype(np.float64), banned, n)
+        return self._by_genre(movie_id, n, exclude)
 
-    def _top(self, scores: np.ndarray, item: int, n: int) -> list[int]:
+    def _known(self, movie_ids: Collection[int]) -> list[int]:
+        return [m for m in movie_ids if self.model.has_movie(m)]
+
+    def _top(self, scores: np.ndarray, banned: list[int], n: int) -> list[int]:
+        """The ``n`` best of ``scores`` (n_items,) among allowed items not in ``banned``."""
         scores = np.where(self.allowed, scores, -np.inf)
-        scores[item] = -np.inf
+        scores[banned] = -np.inf
         k = min(n, scores.size)
         top = np.argpartition(-scores, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
         top = top[np.argsort(-scores[top], kind="stable")]
         return [int(self.movie_ids[i]) for i in top if np.isfinite(scores[i])]
 
-    def _by_genre(self, movie_id: int, n: int) -> list[int]:
+    def _by_genre(self, movie_id: int, n: int, exclude: Collection[int]) -> list[int]:
         frame = self.catalog.frame
         genres = set(frame.at[movie_id, "genres"]) - {"(no genres listed)"}
         if not genres:
             return []
         overlap = frame["genres"].map(lambda g: len(genres & set(g)) / len(genres | set(g)))
         score = overlap + np.log1p(frame["n_ratings"]) / 100.0
-        score = score[(overlap > 0) & (frame.index != movie_id)]
+        keep = (overlap > 0) & (frame.index != movie_id) & ~frame.index.isin(list(exclude))
+        score = score[keep]
         return [int(m) for m in score.sort_values(ascending=False, kind="stable").index[:n]]
 
 

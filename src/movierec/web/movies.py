@@ -1,7 +1,8 @@
 """Movie pages and title search (HTML; the JSON twins are in :mod:`movierec.web.api_catalog`).
 
 - ``GET /movies/<id>``: title, year, genres, tags, average stars, the visitor's rating (a form),
-  their predicted stars, 10 similar movies, TMDB poster/overview/trailer, TMDB and IMDb links.
+  their predicted stars, 10 similar movies (none the visitor hid as "not interested"), TMDB
+  poster/overview/trailer, TMDB and IMDb links. Search still finds hidden movies.
 - ``POST /movies/<id>/rate``: store (or with ``stars=0`` remove) the visitor's stars, then
   redirect back to ``next`` (a local path) -- post/redirect/get; CSRF-protected.
 - ``GET /search?q=``: the search results as a page (works without JavaScript), each hit
@@ -40,10 +41,11 @@ def movie(movie_id: str) -> str:
     extras = get_catalogue()
     db = services.store.scoped
     ratings = stored_ratings(db, services)
+    hidden = hidden_movies(db)  # "not interested": not offered as similar either
     db.commit()  # nothing held open while TMDB answers
     recommender = services.recommender()
     similar_ids = extras.similar_for(services.default_model, recommender).similar(
-        found.movie_id, SIMILAR
+        found.movie_id, SIMILAR, exclude=hidden
     )
     similar = [services.recommenders.catalog.get(m) for m in similar_ids]
     infos = services.tmdb.info_many(tmdb_ids([found, *similar]))
@@ -162,3 +164,9 @@ def stored_ratings(db: Session, services: Services) -> dict[int, float]:
         return {}
     catalog = services.recommenders.catalog
     return {m: s for m, s in repo.visitor_ratings(db, visitor).items() if m in catalog}
+
+
+def hidden_movies(db: Session) -> set[int]:
+    """Movie ids the visitor marked "not interested" (none without a visitor)."""
+    visitor = session.get("visitor")
+    return repo.hidden_movies(db, visitor) if isinstance(visitor, str) else set()
