@@ -40,6 +40,16 @@ def _object(properties: dict[str, Any], required: Sequence[str] | None = None) -
     }
 
 
+def _stars_by_movie(description: str) -> dict[str, Any]:
+    """A request's ``{"<movieId>": stars}`` object: half stars 0.5-5 by movieId."""
+    return {
+        "type": "object",
+        "description": description,
+        "propertyNames": {"pattern": MOVIE_ID_PATTERN},
+        "additionalProperties": {"type": "number", "minimum": 0.5, "maximum": 5, "multipleOf": 0.5},
+    }
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -145,17 +155,7 @@ def _schemas(models: Sequence[str]) -> dict[str, Any]:
         ),
         "OnboardingNextRequest": _object(
             {
-                "ratings": {
-                    "type": "object",
-                    "description": "the answers so far: stars by movieId",
-                    "propertyNames": {"pattern": MOVIE_ID_PATTERN},
-                    "additionalProperties": {
-                        "type": "number",
-                        "minimum": 0.5,
-                        "maximum": 5,
-                        "multipleOf": 0.5,
-                    },
-                },
+                "ratings": _stars_by_movie("the answers so far: stars by movieId"),
                 "shown": {
                     "type": "array",
                     "maxItems": 20000,
@@ -187,15 +187,7 @@ def _schemas(models: Sequence[str]) -> dict[str, Any]:
         "RecommendationRequest": _object(
             {
                 "ratings": {
-                    "type": "object",
-                    "description": "stars by movieId (ASCII digits, no sign or leading zero)",
-                    "propertyNames": {"pattern": MOVIE_ID_PATTERN},
-                    "additionalProperties": {
-                        "type": "number",
-                        "minimum": 0.5,
-                        "maximum": 5,
-                        "multipleOf": 0.5,
-                    },
+                    **_stars_by_movie("stars by movieId (ASCII digits, no sign or leading zero)"),
                     "default": {},
                 },
                 "year": {**year, "default": "any"},
