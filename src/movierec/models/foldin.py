@@ -42,12 +42,7 @@ def ridge_with_bias(
     this one LAPACK solve takes.
     """
     n, k = factors.shape
-    design = np.empty((n, k + 1), dtype=np.float64)
-    design[:, :k] = factors
-    design[:, k] = 1.0
-    target = np.asarray(residual, dtype=np.float64)
-    penalty = np.full(k + 1, float(reg_factors))
-    penalty[k] = reg_bias
+    design, target, penalty = _ridge_parts(factors, residual, reg_factors, reg_bias)
     if n == 0:
         return np.zeros(k), 0.0
     if n <= k and np.all(penalty > 0):
@@ -64,6 +59,20 @@ def ridge_with_bias(
         except np.linalg.LinAlgError:  # only with zero regularisation: minimum-norm answer
             solution = np.linalg.lstsq(gram, rhs, rcond=None)[0]
     return solution[:k], float(solution[k])
+
+
+def _ridge_parts(
+    factors: np.ndarray, residual: np.ndarray, reg_factors: float, reg_bias: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ridge problem of :func:`ridge_with_bias`: design ``[factors, 1]`` ``(n, k+1)``,
+    target ``(n,)`` and per-column penalty ``(k+1,)``, all float64."""
+    n, k = factors.shape
+    design = np.empty((n, k + 1), dtype=np.float64)
+    design[:, :k] = factors
+    design[:, k] = 1.0
+    penalty = np.full(k + 1, float(reg_factors))
+    penalty[k] = reg_bias
+    return design, np.asarray(residual, dtype=np.float64), penalty
 
 
 def ridge_with_bias_leave_one_out(
@@ -85,12 +94,7 @@ def ridge_with_bias_leave_one_out(
     n, k = factors.shape
     if n <= 1:
         return np.zeros((n, k)), np.zeros(n)
-    design = np.empty((n, k + 1), dtype=np.float64)
-    design[:, :k] = factors
-    design[:, k] = 1.0
-    target = np.asarray(residual, dtype=np.float64)
-    penalty = np.full(k + 1, float(reg_factors))
-    penalty[k] = reg_bias
+    design, target, penalty = _ridge_parts(factors, residual, reg_factors, reg_bias)
     if n - 1 <= k and np.all(penalty > 0):
         scaled = design / penalty  # X L^-1
         kernel = scaled @ design.T
