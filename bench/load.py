@@ -18,6 +18,11 @@ server's memory (RSS and PSS summed over all its processes) before and after.
 
     python bench/load.py [--workers 2] [--clients 1,8,32,64] [--requests 1000]
     python bench/load.py --url http://127.0.0.1:5000 --server-pid 1234
+    python bench/load.py --home DIR --dataset synth-25m --no-train --clients 1,8
+
+A started server's time to answer ``GET /`` (start-up: load, warm) and its first
+process's peak RSS are printed too: with ``--no-train`` on a big saved model that is
+the "ready in" figure.
 
 The started server gets ``MOVIEREC_RATE_LIMIT=1000000/minute``: every request comes
 from one address, which the default limit would throttle. TMDB keys are removed from
@@ -333,6 +338,14 @@ def memory_mb(pids: list[int]) -> tuple[float, float]:
     return rss / 1024, pss / 1024
 
 
+def peak_rss_mb(pid: int) -> float:
+    """Peak RSS (``VmHWM``) of process ``pid`` so far, MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 # -- starting and stopping the server --------------------------------------------------
 def free_port() -> int:
     with socket.socket() as sock:
@@ -340,20 +353,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(
-    home: Path, port: int, workers: int | None, model: str | None, log: Path
-) -> subprocess.Popen:
+def start_server(home: Path, port: int, args: argparse.Namespace, log: Path) -> subprocess.Popen:
+    """``movierec serve`` on 127.0.0.1:``port`` with ``args``' workers, model, data set
+    and ``--no-train``."""
     env = {k: v for k, v in os.environ.items() if k not in ("TMDB_API_KEY", "TMDB_READ_TOKEN")}
     env.update(MOVIEREC_HOME=str(home), MOVIEREC_RATE_LIMIT=BENCH_RATE_LIMIT)
     env.pop("DATABASE_URL", None)
     source = default_source()
     if source:
         env["MOVIEREC_DATA_SOURCE"] = source
-    if workers is not None:
-        env["MOVIEREC_WORKERS"] = str(workers)
-    if model:
-        env["MOVIEREC_MODEL"] = model
+    if args.workers is not None:
+        env["MOVIEREC_WORKERS"] = str(args.workers)
+    if args.model:
+        env["MOVIEREC_MODEL"] = args.model
+    if args.dataset:
+        env["MOVIEREC_DATASET"] = args.dataset
     command = [sys.executable, "-m", "movierec.cli", "serve", "--port", str(port)]
+    command += ["--no-train"] if args.no_train else []
     with log.open("ab") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=REPO)
 
@@ -427,6 +443,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, help="MOVIEREC_WORKERS of the started server")
     parser.add_argument("--model", help="MOVIEREC_MODEL of the started server")
     parser.add_argument("--home", type=Path, help="MOVIEREC_HOME (default: a temporary one)")
+    parser.add_argument("--dataset", help="MOVIEREC_DATASET of the started server")
+    parser.add_argument(
+        "--no-train", action="store_true", help="start from saved models only (serve --no-train)"
+    )
     parser.add_argument("--clients", default="1,8,32,64", help="concurrent clients per level")
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="page,api,form")
     parser.add_argument("--requests", type=int, default=1000, help="requests per level")
@@ -457,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         home = args.home or Path(tmp) / "home"
         port = free_port()
         log = Path(tmp) / "server.log"
-        server = start_server(home, port, args.workers, args.model, log)
+        started = time.monotonic()
+        server = start_server(home, port, args, log)
         print(
             f"server: movierec serve on 127.0.0.1:{port}, MOVIEREC_HOME={home}, "
             f"workers={args.workers or 'default'}, MOVIEREC_RATE_LIMIT={BENCH_RATE_LIMIT}",
@@ -465,6 +486,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             asyncio.run(wait_ready("127.0.0.1", port, server))
+            print(
+                f"server: answered GET / {time.monotonic() - started:.1f} s after start; "
+                f"its first process peaked at {peak_rss_mb(server.pid):.0f} MB RSS",
+                flush=True,
+            )
             return asyncio.run(bench(args, "127.0.0.1", port, server.pid))
         except RuntimeError as exc:
             print(f"bench/load.py: {exc}; server log:\n{log.read_text()[-3000:]}", file=sys.stderr)

@@ -431,9 +431,8 @@ def als_cg_side(
     (implicit's CPU ALS does the same, Takács et al. 2011). Rows without ratings get zeros.
 
     Works in the factors' dtype: float32 in ``ALS``, which halves the bytes of the random
-    ``y_j`` reads and doubles the SIMD lanes (a half-step pair at 5 M ratings: 0.75 s CPU
-    against 1.0 s in float64). Every vector update is a loop, so a row allocates only its
-    small work vectors.
+    ``y_j`` reads and doubles the SIMD lanes (``bench/scale.py`` times it per iteration).
+    Every vector update is a loop, so a row allocates only its small work vectors.
     """
     n_rows = rows.indptr.shape[0] - 1
     k = other_factors.shape[1]
