@@ -11,7 +11,8 @@ visitor answers exactly what they rated, scored on their other ratings >= 4). Me
 are pooled over the 4 folds (weighted by users scored).
 
     python bench/onboarding_validate.py [--strategy adaptive,random-top] \\
-        [--seeds 0,1] [--set SEEN_SKIP=10 --set GREEDY_SHORTLIST=30/40 ...] [--untouched]
+        [--seeds 0,1] [--set SEEN_SKIP=10 --set GREEDY_SHORTLIST=30/40 ...] \\
+        [--param l2=200/1000 ...] [--untouched]
 
 ``--untouched`` runs the other way round, once, after the constants are fixed: the
 evaluation's own 5 folds with only the 122 held-back users scored.
@@ -20,6 +21,8 @@ evaluation's own 5 folds with only the 122 held-back users scored.
 :mod:`movierec.onboarding.simulate` for
 this run (several values separated by ``/`` are tried one after the other), so a
 candidate constant is measured here and only then written into the module.
+``--param NAME=VALUE`` does the same for a parameter of ``ease`` itself (each value is
+fitted on every fold: a setting of the ranking moves every strategy).
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ from typing import Any
 import pandas as pd
 from common import default_source  # bench/common.py (scripts run from bench/)
 
+from movierec import models
 from movierec.data import Ratings, fetch_dataset, load_dataset
+from movierec.errors import MovierecError
 from movierec.evaluate.adapters import OurModel
 from movierec.evaluate.protocols import strategy_fold
 from movierec.evaluate.splits import parse_split, user_folds
+from movierec.onboarding import STRATEGIES
 from movierec.onboarding import simulate as simulate_module
 from movierec.onboarding import strategies as strategy_module
 
@@ -55,24 +61,27 @@ class FittedOnce(OurModel):
             super().fit(train)
 
 
-def validation_folds(frame: pd.DataFrame, seed: int = 0) -> list[tuple]:
-    """``[(train frame, held-out frame, fitted method), ...]`` over the validation users."""
+def validation_folds(
+    frame: pd.DataFrame, seed: int = 0, params: dict[str, Any] | None = None
+) -> list[tuple]:
+    """``[(train frame, held-out frame, fitted method), ...]`` over the validation users
+    (``params``: ``ease`` parameters other than its defaults)."""
     users = frame[frame["userId"] % HELD_BACK_EVERY != 0]
     folds = []
     for train_frame, heldout_frame in user_folds(users, parse_split(f"kfold:{N_FOLDS}"), seed):
-        method = FittedOnce("ease", seed)
+        method = FittedOnce("ease", seed, params)
         method.fit(Ratings.from_frame(train_frame))
         folds.append((train_frame, heldout_frame, method))
     return folds
 
 
-def untouched_folds(frame: pd.DataFrame) -> list[tuple]:
+def untouched_folds(frame: pd.DataFrame, params: dict[str, Any] | None = None) -> list[tuple]:
     """The evaluation's own folds (``kfold:5``, seed 0, as ``movierec evaluate`` cuts them)
     with only the held-back users (id a multiple of 5) scored: a check made once, after
     the constants are fixed, on users tuning never saw."""
     folds = []
     for train_frame, heldout_frame in user_folds(frame, parse_split("kfold:5"), 0):
-        method = FittedOnce("ease", 0)
+        method = FittedOnce("ease", 0, params)
         method.fit(Ratings.from_frame(train_frame))
         held_back = heldout_frame[heldout_frame["userId"] % HELD_BACK_EVERY == 0]
         folds.append((train_frame, held_back, method))
@@ -109,15 +118,21 @@ def line(label: str, m: dict[str, float]) -> str:
     )
 
 
-def parse_settings(pairs: list[str]) -> list[dict[str, float]]:
-    """``["A=1/2", "B=3"]`` -> every combination ``[{A: 1, B: 3}, {A: 2, B: 3}]``."""
+def parse_settings(pairs: list[str], check: bool = True) -> list[dict[str, float]]:
+    """``["A=1/2", "B=3"]`` -> every combination ``[{A: 1, B: 3}, {A: 2, B: 3}]``
+    (``check``: each name must be an onboarding constant). A bad one: ValueError."""
     names, options = [], []
     for pair in pairs:
         name, _, values = pair.partition("=")
-        if not any(hasattr(m, name) for m in MODULES):
-            raise SystemExit(f"no onboarding constant {name!r}")
+        if check and not any(hasattr(m, name) for m in MODULES):
+            raise ValueError(f"--set: no onboarding constant {name!r}")
         names.append(name)
-        options.append([float(v) if "." in v or "e" in v else int(v) for v in values.split("/")])
+        try:
+            options.append(
+                [float(v) if "." in v or "e" in v else int(v) for v in values.split("/")]
+            )
+        except ValueError:
+            raise ValueError(f"{pair!r}: values must be numbers (NAME=V1/V2)") from None
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*options)]
 
 
@@ -125,6 +140,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--strategy", default="random-top,adaptive")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=V1/V2")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="NAME=V1/V2",
+        help="an ease parameter (several values: each fitted and measured in turn)",
+    )  # fmt: skip
     parser.add_argument(
         "--seeds", default="0", help="fold seeds, comma-separated (pooled: less noise)"
     )
@@ -134,31 +153,52 @@ def main() -> None:
         help="instead: the evaluation's folds, scoring only the held-back users (once, at the end)",
     )
     args = parser.parse_args()
+    try:  # every bad --set / --param is one line and exit 2, before any work
+        settings = parse_settings(args.set)
+        ease_settings = parse_settings(args.param, check=False)
+        for params in ease_settings:
+            models.create("ease", **params)
+        for strategy in args.strategy.split(","):
+            if strategy not in STRATEGIES:
+                raise ValueError(
+                    f"--strategy: unknown {strategy!r}; known: {', '.join(STRATEGIES)}"
+                )
+    except (ValueError, MovierecError) as error:
+        parser.error(str(error))
     home = os.environ.get("MOVIEREC_HOME")
     source = default_source()
     if source:
         fetch_dataset("ml-latest-small", source=source, home=home, progress=False)
     data = load_dataset("ml-latest-small", home=home, progress=False)
-    start = time.perf_counter()
     seeds = [int(s) for s in args.seeds.split(",")]
-    if args.untouched:
-        folds = untouched_folds(data.frame)
-        what = "held-back users on the evaluation's 5 folds"
-    else:
-        folds = [fold for seed in seeds for fold in validation_folds(data.frame, seed)]
-        what = f"validation user-runs, {N_FOLDS} folds x seeds {seeds}"
-    n_users = sum(f[1]["userId"].nunique() for f in folds)
-    print(f"{n_users} {what}, fitted in {time.perf_counter() - start:.0f} s")
-    print(f"{'strategy':<48} NDCG@10 after 5 / 10 / 15 asked")
+    for params in ease_settings or [{}]:
+        start = time.perf_counter()
+        if args.untouched:
+            folds = untouched_folds(data.frame, params)
+            what = "held-back users on the evaluation's 5 folds"
+        else:
+            folds = [f for seed in seeds for f in validation_folds(data.frame, seed, params)]
+            what = f"validation user-runs, {N_FOLDS} folds x seeds {seeds}"
+        n_users = sum(f[1]["userId"].nunique() for f in folds)
+        print(f"{n_users} {what}, ease {params or 'defaults'}, "
+              f"fitted in {time.perf_counter() - start:.0f} s")  # fmt: skip
+        print(f"{'strategy':<48} NDCG@10 after 5 / 10 / 15 asked")
+        run_settings(settings, args.strategy.split(","), folds, data.catalog)
+
+
+def run_settings(
+    combos: list[dict[str, float]], strategies: list[str], folds: list[tuple], catalog: Any
+) -> None:
+    """Every ``--set`` combination x every strategy, one line each."""
     base = {(m, name): getattr(m, name) for m in MODULES for name in dir(m)}
-    for settings in parse_settings(args.set) or [{}]:
+    for settings in combos or [{}]:
         for name, value in settings.items():
             for module in MODULES:
                 if hasattr(module, name):
                     setattr(module, name, value)
-        for strategy in args.strategy.split(","):
+        for strategy in strategies:
             label = " ".join([strategy, *(f"{k}={v}" for k, v in settings.items())])
-            print(line(label, measure(folds, strategy, data.catalog)), flush=True)
+            print(line(label, measure(folds, strategy, catalog)), flush=True)
         for (module, name), value in base.items():
             if name in settings:
                 setattr(module, name, value)
