@@ -75,7 +75,9 @@ seeds pooled (976 visitor runs; random-top 0.397, rated 4.64 of 15); differences
   bit of a question's P(seen) entropy of 0.003 / 0.01 NDCG: 0.471 / 0.470; NDCG@20
   simulated instead of @10: 0.471; a training user who did not rate a movie still
   having seen it with probability ``c x`` its share of raters (``c`` 0.5 / 1 / 1.5, so a
-  popular movie's answer tells less): 0.470 / 0.470 / 0.468; ``ease`` itself at other settings (``popularity``
+  popular movie's answer tells less): 0.470 / 0.470 / 0.468; each pick by its gain's
+  sum minus 0.5 / 1 / 2 standard errors (against the winner's curse): 0.464 / 0.466 /
+  0.463, plus 0.5 / 1 (optimism): 0.469 / 0.469; ``ease`` itself at other settings (``popularity``
   0.003 / 0.03 / 0.1, ``l2`` 200 / 1000, ``min_count`` 20 / 100, ``star_power`` 1.5 / 5
   with ``like_offset`` 1 / 2; ``bench/onboarding_validate.py --param``) moved
   ``adaptive`` and ``random-top`` together, 0.440-0.473 against 0.378-0.397.
