@@ -1,8 +1,10 @@
-"""Server-side latency of the web app's results page (POST /recommendations).
+"""Server-side latency of the web app's results page (POST /recommendations, 303, picks).
 
 TMDB is configured with a fake transport and its cache pre-filled for every movie,
-so the figures are the app's own work: form parsing, the ratings upsert, fold-in and
-ranking, the TMDB cache read, recording what was shown, and rendering. Requests go
+so the figures are the app's own work: form parsing, the ratings upsert, the redirect,
+fold-in and ranking, the TMDB cache read, recording what was shown, and rendering (the
+POST and the GET of the picks page it redirects to are timed together). The rate limit is
+raised for the bench (``BENCH_RATE_LIMIT``), as ``bench/load.py`` does. Requests go
 through Flask's test client (no network); each simulated visitor rates 5-10 of the
 onboarding movies, picks a year preference and submits; every 10 requests a new
 visitor arrives.
@@ -34,6 +36,7 @@ from movierec.web.services import Recommenders
 from movierec.web.testing import FakeTmdb
 
 TARGET_P99_MS = 50.0
+BENCH_RATE_LIMIT = "1000000/minute"
 YEARS = ("old", "new", "any")
 STARS = [i / 2 for i in range(1, 11)]
 
@@ -47,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    settings = load_settings()
+    # every request comes from one address and one visitor: the default limits would
+    # throttle the bench (what they cost is still measured: they are checked)
+    settings = dataclasses.replace(load_settings(), rate_limit=BENCH_RATE_LIMIT)
     if args.model:
         settings = dataclasses.replace(settings, model=args.model)
     with tempfile.TemporaryDirectory(prefix="movierec-bench-") as tmp:
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     dialect = database.split(":", 1)[0]
     print(f"movierec web latency: {settings.dataset}, model {settings.model}, {dialect}, "
           f"TMDB fake with warm cache, {args.requests} requests")  # fmt: skip
-    report("POST /recommendations", post_ms)
+    report("POST /recommendations + its 303 picks page", post_ms)
     report("GET /", get_ms)
     p99 = percentile(post_ms, 99)
     verdict = "met" if p99 <= TARGET_P99_MS else "MISSED"
@@ -108,7 +113,8 @@ def build_app(settings):  # type: ignore[no-untyped-def]
 
 
 def one_request(app, client, rng: random.Random) -> float:  # type: ignore[no-untyped-def]
-    """One visitor submission; returns the POST's time in milliseconds."""
+    """One visitor submission: the form's POST and the picks page it redirects to (Post/
+    Redirect/Get, what a browser does); returns the two requests' time in milliseconds."""
     page = client.get("/").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     movies = [int(m) for m in re.findall(r'<li class="card" data-movie-id="(\d+)"', page)]
@@ -116,10 +122,13 @@ def one_request(app, client, rng: random.Random) -> float:  # type: ignore[no-un
     for movie in rng.sample(movies, rng.randint(5, 10)):
         data[f"rating-{movie}"] = str(rng.choice(STARS))
     started = time.perf_counter()
-    response = client.post("/recommendations", data=data)
+    response = client.post("/recommendations", data=data)  # stores, 303 to the picks
+    if response.status_code != 303:
+        raise SystemExit(f"POST /recommendations answered {response.status_code}, not 303")
+    response = client.get(response.headers["Location"])
     elapsed = (time.perf_counter() - started) * 1000
-    if response.status_code != 200:
-        raise SystemExit(f"POST /recommendations answered {response.status_code}")
+    if response.status_code != 200 or 'class="pick' not in response.get_data(as_text=True):
+        raise SystemExit(f"GET {response.request.path} answered {response.status_code}")
     return elapsed
 
 
