@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from movierec.tmdb import (
+    CacheEntry,
     MemoryCache,
     MovieInfo,
+    NearCache,
     TmdbClient,
     TmdbService,
     TmdbUnavailable,
@@ -153,3 +155,88 @@ def test_broken_cache_does_not_break_lookups():
     fake = FakeTmdb()
     tmdb = TmdbService(TmdbClient(api_key="k", transport=fake), Broken())
     assert set(tmdb.info_many([1])) == {1}
+
+
+class CountingCache(MemoryCache):
+    """A shared cache that counts what it is asked (and can be taken down)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[list[int]] = []
+        self.down = False
+
+    def get_many(self, tmdb_ids):
+        ids = list(tmdb_ids)
+        self.asked.append(ids)
+        return {} if self.down else super().get_many(ids)
+
+
+class Seconds:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+LATER = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def test_near_cache_answers_recent_reads_from_memory_then_asks_again_after_ttl():
+    shared, clock = CountingCache(), Seconds()
+    shared.put(1, {"poster_path": "/1.jpg"}, LATER)
+    near = NearCache(shared, ttl_s=60, clock=clock)
+    assert near.get_many([1, 2]) == {1: CacheEntry({"poster_path": "/1.jpg"}, LATER)}
+    assert shared.asked == [[1, 2]]
+    clock.now = 59
+    assert set(near.get_many([1, 2])) == {1}
+    assert shared.asked == [[1, 2], [2]]  # the held one from memory; the unknown one asked
+    clock.now = 61
+    shared.put(1, {"poster_path": "/new.jpg"}, LATER)  # another worker's newer answer
+    assert near.get_many([1])[1].payload == {"poster_path": "/new.jpg"}
+    assert shared.asked[-1] == [1]
+
+
+def test_near_cache_writes_through_and_keeps_expiry_for_the_service_to_judge():
+    shared, clock = CountingCache(), Seconds()
+    near = NearCache(shared, ttl_s=60, clock=clock)
+    expired = datetime(2020, 1, 1, tzinfo=UTC)
+    near.put(7, {"overview": "x"}, expired)
+    assert shared.get_many([7])[7].expires_at == expired  # written through
+    shared.asked.clear()
+    assert near.get_many([7]) == {7: CacheEntry({"overview": "x"}, expired)}
+    assert shared.asked == []
+
+
+def test_near_cache_is_bounded_and_drops_the_least_recently_used():
+    shared, clock = CountingCache(), Seconds()
+    near = NearCache(shared, ttl_s=60, max_entries=2, clock=clock)
+    for tmdb_id in (1, 2):
+        near.put(tmdb_id, {"n": tmdb_id}, LATER)
+    near.get_many([1])  # 1 used again: 2 is now the oldest
+    near.put(3, {"n": 3}, LATER)
+    shared.asked.clear()
+    assert set(near.get_many([1, 2, 3])) == {1, 2, 3}
+    assert shared.asked == [[2]]  # only the dropped one came from the shared cache
+
+
+def test_near_cache_still_answers_what_it_holds_while_the_shared_cache_is_down():
+    shared, clock = CountingCache(), Seconds()
+    near = NearCache(shared, ttl_s=60, clock=clock)
+    near.put(5, {"n": 5}, LATER)
+    shared.down = True
+    assert set(near.get_many([5, 6])) == {5}
+
+
+def test_service_through_near_cache_reads_the_shared_cache_once_per_ttl():
+    fake, shared, clock = FakeTmdb(), CountingCache(), Seconds()
+    tmdb = TmdbService(TmdbClient(api_key="k", transport=fake), NearCache(shared, clock=clock), 1.0)
+    try:
+        first = tmdb.info_many([603, 604])
+        assert set(first) == {603, 604} and sorted(fake.calls) == ["/movie/603", "/movie/604"]
+        shared.asked.clear()
+        for _ in range(5):
+            assert tmdb.info_many([603, 604]) == first
+        assert shared.asked == [] and len(fake.calls) == 2
+    finally:
+        tmdb.close()

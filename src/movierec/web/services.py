@@ -23,7 +23,7 @@ from movierec.errors import InvalidInput
 from movierec.onboarding import DEFAULT_STRATEGY, Batch, Onboarding, min_new_for
 from movierec.recommend import RecommendService
 from movierec.store import SqlTmdbCache, Store
-from movierec.tmdb import TmdbClient, TmdbService
+from movierec.tmdb import NearCache, TmdbClient, TmdbService
 
 ONBOARDING_POOL = 50  # the most-rated movies the onboarding cards are drawn from
 ONBOARDING_CARDS = 15
@@ -138,7 +138,9 @@ class Services:
             timeout=float(config.get("TMDB_TIMEOUT", 2.0)),
         )
         tmdb = TmdbService(
-            client, SqlTmdbCache(store), deadline=float(config.get("TMDB_DEADLINE", 0.8))
+            client,
+            NearCache(SqlTmdbCache(store)),
+            deadline=float(config.get("TMDB_DEADLINE", 0.8)),
         )
         if settings.model not in models.available():
             raise InvalidInput(
