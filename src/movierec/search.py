@@ -207,7 +207,6 @@ class TitleIndex:
         # title keys by length: a fuzzy match's length is within a factor of the query's
         self._by_length = sorted(range(len(self.keys)), key=lambda i: len(self.keys[i]))
         self._length_keys = [self.keys[i] for i in self._by_length]
-        self._lengths = [len(k) for k in self._length_keys]
 
     def __len__(self) -> int:
         return len(self.movie_ids)
@@ -382,11 +381,11 @@ class TitleIndex:
         shortest = math.ceil(len(text) * KEY_CUTOFF / (200 - KEY_CUTOFF))
         longest = math.floor(len(text) * (200 - KEY_CUTOFF) / KEY_CUTOFF)
         if year is not None:
-            flat = [k for k in self._keys_by_year.get(year, []) if shortest <= len(self.keys[k])]
-            flat = [k for k in flat if len(self.keys[k]) <= longest]
+            year_keys = self._keys_by_year.get(year, [])
+            flat = [k for k in year_keys if shortest <= len(self.keys[k]) <= longest]
             return flat, [self.keys[k] for k in flat]
-        start = bisect.bisect_left(self._lengths, shortest)
-        end = bisect.bisect_right(self._lengths, longest, lo=start)
+        start = bisect.bisect_left(self._length_keys, shortest, key=len)
+        end = bisect.bisect_right(self._length_keys, longest, lo=start, key=len)
         return self._by_length[start:end], self._length_keys[start:end]
 
     def _year_ok(self, pos: int, year: int | None) -> bool:
