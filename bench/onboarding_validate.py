@@ -190,18 +190,15 @@ def run_settings(
     combos: list[dict[str, float]], strategies: list[str], folds: list[tuple], catalog: Any
 ) -> None:
     """Every ``--set`` combination x every strategy, one line each."""
-    base = {(m, name): getattr(m, name) for m in MODULES for name in dir(m)}
     for settings in combos or [{}]:
-        for name, value in settings.items():
-            for module in MODULES:
-                if hasattr(module, name):
-                    setattr(module, name, value)
+        saved = {(m, n): getattr(m, n) for n in settings for m in MODULES if hasattr(m, n)}
+        for module, name in saved:
+            setattr(module, name, settings[name])
         for strategy in strategies:
             label = " ".join([strategy, *(f"{k}={v}" for k, v in settings.items())])
             print(line(label, measure(folds, strategy, catalog)), flush=True)
-        for (module, name), value in base.items():
-            if name in settings:
-                setattr(module, name, value)
+        for (module, name), value in saved.items():  # back to the modules' own values
+            setattr(module, name, value)
 
 
 if __name__ == "__main__":
