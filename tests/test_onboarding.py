@@ -17,7 +17,7 @@ from movierec.onboarding import (
     seen_probability,
 )
 from movierec.onboarding.index import rating_entropy
-from movierec.onboarding.simulate import Simulator, _ndcg_of
+from movierec.onboarding.simulate import KEPT_PLACES, TOP_K, Simulator, _answer, _gains, _ndcg_of
 
 NEW = 2010
 
@@ -252,11 +252,72 @@ def test_simulated_ndcg_by_hand():
     simulator = toy_simulator()
     now = np.zeros(4)
     rel = np.repeat(simulator.base[None, :], 4, axis=0)
-    excluded = np.zeros((4, 12), dtype=bool)
     n_left = simulator.n_liked.copy()
-    _ndcg_of(rel, excluded, n_left, simulator.liked, simulator.gain, np.ones(4, np.float32), now)
+    top = np.full((4, KEPT_PLACES), -1)
+    _ndcg_of(rel, n_left, simulator.liked, simulator.gain, np.ones(4, np.float32), now, top)
     ideal = 1 + 1 / np.log2(3)
     assert now == pytest.approx(np.full(4, 1 / ideal))  # movie 0 first, movie 10 eleventh
+    assert top[:, :KEPT_PLACES].tolist() == [list(range(KEPT_PLACES))] * 4
+
+
+def reference_ndcg(scores: np.ndarray, liked: np.ndarray, n_left: int) -> float:
+    """NDCG@TOP_K of one user by a full sort (ties: lower place first), in NumPy."""
+    if n_left <= 0:
+        return 0.0
+    order = np.lexsort((np.arange(scores.size), -scores))[:TOP_K]
+    order = order[np.isfinite(scores[order])]
+    discount = 1 / np.log2(np.arange(TOP_K) + 2)
+    return float(discount[: order.size][liked[order]].sum() / discount[: min(n_left, TOP_K)].sum())
+
+
+def test_simulated_gains_match_a_full_sort():
+    """The kernel sorts only the movies above a floor from each user's best places so
+    far: its gains must equal a plain full sort's, after answers have moved the ranking."""
+    rng = np.random.default_rng(3)
+    n_users, n_ranked, n_cands, offset = 40, 80, 25, 1.5
+    stars = np.where(
+        rng.random((n_users, n_cands)) < 0.4, rng.integers(1, 6, (n_users, n_cands)), 0
+    )
+    stars = stars.astype(np.float32)
+    liked = rng.random((n_users, n_ranked)) < 0.2
+    b = rng.normal(0, 0.1, (n_cands, n_ranked)).astype(np.float32)
+    cand_col = np.where(np.arange(n_cands) % 3 == 0, -1, rng.permutation(n_ranked)[:n_cands])
+    gain = rng.random(n_ranked).astype(np.float32)
+    rel = np.repeat(rng.normal(0, 0.2, n_ranked).astype(np.float32)[None, :], n_users, axis=0)
+    n_left = liked.sum(axis=1) + 2
+    top = np.full((n_users, KEPT_PLACES), -1)
+    now = np.empty(n_users)
+    gone = np.zeros((n_users, n_ranked), dtype=bool)  # the reference's answered movies
+    _ndcg_of(rel, n_left, liked, gain, np.ones(n_users, np.float32), now, top)
+    for asked in (4, 7, 11):  # answers move relevance and take movies out
+        raw = rel.copy()
+        _answer(rel, n_left, liked, stars[:, asked], b[asked], cand_col[asked], offset)
+        _ndcg_of(rel, n_left, liked, gain, stars[:, asked], now, top)
+        if cand_col[asked] >= 0:
+            gone[stars[:, asked] > 0, cand_col[asked]] = True
+        assert not np.array_equal(raw, rel)
+    candidates = np.array([c for c in range(n_cands) if c not in (4, 7, 11)])
+    got = np.empty(candidates.size)
+    weights = rng.random(n_users)
+    _gains(rel, n_left, liked, now, top, weights, stars, b, cand_col, candidates, gain, offset, got)
+    for j, k in enumerate(candidates):
+        expected = 0.0
+        for u in np.flatnonzero(stars[:, k] > 0):
+            col = cand_col[k]
+            scores = rel[u] + (stars[u, k] - offset) * b[k]
+            scores = np.where(scores > 0, scores * gain, scores).astype(np.float64)
+            scores[gone[u]] = -np.inf
+            left = n_left[u]
+            if col >= 0:
+                scores[col] = -np.inf
+                left -= int(liked[u, col])
+            before = rel[u].astype(np.float64)
+            before = np.where(before > 0, before * gain, before)
+            before[gone[u]] = -np.inf
+            hits_now = reference_ndcg(before, liked[u], n_left[u])
+            assert now[u] == pytest.approx(hits_now)
+            expected += weights[u] * (reference_ndcg(scores, liked[u], left) - hits_now)
+        assert got[j] == pytest.approx(expected, abs=1e-9)
 
 
 def test_rating_entropy_in_bits():

@@ -59,8 +59,11 @@ class OnboardingIndex:
     popularity_order: np.ndarray = field(init=False)
     position: dict[int, int] = field(init=False, repr=False)
     _genre_masks: dict[str, np.ndarray] = field(init=False, repr=False)
-    #: ``(answers key, training users' weights)`` of the latest ``adaptive`` call (strategies)
-    last_seen: tuple[tuple, np.ndarray] | None = field(default=None, init=False, repr=False)
+    #: ``(answers key, training users' weights, P(seen))`` of the latest ``adaptive`` call
+    #: (strategies)
+    last_posterior: tuple[tuple, np.ndarray, np.ndarray] | None = field(
+        default=None, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         self.popularity_order = np.lexsort((self.movie_ids, -self.mean_stars, -self.counts))

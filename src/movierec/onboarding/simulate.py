@@ -45,6 +45,20 @@ SIM_CANDIDATES = 300
 SIM_RANKED = 1000
 #: stars from which a rated movie counts as a hit (the protocol's threshold)
 LIKED_STARS = 4.0
+#: relevance of an answered movie: it never enters a top-K (later answers add a few
+#: units to it, which float32 absorbs); finite, as ``fastmath`` assumes no infinities.
+#: Kept in ``rel`` itself rather than a parallel bool mask: one load less per movie
+#: in the hot loop
+EXCLUDED = np.float32(-1e30)
+#: ``(TOP_K,)`` DCG discount of each place, and ``(TOP_K + 1,)`` the ideal DCG of ``n`` hits
+#: (tables: a log per place per simulated user was a tenth of the kernel's time)
+DISCOUNT = 1.0 / np.log2(np.arange(TOP_K) + 2.0)
+IDEAL_DCG = np.concatenate([[0.0], np.cumsum(DISCOUNT)])
+#: each simulated user's best places so far that are kept: the least of ``TOP_K`` of
+#: their new scores is the floor under which a candidate's new ranking need not be
+#: sorted (one spare: the candidate's own place is left out). The 10th best of twice as
+#: many was a higher floor (20 movies through instead of 47 of 450) but slower to find
+KEPT_PLACES = TOP_K + 1
 
 
 @dataclass
@@ -100,24 +114,25 @@ class Simulator:
         liked = np.ascontiguousarray(self.liked[active])
         gain = self.gain
         rel = np.repeat(self.base[None, :], active.size, axis=0)
-        excluded = np.zeros(liked.shape, dtype=np.bool_)
         n_left = self.n_liked[active].copy()
         for k in np.asarray(asked, dtype=np.int64).tolist():
-            _answer(rel, excluded, n_left, liked, stars[:, k], self.b[k], self.cand_col[k],
+            _answer(rel, n_left, liked, stars[:, k], self.b[k], self.cand_col[k],
                     self.like_offset)  # fmt: skip
         now = np.empty(active.size)
-        _ndcg_of(rel, excluded, n_left, liked, gain, np.ones(active.size, np.float32), now)
+        top = np.full((active.size, KEPT_PLACES), -1, dtype=np.int64)  # best places so far
+        _ndcg_of(rel, n_left, liked, gain, np.ones(active.size, np.float32), now, top)
         free = allowed.copy()
         free[np.asarray(asked, dtype=np.int64)] = False
         candidates = np.flatnonzero(free)
         gains = np.full(candidates.size, np.inf)  # last measured gain of each
+        still = np.ones(candidates.size, dtype=bool)  # not chosen yet
         chosen: list[int] = []
-        while len(chosen) < n and candidates.size:
-            measure = np.arange(candidates.size)
-            if chosen and 0 < recheck < candidates.size:
-                measure = np.argsort(-gains, kind="stable")[:recheck]
+        while len(chosen) < n and len(chosen) < candidates.size:
+            measure = np.flatnonzero(still)
+            if chosen and 0 < recheck < measure.size:
+                measure = measure[np.argsort(-gains[measure], kind="stable")[:recheck]]
             fresh = np.empty(measure.size)
-            _gains(rel, excluded, n_left, liked, now, w, stars, self.b, self.cand_col,
+            _gains(rel, n_left, liked, now, top, w, stars, self.b, self.cand_col,
                    candidates[measure], gain, self.like_offset, fresh)  # fmt: skip
             gains[measure] = fresh
             best = measure[np.argsort(-fresh, kind="stable")]
@@ -126,10 +141,10 @@ class Simulator:
                 pick = int(best[rng.integers(min(pool, best.size))])
             k = int(candidates[pick])
             chosen.append(k)
-            _answer(rel, excluded, n_left, liked, stars[:, k], self.b[k], self.cand_col[k],
+            still[pick] = False
+            _answer(rel, n_left, liked, stars[:, k], self.b[k], self.cand_col[k],
                     self.like_offset)  # fmt: skip
-            _ndcg_of(rel, excluded, n_left, liked, gain, stars[:, k], now)
-            candidates, gains = np.delete(candidates, pick), np.delete(gains, pick)
+            _ndcg_of(rel, n_left, liked, gain, stars[:, k], now, top)
         return self.cand_pos[np.asarray(chosen, dtype=np.int64)]
 
     # -- construction -----------------------------------------------------------------
@@ -218,95 +233,116 @@ def _user_arrays(
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _user_ndcg(
-    rel: np.ndarray,
-    excluded: np.ndarray,
-    liked: np.ndarray,
-    n_left: int,
-    gain: np.ndarray,
-    stars: float,
-    row: np.ndarray,
-    offset: float,
-    skip: int,
-    scratch: np.ndarray,
-) -> float:
-    """NDCG@TOP_K of one user ranked by ``rel + (stars - offset) row`` (``stars`` 0: no
-    row), movies ``excluded`` and column ``skip`` left out. ``scratch``: ``(M,)`` float32
-    work space (the scores, computed in one vectorisable pass before the top-K pass)."""
-    if n_left <= 0:
-        return 0.0
+def _scores(rel, liked, gain, stars, row, offset, skip, scratch):  # noqa: ANN001
+    """``scratch[j]``: movie ``j``'s ranking score for a user of relevance ``rel`` who
+    answers ``stars`` (0: no answer) to the candidate of ``B`` row ``row`` and ranked
+    column ``skip`` (-1: none; it leaves the ranking). One vectorisable pass."""
     weight = np.float32(stars - offset if stars > 0 else 0.0)
     for j in range(rel.shape[0]):
         r = rel[j] + weight * row[j]
         scratch[j] = r * gain[j] if r > 0 else r
     if skip >= 0:
-        scratch[skip] = -np.inf
-    top_v = np.full(TOP_K, -np.inf, dtype=np.float32)
-    top_j = np.full(TOP_K, -1)
-    for j in range(rel.shape[0]):
+        scratch[skip] = EXCLUDED
+
+
+@njit(cache=True, nogil=True)
+def _top_places(scratch, low, top_v, top_j):  # noqa: ANN001
+    """Fill ``top_j`` ``(k,)`` with the ``k`` best scores' places (ties: lower place
+    first) and ``top_v`` with their scores, looking only at scores ``>= low`` (a floor
+    known to be under the ``k``-th best; ``EXCLUDED``: none known). -1 where fewer."""
+    k = top_v.size
+    top_v[:] = EXCLUDED  # nothing at or below it enters
+    top_j[:] = -1
+    floor = EXCLUDED
+    for j in range(scratch.size):
         v = scratch[j]
-        if v <= top_v[TOP_K - 1] or excluded[j]:
+        if v < low or v <= floor:
             continue
-        p = TOP_K - 1
+        p = k - 1
         while p > 0 and top_v[p - 1] < v:
             top_v[p] = top_v[p - 1]
             top_j[p] = top_j[p - 1]
             p -= 1
         top_v[p] = v
         top_j[p] = j
-    dcg = 0.0
-    ideal = 0.0
-    for p in range(TOP_K):
-        discount = 1.0 / np.log2(p + 2.0)
-        if p < n_left:
-            ideal += discount
-        if top_j[p] >= 0 and liked[top_j[p]]:
-            dcg += discount
-    return dcg / ideal
+        floor = top_v[k - 1]
 
 
 @njit(cache=True, nogil=True)
-def _gain(rel, excluded, n_left, liked, now, w, stars, row, col, gain, offset):  # noqa: ANN001
+def _ndcg_at(top_j, liked, n_left):  # noqa: ANN001
+    """NDCG@TOP_K of the places ``top_j[:TOP_K]`` for a user with ``n_left`` hits left."""
+    dcg = 0.0
+    for p in range(TOP_K):
+        if top_j[p] >= 0 and liked[top_j[p]]:
+            dcg += DISCOUNT[p]
+    return dcg / IDEAL_DCG[min(n_left, TOP_K)]
+
+
+@njit(cache=True, nogil=True)
+def _gain(rel, n_left, liked, now, top, w, stars, row, col, gain, offset):  # noqa: ANN001
     """Weighted sum over users of the NDCG change if candidate (``stars`` column, ``row``
-    of ``B``, ranked column ``col``) were asked."""
+    of ``B``, ranked column ``col``) were asked.
+
+    Only scores at or above a floor are sorted: the new scores of ``TOP_K`` of a user's
+    best places so far (``top``, the candidate's own left out) are scores of real
+    movies, so the new ``TOP_K``-th best is at least their least. Same places as a full
+    sort (nothing under the floor could be among them); about 47 of 450 movies pass it
+    on ml-latest-small, and ``_gains`` takes about a fifth less time.
+    """
     total = 0.0
     scratch = np.empty(rel.shape[1], dtype=np.float32)
+    top_v, top_j = np.empty(TOP_K, dtype=np.float32), np.empty(TOP_K, dtype=np.int64)
     for u in range(rel.shape[0]):
         if stars[u] <= 0:
             continue  # not seen: this user's ranking does not change
         left = n_left[u] - (1 if col >= 0 and liked[u, col] else 0)
-        new = _user_ndcg(
-            rel[u], excluded[u], liked[u], left, gain, stars[u], row, offset, col, scratch
-        )
+        if left <= 0:
+            new = 0.0
+        else:
+            _scores(rel[u], liked[u], gain, stars[u], row, offset, col, scratch)
+            low, counted = np.float32(np.inf), 0
+            for t in range(top.shape[1]):
+                place = top[u, t]
+                if place >= 0 and place != col and counted < TOP_K:
+                    low = min(low, scratch[place])
+                    counted += 1
+            _top_places(scratch, low if counted == TOP_K else EXCLUDED, top_v, top_j)
+            new = _ndcg_at(top_j, liked[u], left)
         total += w[u] * (new - now[u])
     return total
 
 
 @njit(cache=True, nogil=True)
-def _gains(rel, excluded, n_left, liked, now, w, stars, b, cand_col, candidates, gain, offset,
+def _gains(rel, n_left, liked, now, top, w, stars, b, cand_col, candidates, gain, offset,
            out):  # noqa: ANN001  # fmt: skip
     """``out[j]``: :func:`_gain` of candidate ``candidates[j]``."""
     for j in range(candidates.size):
         k = candidates[j]
-        out[j] = _gain(rel, excluded, n_left, liked, now, w, stars[:, k], b[k], cand_col[k],
+        out[j] = _gain(rel, n_left, liked, now, top, w, stars[:, k], b[k], cand_col[k],
                        gain, offset)  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
-def _ndcg_of(rel, excluded, n_left, liked, gain, stars, out):  # noqa: ANN001
+def _ndcg_of(rel, n_left, liked, gain, stars, out, top):  # noqa: ANN001
     """``out[u]``: NDCG@TOP_K now of each user with ``stars[u] > 0`` (the others keep
-    theirs: their ranking did not change)."""
+    theirs: their ranking did not change), and ``top[u]`` ``(KEPT_PLACES,)`` their best
+    places."""
     empty = np.zeros(rel.shape[1], dtype=np.float32)
     scratch = np.empty(rel.shape[1], dtype=np.float32)
+    top_v = np.empty(top.shape[1], dtype=np.float32)
     for u in range(rel.shape[0]):
-        if stars[u] > 0:
-            out[u] = _user_ndcg(
-                rel[u], excluded[u], liked[u], n_left[u], gain, 0.0, empty, 0.0, -1, scratch
-            )
+        if stars[u] <= 0:
+            continue
+        if n_left[u] <= 0:
+            out[u] = 0.0
+            continue
+        _scores(rel[u], liked[u], gain, 0.0, empty, 0.0, -1, scratch)
+        _top_places(scratch, EXCLUDED, top_v, top[u])
+        out[u] = _ndcg_at(top[u], liked[u], n_left[u])
 
 
 @njit(cache=True, nogil=True)
-def _answer(rel, excluded, n_left, liked, stars, row, col, offset):  # noqa: ANN001
+def _answer(rel, n_left, liked, stars, row, col, offset):  # noqa: ANN001
     """Users who rated the candidate answer it: relevance moves, the movie leaves."""
     for u in range(rel.shape[0]):
         if stars[u] <= 0:
@@ -315,4 +351,4 @@ def _answer(rel, excluded, n_left, liked, stars, row, col, offset):  # noqa: ANN
         if col >= 0:
             if liked[u, col]:
                 n_left[u] -= 1
-            excluded[u, col] = True
+            rel[u, col] = EXCLUDED

@@ -169,8 +169,7 @@ def adaptive(
     simulator = index.simulator
     if simulator is None:
         return factor_adaptive(index, answers, candidates, n, rng)
-    weights = _cached_weights(index, answers)  # (n_users,) sums to 1
-    p_seen = np.asarray(index.seen_t @ weights).ravel()
+    weights, p_seen = _posterior(index, answers)
     askable = candidates & (simulator.cand_of >= 0)
     shortlist = _top(p_seen, askable, GREEDY_SHORTLIST, index)
     allowed = np.zeros(simulator.cand_pos.size, dtype=bool)
@@ -198,7 +197,7 @@ def factor_adaptive(
 ) -> np.ndarray:
     """Greedy ``P(seen)^SEEN_POWER x information`` over item factors (module doc): what
     ``adaptive`` does for a model without an item-item matrix."""
-    p_seen = np.asarray(index.seen_t @ _cached_weights(index, answers)).ravel()
+    p_seen = _posterior(index, answers)[1]
     ranked = _top(p_seen, candidates, SEEN_SKIP + ADAPTIVE_SHORTLIST, index)
     shortlist = ranked[min(SEEN_SKIP, max(ranked.size - n, 0)) :]
     if index.item_factors is None:
@@ -231,16 +230,18 @@ def factor_adaptive(
     return shortlist[np.asarray(chosen, dtype=np.int64)]
 
 
-def _cached_weights(index: OnboardingIndex, answers: Answers) -> np.ndarray:
-    """:func:`user_weights`, remembered for the latest answers (a batch with a year mix
-    asks twice with the same answers)."""
+def _posterior(index: OnboardingIndex, answers: Answers) -> tuple[np.ndarray, np.ndarray]:
+    """``(weights, p_seen)``: :func:`user_weights` ``(n_users,)`` and each movie's
+    P(seen) ``(n_items,)`` under them, remembered for the latest answers (a batch with a
+    year mix asks twice with the same answers)."""
     key = tuple(sorted((i, s is not None) for i, s in answers.items()))
-    last = index.last_seen
+    last = index.last_posterior
     if last is not None and last[0] == key:
-        return last[1]
+        return last[1], last[2]
     weights = user_weights(index, answers)
-    index.last_seen = (key, weights)  # one tuple: a racing thread sees old or new
-    return weights
+    p_seen = np.asarray(index.seen_t @ weights).ravel()
+    index.last_posterior = (key, weights, p_seen)  # one tuple: a racing thread sees old or new
+    return weights, p_seen
 
 
 def user_weights(index: OnboardingIndex, answers: Answers) -> np.ndarray:
