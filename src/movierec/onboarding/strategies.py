@@ -81,6 +81,20 @@ seeds pooled (976 visitor runs; random-top 0.397, rated 4.64 of 15); differences
   0.003 / 0.03 / 0.1, ``l2`` 200 / 1000, ``min_count`` 20 / 100, ``star_power`` 1.5 / 5
   with ``like_offset`` 1 / 2; ``bench/onboarding_validate.py --param``) moved
   ``adaptive`` and ``random-top`` together, 0.440-0.473 against 0.378-0.397.
+- a third session, two seeds, against 0.474 (none kept): the "not seen" answers pushing
+  their ``B`` rows down in the ranking (``0.5 x``; every strategy): 0.452 and random-top
+  0.391; ``ease`` ``l2`` 350 / 700, ``star_power`` 2 / 4: 0.469 / 0.466 / 0.472 / 0.472
+  (random-top 0.395 / 0.398 / 0.398 / 0.394); an EDLAE-like diagonal (``X'X`` diagonal
+  x 1.25 / 1.5, ``l2`` 250 / 100): 0.463 / 0.464; first round only: random among the
+  40 most popular (or ranks 6-45): 0.467 (0.465), the joint seen / not-seen pattern's
+  entropy (a decision-tree split) with or without the 5 most popular: 0.433 / 0.463,
+  ``SIM_SAMPLE`` 50 / 400: 0.467 / 0.461; the 4 most likely seen left out of the
+  shortlist (every round / first only): 0.466 / 0.471; three sampled greedy runs voting
+  (3 x 100 users every round, 3 x 150 first round): 0.463 / 0.466; simulated users
+  ranked through a ``B`` fitted without their fifth of the users (5 groups; ``B``
+  moves by a third of its mean size): 0.472, 0.469 with 400 users in the first round.
+  A more exact first round (more users, votes, every user) never helped: the sampled
+  greedy's noise costs nothing measurable, and this family looks at its ceiling.
 """
 
 from __future__ import annotations
