@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+import random
+from pathlib import Path
 
-from movierec.search import Query, TitleIndex, article_first, fold, split_title, title_keys
+import numpy as np
+import pandas as pd
+import pytest
+from rapidfuzz import fuzz, process
+
+from movierec.search import (
+    KEY_CUTOFF,
+    WORD_CUTOFF,
+    Query,
+    TitleIndex,
+    article_first,
+    fold,
+    split_title,
+    title_keys,
+)
 
 MOVIES = [
     (1, "Matrix, The (1999)", 278),
@@ -151,3 +167,127 @@ def test_exact_prefix_and_word_matches_still_outrank_typos(typo_index):
     assert [h.movie_id for h in hits[:1]] == [20]  # the prefix "Margot" before "Fargo"
     assert [h.kind for h in hits] == ["prefix", "fuzzy"] and hits[1].movie_id == 19
     assert typo_index.search("fargo", 10)[0].kind == "exact"
+
+
+def test_an_exact_title_shared_by_more_movies_than_the_limit_lists_the_most_rated():
+    hamlets = [(i, f"Hamlet ({1900 + i})", i) for i in range(1, 31)]
+    index = TitleIndex([*hamlets, (99, "Hamlet Goes Business (1987)", 1000)])
+    hits = index.search("hamlet", 10)
+    assert [h.movie_id for h in hits] == list(range(30, 20, -1))
+    assert {h.kind for h in hits} == {"exact"}
+
+
+# -- the character-count pre-filter changes no result (ml-latest-small's titles) -----------
+class EveryTitleIndex(TitleIndex):
+    """The index without its shortcuts: rapidfuzz scores every title key and every word, and
+    every movie with the other words is checked for a word starting with the last."""
+
+    def _reachable_keys(self, text: str, year: int | None) -> tuple[list[int], list[str]]:
+        if year is None:
+            return self._by_length, self._length_keys
+        flat = self._keys_by_year.get(year, [])
+        return flat, [self.keys[k] for k in flat]
+
+    def _close_words(self, word: str) -> list[str]:
+        close = process.extract(
+            word, self._words, scorer=fuzz.ratio, limit=10, score_cutoff=WORD_CUTOFF
+        )
+        return [w for w, _score, _i in close]
+
+    def _all_words(self, words: list[str]) -> np.ndarray:
+        if len(words) == 1:
+            return super()._all_words(words)
+        *whole, prefix = words
+        others = self._candidates([self._word_postings(w, False) for w in whole])
+        keep = [
+            pos
+            for pos in others.tolist()
+            if any(w.startswith(prefix) for k in self._movie_keys[pos] for w in k.split())
+        ]
+        return np.asarray(keep, dtype=np.int32)
+
+
+@pytest.fixture(scope="module")
+def real_movies() -> list[tuple[int, str, int]]:
+    """ml-latest-small's 9,742 ``(movieId, title, n_ratings)``, as bench/search.py reads them."""
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    source = Path(os.environ.get("MOVIEREC_DATA_SOURCE") or shared) / "ml-latest-small"
+    if not source.is_dir():
+        pytest.skip(f"{source} is not a directory")
+    movies = pd.read_csv(source / "movies.csv")
+    counts = pd.read_csv(source / "ratings.csv").groupby("movieId").size()
+    n_ratings = counts.reindex(movies["movieId"]).fillna(0).astype(int)
+    return list(zip(movies["movieId"], movies["title"], n_ratings, strict=True))
+
+
+@pytest.fixture(scope="module")
+def real_index(real_movies) -> TitleIndex:
+    return TitleIndex(real_movies)
+
+
+@pytest.fixture(scope="module")
+def every_title_index(real_movies) -> EveryTitleIndex:
+    return EveryTitleIndex(real_movies)
+
+
+def mistype(text: str, rng: random.Random) -> str:
+    """``text`` with one letter (the first one too) swapped with the next, dropped or changed."""
+    letters = [i for i, c in enumerate(text[:-1]) if c.isalpha()]
+    if not letters:
+        return text
+    i = rng.choice(letters)
+    kind = rng.randrange(3)
+    if kind == 0:
+        return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
+    if kind == 1:
+        return text[:i] + text[i + 1 :]
+    return text[:i] + rng.choice("aeiourstn") + text[i + 1 :]
+
+
+@pytest.fixture(scope="module")
+def typo_queries(real_movies) -> list[str]:
+    """250 mistyped titles (one typo, or two; an alternative title at times, a year on 1 in
+    10) and 50 titles' first 2-8 letters; seeded, so every run asks the same."""
+    rng = random.Random(8)
+    queries = []
+    for _, title, _ in rng.sample(real_movies, 250):
+        names, year = split_title(title)
+        query = mistype(rng.choice(names), rng)
+        if rng.random() < 0.3:
+            query = mistype(query, rng)
+        if rng.random() < 0.1 and year:
+            query = f"{query} {year}"
+        queries.append(query)
+    queries += [
+        split_title(t)[0][0][: rng.randint(2, 8)] for _, t, _ in rng.sample(real_movies, 50)
+    ]
+    return queries
+
+
+def test_the_typo_passes_find_what_scoring_every_title_and_word_finds(
+    real_index, every_title_index, typo_queries
+):
+    near_cutoff = 0
+    for raw in typo_queries:
+        query = Query.parse(raw)
+        found: dict[int, float] = {}
+        expected: dict[int, float] = {}
+        real_index._fuzzy_keys(query, found)
+        every_title_index._fuzzy_keys(query, expected)
+        assert found == expected, raw  # the same movies, with the same scores
+        near_cutoff += sum(KEY_CUTOFF <= score < KEY_CUTOFF + 5 for score in found.values())
+        for word in query.text.split():
+            if len(word) >= 3 and not real_index._has_word(word, False):
+                assert real_index._close_words(word) == every_title_index._close_words(word), raw
+    assert near_cutoff >= 50  # tested where the bound is tight, not only on easy hits
+
+
+def test_real_titles_searched_with_typos_give_the_hits_of_scoring_every_title(
+    real_index, every_title_index, typo_queries
+):
+    fuzzy = 0
+    for raw in typo_queries:
+        hits = real_index.search(raw, 10)
+        assert hits == every_title_index.search(raw, 10), raw
+        fuzzy += sum(h.kind == "fuzzy" for h in hits)
+    assert fuzzy >= 300

@@ -2,10 +2,12 @@
 
 Why an in-process index with rapidfuzz (not SQLite FTS5 or PostgreSQL ``pg_trgm``): the
 catalogue is read-only and small (9.7k titles in ml-latest-small, 60k in the full set), so
-the whole index fits in a few MB of memory and a query is a dictionary look-up plus, at
-worst, one C-speed fuzzy pass over the titles: no database round trip, no extension to
-install, and the same results on SQLite and PostgreSQL. rapidfuzz is a maintained C++
-implementation of Levenshtein-style scores (``fuzz.WRatio``) with early cut-offs.
+the whole index fits in memory (under 40 MB at 60k titles) and a query is a dictionary
+look-up plus, at worst, one fuzzy pass over the titles: numpy drops those whose character
+counts rule a match out (:func:`could_reach`), rapidfuzz scores the few left. No database
+round trip, no extension to install, and the same results on SQLite and PostgreSQL.
+rapidfuzz is a maintained C++ implementation of Levenshtein-style scores (``fuzz.ratio``,
+``fuzz.WRatio``) with early cut-offs.
 
 Titles are folded once (:func:`fold`): Unicode NFKD with the combining marks dropped
 (``Amélie`` -> ``amelie``), case-folded, punctuation to spaces. MovieLens titles keep a
@@ -23,6 +25,7 @@ year is searched as part of the title (``2001 a space odyssey``).
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import re
 import unicodedata
@@ -68,6 +71,13 @@ KEY_CUTOFF = 80.0
 WORD_CUTOFF = 75.0
 FUZZY_POOL = 200  # most fuzzy candidates scored per query
 _AFTER = "\U0010ffff"  # sorts after any text that starts with a given prefix
+#: the characters :func:`fold` leaves, so all that title keys and queries hold
+SYMBOLS = "0123456789abcdefghijklmnopqrstuvwxyz "
+#: byte -> row of :func:`char_counts` (any byte not in ``SYMBOLS``: the last, shared row)
+_SYMBOL_ROW = np.full(256, len(SYMBOLS), dtype=np.intp)
+_SYMBOL_ROW[np.frombuffer(SYMBOLS.encode("ascii"), dtype=np.uint8)] = np.arange(len(SYMBOLS))
+_MAX_COUNT = 255  # a uint8 character count; keys longer than this are never pre-filtered
+_CHECK_COST = 20  # postings read by numpy in the time Python checks one movie's words
 
 
 def fold(text: str) -> str:
@@ -75,6 +85,47 @@ def fold(text: str) -> str:
     text = unicodedata.normalize("NFKD", text.casefold().translate(_EXTRA_FOLDS))
     text = "".join(c for c in text if not unicodedata.combining(c))
     return _NON_WORD.sub(" ", text).strip()
+
+
+def char_counts(texts: Sequence[str]) -> np.ndarray:
+    """How often each character occurs in each text: ``(len(SYMBOLS) + 1, len(texts)) uint8``.
+
+    Row ``i`` counts ``SYMBOLS[i]``; the last row counts every other character together
+    (folded text has none; sharing a row only lowers the L1 distance between two texts'
+    counts, so it stays a lower bound, see :func:`could_reach`). A count saturates at 255:
+    exact for any text of up to 255 characters.
+    """
+    lengths = np.fromiter(map(len, texts), dtype=np.intp, count=len(texts))
+    # "replace": one "?" (the shared row) per non-ASCII character, so one byte per character
+    chars = np.frombuffer("".join(texts).encode("ascii", "replace"), dtype=np.uint8)
+    text_of = np.repeat(np.arange(len(texts), dtype=np.intp), lengths)
+    flat = np.bincount(
+        _SYMBOL_ROW[chars] * len(texts) + text_of, minlength=(len(SYMBOLS) + 1) * len(texts)
+    )
+    return np.minimum(flat, _MAX_COUNT).astype(np.uint8).reshape(len(SYMBOLS) + 1, len(texts))
+
+
+def could_reach(text: str, counts: np.ndarray, lengths: np.ndarray, cutoff: float) -> np.ndarray:
+    """Indices of the texts whose ``fuzz.ratio`` with ``text`` may reach ``cutoff``, ascending.
+
+    ``counts`` ``(len(SYMBOLS) + 1, n) uint8`` and ``lengths`` ``(n,)`` (characters) describe
+    the ``n`` texts (:func:`char_counts`). Every text whose ratio does reach ``cutoff`` is
+    kept: ``fuzz.ratio`` is 100 * (1 - Indel distance / both lengths), and the Indel distance
+    (insertions and deletions) is at least the L1 distance between the two texts' character
+    counts, which is both lengths less twice the characters they share. So ``ratio`` <= 200 *
+    shared / both lengths, with ``shared`` the sum over characters of the smaller count: a
+    few numpy passes over uint8 rows (one per distinct character of ``text``) where rapidfuzz
+    would align every text. rapidfuzz has no such filter (``process.extract`` and ``cdist``
+    score every choice; ``score_cutoff`` only ends each alignment early), hence this one.
+    Texts longer than 255 characters (counts not exact) are always kept; the 1e-6 leaves room
+    for rounding in rapidfuzz's own comparison with the cut-off.
+    """
+    wanted = char_counts([text])[:, 0].tolist()
+    shared = np.zeros(len(lengths), dtype=np.int32)
+    for symbol in np.flatnonzero(wanted).tolist():
+        shared += np.minimum(counts[symbol], wanted[symbol])
+    could = 200.0 * shared >= (cutoff - 1e-6) * (lengths + len(text))
+    return np.flatnonzero(could | (lengths > _MAX_COUNT))
 
 
 def article_first(name: str) -> str:
@@ -165,7 +216,7 @@ class TitleIndex:
     Movies are numbered by popularity (position 0 = most rated), so "the ``limit`` most-rated
     of a set" is its ``limit`` smallest positions. Title keys and the vocabulary are kept
     sorted, so the titles (or words) starting with a text are one contiguous range, read as a
-    numpy slice. Built once (about 1 s per 60k titles); ``search`` is then read-only and
+    numpy slice. Built once (about 2 s per 60k titles); ``search`` is then read-only and
     thread-safe.
     """
 
@@ -200,13 +251,18 @@ class TitleIndex:
         self._word_start = np.zeros(len(lists) + 1, dtype=np.int64)
         np.cumsum([len(x) for x in lists], out=self._word_start[1:])
         self._word_owner = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int32)
+        self._word_lengths = np.fromiter(map(len, self._words), dtype=np.int32)
+        self._word_counts = char_counts(self._words)
         # title keys sorted: the titles starting with a text are one slice
         order = sorted(range(len(self.keys)), key=self.keys.__getitem__)
         self._sorted_text = [self.keys[i] for i in order]
         self._sorted_owner = np.asarray([self.key_owner[i] for i in order], dtype=np.int32)
-        # title keys by length: a fuzzy match's length is within a factor of the query's
+        # title keys by length: a fuzzy match's length is within a factor of the query's;
+        # with their character counts, (n_symbols, n_keys) uint8: see ``could_reach``
         self._by_length = sorted(range(len(self.keys)), key=lambda i: len(self.keys[i]))
         self._length_keys = [self.keys[i] for i in self._by_length]
+        self._key_lengths = np.fromiter(map(len, self._length_keys), dtype=np.int32)
+        self._key_counts = char_counts(self._length_keys)
 
     def __len__(self) -> int:
         return len(self.movie_ids)
@@ -224,10 +280,13 @@ class TitleIndex:
         if not query.text:
             return []
         found: dict[int, Hit] = {}
-        for pos in self._exact.get(query.text, ()):
-            if self._year_ok(pos, query.year):
-                found[pos] = Hit(self.movie_ids[pos], TIER_EXACT, 100.0)
-        self._add(found, self._starting_with(query.text), query, limit, TIER_PREFIX)
+        # positions ascending: only the first ``limit`` can be ranked (bench/search.py's 60k
+        # catalogue has 1,413 titles folding to "the"); lower tiers only fill what is left
+        exact = (p for p in self._exact.get(query.text, ()) if self._year_ok(p, query.year))
+        for pos in itertools.islice(exact, limit):
+            found[pos] = Hit(self.movie_ids[pos], TIER_EXACT, 100.0)
+        if len(found) < limit:
+            self._add(found, self._starting_with(query.text), query, limit, TIER_PREFIX)
         words = query.text.split()
         if len(found) < limit:  # else no word match could make the top ``limit``
             self._add(found, self._all_words(words), query, limit, TIER_WORDS)
@@ -256,21 +315,32 @@ class TitleIndex:
         """Sorted positions of movies with every word of ``words``, the last as a prefix.
 
         A short last word ("t", "the") is the prefix of thousands of words; when the other
-        words already narrow the movies down, those few are checked directly instead.
+        words already narrow the movies down to far fewer than its postings, those few are
+        checked directly instead (checking one movie's words in Python costs about as much
+        as reading ``_CHECK_COST`` postings in numpy: 6.5 us against 0.2-0.4 us a posting,
+        measured on the 2-core machine). Either way, the same movies.
         """
         if len(words) > 1:
             others = self._candidates([self._word_postings(w, False) for w in words[:-1]])
-            if others.size <= FUZZY_POOL * 10:
-                prefix = words[-1]
+            prefix = words[-1]
+            if others.size <= FUZZY_POOL * 10 and (
+                self._postings_size(prefix) > _CHECK_COST * others.size
+            ):
                 keep = [
                     pos
                     for pos in others.tolist()
                     if any(w.startswith(prefix) for k in self._movie_keys[pos] for w in k.split())
                 ]
                 return np.asarray(keep, dtype=np.int32)
-            return self._candidates([others, self._word_postings(words[-1], True)])
+            return self._candidates([others, self._word_postings(prefix, True)])
         postings = [self._word_postings(w, i == len(words) - 1) for i, w in enumerate(words)]
         return self._candidates(postings)
+
+    def _postings_size(self, prefix: str) -> int:
+        """How many postings the words starting with ``prefix`` hold (movies, with repeats)."""
+        start = bisect.bisect_left(self._words, prefix)
+        end = bisect.bisect_left(self._words, prefix + _AFTER, lo=start)
+        return int(self._word_start[end] - self._word_start[start])
 
     def _has_word(self, word: str, prefix: bool) -> bool:
         """Whether the vocabulary holds ``word`` (or, if ``prefix``, a word starting with it)."""
@@ -324,10 +394,7 @@ class TitleIndex:
         unknown = [i for i, w in enumerate(words) if len(w) >= 3 and not self._has_word(w, False)]
         fixes: dict[int, np.ndarray] = {}
         for i in unknown:
-            close = process.extract(
-                words[i], self._words, scorer=fuzz.ratio, limit=10, score_cutoff=WORD_CUTOFF
-            )
-            near = [self._word_postings(w, False) for w, _score, _i in close]
+            near = [self._word_postings(w, False) for w in self._close_words(words[i])]
             if i == last and self._has_word(words[i], True):
                 near.append(self._word_postings(words[i], True))  # or still being typed
             if near:
@@ -360,33 +427,54 @@ class TitleIndex:
                 best[pos] = max(best.get(pos, 0.0), float(score))
         return sorted(best.items(), key=lambda kv: -kv[1])
 
+    def _close_words(self, word: str) -> list[str]:
+        """The (up to) 10 vocabulary words closest to ``word`` by ``fuzz.ratio``, best first.
+
+        Only the words :func:`could_reach` keeps are scored, in vocabulary order: the same
+        words, ties included, as scoring the whole vocabulary.
+        """
+        near = could_reach(word, self._word_counts, self._word_lengths, WORD_CUTOFF).tolist()
+        choices = [self._words[i] for i in near]
+        close = process.extract(
+            word, choices, scorer=fuzz.ratio, limit=10, score_cutoff=WORD_CUTOFF
+        )
+        return [w for w, _score, _i in close]
+
     def _fuzzy_keys(self, query: Query, best: dict[int, float]) -> None:
         """Raise ``best[pos]`` to the closest title key's ``fuzz.ratio`` with the query.
 
-        Every key is read, with and without its article, whatever its first letter: a typo
-        in the first letter (``batrix``, ``gen in black``) or in the article (``tbe matrix``)
-        is as likely as any other. Only keys of a length that can reach ``KEY_CUTOFF`` are
-        read (``ratio`` <= 200 * shorter / (both lengths)).
+        Every key is considered, with and without its article, whatever its first letter: a
+        typo in the first letter (``batrix``, ``gen in black``) or in the article (``tbe
+        matrix``) is as likely as any other. rapidfuzz scores only the keys that can reach
+        ``KEY_CUTOFF`` by their length and character counts (:meth:`_reachable_keys`), in the
+        same order as before they were filtered: the same hits, ties and scores.
         """
         for text in dict.fromkeys((query.text, query.bare)):
-            flat, keys = self._keys_near_length(text, query.year)
+            flat, keys = self._reachable_keys(text, query.year)
             for _key, score, index in process.extract(
                 text, keys, scorer=fuzz.ratio, limit=FUZZY_POOL, score_cutoff=KEY_CUTOFF
             ):
                 pos = self.key_owner[flat[index]]
                 best[pos] = max(best.get(pos, 0.0), float(score))
 
-    def _keys_near_length(self, text: str, year: int | None) -> tuple[Sequence[int], list[str]]:
-        """Flat indices and texts of the keys (of ``year``, if given) ``text`` could match."""
+    def _reachable_keys(self, text: str, year: int | None) -> tuple[Sequence[int], list[str]]:
+        """Flat indices and texts of the keys (of ``year``, if given) ``text`` could match.
+
+        A key's ``ratio`` with ``text`` is at most 200 * shorter / (both lengths), so only
+        keys of a length within a factor of ``text``'s are read; of those (tens of thousands
+        at 60k titles), only the ones :func:`could_reach` keeps (a few hundred). A year has a
+        few hundred keys: they are left to rapidfuzz.
+        """
         shortest = math.ceil(len(text) * KEY_CUTOFF / (200 - KEY_CUTOFF))
         longest = math.floor(len(text) * (200 - KEY_CUTOFF) / KEY_CUTOFF)
         if year is not None:
             year_keys = self._keys_by_year.get(year, [])
             flat = [k for k in year_keys if shortest <= len(self.keys[k]) <= longest]
             return flat, [self.keys[k] for k in flat]
-        start = bisect.bisect_left(self._length_keys, shortest, key=len)
-        end = bisect.bisect_right(self._length_keys, longest, lo=start, key=len)
-        return self._by_length[start:end], self._length_keys[start:end]
+        start, end = np.searchsorted(self._key_lengths, [shortest, longest + 1]).tolist()
+        counts, lengths = self._key_counts[:, start:end], self._key_lengths[start:end]
+        near = (could_reach(text, counts, lengths, KEY_CUTOFF) + start).tolist()
+        return [self._by_length[i] for i in near], [self._length_keys[i] for i in near]
 
     def _year_ok(self, pos: int, year: int | None) -> bool:
         return year is None or self.years[pos] == year
@@ -398,6 +486,8 @@ __all__ = [
     "Query",
     "TitleIndex",
     "article_first",
+    "char_counts",
+    "could_reach",
     "fold",
     "split_title",
     "title_keys",
