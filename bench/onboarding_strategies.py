@@ -24,11 +24,11 @@ Targets (issue 11): choosing the next 15 <= 20 ms p99; after 15 asked the best s
 NDCG@10 >= 1.2x random-top's with at least as many movies rated; with 10 asked at least
 random-top's NDCG@10 with 15.
 
-Last run (README): ``adaptive`` p50 6.6 / p99 11.0 ms CPU (wall 6.7 / 12.2 ms, load
-average 3.5 on 2 cores), random-top 0.19 / 0.63 ms; ``--evaluate``: NDCG@10 after 5 / 10
-/ 15 asked adaptive 0.421 / 0.456 / 0.473, random-top 0.365 / 0.383 / 0.390 (1.21x),
-rated 5.01 vs 4.56 of 15. Constants are tuned on validation users by
-``bench/onboarding_validate.py``, never here.
+Last runs (README, 2026-11-29): ``adaptive`` p50 7.5-8.7 / p99 14.0-15.0 ms CPU, random-top
+0.3-0.5 / 1.5-1.8 ms; ``--evaluate``: NDCG@10 after 5 / 10 / 15 asked adaptive 0.421 /
+0.456 / 0.473, random-top 0.365 / 0.383 / 0.390 (1.21x), rated 5.01 vs 4.56 of 15;
+``--seeds 0-9``: 0.474 vs 0.393 over the ten cuts (1.206x; per cut 1.16-1.25). Constants
+are tuned on validation users by ``bench/onboarding_validate.py``, never here.
 """
 
 from __future__ import annotations
