@@ -95,7 +95,7 @@ seeds pooled (976 visitor runs; random-top 0.397, rated 4.64 of 15); differences
   moves by a third of its mean size): 0.472, 0.469 with 400 users in the first round.
   Simulated users with no answer yet scored by the popularity ranking (what the app
   shows them) rather than ``ease``'s empty relevance: six seed pairs, 0.471 against
-  0.470 (+0.009, -0.003 and -0.002 pair by pair: noise). A more exact first round (more
+  0.470 (-0.003, +0.009, -0.002 for seeds 0-1, 2-3, 4-5: noise). A more exact first round (more
   users, votes, every user) never helped: the sampled greedy's noise costs nothing
   measurable, and this family looks at its ceiling.
 """
