@@ -9,6 +9,7 @@ import pytest
 from movierec import models
 from movierec.errors import InvalidInput
 from movierec.onboarding import (
+    FIRST_PAGES,
     STRATEGIES,
     Onboarding,
     choose_items,
@@ -139,6 +140,31 @@ def test_adaptive_first_batches_vary_with_the_seed_and_repeat_for_one(onboarding
     assert len({tuple(b) for b in batches}) > 1
     common = set.intersection(*(set(b) for b in batches))
     assert len(common) < 15  # not one fixed set in another order
+
+
+def test_a_first_page_is_one_of_first_pages_draws_chosen_once(onboarding):
+    """Nothing answered or shown: the page for ``seed`` is the draw of ``seed % FIRST_PAGES``,
+    the same movies a fresh choice with that seed gives; answers bypass the cache."""
+    index = onboarding.index
+    fresh = choose_items(index, {}, [], 15, "adaptive", seed=11, min_new=5)
+    expected = [int(index.movie_ids[i]) for i in fresh]
+    for seed in (11 + FIRST_PAGES, 11, 11 + 7 * FIRST_PAGES):  # the first one fills it
+        page = onboarding.batch({}, [], 15, "adaptive", seed=seed, min_new=5)
+        assert [m.movie_id for m in page.movies] == expected
+        page.movies.clear()  # a caller's copy: the remembered page is untouched
+    answered = {expected[0]: 4.5}
+    after = onboarding.batch(answered, expected, 15, "adaptive", seed=11 + FIRST_PAGES)
+    fresh_after = choose_items(
+        index,
+        {**{i: None for i in index.items_of(expected)}, int(fresh[0]): 4.5},
+        index.items_of(expected),
+        15,
+        "adaptive",
+        seed=11 + FIRST_PAGES,
+    )
+    assert [m.movie_id for m in after.movies] == [int(index.movie_ids[i]) for i in fresh_after]
+    with pytest.raises(InvalidInput):
+        onboarding.batch({}, [], 15, "no-such-strategy", seed=3)
 
 
 def test_adaptive_simulates_visitors_with_ease_and_not_without(onboarding, request):

@@ -39,6 +39,7 @@ from movierec.recommend import DEFAULT_SPLIT_YEAR, YEAR_CHOICES
 
 __all__ = [
     "DEFAULT_STRATEGY",
+    "FIRST_PAGES",
     "MAX_CARDS",
     "NEW_SHARE",
     "min_new_for",
@@ -69,6 +70,13 @@ def min_new_for(n: int) -> int:
 
 
 MAX_CARDS = 100
+#: a first page (nothing answered or shown yet) is one of this many draws per strategy and
+#: filters, each remembered once drawn: a new visitor's page then costs a look-up instead
+#: of a choice (half the CPU of the rating page with ``adaptive``), and over 256 draws the
+#: first pages still vary as much as fresh ones (50 seeds drew on 40 movies)
+FIRST_PAGES = 256
+#: most first pages remembered (strategies x filters x sizes x FIRST_PAGES could be more)
+MAX_FIRST_PAGES_KEPT = 8192
 #: longest shown-set text accepted back from a cookie (the bitmap of 60k movies, zlib'd,
 #: is at most ~10 kB; the visits that matter are a few hundred bytes)
 MAX_SHOWN_TEXT = 12_000
@@ -160,14 +168,15 @@ class Batch:
 class Onboarding:
     """The strategies over one index, answering in catalogue :class:`Movie` objects.
 
-    Built once per (training ratings, model, catalogue); thread-safe (reads only, plus a
-    cache of ``Movie`` objects where a racing duplicate is equal).
+    Built once per (training ratings, model, catalogue); thread-safe (reads only, plus
+    caches of ``Movie`` objects and of first pages where a racing duplicate is equal).
     """
 
     def __init__(self, index: OnboardingIndex, catalog: Catalog) -> None:
         self.index = index
         self.catalog = catalog
         self._movies: dict[int, Movie] = {}
+        self._first_pages: dict[tuple, Batch] = {}
 
     @classmethod
     def build(
@@ -205,6 +214,30 @@ class Onboarding:
             item = position.get(int(movie_id))
             if item is not None:
                 answers[item] = float(stars)
+        strategy = validate_strategy(strategy)
+        if answers or not isinstance(genre, str | None) or not isinstance(year, str):
+            return self._batch(answers, shown_items, n, strategy, seed, genre, year, min_new)
+        # a first page: one of FIRST_PAGES draws, each chosen once
+        key = (strategy, seed % FIRST_PAGES, genre, year, min_new, n)
+        first = self._first_pages.get(key)
+        if first is None:
+            first = self._batch({}, [], n, strategy, seed % FIRST_PAGES, genre, year, min_new)
+            if len(self._first_pages) < MAX_FIRST_PAGES_KEPT:
+                self._first_pages[key] = first
+        return Batch(list(first.movies), first.exhausted)
+
+    def _batch(
+        self,
+        answers: dict[int, float | None],
+        shown_items: list[int],
+        n: int,
+        strategy: str,
+        seed: int,
+        genre: str | None,
+        year: str,
+        min_new: int,
+    ) -> Batch:
+        """:meth:`batch` given the answers and shown movies as item positions."""
         filters = {"genre": genre, "year": year}
         picks = choose_items(
             self.index,
