@@ -1,7 +1,8 @@
-"""What every bench script shares: where MovieLens comes from by default."""
+"""What bench scripts share: where MovieLens comes from by default, how seeds are given."""
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -15,3 +16,18 @@ def default_source() -> str | None:
         return source
     fallback = REPO.parent / "shared" / "data"
     return str(fallback) if fallback.is_dir() else None
+
+
+def seed_range(text: str) -> list[int]:
+    """``"0-9"`` or ``"0,3,5"`` -> the seeds; anything else: argparse's error (exit 2)."""
+    try:
+        if "-" in text:
+            first, last = (int(x) for x in text.split("-"))
+            seeds = list(range(first, last + 1))
+        else:
+            seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds as 0-9 or 0,3,5") from None
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds as 0-9 or 0,3,5")
+    return seeds

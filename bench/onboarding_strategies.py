@@ -38,6 +38,7 @@ import os
 import time
 
 import numpy as np
+from common import seed_range  # bench/common.py
 
 from movierec import models
 from movierec.data import fetch_dataset, load_dataset
@@ -124,21 +125,6 @@ def main() -> None:
         print(format_table(result))
     if args.seeds:
         print_seed_table(args.seeds, home)
-
-
-def seed_range(text: str) -> list[int]:
-    """``"0-9"`` or ``"0,3,5"`` -> the seeds; anything else: argparse's error (exit 2)."""
-    try:
-        if "-" in text:
-            first, last = (int(x) for x in text.split("-"))
-            seeds = list(range(first, last + 1))
-        else:
-            seeds = [int(x) for x in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: seeds as 0-9 or 0,3,5") from None
-    if not seeds or min(seeds) < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: seeds as 0-9 or 0,3,5")
-    return seeds
 
 
 def print_seed_table(seeds: list[int], home: str | None) -> None:

@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 import pandas as pd
-from common import default_source  # bench/common.py (scripts run from bench/)
+from common import default_source, seed_range  # bench/common.py (scripts run from bench/)
 
 from movierec import models
 from movierec.data import Ratings, fetch_dataset, load_dataset
@@ -145,7 +145,10 @@ def main() -> None:
         help="an ease parameter (several values: each fitted and measured in turn)",
     )  # fmt: skip
     parser.add_argument(
-        "--seeds", default="0", help="fold seeds, comma-separated (pooled: less noise)"
+        "--seeds",
+        type=seed_range,
+        default=[0],
+        help="fold seeds, e.g. 0,1 or 0-3 (pooled: less noise)",
     )
     parser.add_argument(
         "--untouched",
@@ -170,7 +173,7 @@ def main() -> None:
     if source:
         fetch_dataset("ml-latest-small", source=source, home=home, progress=False)
     data = load_dataset("ml-latest-small", home=home, progress=False)
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = args.seeds
     for params in ease_settings or [{}]:
         start = time.perf_counter()
         if args.untouched:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import random
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from rapidfuzz import fuzz, process
 
@@ -208,16 +205,11 @@ class EveryTitleIndex(TitleIndex):
 
 
 @pytest.fixture(scope="module")
-def real_movies() -> list[tuple[int, str, int]]:
-    """ml-latest-small's 9,742 ``(movieId, title, n_ratings)``, as bench/search.py reads them."""
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
-    source = Path(os.environ.get("MOVIEREC_DATA_SOURCE") or shared) / "ml-latest-small"
-    if not source.is_dir():
-        pytest.skip(f"{source} is not a directory")
-    movies = pd.read_csv(source / "movies.csv")
-    counts = pd.read_csv(source / "ratings.csv").groupby("movieId").size()
-    n_ratings = counts.reindex(movies["movieId"]).fillna(0).astype(int)
-    return list(zip(movies["movieId"], movies["title"], n_ratings, strict=True))
+def real_movies(ml_small) -> list[tuple[int, str, int]]:
+    """ml-latest-small's 9,742 ``(movieId, title, n_ratings)`` from its catalogue (the titles
+    the app's search index is built from)."""
+    frame = ml_small.catalog.frame
+    return list(zip(frame.index.tolist(), frame["title"], frame["n_ratings"].tolist(), strict=True))
 
 
 @pytest.fixture(scope="module")

@@ -338,9 +338,13 @@ class TitleIndex:
 
     def _postings_size(self, prefix: str) -> int:
         """How many postings the words starting with ``prefix`` hold (movies, with repeats)."""
-        start = bisect.bisect_left(self._words, prefix)
-        end = bisect.bisect_left(self._words, prefix + _AFTER, lo=start)
+        start, end = self._prefix_words(prefix)
         return int(self._word_start[end] - self._word_start[start])
+
+    def _prefix_words(self, prefix: str) -> tuple[int, int]:
+        """``(start, end)``: the vocabulary's words starting with ``prefix`` (one slice)."""
+        start = bisect.bisect_left(self._words, prefix)
+        return start, bisect.bisect_left(self._words, prefix + _AFTER, lo=start)
 
     def _has_word(self, word: str, prefix: bool) -> bool:
         """Whether the vocabulary holds ``word`` (or, if ``prefix``, a word starting with it)."""
@@ -351,10 +355,13 @@ class TitleIndex:
 
     def _word_postings(self, word: str, last: bool) -> np.ndarray:
         """Sorted positions of movies with ``word`` as a word (the last: as a word's prefix)."""
-        start = bisect.bisect_left(self._words, word)
-        end = bisect.bisect_left(self._words, word + _AFTER) if last else start + 1
-        if not last and (start >= len(self._words) or self._words[start] != word):
-            return np.zeros(0, dtype=np.int32)
+        if last:
+            start, end = self._prefix_words(word)
+        else:
+            start = bisect.bisect_left(self._words, word)
+            end = start + 1
+            if start >= len(self._words) or self._words[start] != word:
+                return np.zeros(0, dtype=np.int32)
         block = self._word_owner[self._word_start[start] : self._word_start[end]]
         return np.unique(block) if end - start > 1 else block
 

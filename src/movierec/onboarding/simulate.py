@@ -47,17 +47,15 @@ SIM_RANKED = 1000
 LIKED_STARS = 4.0
 #: relevance of an answered movie: it never enters a top-K (later answers add a few
 #: units to it, which float32 absorbs); finite, as ``fastmath`` assumes no infinities.
-#: Kept in ``rel`` itself rather than a parallel bool mask: one load less per movie
-#: in the hot loop
+#: Kept in ``rel`` itself, so no parallel "answered" mask is carried through the kernels
 EXCLUDED = np.float32(-1e30)
 #: ``(TOP_K,)`` DCG discount of each place, and ``(TOP_K + 1,)`` the ideal DCG of ``n`` hits
-#: (tables: a log per place per simulated user was a tenth of the kernel's time)
 DISCOUNT = 1.0 / np.log2(np.arange(TOP_K) + 2.0)
 IDEAL_DCG = np.concatenate([[0.0], np.cumsum(DISCOUNT)])
 #: each simulated user's best places so far that are kept: the least of ``TOP_K`` of
 #: their new scores is the floor under which a candidate's new ranking need not be
 #: sorted (one spare: the candidate's own place is left out). The 10th best of twice as
-#: many was a higher floor (20 movies through instead of 47 of 450) but slower to find
+#: many was a higher floor but slower to find
 KEPT_PLACES = TOP_K + 1
 
 
@@ -233,7 +231,7 @@ def _user_arrays(
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _scores(rel, liked, gain, stars, row, offset, skip, scratch):  # noqa: ANN001
+def _scores(rel, gain, stars, row, offset, skip, scratch):  # noqa: ANN001
     """``scratch[j]``: movie ``j``'s ranking score for a user of relevance ``rel`` who
     answers ``stars`` (0: no answer) to the candidate of ``B`` row ``row`` and ranked
     column ``skip`` (-1: none; it leaves the ranking). One vectorisable pass."""
@@ -286,8 +284,9 @@ def _gain(rel, n_left, liked, now, top, w, stars, row, col, gain, offset):  # no
     Only scores at or above a floor are sorted: the new scores of ``TOP_K`` of a user's
     best places so far (``top``, the candidate's own left out) are scores of real
     movies, so the new ``TOP_K``-th best is at least their least. Same places as a full
-    sort (nothing under the floor could be among them); about 47 of 450 movies pass it
-    on ml-latest-small, and ``_gains`` takes about a fifth less time.
+    sort (nothing under the floor could be among them), with a small share of the
+    movies sorted (``bench/onboarding_strategies.py``: p99 of a 15-card batch 18.6-20.1
+    -> 14.0-15.0 ms of CPU with this and the other changes of that commit).
     """
     total = 0.0
     scratch = np.empty(rel.shape[1], dtype=np.float32)
@@ -299,7 +298,7 @@ def _gain(rel, n_left, liked, now, top, w, stars, row, col, gain, offset):  # no
         if left <= 0:
             new = 0.0
         else:
-            _scores(rel[u], liked[u], gain, stars[u], row, offset, col, scratch)
+            _scores(rel[u], gain, stars[u], row, offset, col, scratch)
             low, counted = np.float32(np.inf), 0
             for t in range(top.shape[1]):
                 place = top[u, t]
@@ -336,7 +335,7 @@ def _ndcg_of(rel, n_left, liked, gain, stars, out, top):  # noqa: ANN001
         if n_left[u] <= 0:
             out[u] = 0.0
             continue
-        _scores(rel[u], liked[u], gain, 0.0, empty, 0.0, -1, scratch)
+        _scores(rel[u], gain, 0.0, empty, 0.0, -1, scratch)
         _top_places(scratch, EXCLUDED, top_v, top[u])
         out[u] = _ndcg_at(top[u], liked[u], n_left[u])
 

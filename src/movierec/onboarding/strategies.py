@@ -277,10 +277,9 @@ def user_weights(index: OnboardingIndex, answers: Answers) -> np.ndarray:
 
 def seen_probability(index: OnboardingIndex, answers: Answers) -> np.ndarray:
     """``(n_items,)`` P(the visitor has seen each movie | answers), from training users
-    weighted by how well each explains the answers (see the module doc)."""
-    if not index.n_users:
-        return np.zeros(index.n_items)
-    return np.asarray(index.seen_t @ user_weights(index, answers)).ravel()
+    weighted by how well each explains the answers (see the module doc); a copy of what
+    :func:`adaptive` reads, so the caller may change it."""
+    return _posterior(index, answers)[1].copy()
 
 
 def _raters(index: OnboardingIndex, items: list[int]) -> np.ndarray:
