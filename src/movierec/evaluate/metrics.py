@@ -1,4 +1,4 @@
-"""Evaluation maths: rating error, ranking quality, coverage and novelty.
+"""Evaluation maths: rating error, ranking quality and beyond-accuracy measures.
 
 Conventions (binary relevance, one ranked list per user):
 
@@ -13,6 +13,14 @@ Conventions (binary relevance, one ranked list per user):
 - Novelty = mean self-information ``-log2(p_i)`` of the recommended items, ``p_i`` the
   share of training users who rated item ``i``.
 - Catalogue coverage = distinct recommended items / items that could be recommended.
+- Popularity percentile: of each item's training rating count among all items (0-100,
+  the most rated at 100); intra-list diversity: mean pairwise ``1 - Jaccard`` of genre
+  sets within a list; genre miscalibration: Steck 2018's ``KL(p || q~)`` between the
+  genre mix of what a user liked and of their list; personalisation overlap: mean
+  Jaccard overlap of two users' top-k sets.
+
+Lists (``recommended``) are ``(n_users, k)`` int item indices, best first, ``-1`` for an
+empty slot (fewer candidates than k), as the protocols keep them.
 
 Ranks come from :func:`rank_rows`: descending score, ties broken by the lower item index.
 """
@@ -22,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 from numba import njit, prange
 
 # -- rating error ----------------------------------------------------------------------
@@ -244,6 +253,169 @@ def novelty(recommended: np.ndarray, info: np.ndarray) -> float:
     items = np.asarray(recommended).ravel()
     items = items[items >= 0]
     return float(np.nanmean(info[items])) if items.size else float("nan")
+
+
+def distinct_items(recommended: np.ndarray) -> int:
+    """How many different items appear in the lists (``-1`` slots ignored)."""
+    items = np.asarray(recommended).ravel()
+    return int(np.unique(items[items >= 0]).size)
+
+
+def popularity_percentiles(item_counts: np.ndarray) -> np.ndarray:
+    """``(n_items,)`` float64 percentile (0-100] of each item's rating count among all items.
+
+    Weak percentile rank: ``100 * (items with count <= this one's) / n_items``, so the most
+    rated item is at 100 (ties share the higher value) and the least rated at
+    ``100 * ties / n_items``.
+    """
+    counts = np.asarray(item_counts, dtype=np.float64)
+    if not counts.size:
+        return np.zeros(0)
+    at_most = np.searchsorted(np.sort(counts), counts, side="right")
+    return 100.0 * at_most / counts.size
+
+
+def mean_popularity_percentile(recommended: np.ndarray, percentiles: np.ndarray) -> float:
+    """Mean popularity percentile (0-100) of all recommended items (``-1`` slots ignored).
+
+    recommended: ``(n_users, k)`` item indices; percentiles: :func:`popularity_percentiles`.
+    """
+    items = np.asarray(recommended).ravel()
+    items = items[items >= 0]
+    return float(np.asarray(percentiles)[items].mean()) if items.size else float("nan")
+
+
+def genre_matrix(genres_per_item: Sequence[Sequence[str]]) -> tuple[np.ndarray, list[str]]:
+    """``(membership, names)``: ``(n_items, n_genres)`` bool, ``membership[i, g]`` when item
+    ``i`` has genre ``names[g]`` (names sorted). Empty names and None entries (a movie
+    without genres, e.g. MovieLens' ``(no genres listed)`` as the catalogue holds it) give
+    an all-False row."""
+    rows = [tuple(g for g in (genres or ()) if g) for genres in genres_per_item]
+    names = sorted({g for row in rows for g in row})
+    column = {g: j for j, g in enumerate(names)}
+    membership = np.zeros((len(rows), len(names)), dtype=bool)
+    for i, row in enumerate(rows):
+        membership[i, [column[g] for g in row]] = True
+    return membership, names
+
+
+def intra_list_diversity(recommended: np.ndarray, genre_matrix: np.ndarray) -> float:
+    """Mean intra-list genre diversity: within each list, the mean over pairs of items of
+    ``1 - Jaccard(genres_i, genres_j)`` (0: all the same genres, 1: no genre shared), then
+    the mean over lists.
+
+    recommended: ``(n_users, k)`` item indices, ``-1`` for empty slots; lists with fewer
+    than two items are left out. genre_matrix: ``(n_items, n_genres)`` bool
+    (:func:`genre_matrix`). Two items without any genre count as identical (distance 0).
+    Returns nan if no list has two items.
+    """
+    top = np.asarray(recommended, dtype=np.int64)
+    if top.ndim != 2 or top.shape[1] < 2:
+        return float("nan")
+    valid = top >= 0
+    g = np.asarray(genre_matrix, dtype=np.float32)[np.where(valid, top, 0)]
+    g[~valid] = 0.0
+    inter = np.einsum("ukg,ulg->ukl", g, g)  # (n_users, k, k) shared genres
+    size = g.sum(axis=2)
+    union = size[:, :, None] + size[:, None, :] - inter
+    jaccard = np.divide(inter, union, out=np.ones_like(inter), where=union > 0)
+    pair = valid[:, :, None] & valid[:, None, :] & np.triu(np.ones(top.shape[1:] * 2, bool), 1)
+    n_pairs = pair.sum(axis=(1, 2))
+    distance = np.where(pair, 1.0 - jaccard, 0.0).sum(axis=(1, 2))
+    scored = n_pairs > 0
+    return float((distance[scored] / n_pairs[scored]).mean()) if scored.any() else float("nan")
+
+
+def genre_distribution(items: sp.csr_matrix, genre_matrix: np.ndarray) -> np.ndarray:
+    """``(n_rows, n_genres)`` float64 genre mix of each row's items (rows sum to 1, or to 0
+    when no item of the row has a genre): each item's genres weighted ``1/|genres|`` (Steck
+    2018's ``p(g|i)``), summed with the row's values as weights, normalised.
+
+    items: ``(n_rows, n_items)`` sparse, nonzero where a row holds an item (values: weights).
+    """
+    g = np.asarray(genre_matrix, dtype=np.float64)
+    per_item = g / np.maximum(g.sum(axis=1, keepdims=True), 1.0)
+    mix = np.asarray(sp.csr_matrix(items) @ per_item)
+    total = mix.sum(axis=1, keepdims=True)
+    return np.divide(mix, total, out=np.zeros_like(mix), where=total > 0)
+
+
+def genre_miscalibration(
+    liked_items_per_user: sp.spmatrix | Sequence[Sequence[int]],
+    recommended: np.ndarray,
+    genre_matrix: np.ndarray,
+    alpha: float = 0.01,
+) -> float:
+    """Mean genre miscalibration of the lists (Steck 2018, "Calibrated recommendations"):
+    ``KL(p || q~) = sum_g p(g) log(p(g) / q~(g))`` in nats, with ``q~ = (1 - alpha) q +
+    alpha p`` (so it is finite), ``p`` the genre mix of what the user liked and ``q`` that
+    of their list (both by :func:`genre_distribution`; list positions weigh the same).
+    0 means the list has the liked genre mix exactly; higher is worse.
+
+    liked_items_per_user: ``(n_users, n_items)`` sparse (nonzero = liked) or one sequence
+    of item indices per user. recommended: ``(n_users, k)`` item indices, ``-1`` for empty
+    slots. genre_matrix: ``(n_items, n_genres)`` bool. Users whose liked items have no
+    genre are left out; returns nan if none is left.
+    """
+    top = np.asarray(recommended, dtype=np.int64)
+    n_users, n_items = top.shape[0], np.asarray(genre_matrix).shape[0]
+    if sp.issparse(liked_items_per_user):
+        liked = sp.csr_matrix(liked_items_per_user, dtype=np.float64)
+        liked.data[:] = 1.0
+    else:
+        liked = _rows_pattern(liked_items_per_user, n_items)
+    if liked.shape[0] != n_users:
+        raise ValueError(f"{liked.shape[0]} users liked something but {n_users} lists given")
+    p = genre_distribution(liked, genre_matrix)
+    q = genre_distribution(_rows_pattern(top, n_items), genre_matrix)
+    q_smooth = (1.0 - alpha) * q + alpha * p
+    scored = p.sum(axis=1) > 0
+    if not scored.any():
+        return float("nan")
+    p, q_smooth = p[scored], q_smooth[scored]
+    ratio = np.divide(p, q_smooth, out=np.ones_like(p), where=p > 0)
+    return float((p * np.log(ratio)).sum(axis=1).mean())
+
+
+def personalisation_overlap(
+    recommended: np.ndarray, k: int = 10, max_pairs: int = 20_000, seed: int = 0
+) -> float:
+    """Mean Jaccard overlap of two users' top-``k`` sets, over pairs of users (0: no two
+    users share an item, 1: everybody gets the same set; personalisation = 1 - overlap).
+
+    recommended: ``(n_users, >= k)`` item indices, ``-1`` for empty slots (two empty sets
+    are left out). Every pair of users when there are at most ``max_pairs`` pairs; else
+    ``max_pairs`` pairs drawn uniformly (two distinct users each, with replacement among
+    pairs) by ``numpy.random.default_rng(seed)``, so the result is an estimate (its
+    standard error at most about 0.004 for 20k pairs). nan with fewer than two users.
+    """
+    top = np.asarray(recommended, dtype=np.int64)[:, :k]
+    n = top.shape[0]
+    if n < 2:
+        return float("nan")
+    if n * (n - 1) // 2 <= max_pairs:
+        a, b = np.triu_indices(n, 1)
+    else:
+        rng = np.random.default_rng(seed)
+        a = rng.integers(0, n, max_pairs)
+        b = (a + rng.integers(1, n, max_pairs)) % n  # any user but a
+    left, right = top[a], top[b]
+    shared = ((left[:, :, None] == right[:, None, :]) & (left >= 0)[:, :, None]).sum(axis=(1, 2))
+    union = (left >= 0).sum(axis=1) + (right >= 0).sum(axis=1) - shared
+    scored = union > 0
+    return float((shared[scored] / union[scored]).mean()) if scored.any() else float("nan")
+
+
+def _rows_pattern(rows: np.ndarray | Sequence[Sequence[int]], n_items: int) -> sp.csr_matrix:
+    """``(len(rows), n_items)`` CSR of ones at each row's item indices (``-1`` ignored)."""
+    cols = [np.asarray(r, dtype=np.int64).ravel() for r in rows]
+    cols = [c[c >= 0] for c in cols]
+    indptr = np.r_[0, np.cumsum([c.size for c in cols])].astype(np.int64)
+    indices = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    out = sp.csr_matrix((np.ones(indices.size), indices, indptr), shape=(len(cols), n_items))
+    out.sum_duplicates()
+    out.data[:] = 1.0
+    return out
 
 
 # -- aggregation -----------------------------------------------------------------------------
