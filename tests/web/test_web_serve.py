@@ -29,7 +29,11 @@ def test_serve_warms_the_default_model_and_uses_waitress(web_home, tmp_path, mon
     serve_module.serve(host="127.0.0.1", port=0, settings=settings, workers=1)
     assert served["address"][0] == "127.0.0.1"
     app = served["app"]
-    assert app.extensions["movierec"].recommenders.loaded == ["popular"]  # warm
+    recommenders = app.extensions["movierec"].recommenders
+    # every offered model is loaded (trained first where missing) before serving, the
+    # default included, and nothing more is loaded after
+    assert recommenders.loaded == sorted(recommenders.choices) == ["ease", "nmf", "popular", "svd"]
+    assert recommenders.frozen
     assert app.extensions["movierec"].settings == settings
     assert "http://127.0.0.1:0/" in capsys.readouterr().out
     assert app.test_client().get("/").status_code == 200

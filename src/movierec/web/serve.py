@@ -21,7 +21,6 @@ warm), then ``workers`` children are forked that share the socket, the model's m
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import signal
@@ -129,10 +128,14 @@ def largest_body(settings: Settings) -> int:
 
 
 def prepare_app(settings: Settings | None = None, progress: bool = True, train: bool = True):  # type: ignore[no-untyped-def]
-    """The app with its default model loaded and one recommendation computed.
+    """The app with every offered model loaded and one recommendation computed.
 
-    ``train=False``: the default model is not trained if missing or unusable (a
-    ``ModelError`` says so); models asked for later load (or train) on first use.
+    Every model the page and the API offer (``Recommenders.choices``) is loaded here,
+    before any worker forks; a missing one is trained first in its own spawned process
+    (``ensure_model(isolate=True)``), never in this process or a worker. Workers then
+    load nothing (:meth:`Recommenders.freeze`). ``train=False``: nothing is trained; a
+    missing or unusable default model is a ``ModelError``, any other is left out of
+    the offer with one line saying so.
     """
     from movierec.web import create_app
     from movierec.web.services import Recommenders
@@ -142,18 +145,34 @@ def prepare_app(settings: Settings | None = None, progress: bool = True, train: 
     print(
         f"movierec: preparing {settings.dataset} / {settings.model} in {settings.home}", flush=True
     )
-    takes_train = "train" in inspect.signature(ensure_model).parameters
 
     def loader(dataset: str, model: str, s: Settings):  # type: ignore[no-untyped-def]
-        if takes_train and model == settings.model:
-            return ensure_model(dataset, model, s, progress=progress, train=train)
-        return ensure_model(dataset, model, s, progress=progress)
+        return ensure_model(dataset, model, s, progress=progress, train=train, isolate=True)
 
     recommenders = Recommenders(settings, loader=loader)
+    load_offered(recommenders)
     app = create_app({"SETTINGS": settings, "RECOMMENDERS": recommenders})
     warm(app)
     print(f"movierec: ready in {time.perf_counter() - started:.1f} s", flush=True)
     return app
+
+
+def load_offered(recommenders: Any) -> None:
+    """Load every offered model, the default first, then freeze ``recommenders``.
+
+    A model other than the default that cannot be loaded (``--no-train`` and no file,
+    or a damaged one) is withdrawn from the offer with one line on stderr.
+    """
+    default = recommenders.settings.model
+    for name in sorted(recommenders.choices, key=lambda n: n != default):
+        try:
+            recommenders.get(name)
+        except MovierecError as exc:
+            if name == default:
+                raise
+            recommenders.withdraw(name)
+            print(f"movierec: {exc}; not offering {name!r}", file=sys.stderr, flush=True)
+    recommenders.freeze()
 
 
 def warm(app) -> None:  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ from flask import current_app
 from movierec import models
 from movierec.config import Settings
 from movierec.data import Catalog, Movie, load_dataset
-from movierec.errors import InvalidInput
+from movierec.errors import InvalidInput, ModelError
 from movierec.onboarding import DEFAULT_STRATEGY, Batch, Onboarding, min_new_for
 from movierec.recommend import RecommendService
 from movierec.store import SqlTmdbCache, Store
@@ -65,6 +65,9 @@ class Recommenders:
         self._lock = threading.Lock()
         self._catalog: Catalog | None = None
         self._pool: list[Movie] | None = None
+        #: True once every offered model is loaded (``serve`` before it forks): later
+        #: calls never load or train one
+        self.frozen = False
 
     def get(self, name: str) -> RecommendService:
         """The service for model ``name``, loaded (or trained) on first use, once."""
@@ -75,6 +78,8 @@ class Recommenders:
         service = self._services.get(name)
         if service is not None:
             return service
+        if self.frozen:  # serve loads every offered model before forking workers
+            raise ModelError(f"model {name!r} was not loaded before serving")
         with self._lock:
             lock = self._locks.setdefault(name, threading.Lock())
         with lock:
@@ -88,6 +93,17 @@ class Recommenders:
                 service = RecommendService(model, catalog)
                 self._services[name] = service
         return service
+
+    def withdraw(self, name: str) -> None:
+        """Stop offering model ``name`` (it could not be loaded)."""
+        self.choices = tuple(c for c in self.choices if c != name)
+
+    def freeze(self) -> None:
+        """Load nothing more: every model still offered must already be loaded."""
+        missing = [c for c in self.choices if c not in self._services]
+        if missing:
+            raise ModelError(f"models not loaded before serving: {', '.join(missing)}")
+        self.frozen = True
 
     @property
     def loaded(self) -> list[str]:
