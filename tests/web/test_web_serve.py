@@ -83,3 +83,26 @@ def test_waitress_reads_the_larger_of_the_app_cap_and_the_import_cap():
     large = dataclasses.replace(load_settings({}), max_body=IMPORT_MAX_BODY * 2)
     assert serve_module.largest_body(small) == IMPORT_MAX_BODY
     assert serve_module.largest_body(large) == IMPORT_MAX_BODY * 2
+
+
+def test_serve_without_training_offers_only_the_models_it_has(session_home, tmp_path, capsys):
+    """``--no-train``: the default model must be there; any other offered model that is
+    not is left out of the offer, said in one line, and never trained."""
+    from movierec.web.testing import prepare_home
+
+    home = prepare_home(tmp_path / "home", session_home, params={"popular": {}})
+    settings = dataclasses.replace(
+        load_settings({"MOVIEREC_HOME": str(home)}),
+        database_url=f"sqlite:///{tmp_path / 'serve.db'}",
+        model="popular",
+    )
+    app = serve_module.prepare_app(settings, progress=False, train=False)
+    services = app.extensions["movierec"]
+    assert services.recommenders.choices == ("popular",)
+    assert list(services.model_choices) == ["popular"]
+    said = capsys.readouterr().err
+    for name in ("ease", "svd", "nmf"):
+        assert f"not offering {name!r}" in said
+        assert not (home / "models" / f"ml-latest-small-{name}.npz").exists()
+    answer = app.test_client().post("/api/v1/recommendations", json={"model": "svd"})
+    assert answer.status_code == 400 and answer.get_json()["field"] == "model"
