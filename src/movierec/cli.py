@@ -223,7 +223,8 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         "--no-train",
         dest="train",
         action="store_false",
-        help="never train at start: exit 2 if the model file is missing or damaged",
+        help="never train at start: exit 2 if the default model's file is missing or "
+        "damaged; other models without a file are not offered",
     )
     serve.add_argument(
         "--workers",
