@@ -246,3 +246,13 @@ def test_trusted_hosts_refuse_other_hosts_with_400(make_app, monkeypatch):
         assert "evil.example" not in str(response.headers)
     api = client.get("/api/v1/onboarding", headers={"Host": "evil.example"})
     assert api.get_json()["field"] == "Host"
+
+
+@pytest.mark.parametrize("host", ["a" * 64 + ".example", "x..y", "a" * 64])
+def test_a_malformed_host_is_a_400_not_a_500(make_app, host):
+    client = make_app(**PLAIN).test_client()
+    for response in every_kind_of_response(client, host):
+        assert response.status_code == 400, response.request.path
+        assert host not in response.get_data(as_text=True)
+    api = client.get("/api/v1/onboarding", headers={"Host": host})
+    assert api.status_code == 400 and api.is_json

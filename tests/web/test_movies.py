@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from webhelpers import csrf_token
 
 MATRIX = 2571
@@ -198,3 +199,11 @@ def test_similar_for_a_movie_the_model_does_not_know_shares_its_genres(app, clie
     body = client.get(f"/api/v1/movies/{movie_id}/similar?n=5").get_json()
     assert len(body["movies"]) == 5
     assert all(genres & set(m["genres"]) for m in body["movies"])
+
+
+@pytest.mark.parametrize("back", ["/\r\nSet-Cookie: x=1", "/ratings\n", "/\x00", "/\x7f"])
+def test_control_characters_in_next_are_a_400(client, back):
+    response = _rate(client, MATRIX, 4.5, back=back)
+    assert response.status_code == 400
+    assert "Set-Cookie: x=1" not in str(response.headers)
+    assert "control characters" in response.get_data(as_text=True)

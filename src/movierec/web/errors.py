@@ -11,8 +11,10 @@ import logging
 from typing import Any
 
 from flask import Blueprint, render_template, request
+from flask.globals import request_ctx
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
+from markupsafe import escape
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import (
     HTTPException,
@@ -59,7 +61,16 @@ def _answer(code: int, message: str, field: str | None = None) -> tuple[Any, int
         return {"error": message, "field": field}, code
     title = TITLES.get(code, "Error")
     message = PAGE_MESSAGES.get(code, message)
+    if request_ctx.url_adapter is None:  # Flask refused the Host header: no url_for
+        return _bare_page(title, message), code
     return render_template("errors/error.html", code=code, title=title, message=message), code
+
+
+def _bare_page(title: str, message: str) -> str:
+    """A page without links, for requests whose URLs Flask cannot build (a Host header
+    it refused: untrusted, or malformed such as a 64-character label or ``x..y``), where
+    the site's templates (which link with ``url_for``) cannot render."""
+    return f"<!doctype html><title>{escape(title)}</title><p>{escape(message)}</p>"
 
 
 @bp.app_errorhandler(InvalidInput)
@@ -161,12 +172,9 @@ def database_unavailable(exc: Exception) -> tuple[Any, int, dict[str, str]]:
 
 @bp.app_errorhandler(SecurityError)
 def untrusted_host(exc: SecurityError) -> tuple[Any, int]:
-    """400 for a Host header not in ``MOVIEREC_TRUSTED_HOSTS``, without echoing it.
-
-    A bare page: with the host refused Flask has no URL adapter, so templates that
-    link (``url_for``) cannot render.
-    """
+    """400 for a Host header not in ``MOVIEREC_TRUSTED_HOSTS``, without echoing it
+    (a bare page: see :func:`_bare_page`)."""
     message = "This site does not answer to that host name."
     if _wants_json():
         return {"error": message, "field": "Host"}, 400
-    return f"<!doctype html><title>Bad request</title><p>{message}</p>", 400
+    return _bare_page("Bad request", message), 400
