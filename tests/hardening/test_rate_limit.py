@@ -200,3 +200,27 @@ def test_memory_counters_start_no_thread_per_request_and_expire(monkeypatch) -> 
     storage.incr("client-1", expiry=60)
     assert "short-lived" not in storage.storage
     assert storage.get("client-1") == 30
+
+
+def test_retry_after_only_where_it_means_wait(make_app):
+    """Flask-Limiter puts Retry-After on every response of a limited route; only a 429
+    keeps it (issue 19: 200s and 303s carried one)."""
+    client = limited_app(make_app).test_client()
+    ok = api_call(client)
+    assert ok.status_code == 200 and "Retry-After" not in ok.headers
+    assert "X-RateLimit-Remaining" in ok.headers  # the limiter's own headers stay
+    posted = client.post("/recommendations", data={"rating-356": "4"})
+    assert posted.status_code == 303 and "Retry-After" not in posted.headers
+
+
+def test_a_database_outage_asks_for_5_seconds_under_the_limiter(make_app, tmp_path):
+    """The outage 503 says Retry-After: 5, not the rate-limit window's reset."""
+    app = limited_app(make_app)
+    client = app.test_client()
+    assert api_call(client).status_code == 200
+    app.extensions["movierec"].store.engine.dispose()
+    (tmp_path / "web.db").unlink()
+    (tmp_path / "web.db").mkdir()  # the SQLite file is now a folder: every query fails
+    response = client.post("/recommendations", data={"rating-356": "4"})
+    assert response.status_code == 503, response.get_data(as_text=True)[:300]
+    assert response.headers["Retry-After"] == "5"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, g, render_template, request
 from flask.globals import request_ctx
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
@@ -25,6 +25,7 @@ from werkzeug.exceptions import (
 )
 
 from movierec.errors import InvalidInput, MovierecError, quoted
+from movierec.web.limits import RETRY_AFTER_KEY
 from movierec.web.services import get_services
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ def database_unavailable(exc: Exception) -> tuple[Any, int, dict[str, str]]:
     except Exception:  # the connection is gone; the pool replaces it
         log.debug("rollback after a database error failed", exc_info=True)
     headers = {"Retry-After": str(RETRY_AFTER)}
+    g.setdefault(RETRY_AFTER_KEY, RETRY_AFTER)  # kept through the rate limiter's hook
     if _wants_json():
         return {"error": UNAVAILABLE, "field": None}, 503, headers
     page = render_template(

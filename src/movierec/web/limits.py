@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 
-from flask import Flask
+from flask import Flask, Response, g
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import parse_many
@@ -87,6 +87,25 @@ class SweptMemoryStorage(MemoryStorage):
             self._sweep_lock.release()
 
 
+#: ``g`` key where an error handler leaves the Retry-After (seconds) it means
+RETRY_AFTER_KEY = "movierec_retry_after"
+
+
+def retry_after_as_meant(response: Response) -> Response:
+    """Keep ``Retry-After`` where it means something: Flask-Limiter sets it on every
+    response of a limited route (200 and 303 included) to the window's reset, and raises a
+    503's own 5 s to that. A 429 keeps the limiter's; a response whose handler set one
+    (``g[RETRY_AFTER_KEY]``, e.g. the database-outage 503) gets that; others none."""
+    if response.status_code == 429:
+        return response
+    meant = g.pop(RETRY_AFTER_KEY, None)
+    if meant is None:
+        response.headers.pop("Retry-After", None)
+    else:
+        response.headers["Retry-After"] = str(meant)
+    return response
+
+
 def init_limits(app: Flask, settings: Settings) -> Limiter | None:
     """Attach a limiter to ``app`` (after its blueprints are registered); None when disabled."""
     if not app.config.setdefault("RATELIMIT_ENABLED", True):
@@ -114,6 +133,9 @@ def init_limits(app: Flask, settings: Settings) -> Limiter | None:
             f"MOVIEREC_RATE_LIMIT must be like 120/minute;2000/hour, got {quoted(rate)}",
             field="MOVIEREC_RATE_LIMIT",
         ) from None
+    # registered before the limiter's own hook, so it runs after it (Flask runs them last
+    # first): Flask-Limiter puts Retry-After on every response of a limited route
+    app.after_request(retry_after_as_meant)
     limiter.init_app(app)
     shared = limiter.shared_limit(rate, scope=SCOPE)
     shared(app.blueprints["api"])
