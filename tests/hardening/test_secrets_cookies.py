@@ -256,3 +256,19 @@ def test_a_malformed_host_is_a_400_not_a_500(make_app, host):
         assert host not in response.get_data(as_text=True)
     api = client.get("/api/v1/onboarding", headers={"Host": host})
     assert api.status_code == 400 and api.is_json
+
+
+def test_a_full_disk_leaves_no_half_made_secret_key(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from movierec.errors import MovierecError
+    from movierec.web import _secret_key
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(MovierecError, match="No space left"):
+        _secret_key(tmp_path)
+    assert list(tmp_path.iterdir()) == []

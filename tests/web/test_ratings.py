@@ -6,7 +6,7 @@ import csv
 import io
 import re
 
-from webhelpers import csrf_token
+from webhelpers import csrf_token, submit
 
 MATRIX, TOY_STORY, GODFATHER = 2571, 1, 858
 IMDB_HEADER = "Const,Your Rating,Date Rated,Title,URL,Title Type,IMDb Rating,Year\n"
@@ -178,3 +178,12 @@ def test_import_api_refuses_other_content_types_and_bad_fields(client):
         content_type="multipart/form-data",
     )
     assert response.status_code == 400 and "line 2" in response.get_json()["error"]
+
+
+def test_pages_made_from_the_visitors_cookie_are_never_cached(client):
+    submit(client, {356: 4.5, 1: 4.0})
+    for path in ("/ratings", "/ratings/export.csv", "/recommendations", "/"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["Cache-Control"] == "no-store", path
+    assert "no-store" not in client.get("/static/style.css").headers.get("Cache-Control", "")

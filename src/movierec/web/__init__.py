@@ -21,6 +21,7 @@ for tests also ``TMDB_TRANSPORT`` (a fake transport callable) and ``RECOMMENDERS
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -185,16 +186,17 @@ def _secret_key(home: Path) -> str:
         home.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".secret_key.", dir=home)  # mode 0600
         try:
-            os.write(fd, secrets.token_hex(32).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
+            try:
+                os.write(fd, secrets.token_hex(32).encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.link(tmp, path)
         except FileExistsError:  # another process made it first: theirs is the key
             pass
-        finally:
-            os.unlink(tmp)
+        finally:  # never left behind, also when the disk is full
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     except OSError as exc:
         raise MovierecError(
             f"cannot create the secret key file {path}: {exc.strerror or exc}; "
@@ -224,8 +226,10 @@ def _remove_session(_exc: BaseException | None) -> None:
 
 
 def _security_headers(response):  # type: ignore[no-untyped-def]
-    from flask import current_app
+    from flask import current_app, session
 
+    if session.accessed:  # built from the visitor's cookie: theirs alone, never cached
+        response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
     if current_app.config["SETTINGS"].https:
         response.headers.setdefault("Strict-Transport-Security", HSTS)
