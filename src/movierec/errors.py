@@ -24,6 +24,19 @@ def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+#: bytes in the "MB" of every size a message states (1 MB = 1024 x 1024 bytes)
+MB = 1024 * 1024
+
+
+def size_text(n_bytes: int) -> str:
+    """``n_bytes`` in MB for messages, one unit everywhere: ``"5 MB"``, ``"5.1 MB"``
+    (one decimal, dropped when whole; sizes under 0.1 MB in KB)."""
+    if n_bytes < MB // 10:
+        return f"{max(n_bytes, 0) / 1024:.0f} KB"
+    text = f"{n_bytes / MB:.1f}"
+    return f"{text.removesuffix('.0')} MB"
+
+
 class MovierecError(Exception):
     """Base of every error movierec raises on purpose."""
 

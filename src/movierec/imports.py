@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from movierec.errors import InvalidInput, quoted
+from movierec.errors import InvalidInput, quoted, size_text
 from movierec.search import article_first, fold, title_keys, without_article
 
 FORMATS = ("imdb", "letterboxd", "movielens")
@@ -145,7 +145,7 @@ def read_import(data: bytes, fmt: str, matcher: Matcher) -> ImportResult:
         )
     if len(data) > MAX_BYTES:
         raise InvalidInput(
-            f"the file is {len(data) / 1e6:.1f} MB; at most {MAX_BYTES // (1024 * 1024)} MB",
+            f"the file is {size_text(len(data))}; at most {size_text(MAX_BYTES)}",
             field="file",
         )
     text = decode(data)

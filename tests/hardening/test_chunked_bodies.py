@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+from movierec.errors import size_text
 from movierec.store.schema import Rating
 from movierec.web.ratings import IMPORT_MAX_BODY
 
@@ -67,7 +68,7 @@ def test_a_chunked_form_over_the_cap_is_a_413_page_and_stores_nothing(app):
     response = post_chunked(client, "/recommendations", body, "application/x-www-form-urlencoded")
     assert response.status_code == 413
     assert response.mimetype == "text/html"
-    assert f"at most {CAP} bytes" in response.get_data(as_text=True)
+    assert f"at most {size_text(CAP)}" in response.get_data(as_text=True)
     assert stored_ratings(app) == 0
 
 
@@ -87,7 +88,7 @@ def test_a_chunked_json_body_over_the_cap_is_a_json_413(client, size):
     response = post_chunked(client, API, body, "application/json")
     assert response.status_code == 413
     assert response.get_json() == {
-        "error": f"request body too large: at most {CAP} bytes",
+        "error": f"request body too large: at most {size_text(CAP)}",
         "field": "body",
     }
 
@@ -138,7 +139,7 @@ def test_a_chunked_import_over_its_cap_is_a_413(make_app):
     )
     response = post_chunked(client, "/ratings/import", body, content_type)
     assert response.status_code == 413
-    assert f"at most {IMPORT_MAX_BODY} bytes" in response.get_data(as_text=True)
+    assert f"at most {size_text(IMPORT_MAX_BODY)}" in response.get_data(as_text=True)
     assert stored_ratings(app) == 0
 
 

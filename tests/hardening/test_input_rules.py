@@ -10,7 +10,7 @@ import time
 import pytest
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from movierec.errors import QUOTE_LIMIT, quoted
+from movierec.errors import QUOTE_LIMIT, quoted, size_text
 from movierec.web.api import MAX_JSON_DEPTH, json_depth_exceeds
 
 API = "/api/v1/recommendations"
@@ -60,7 +60,7 @@ def test_a_2_mb_api_body_is_a_quick_json_413(client):
     response = post_json(client, body)
     elapsed = time.perf_counter() - started
     payload = assert_error(response, 413, "body")
-    assert payload["error"] == f"request body too large: at most {CAP} bytes"
+    assert payload["error"] == f"request body too large: at most {size_text(CAP)}"
     assert elapsed < 2.0
 
 
@@ -68,7 +68,7 @@ def test_a_2_mb_form_post_is_a_413_page(client):
     response = client.post("/recommendations", data={"rating-356": "4", "pad": "x" * (2 * CAP)})
     assert response.status_code == 413
     assert response.mimetype == "text/html"
-    assert f"at most {CAP} bytes" in response.get_data(as_text=True)
+    assert f"at most {size_text(CAP)}" in response.get_data(as_text=True)
 
 
 def test_a_body_just_under_the_cap_is_read(client):
@@ -256,3 +256,11 @@ def test_whole_and_half_stars_are_accepted(client, stars):
 def test_n_is_a_whole_number_from_1_to_100(client, n):
     body = json.dumps({"ratings": LIKES, "n": n}).replace("Infinity", "1e400")
     assert_error(post_json(client, body), 400, "n")
+
+
+@pytest.mark.parametrize(
+    ("n_bytes", "text"),
+    [(5 * 1024 * 1024, "5 MB"), (5308416, "5.1 MB"), (1048576, "1 MB"), (4096, "4 KB")],
+)
+def test_sizes_in_messages_have_one_unit(n_bytes, text):
+    assert size_text(n_bytes) == text

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from movierec.config import load_settings
-from movierec.errors import MovierecError
+from movierec.errors import MovierecError, size_text
 from movierec.web import serve as serve_module
 
 START_TIMEOUT = 120.0  # seconds for the server to answer its first request
@@ -225,12 +225,12 @@ def test_a_chunked_2mb_body_gets_the_apps_413(server: Server, path, content_type
     assert status == 413
     if path.startswith("/api/"):
         assert json.loads(answer) == {
-            "error": f"request body too large: at most {cap} bytes",
+            "error": f"request body too large: at most {size_text(cap)}",
             "field": "body",
         }
     else:
         assert mimetype.startswith("text/html")
-        assert f"at most {cap} bytes" in answer.decode()
+        assert f"at most {size_text(cap)}" in answer.decode()
 
 
 @pytest.mark.parametrize("path", ["/api/v1/recommendations", "/ratings/import"])

@@ -24,7 +24,7 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 
-from movierec.errors import InvalidInput, MovierecError, quoted
+from movierec.errors import InvalidInput, MovierecError, quoted, size_text
 from movierec.web.limits import RETRY_AFTER_KEY
 from movierec.web.services import get_services
 
@@ -93,8 +93,10 @@ def csrf_error(exc: CSRFError) -> tuple[Any, int]:
 def too_large(exc: RequestEntityTooLarge) -> tuple[Any, int]:
     limit = request.max_content_length  # the app's cap, or the import's on its endpoints
     if not _wants_json():
-        return _answer(413, f"What you sent was too large: this site takes at most {limit} bytes.")
-    return _answer(413, f"request body too large: at most {limit} bytes", "body")
+        return _answer(
+            413, f"What you sent was too large: this site takes at most {size_text(limit)}."
+        )
+    return _answer(413, f"request body too large: at most {size_text(limit)}", "body")
 
 
 @bp.app_errorhandler(UnsupportedMediaType)
