@@ -109,6 +109,31 @@ def test_onboarding_protocol_on_ml_latest_small(session_home, fast_models, tmp_p
     report = (tmp_path / "report.md").read_text()
     assert "skipped" in report and "revealed" in report
     assert "held-out users" in format_table(result)
+    _assert_beyond_accuracy(result, tmp_path)
+
+
+BEYOND = ("distinct", "coverage", "popularity", "novelty", "overlap", "diversity")
+BEYOND = (*[f"{m}@10" for m in (*BEYOND, "miscalibration")], "taste_loved@10", "taste_hated@10")
+
+
+def _assert_beyond_accuracy(result, out):
+    """Every method, ours and the peer alike, has every beyond-accuracy measure in the
+    table, the report, the plot and results.json."""
+    for name in result.method_names:
+        for metric in BEYOND:
+            assert not math.isnan(result.mean(name, metric)), (name, metric)
+    table = format_table(result)
+    for column in ("distinct@10", "pop%@10", "overlap@10", "ILD@10", "miscal@10", "loved@10"):
+        assert column in table
+    genre_table = table[table.index("ILD@10") :]
+    assert all(name in genre_table for name in result.method_names)
+    report = (out / "report.md").read_text()
+    assert "## Beyond accuracy at k=10" in report and "miscalibration" in report
+    assert "![beyond_accuracy.png](beyond_accuracy.png)" in report
+    assert (out / "beyond_accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((out / "results.json").read_text())["summary"]
+    for name in result.method_names:
+        assert set(BEYOND) <= set(saved[name]), name
 
 
 def test_onboarding_support_filter_is_off_unless_asked(small_frame):

@@ -17,6 +17,15 @@ Users who reveal nothing, or have no relevant movie left, are skipped (counted).
 Neither protocol filters movies by support unless ``min_ratings`` asks (the web app hides
 movies with fewer than 20 ratings; ``min_ratings=20`` measures that).
 
+Beyond accuracy, in both protocols and for every method that ranks (:meth:`_Ranking.summary`,
+:func:`taste_metrics`): ``distinct@k`` and ``coverage@k`` (movies in all top-k lists),
+``popularity@k`` (mean popularity percentile, 0-100), ``novelty@k`` (bits), ``overlap@k``
+(mean Jaccard overlap of two users' top-k sets), and with the data set's catalogue
+``diversity@k`` (intra-list genre distance), ``miscalibration@k`` (Steck's KL between the
+genres of what the user liked, i.e. rated >= ``threshold`` in training or on the form, and
+of the list) and ``taste_loved@10`` / ``taste_hated@10`` (the 90 genre personas of
+:mod:`.personas`, folded in like onboarding visitors).
+
 Both return a :class:`FoldOutcome`: per-method metric values and fold-level counts.
 """
 
@@ -34,6 +43,7 @@ import scipy.sparse as sp
 from movierec.data.ratings import Ratings
 from movierec.evaluate import metrics
 from movierec.evaluate.adapters import Method
+from movierec.evaluate.personas import Persona, genre_personas, taste_shares
 
 RELEVANT_STARS = 4.0
 BATCH_USERS = 256
@@ -45,6 +55,8 @@ MAX_VISITORS = 5000
 
 #: called with (method name, phase) as work progresses, for progress bars
 Reporter = Callable[[str, str], None]
+#: taste share is measured on each persona's top this-many
+TASTE_K = 10
 
 
 @dataclass
@@ -111,17 +123,97 @@ class _Ranking:
         self.top_lists.append(top)
         self.n_users += scores.shape[0]
 
-    def summary(self, info: np.ndarray, n_items: int) -> dict[str, float]:
-        """Means over users, plus coverage and novelty of the top-k lists."""
+    def summary(
+        self, info: np.ndarray, n_items: int, fold: FoldData | None = None, liked=None
+    ) -> dict[str, float]:
+        """Means over users, plus the beyond-accuracy measures of the top-k lists.
+
+        info: ``(n_items,)`` self-information (bits); n_items: candidate movies (the
+        coverage denominator). fold: the fold's :class:`FoldData` (popularity
+        percentiles; genres, if known); liked: ``(n_users, n_items)`` sparse, the movies
+        each ranked user liked, in the order they were added (genre miscalibration).
+        """
         if not self.n_users:
             return {}
         out = {name: float(np.concatenate(v).mean()) for name, v in self.per_user.items()}
         out["map"] = out.pop("ap")
         top = np.concatenate(self.top_lists)
+        genres = fold.genres if fold is not None else None
         for k in self.k_values:
             out[f"coverage@{k}"] = metrics.catalogue_coverage(top[:, :k], n_items)
+            out[f"distinct@{k}"] = float(metrics.distinct_items(top[:, :k]))
             out[f"novelty@{k}"] = metrics.novelty(top[:, :k], info)
+            if fold is not None:
+                out[f"popularity@{k}"] = metrics.mean_popularity_percentile(
+                    top[:, :k], fold.percentiles
+                )
+            out[f"overlap@{k}"] = metrics.personalisation_overlap(top, k)
+            if genres is not None:
+                out[f"diversity@{k}"] = metrics.intra_list_diversity(top[:, :k], genres)
+                if liked is not None:
+                    out[f"miscalibration@{k}"] = metrics.genre_miscalibration(
+                        liked, top[:, :k], genres
+                    )
         return out
+
+
+@dataclass
+class FoldData:
+    """What the beyond-accuracy measures need from a fold's training data.
+
+    percentiles: ``(n_items,)`` popularity percentile (0-100) of each training movie.
+    genres: ``(n_items, n_genres)`` bool genre membership (None without a catalogue).
+    catalog: the catalogue (genres of raw movieIds), or None.
+    personas: the genre personas (:func:`~movierec.evaluate.personas.genre_personas`),
+        empty without a catalogue.
+    """
+
+    percentiles: np.ndarray
+    genres: np.ndarray | None
+    catalog: Any
+    personas: list[Persona]
+
+    @classmethod
+    def build(cls, train: Ratings, catalog: Any = None, seed: int = 0) -> FoldData:
+        percentiles = metrics.popularity_percentiles(train.item_counts())
+        if catalog is None:
+            return cls(percentiles, None, None, [])
+        genres = catalog.frame["genres"].reindex(train.movie_ids)
+        membership, _ = metrics.genre_matrix(
+            [g if isinstance(g, tuple | list) else () for g in genres]
+        )
+        return cls(percentiles, membership, catalog, genre_personas(train, catalog, seed=seed))
+
+
+def taste_metrics(
+    method: Method, train: Ratings, fold: FoldData, banned: np.ndarray | None = None
+) -> dict[str, float]:
+    """``taste_loved@10`` / ``taste_hated@10``: the method folds in each of ``fold.personas``
+    as a visitor (``score_visitors``, as the onboarding protocol does), ranks every training
+    movie the persona did not rate (nor ``banned``), and the shares of the top 10 in the
+    loved / hated genre are averaged over personas. Empty when there are no personas or the
+    method cannot fold in."""
+    if not fold.personas or not method.can_fold_in:
+        return {}
+    visitors = []
+    for persona in fold.personas:
+        items = train.items_of(list(persona.ratings))
+        stars = np.fromiter(persona.ratings.values(), np.float64, len(persona.ratings))
+        visitors.append((items, stars))
+    scores, _ = method.score_visitors(visitors)
+    scores = np.array(scores, dtype=np.float64)
+    scores[~np.isfinite(scores)] = -np.inf
+    for row, (items, _) in enumerate(visitors):
+        scores[row, items] = -np.inf
+    if banned is not None and banned.any():
+        scores[:, banned] = -np.inf
+    none = np.zeros(len(visitors) + 1, np.int64)
+    top, _ = metrics.top_and_ranks(scores, TASTE_K, none, np.zeros(0, np.int64))
+    lists = [
+        train.movie_ids[row[np.isfinite(scores[r, row])]].tolist() for r, row in enumerate(top)
+    ]
+    loved, hated = taste_shares(lists, fold.personas, fold.catalog, k=TASTE_K)
+    return {f"taste_loved@{TASTE_K}": loved, f"taste_hated@{TASTE_K}": hated}
 
 
 # -- rating protocol ----------------------------------------------------------------------
@@ -136,12 +228,15 @@ def rating_fold(
     threshold: float = RELEVANT_STARS,
     min_ratings: int = 0,
     report: Reporter | None = None,
+    catalog: Any = None,
 ) -> FoldOutcome:
     """Fit each method on ``train_frame`` and measure it on ``test_frame`` (see module doc).
 
     min_ratings: like the recommend service's support filter, never recommend movies with
     fewer training ratings than this (0: no filter, the default); they are not relevant
     either.
+    catalog: the data set's :class:`~movierec.data.catalog.Catalog`, for the genre measures
+    and the taste personas (left out without it).
     """
     train = Ratings.from_frame(train_frame)
     banned = train.item_counts() < min_ratings
@@ -162,6 +257,10 @@ def rating_fold(
     relevant.eliminate_zeros()
     ranked_users = np.flatnonzero(np.diff(relevant.indptr) > 0)
     info = metrics.self_information(train.item_counts(), train.n_users)
+    fold = FoldData.build(train, catalog)
+    liked = train.matrix[ranked_users]
+    liked.data = (liked.data >= threshold).astype(np.float32)
+    liked.eliminate_zeros()
     outcome = FoldOutcome(
         info={
             "n_train": train.nnz,
@@ -197,8 +296,12 @@ def rating_fold(
             for batch in np.array_split(ranked_users, -(-ranked_users.size // BATCH_USERS)):
                 scores = method.score_users(batch)
                 ranking.add(scores, train.matrix[batch], relevant[batch], banned)
-            values.update(ranking.summary(info, train.n_items - int(banned.sum())))
+            values.update(ranking.summary(info, train.n_items - int(banned.sum()), fold, liked))
             values["rank_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        taste = taste_metrics(method, train, fold, banned)
+        if taste:
+            values.update(taste, taste_s=time.perf_counter() - start)
         outcome.metrics[method.name] = values
         _tell(report, method.name, "done")
     return outcome
@@ -276,6 +379,7 @@ def onboarding_fold(
     min_ratings: int = 0,
     report: Reporter | None = None,
     max_visitors: int = MAX_VISITORS,
+    catalog: Any = None,
 ) -> FoldOutcome:
     """Fit on ``train_frame``; fold in each held-out user's revealed ratings and rank.
 
@@ -287,6 +391,8 @@ def onboarding_fold(
     ``rank_users`` for our models), so ``fold_in_ms`` is per visitor, amortised. With more
     than ``max_visitors`` rankable visitors a seeded sample of that many is ranked
     (``info["visitors_sampled"]`` says how many of ``info["visitors_rankable"]``).
+    catalog: as in :func:`rating_fold`; a visitor "liked" the revealed ratings >=
+    ``threshold`` (genre miscalibration).
     """
     train = Ratings.from_frame(train_frame)
     visitors, counts = onboarding_visitors(train, heldout_frame, seed, n_popular, n_shown)
@@ -303,6 +409,10 @@ def onboarding_fold(
         visitors_ranked = [visitors_ranked[i] for i in np.sort(keep)]
     info_bits = metrics.self_information(train.item_counts(), train.n_users)
     exclude, relevant = _visitor_patterns(visitors_ranked, too_rare, train.n_items, threshold)
+    fold = FoldData.build(train, catalog, seed=seed)
+    liked = _rows_pattern(
+        [v.revealed[v.revealed_stars >= threshold] for v in visitors_ranked], train.n_items
+    )
     outcome = FoldOutcome(
         info={
             "n_train": train.nnz,
@@ -349,7 +459,11 @@ def onboarding_fold(
             a = np.concatenate(actual)
             values["rmse"] = metrics.rmse(p, a)
             values["mae"] = metrics.mae(p, a)
-        values.update(ranking.summary(info_bits, train.n_items - too_rare.size))
+        values.update(ranking.summary(info_bits, train.n_items - too_rare.size, fold, liked))
+        start = time.perf_counter()
+        taste = taste_metrics(method, train, fold, banned)
+        if taste:
+            values.update(taste, taste_s=time.perf_counter() - start)
         outcome.metrics[method.name] = values
         _tell(report, method.name, "done")
     return outcome
@@ -377,6 +491,13 @@ def _visitor_patterns(
         return m
 
     return pattern(ex_rows, ex_cols), pattern(rel_rows, rel_cols)
+
+
+def _rows_pattern(rows: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:
+    """``(len(rows), n_items)`` CSR of ones at each row's (distinct) item indices."""
+    indptr = np.r_[0, np.cumsum([r.size for r in rows])].astype(np.int64)
+    indices = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
+    return sp.csr_matrix((np.ones(indices.size), indices, indptr), shape=(len(rows), n_items))
 
 
 def _tell(report: Reporter | None, name: str, phase: str) -> None:

@@ -23,6 +23,7 @@ LABELS = {
     "predict_s": "predict s",
     "rank_s": "rank s",
     "fold_in_ms": "fold-in ms",
+    "taste_s": "taste s",
 }
 PREFIXES = {
     "precision": "P",
@@ -32,6 +33,37 @@ PREFIXES = {
     "coverage": "cov",
     "novelty": "nov",
     "ties": "ties",
+    "distinct": "distinct",
+    "popularity": "pop%",
+    "overlap": "overlap",
+    "diversity": "ILD",
+    "miscalibration": "miscal",
+    "taste_loved": "loved",
+    "taste_hated": "hated",
+}
+#: beyond-accuracy measures at one k, in the order the tables and the plot show them
+BEYOND = (
+    "distinct",
+    "coverage",
+    "popularity",
+    "novelty",
+    "overlap",
+    "diversity",
+    "miscalibration",
+    "taste_loved",
+    "taste_hated",
+)
+#: what each beyond-accuracy measure means, for the plot's panel titles
+BEYOND_TITLES = {
+    "distinct": "distinct movies listed",
+    "coverage": "catalogue coverage",
+    "popularity": "popularity percentile",
+    "novelty": "novelty, bits",
+    "overlap": "two lists' overlap (low: personal)",
+    "diversity": "genre diversity",
+    "miscalibration": "genre miscalibration, nats",
+    "taste_loved": "share in loved genre",
+    "taste_hated": "share in hated genre (low: good)",
 }
 
 
@@ -49,11 +81,16 @@ def main_k(k_values: Sequence[int], wanted: int = 10) -> int:
 
 
 def headline_metrics(result: EvaluationResult) -> list[list[str]]:
-    """The metric groups the console table shows (one table each)."""
+    """The metric groups the console table shows (one table each): accuracy, then the
+    beyond-accuracy measures at k = 10 in two tables (popularity and personalisation;
+    genres and taste)."""
     ks = result.k_values
     k = main_k(ks)
     if _asked_points(result):
         return [columns for _, columns in curve_groups(result)]
+    beyond = beyond_metrics(result)
+    split = beyond.index(f"diversity@{k}")
+    tables = [beyond[:split], beyond[split:]]
     if result.protocol == "onboarding":
         hit_k, ndcg_k, recall_k = main_k(ks, 5), k, main_k(ks, 20)
         return [
@@ -66,7 +103,8 @@ def headline_metrics(result: EvaluationResult) -> list[list[str]]:
                 "rmse",
                 "fit_s",
                 "fold_in_ms",
-            ]
+            ],
+            *tables,
         ]
     return [
         ["rmse", "mae", "fit_s", "predict_s"],
@@ -80,7 +118,14 @@ def headline_metrics(result: EvaluationResult) -> list[list[str]]:
             f"novelty@{k}",
             "rank_s",
         ],
+        *tables,
     ]
+
+
+def beyond_metrics(result: EvaluationResult) -> list[str]:
+    """The beyond-accuracy columns at k = 10 (or the middle k); taste share is at 10."""
+    k = main_k(result.k_values)
+    return [f"{name}@{10 if name.startswith('taste') else k}" for name in BEYOND]
 
 
 def _cell(result: EvaluationResult, method: str, metric: str, with_std: bool) -> str:
@@ -88,7 +133,9 @@ def _cell(result: EvaluationResult, method: str, metric: str, with_std: bool) ->
     if math.isnan(mean):
         return "-"
     digits = 1 if metric.endswith("_s") or metric.endswith("_ms") or "novelty" in metric else 4
-    if metric.startswith(("coverage", "ties")):
+    if metric.startswith(("distinct", "popularity")):
+        digits = 1
+    if metric.startswith(("coverage", "ties", "overlap", "diversity", "miscal", "taste")):
         digits = 3
     text = f"{mean:.{digits}f}"
     if with_std and len(result.folds) > 1:
@@ -109,7 +156,11 @@ def format_table(result: EvaluationResult) -> str:
         f"{result.dataset}, split {result.split}, protocol {result.protocol}: "
         f"{len(result.folds)} fold(s), {result.seconds:.0f} s"
     ]
+    measured = set(result.metric_names())
     for columns in headline_metrics(result):
+        columns = [c for c in columns if c in measured]
+        if not columns:
+            continue
         rows = _table(result, columns, with_std=True)
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines.append("")
@@ -246,6 +297,23 @@ def markdown(result: EvaluationResult, plots: Sequence[str] = ()) -> str:
             ["map", *[f"coverage@{k}" for k in ks], *[f"novelty@{k}" for k in ks]],
         )
     )
+    k = main_k(ks)
+    groups.append(
+        (
+            f"Beyond accuracy at k={k} (taste share at 10), beside NDCG@{k}",
+            [f"ndcg@{k}", *beyond_metrics(result)],
+        )
+    )
+    groups.append(
+        (
+            "Beyond accuracy at every k",
+            [
+                f"{name}@{k}"
+                for name in ("distinct", "popularity", "overlap", "diversity", "miscalibration")
+                for k in ks
+            ],
+        )
+    )
     groups.append(
         (
             "Ties at the cut: share of users whose k-th and (k+1)-th scores are equal, so "
@@ -294,8 +362,8 @@ def _methods_line(result: EvaluationResult) -> str:
 
 def _time_metrics(result: EvaluationResult) -> list[str]:
     if result.protocol == "onboarding":
-        return ["fit_s", "rank_s", "fold_in_ms"]
-    return ["fit_s", "predict_s", "rank_s"]
+        return ["fit_s", "rank_s", "fold_in_ms", "taste_s"]
+    return ["fit_s", "predict_s", "rank_s", "taste_s"]
 
 
 def _fmt(value: object) -> str:
@@ -426,7 +494,57 @@ def write_plots(result: EvaluationResult, out: Path) -> list[Path]:
         ax.set_title(f"onboarding, {result.dataset} {result.split}")
         ax.legend(fontsize="small")
         save(fig, "onboarding.png")
+
+    beyond = _beyond_plot(result, plt)
+    if beyond is not None:
+        save(beyond, "beyond_accuracy.png")
     return written
+
+
+def _beyond_plot(result: EvaluationResult, plt):
+    """One bar chart per measure at k = 10, accuracy first (NDCG, recall, hit rate), then
+    the beyond-accuracy ones; bars: methods (ours blue, peers grey), error bars: std over
+    folds. None if nothing was ranked."""
+    k = main_k(result.k_values)
+    panels = [
+        (f"ndcg@{k}", "NDCG"),
+        (f"recall@{k}", "recall"),
+        (f"hit_rate@{k}", "hit rate"),
+        *[(metric, BEYOND_TITLES[metric.partition("@")[0]]) for metric in beyond_metrics(result)],
+    ]
+    measured = set(result.metric_names())
+    panels = [(m, t) for m, t in panels if m in measured]
+    kinds = {m["name"]: m["kind"] for m in result.methods}
+    names = [n for n in result.method_names if not math.isnan(result.mean(n, f"ndcg@{k}"))]
+    if not panels or not names:
+        return None
+    cols = 4
+    rows = -(-len(panels) // cols)
+    width = max(3.2, 0.45 * len(names) + 1.4)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * width, rows * 2.9), squeeze=False)
+    for ax, (metric, title) in zip(axes.ravel(), panels, strict=False):
+        means = [result.mean(n, metric) for n in names]
+        stds = [result.std(n, metric) for n in names]
+        ax.bar(
+            range(len(names)),
+            [0.0 if math.isnan(v) else v for v in means],
+            yerr=[0.0 if math.isnan(v) else v for v in stds],
+            color=["tab:blue" if kinds[n] == "ours" else "tab:gray" for n in names],
+            capsize=3,
+        )
+        for i, v in enumerate(means):
+            if math.isnan(v):
+                ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize="x-small")
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=30, ha="right", fontsize="small")
+        ax.set_title(f"{label(metric)}: {title}", fontsize="small")
+    for ax in axes.ravel()[len(panels) :]:
+        ax.axis("off")
+    fig.suptitle(
+        f"accuracy and beyond, {result.dataset} {result.split} ({result.protocol}; "
+        "mean ± std over folds)"
+    )
+    return fig
 
 
 def _curve_plot(result: EvaluationResult, out: Path, plt) -> Path:

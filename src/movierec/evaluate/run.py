@@ -50,7 +50,10 @@ class EvaluationResult:
 
     folds: per fold ``{method: {metric: value}}`` (metrics: ``rmse``, ``mae``,
     ``precision@k``, ``recall@k``, ``ndcg@k``, ``hit_rate@k``, ``map``, ``coverage@k``,
-    ``novelty@k``, ``fit_s``, ``predict_s``, ``rank_s``; onboarding adds ``fold_in_ms``).
+    ``distinct@k``, ``popularity@k``, ``novelty@k``, ``overlap@k``, ``diversity@k``,
+    ``miscalibration@k``, ``taste_loved@10``, ``taste_hated@10`` (see
+    :mod:`movierec.evaluate.protocols`), ``fit_s``, ``predict_s``, ``rank_s``; onboarding
+    adds ``fold_in_ms``).
     fold_info: per fold counts (ratings, users ranked and skipped, ...).
     methods: per method ``{"name", "kind" ("ours"/"peer"), "params", "notes"}``.
     """
@@ -285,6 +288,7 @@ def evaluate_frame(
                     threshold=threshold,
                     min_ratings=min_ratings,
                     report=report,
+                    catalog=catalog,
                 )
             elif strategies:
                 outcome = strategy_fold(
@@ -313,6 +317,7 @@ def evaluate_frame(
                     n_shown=n_shown,
                     min_ratings=min_ratings,
                     report=report,
+                    catalog=catalog,
                 )
             outcomes.append(outcome)
     finally:
@@ -340,7 +345,7 @@ def evaluate_frame(
             "python": platform.python_version(),
             "versions": _versions(),
         },
-        notes=_notes(protocol, methods, threshold, n_popular, n_shown, min_ratings, peers)
+        notes=_notes(protocol, methods, threshold, n_popular, n_shown, min_ratings, peers, catalog)
         if not strategies
         else _strategy_notes(strategies, rounds, per_round, threshold, min_ratings),
         seconds=time.perf_counter() - started,
@@ -508,7 +513,11 @@ def _notes(
     n_shown: int,
     min_ratings: int,
     peers: bool,
+    catalog: Catalog | None = None,
 ) -> list[str]:
+    liked = (
+        "their training ratings" if protocol == "rating" else "the ratings they revealed"
+    ) + f" of at least {threshold:g} stars"
     notes = [
         f"Relevant = a test rating of at least {threshold:g} stars on a movie in the fold's "
         "training data. Users with no relevant test movie are not ranked (counts per fold "
@@ -520,6 +529,20 @@ def _notes(
         "Novelty@k: mean self-information -log2(share of training users who rated the "
         "movie) of the recommended movies, in bits. Coverage@k: distinct recommended movies "
         "/ candidate movies.",
+        "Beyond accuracy, of the top-k lists: distinct@k = distinct movies in all lists "
+        "(per fold); popularity@k = mean popularity percentile (0-100) of the listed movies, "
+        "a movie's percentile being the share of training movies with at most its number of "
+        "training ratings; overlap@k = mean Jaccard overlap of two users' top-k sets, over "
+        "every pair of ranked users (a seeded sample of 20,000 pairs when there are more; "
+        "personalisation = 1 - overlap)."
+        + (
+            " diversity@k = mean over lists of the mean pairwise genre distance (1 - Jaccard "
+            "of the two movies' genre sets); miscalibration@k = Steck 2018's "
+            "KL(p || 0.99 q + 0.01 p) in nats, p the genre mix of what the user liked "
+            f"({liked}), q that of the list, each movie's genres weighted 1/|genres|."
+            if catalog is not None
+            else " No catalogue was given, so no genre measure and no taste share."
+        ),
         "Predictions for RMSE/MAE are clipped to the data set's star scale for every "
         "method (Surprise clips the same way).",
         "Mean ± standard deviation over folds (population std, ddof=0, as Surprise's "
@@ -536,6 +559,17 @@ def _notes(
         )
         + " (the web app hides movies with fewer than 20 ratings; min_ratings=20 measures that).",
     )
+    if catalog is not None:
+        notes.insert(
+            -2,
+            "Taste share: 90 simulated visitors, one per ordered pair of the 10 genres with "
+            "most training ratings, rate 8 movies in the loved genre (and not the hated one) "
+            "5 stars and 6 in the hated genre (and not the loved one) 1 star, drawn (seeded) "
+            "from each fold's 300 most-rated training movies; each method folds them in as "
+            "visitors and ranks every other training movie. taste_loved@10 / taste_hated@10 "
+            "= mean share of their top 10 in the loved / hated genre. Methods that cannot "
+            "fold in a new user have none.",
+        )
     if protocol == "rating":
         notes.insert(
             1,
