@@ -187,3 +187,44 @@ def test_unusable_database_at_start_is_one_line_naming_the_url(tmp_path, case):
     assert "\n" not in message and expected in message
     assert message.startswith(f"cannot use the database at {make_url(url).drivername}")
     assert "secret-pw" not in message
+
+
+#: a deferred trigger that fails every COMMIT writing a rating as a full disk does
+#: (SQLSTATE 53100, psycopg's DiskFull, an OperationalError): the INSERT works, the
+#: COMMIT fails
+DISK_FULL_AT_COMMIT = """
+create function movierec_disk_full() returns trigger language plpgsql as $$
+begin
+    raise exception 'could not extend file: No space left on device' using errcode = '53100';
+end $$;
+create constraint trigger movierec_disk_full after insert or update on ratings
+    deferrable initially deferred for each row execute function movierec_disk_full();
+"""
+
+
+@pytest.mark.postgres
+def test_failing_commits_log_one_line_per_outage_start_and_end(make_app, pg_database, caplog):
+    """Issue 19, "Log flood": 14 s of writes on a full disk logged 1,900 "unavailable"
+    and 1,900 "back" lines, as SQLAlchemy's engine ``commit`` event fires before COMMIT
+    runs. Now only a COMMIT that returned ends an outage, and reads that work meanwhile
+    do not."""
+    url = f"postgresql://postgres@127.0.0.1:5432/{pg_database}"
+    app = make_app(DATABASE_URL=url, **PLAIN)
+    client = app.test_client()
+    assert client.post("/recommendations", data=form(LIKES)).status_code == 303
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{pg_database}") as conn:
+        conn.execute(DISK_FULL_AT_COMMIT)
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        for _ in range(40):
+            assert_unavailable(client.post("/recommendations", data=form({1: 3.0})), False)
+            assert client.get("/").status_code == 200  # a read commits, and works
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{pg_database}") as conn:
+            conn.execute("drop trigger movierec_disk_full on ratings")
+        for _ in range(3):
+            assert client.post("/recommendations", data=form({7: 4.0})).status_code == 303
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(messages) == 2, messages[:6]
+    assert messages[0].startswith("database unavailable (DiskFull)")
+    assert messages[1] == "database back after 40 failed requests"

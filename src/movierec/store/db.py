@@ -59,10 +59,13 @@ class Store:
             raise StoreError(store_message(self.safe_url, exc)) from None
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self.scoped = scoped_session(self.sessionmaker)
-        #: one log line per outage; a committed transaction ends one (a read that
-        #: works while writes fail, e.g. SQLite locked, does not)
+        #: one log line per outage; a committed transaction that wrote ends one (a read
+        #: that works while writes fail, e.g. SQLite locked, does not)
         self.outage = OutageLog(self.safe_url)
-        event.listen(self.engine, "commit", self._committed)
+        event.listen(self.engine, "after_cursor_execute", _note_write)
+        event.listen(self.sessionmaker, "after_begin", _note_connection)
+        event.listen(self.sessionmaker, "after_commit", self._committed)
+        event.listen(self.sessionmaker, "after_transaction_end", _forget_connections)
 
     @property
     def dialect(self) -> str:
@@ -104,11 +107,37 @@ class Store:
         self.scoped.remove()
         self.engine.dispose()
 
-    def _committed(self, *_args: Any) -> None:
-        self.outage.succeeded()
+    def _committed(self, session: Session) -> None:
+        """After COMMIT returned (SQLAlchemy's engine ``commit`` event fires before it
+        runs, so a COMMIT failing on a full disk used to log "back" then "unavailable"
+        once per request): a transaction that wrote ends an outage."""
+        connections = session.info.pop(_CONNECTIONS, ())
+        if any(conn.info.pop(_WROTE, False) for conn in connections):
+            self.outage.succeeded()
 
     def __repr__(self) -> str:
         return f"Store({self.safe_url!r})"
+
+
+#: ``Connection.info`` key: an INSERT, UPDATE or DELETE ran in its current transaction
+_WROTE = "movierec_wrote"
+#: ``Session.info`` key: the connections its current transaction began on
+_CONNECTIONS = "movierec_connections"
+
+
+def _note_write(conn: Any, _cursor: Any, _statement: Any, _params: Any, context: Any, _many: Any):
+    if context is not None and (context.isinsert or context.isupdate or context.isdelete):
+        conn.info[_WROTE] = True
+
+
+def _note_connection(session: Session, _transaction: Any, connection: Any) -> None:
+    connection.info.pop(_WROTE, None)  # left by a transaction that failed or rolled back
+    session.info.setdefault(_CONNECTIONS, []).append(connection)
+
+
+def _forget_connections(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the outermost transaction ended (commit or rollback)
+        session.info.pop(_CONNECTIONS, None)
 
 
 def store_message(url: str, exc: BaseException) -> str:

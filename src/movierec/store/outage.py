@@ -1,7 +1,8 @@
 """One log line per database outage instead of one traceback per request.
 
 :class:`OutageLog` is told about every failed database use (``failed``) and every
-committed transaction (``succeeded``): the first failure logs one warning naming the
+transaction that wrote and whose COMMIT returned (``succeeded``, from
+:class:`~movierec.store.db.Store`): the first failure logs one warning naming the
 error class and the database URL (without password), later failures of the same
 outage are only counted, and the first success afterwards logs
 ``database back after N failed requests``.
