@@ -37,7 +37,8 @@ def test_five_picks_with_fields_and_reasons(service):
     assert any(rec.because for rec in result.items)
     payload = result.to_dict()["recommendations"][0]
     assert {
-        "movieId", "title", "year", "genres", "predicted_stars", "match", "because", "reason"
+        "movieId", "title", "year", "genres", "predicted_stars", "like_probability", "because",
+        "reason"
     } <= set(payload)  # fmt: skip
 
 
@@ -160,15 +161,13 @@ def test_because_is_not_a_similarity_proxy_for_ease(ml_small):
     assert np.isfinite([r.score for r in result.items]).all()
 
 
-def test_match_agrees_with_the_order(app_model):
-    """Order comes from the rank score; the match shown never rises down the list and the
-    best available movie is 100."""
+def test_no_figure_without_calibration(app_model):
+    """A model fitted without calibration (not through ``train_model``) shows no like
+    probability at all rather than an uncalibrated one (tests/models/test_calibration.py
+    covers calibrated models)."""
     result = app_model.recommend(VARIED, n=20)
-    matches = [r.match for r in result.items]
-    scores = [r.score for r in result.items]
-    assert scores == sorted(scores, reverse=True)
-    assert matches == sorted(matches, reverse=True)
-    assert matches[0] == 100 and all(0 <= m <= 100 for m in matches)
+    assert all(r.like_probability is None for r in result.items)
+    assert all(r["like_probability"] is None for r in result.to_dict()["recommendations"])
 
 
 def test_excluded_movies_are_never_picked(service):

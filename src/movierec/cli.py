@@ -350,11 +350,14 @@ def _cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     for rank, rec in enumerate(result.items, 1):
         movie = rec.movie
         year = movie.year if movie.year is not None else "----"
+        chance = "    " if rec.like_probability is None else f"{rec.like_probability:4.0%}"
         print(
-            f"{rank:2}. {rec.predicted_stars:4.2f}*  {movie.title}  [{year}]  "
+            f"{rank:2}. {chance}  {rec.predicted_stars:4.2f}*  {movie.title}  [{year}]  "
             f"{'|'.join(movie.genres)}"
         )
         print(f"    {rec.reason}")
+    if any(rec.like_probability is not None for rec in result.items):
+        print("(%: the chance people with ratings like these gave it 4 stars or more)")
     return 0
 
 

@@ -8,11 +8,13 @@ the CLI keep around.
 **Order and numbers.** Picks are ordered by the model's *rank* score (``model.rank``:
 for EASE its relevance x predicted-stars blend, for factor models the predicted stars),
 while ``predicted_stars`` comes from ``model.score``; the two need not fall in the same
-order. Each pick therefore carries ``match``, the rank score normalised to 0-100 for this
-visitor: ``100 * (score - median) / (best - median)`` where ``best`` is the highest and
-``median`` the median rank score among the movies that could be recommended (same year
-preference and exclusions), clipped to 0-100 and rounded down. It is monotone in the rank
-score, so it never increases down the list; the best available movie has 100.
+order. Each pick carries ``like_probability``: the chance, calibrated on held-out users
+at train time, that a person with these ratings gives the movie 4 stars or more
+(:mod:`movierec.models.calibration`, from the pick's predicted stars and its place in
+this visitor's ranking). It means the same for every visitor, so it need not fall down
+the list either, and a visitor who liked nothing sees low figures. It is None (and not
+shown) where it cannot be calibrated: a model file without calibration, and the popular
+fallback for a visitor with no usable rating.
 
 **Faithful explanations.** ``because`` names the rated movies whose removal lowers the
 pick's rank score most, in the model that ranked it: each rated movie is left out in
@@ -37,6 +39,7 @@ import numpy as np
 from movierec.data.catalog import Catalog, Movie
 from movierec.errors import InvalidInput
 from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState, top_indices
+from movierec.models.calibration import share_at_or_above
 
 YEAR_CHOICES = ("old", "new", "any")
 DEFAULT_SPLIT_YEAR = 2010  # old < 2010 <= new, as in the original app
@@ -58,8 +61,8 @@ class Recommendation:
     personal: bool = True  # False for the popular fallback
     #: the model's rank score (what the order comes from)
     score: float = 0.0
-    #: the rank score normalised to 0-100 for this visitor (see the module doc)
-    match: int = 0
+    #: the calibrated chance (0-1) of 4+ stars from this visitor; None: not calibrated
+    like_probability: float | None = None
 
     @property
     def reason(self) -> str:
@@ -76,7 +79,9 @@ class Recommendation:
         return {
             **self.movie.to_dict(),
             "predicted_stars": round(self.predicted_stars, 2),
-            "match": self.match,
+            "like_probability": None
+            if self.like_probability is None
+            else round(self.like_probability, 3),
             "because": [{"movieId": m.movie_id, "title": m.title} for m in self.because],
             "reason": self.reason,
         }
@@ -238,7 +243,7 @@ class RecommendService:
         candidates = np.flatnonzero(allowed)
         candidate_scores = ranking[candidates]
         picks = candidates[top_indices(candidate_scores, n)]
-        matches = _matches(candidate_scores, ranking[picks])
+        chances = self._like_probabilities(state, ranking, stars, picks)
         because = self._because(usable, state, picks)
         items = [
             Recommendation(
@@ -246,7 +251,7 @@ class RecommendService:
                 predicted_stars=min(max(float(stars[i]), 0.5), 5.0),  # np.clip, cheaper
                 because=because[k],
                 score=float(ranking[i]),
-                match=matches[k],
+                like_probability=chances[k],
             )
             for k, i in enumerate(picks)
         ]
@@ -276,14 +281,12 @@ class RecommendService:
         allowed &= ~np.isin(self._pop_ids, [*clean, *excluded])
         candidates = np.flatnonzero(allowed)
         picks = candidates[top_indices(self._pop_score[candidates], n)]
-        matches = _matches(self._pop_score[candidates], self._pop_score[picks])
         items = [
             Recommendation(
                 movie=self._movie(int(self._pop_ids[i])),
                 predicted_stars=float(self._pop_score[i]),
                 personal=False,
                 score=float(self._pop_score[i]),
-                match=matches[k],
             )
             for k, i in enumerate(picks)
         ]
@@ -302,6 +305,19 @@ class RecommendService:
             message=message,
             ignored=ignored,
         )
+
+    def _like_probabilities(
+        self, state: UserState, ranking: np.ndarray, stars: np.ndarray, picks: np.ndarray
+    ) -> list[float | None]:
+        """Per pick (``(n_picks,)`` item indices), the calibrated chance of 4+ stars for the
+        folded-in ``state`` given its ``ranking`` and ``stars`` ``(n_items,)``; None for
+        every pick when the model carries no calibration."""
+        calibration = getattr(self.model, "calibration", None)
+        if calibration is None or not picks.size:
+            return [None] * int(picks.size)
+        share = share_at_or_above(ranking, state.items, picks)
+        chances = calibration.probability(stars[picks], share, int(state.items.size))
+        return [None if np.isnan(p) else float(p) for p in chances]
 
     def _movie(self, movie_id: int) -> Movie:
         """The catalogue's movie, built once per service (``Catalog.get`` is a pandas row
@@ -432,28 +448,6 @@ def _factor_rank_at(model: Any, states: Sequence[UserState], items: np.ndarray) 
     out += model.item_bias[items].astype(np.float64)[None, :]
     out += np.array([model._offset + s.bias for s in states], dtype=np.float64)[:, None]
     return out
-
-
-def _matches(candidate_scores: np.ndarray, pick_scores: np.ndarray) -> list[int]:
-    """Pick scores as 0-100: ``100 (s - median) / (best - median)`` of the candidates'
-    scores, clipped and rounded down (monotone, so never rising down the list)."""
-    if not pick_scores.size:
-        return []
-    best, median = float(candidate_scores.max()), _median(candidate_scores)
-    if best <= median:
-        return [100] * int(pick_scores.size)
-    share = (pick_scores.astype(np.float64) - median) / (best - median)
-    return [int(v) for v in np.floor(np.clip(share, 0.0, 1.0) * 100.0 + 1e-9)]
-
-
-def _median(values: np.ndarray) -> float:
-    """``np.median(values.astype(np.float64))`` (the same number: the middle value, or the
-    float64 mean of the middle two) without the float64 copy of ``values`` ``(n,)``."""
-    half = values.size // 2
-    if values.size % 2:
-        return float(np.partition(values, half)[half])
-    low, high = np.partition(values, [half - 1, half])[half - 1 : half + 1]
-    return (float(low) + float(high)) / 2
 
 
 def _join_titles(titles: list[str]) -> str:

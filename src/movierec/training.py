@@ -33,6 +33,7 @@ from movierec.data import Dataset, fetch_dataset, load_dataset
 from movierec.data.ratings import Ratings
 from movierec.errors import ModelError
 from movierec.models.base import Recommender
+from movierec.models.calibration import fit_calibration
 from movierec.models.files import remove_stale_temps
 
 #: training ratings sampled to check a model before it is served
@@ -58,9 +59,15 @@ def train_model(
     progress: bool = True,
     **params: object,
 ) -> tuple[Recommender, Path]:
-    """Fit ``model`` on the whole of ``dataset`` and save it; returns (model, path)."""
+    """Fit ``model`` on the whole of ``dataset``, calibrate its like probability on
+    held-out users (:func:`~movierec.models.calibration.fit_calibration`: a model of the
+    same kind fitted per user fold, so training costs several fits) and save it; returns
+    (model, path)."""
     fitted = models.create(model, **params).fit(
         dataset.ratings, progress=progress, catalog=dataset.catalog
+    )
+    fitted.calibration = fit_calibration(
+        model, fitted.params, dataset.ratings, dataset.catalog, seed=fitted.seed
     )
     path = fitted.save(model_path(dataset.name, model, settings))
     return fitted, path

@@ -222,9 +222,10 @@ def test_not_interested_replaces_the_pick_and_start_over_asks_first(browser, liv
     page.wait_for_selector("ol.results")
     after = [page.locator("li.result").nth(i).get_attribute("data-movie-id") for i in range(5)]
     assert before[0] not in after and after[:4] == before[1:]
-    texts = page.locator(".match").all_inner_texts()  # "92 % match"
-    matches = [int(t.replace("\xa0", " ").split()[0]) for t in texts]
-    assert matches == sorted(matches, reverse=True)
+    texts = page.locator(".chance").all_inner_texts()  # "72 % chance you'll like it"
+    chances = [int(t.replace("\xa0", " ").split()[0]) for t in texts]
+    assert len(chances) == 5 and all(1 <= c <= 99 for c in chances)  # calibrated, never 100
+    assert all(t.endswith("chance you’ll like it") for t in texts)
     # start over: a link, apart from the primary action, to a confirmation page
     primary = page.locator(".next-steps .button.primary").bounding_box()
     link = page.get_by_role("link", name="Start over")

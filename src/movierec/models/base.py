@@ -33,6 +33,7 @@ import numpy as np
 from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
 from movierec.errors import InvalidInput, ModelError
+from movierec.models.calibration import LikeCalibration
 from movierec.models.files import (
     ArraySpec,
     UnusableFile,
@@ -101,6 +102,8 @@ class Recommender(ABC):
         self._user_index: dict[int, int] = {}
         self.catalog: Catalog | None = None  # movie text for models that read it
         self.rated: RatedItems | None = None  # training ratings by user, if declared
+        #: the chance of 4+ stars, calibrated on held-out users (None: no figure shown)
+        self.calibration: LikeCalibration | None = None
         for name, spec in self._own_array_specs().items():  # empty until fitted
             if spec.dtype != "str":
                 setattr(self, name, np.zeros((0,) * len(spec.shape), dtype=spec.dtype))
@@ -127,6 +130,7 @@ class Recommender(ABC):
             self.with_catalog(catalog)
         self._set_ids(ratings.user_ids, ratings.movie_ids)
         self.global_mean = ratings.global_mean
+        self.calibration = None  # calibrated for the previous fit, if any
         if self._keeps_rated():
             self.rated = RatedItems.from_ratings(ratings)
         self._fit(ratings, progress=progress)
@@ -316,6 +320,9 @@ class Recommender(ABC):
             "seed": self.seed,
             "global_mean": self.global_mean,
         }
+        if self.calibration is not None:  # arrays ``c_*``, outside the model's own
+            arrays.update(self.calibration.arrays())
+            meta["calibration"] = self.calibration.info
         write_model_file(path, arrays, meta)
         return path
 
@@ -468,4 +475,6 @@ def _model_from(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Recommen
         model._set_arrays({k[n:]: v for k, v in arrays.items() if k.startswith(MODEL_PREFIX)})
     except (KeyError, IndexError, ValueError, TypeError) as exc:
         raise damaged(f"arrays do not fit model {name!r}: {str(exc)[:100]}") from None
+    if "calibration" in meta:  # a file without one loads too (no figure is shown)
+        model.calibration = LikeCalibration.from_file(meta["calibration"], arrays)
     return model

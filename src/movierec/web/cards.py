@@ -61,21 +61,30 @@ def recommendation_card(
     info: MovieInfo | None,
     tags: Mapping[int, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """A results card: the movie, its match, predicted stars, why it was picked and (for
-    "seen it") a rating control; ``tags``: the catalogue's ``movieId -> tags``."""
+    """A results card: the movie, the chance the visitor likes it (``like_percent``, 1-99,
+    None when not calibrated), predicted stars, why it was picked and (for "seen it") a
+    rating control; ``tags``: the catalogue's ``movieId -> tags``."""
     predicted = round(float(rec.predicted_stars), 1)
     movie_tags = (tags or {}).get(rec.movie.movie_id, [])
     return {
         **movie_card(rec.movie, info),
         "predicted_stars": predicted,
         "stars_quarters": int(round(predicted * 4)),
-        "match": int(rec.match),
+        "like_percent": like_percent(rec.like_probability),
         "personal": rec.personal,
         "because": [{"movie_id": m.movie_id, "title": m.display_title} for m in rec.because],
         "reason": rec.reason,
         "tags": top_tags(movie_tags),
         "star_inputs": star_inputs(rec.movie.movie_id, 0.0),
     }
+
+
+def like_percent(probability: float | None) -> int | None:
+    """A calibrated probability as a whole percentage, 1-99 (a frequency measured on
+    held-out people is never a certainty); None stays None (no figure is shown)."""
+    if probability is None:
+        return None
+    return min(max(int(round(100 * probability)), 1), 99)
 
 
 def top_tags(tags: list[str], k: int = CARD_TAGS) -> list[str]:

@@ -71,13 +71,14 @@ def _schemas(models: Sequence[str]) -> dict[str, Any]:
     recommendation = {
         **movie,
         "predicted_stars": {"type": "number", "minimum": 0.5, "maximum": 5},
-        "match": {
-            "type": "integer",
+        "like_probability": {
+            **_nullable("number"),
             "minimum": 0,
-            "maximum": 100,
-            "description": "how well the pick fits, 0-100: the rank score the order follows, "
-            "normalised as 100 (score - median) / (best - median) over the movies that could "
-            "be recommended (100 = the best available); never rises down the list",
+            "maximum": 1,
+            "description": "the chance that a person with these ratings gives the movie 4 "
+            "stars or more, calibrated on MovieLens users held out at training (the same "
+            "meaning for every visitor; not in list order); null where it cannot be "
+            "calibrated (no usable rating, or a model saved without calibration)",
         },
         "because": {
             "type": "array",
