@@ -175,6 +175,23 @@ def test_a_2mb_body_is_refused_with_413_quickly(server: Server, path, content_ty
     assert time.perf_counter() - started < ANSWER_WITHIN
 
 
+def test_waitress_own_413_carries_the_security_headers(server: Server):
+    """Over waitress's cap (the 5 MB import cap) the server answers before the app sees
+    the request; its answer still has the app's security headers (issue 19)."""
+    size = serve_module.largest_body(load_settings({})) + 1
+    with socket.create_connection(("127.0.0.1", server.port), timeout=ANSWER_WITHIN) as sock:
+        sock.sendall(
+            f"POST /ratings/import HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: text/csv\r\nContent-Length: {size}\r\n\r\n".encode()
+        )
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        assert answer.status == 413
+        assert answer.getheader("X-Content-Type-Options") == "nosniff"
+        assert "default-src" in (answer.getheader("Content-Security-Policy") or "")
+        assert answer.getheader("Permissions-Policy")
+
+
 def post_chunked(
     server: Server, path: str, content_type: str, body: bytes
 ) -> tuple[int, str, bytes]:

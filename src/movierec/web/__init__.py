@@ -46,6 +46,24 @@ PERMISSIONS_POLICY = (
     "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
 )
 HSTS = "max-age=31536000; includeSubDomains"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' https://image.tmdb.org data:; "
+    "frame-src https://www.youtube-nocookie.com; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def static_security_headers(https: bool) -> list[tuple[str, str]]:
+    """The security headers every response carries, the server's own errors included
+    (``web.serve`` adds them to waitress's 413 and 400 answers)."""
+    headers = [
+        ("Permissions-Policy", PERMISSIONS_POLICY),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "strict-origin-when-cross-origin"),
+        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ]
+    return [*headers, ("Strict-Transport-Security", HSTS)] if https else headers
+
 
 #: app.config keys that override the environment variable of the same meaning
 CONFIG_TO_ENV = {
@@ -230,17 +248,8 @@ def _security_headers(response):  # type: ignore[no-untyped-def]
 
     if session.accessed:  # built from the visitor's cookie: theirs alone, never cached
         response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
-    if current_app.config["SETTINGS"].https:
-        response.headers.setdefault("Strict-Transport-Security", HSTS)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' https://image.tmdb.org data:; "
-        "frame-src https://www.youtube-nocookie.com; style-src 'self'; script-src 'self'; "
-        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
-    )
+    for name, value in static_security_headers(current_app.config["SETTINGS"].https):
+        response.headers.setdefault(name, value)
     return response
 
 

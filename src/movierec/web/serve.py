@@ -116,7 +116,30 @@ def run_waitress(app: Any, listener: socket.socket, settings: Settings) -> None:
         backlog=BACKLOG,
         ident="movierec",
     )
+    server.channel_class = _secure_channel(settings)
     server.run()  # returns after SIGTERM (SystemExit) or Ctrl-C, connections closed
+
+
+def _secure_channel(settings: Settings) -> type:
+    """waitress's connection class, its own error answers (413 while reading a body, 400
+    for a malformed request) carrying the app's security headers too. Subclassing
+    ``HTTPChannel.error_task_class`` is waitress's hook for this; it has no option."""
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+
+    from movierec.web import static_security_headers
+
+    headers = static_security_headers(settings.https)
+
+    class SecureErrorTask(ErrorTask):
+        def execute(self) -> None:
+            self.response_headers.extend(headers)
+            super().execute()
+
+    class SecureChannel(HTTPChannel):
+        error_task_class = SecureErrorTask
+
+    return SecureChannel
 
 
 def largest_body(settings: Settings) -> int:
