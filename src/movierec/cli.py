@@ -149,7 +149,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         choices=["local", "spark"],
         default="local",
         help="local: this machine (default); spark: the als model on Spark MLlib "
-        "(pip install -e '.[spark]' and Java 17; see the README)",
+        "(pip install -e '.[spark]' and Java 17; see docs/spark.md)",
     )
     train.add_argument(
         "--master",

@@ -11,7 +11,7 @@ Data and models:
 - ``TMDB_API_KEY`` (v3 key) or ``TMDB_READ_TOKEN`` (v4 bearer token): posters and trailers.
 - ``DATABASE_URL``: SQLAlchemy URL; default a SQLite file under ``MOVIEREC_HOME``.
 
-Operating a public site (see the README's "Operating" section):
+Operating a public site (see docs/operating.md):
 
 - ``SECRET_KEY`` or ``MOVIEREC_SECRET_KEY``: signs visitor cookies (else generated once
   into ``<home>/secret_key``); at least 16 characters.
@@ -44,7 +44,7 @@ from platformdirs import user_data_dir
 from movierec.errors import InvalidInput
 
 DEFAULT_DATASET = "ml-latest-small"
-DEFAULT_MODEL = "ease"  # best on the onboarding protocol (README, "Measured")
+DEFAULT_MODEL = "ease"  # best on the onboarding protocol (docs/benchmarks.md)
 DEFAULT_MAX_BODY = 1024 * 1024  # bytes
 DEFAULT_RATE_LIMIT = "120/minute;2000/hour"  # per client address; a person rates far slower
 DEFAULT_RETENTION_DAYS = 365
