@@ -50,6 +50,8 @@ def test_intra_list_diversity_by_hand():
     assert metrics.intra_list_diversity(np.array([[1, 1]]), GENRES) == 0.0
     assert metrics.intra_list_diversity(np.array([[3, 3]]), GENRES) == 0.0  # genreless: same
     assert math.isnan(metrics.intra_list_diversity(np.array([[2, -1]]), GENRES))
+    # batches of lists give the mean over all lists
+    assert metrics.intra_list_diversity(both, GENRES, batch=2) == pytest.approx((2.5 / 3 + 0.5) / 2)
 
 
 def test_miscalibration_is_zero_for_the_liked_genre_mix():

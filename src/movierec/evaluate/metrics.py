@@ -299,7 +299,9 @@ def genre_matrix(genres_per_item: Sequence[Sequence[str]]) -> tuple[np.ndarray, 
     return membership, names
 
 
-def intra_list_diversity(recommended: np.ndarray, genre_matrix: np.ndarray) -> float:
+def intra_list_diversity(
+    recommended: np.ndarray, genre_matrix: np.ndarray, batch: int = 4096
+) -> float:
     """Mean intra-list genre diversity: within each list, the mean over pairs of items of
     ``1 - Jaccard(genres_i, genres_j)`` (0: all the same genres, 1: no genre shared), then
     the mean over lists.
@@ -307,23 +309,31 @@ def intra_list_diversity(recommended: np.ndarray, genre_matrix: np.ndarray) -> f
     recommended: ``(n_users, k)`` item indices, ``-1`` for empty slots; lists with fewer
     than two items are left out. genre_matrix: ``(n_items, n_genres)`` bool
     (:func:`genre_matrix`). Two items without any genre count as identical (distance 0).
+    Lists are taken ``batch`` at a time (memory ~ ``batch * k * (k + n_genres)`` floats).
     Returns nan if no list has two items.
     """
     top = np.asarray(recommended, dtype=np.int64)
     if top.ndim != 2 or top.shape[1] < 2:
         return float("nan")
-    valid = top >= 0
-    g = np.asarray(genre_matrix, dtype=np.float32)[np.where(valid, top, 0)]
-    g[~valid] = 0.0
-    inter = np.einsum("ukg,ulg->ukl", g, g)  # (n_users, k, k) shared genres
-    size = g.sum(axis=2)
-    union = size[:, :, None] + size[:, None, :] - inter
-    jaccard = np.divide(inter, union, out=np.ones_like(inter), where=union > 0)
-    pair = valid[:, :, None] & valid[:, None, :] & np.triu(np.ones(top.shape[1:] * 2, bool), 1)
-    n_pairs = pair.sum(axis=(1, 2))
-    distance = np.where(pair, 1.0 - jaccard, 0.0).sum(axis=(1, 2))
-    scored = n_pairs > 0
-    return float((distance[scored] / n_pairs[scored]).mean()) if scored.any() else float("nan")
+    genres = np.asarray(genre_matrix, dtype=np.float32)
+    upper = np.triu(np.ones(top.shape[1:] * 2, dtype=bool), 1)
+    per_list = []
+    for first in range(0, top.shape[0], batch):
+        rows = top[first : first + batch]
+        valid = rows >= 0
+        g = genres[np.where(valid, rows, 0)]
+        g[~valid] = 0.0
+        inter = np.einsum("ukg,ulg->ukl", g, g)  # (b, k, k) shared genres
+        size = g.sum(axis=2)
+        union = size[:, :, None] + size[:, None, :] - inter
+        jaccard = np.divide(inter, union, out=np.ones_like(inter), where=union > 0)
+        pair = valid[:, :, None] & valid[:, None, :] & upper
+        n_pairs = pair.sum(axis=(1, 2))
+        distance = np.where(pair, 1.0 - jaccard, 0.0).sum(axis=(1, 2))
+        scored = n_pairs > 0
+        per_list.append(distance[scored] / n_pairs[scored])
+    values = np.concatenate(per_list)
+    return float(values.mean()) if values.size else float("nan")
 
 
 def genre_distribution(items: sp.csr_matrix, genre_matrix: np.ndarray) -> np.ndarray:
