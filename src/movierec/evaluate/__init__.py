@@ -9,7 +9,9 @@ Example::
     print(format_table(result))
 
 - :mod:`.splits`: ``official`` / ``kfold:K`` / ``holdout:F`` folds, and user folds.
-- :mod:`.metrics`: RMSE, MAE, precision/recall/NDCG/hit rate@k, MAP, coverage, novelty.
+- :mod:`.metrics`: RMSE, MAE, precision/recall/NDCG/hit rate@k, MAP, coverage, novelty,
+  popularity percentile, genre diversity and miscalibration, personalisation overlap.
+- :mod:`.personas`: simulated visitors who love one genre and hate another (taste share).
 - :mod:`.adapters` / :mod:`.peers`: our models, Surprise and the original app's method
   behind one interface, so every number comes from the same metric code.
 - :mod:`.protocols`: the ``rating`` and ``onboarding`` protocols, fold by fold.
