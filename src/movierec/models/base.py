@@ -102,6 +102,8 @@ class Recommender(ABC):
         self._user_index: dict[int, int] = {}
         self.catalog: Catalog | None = None  # movie text for models that read it
         self.rated: RatedItems | None = None  # training ratings by user, if declared
+        #: ``(unit item vectors,)`` for ``item_similarity``, built on first use per fit
+        self._unit_vectors: tuple[np.ndarray | None] | None = None
         #: the chance of 4+ stars, calibrated on held-out users (None: no figure shown)
         self.calibration: LikeCalibration | None = None
         for name, spec in self._own_array_specs().items():  # empty until fitted
@@ -133,6 +135,7 @@ class Recommender(ABC):
         self.calibration = None  # calibrated for the previous fit, if any
         if self._keeps_rated():
             self.rated = RatedItems.from_ratings(ratings)
+        self._unit_vectors = None  # item vectors change
         self._fit(ratings, progress=progress)
         return self
 
@@ -247,6 +250,54 @@ class Recommender(ABC):
     def item_vectors(self) -> np.ndarray | None:
         """``(n_items, k)`` float32 item representation used to explain picks, or None."""
         return None
+
+    # -- similar movies ------------------------------------------------------------
+    def item_similarity(self, movie_id: int) -> np.ndarray:
+        """``(n_items,)`` float32: how alike each movie is to ``movie_id`` in who rated
+        and liked them, -1 to 1 (0: nothing known; the movie itself included).
+
+        Default: cosine of ``item_vectors()`` rows (all zeros for a model without item
+        vectors). Models with a better item-item structure override it (``ease``).
+        ``InvalidInput`` for a movie the model does not know.
+        """
+        self._check_fitted()
+        item = int(self.items_of([movie_id])[0])
+        unit = self._unit_item_vectors()
+        if unit is None:
+            return np.zeros(self.n_items, dtype=np.float32)
+        return unit @ unit[item]
+
+    def similar_items(
+        self, movie_ids: Iterable[int], n: int = 10, exclude: Iterable[int] = ()
+    ) -> list[int]:
+        """Up to ``n`` raw movieIds most like ``movie_ids`` (their ``item_similarity``
+        summed), most similar first; only movies with a positive similarity, never one
+        of ``movie_ids`` or ``exclude``. Movies the model does not know are ignored (none
+        known: an empty list). Ties go to the lower item index.
+        """
+        self._check_fitted()
+        known = [int(m) for m in movie_ids if self.has_movie(m)]
+        if not known or n <= 0:
+            return []
+        total = np.zeros(self.n_items, dtype=np.float64)
+        for movie_id in known:
+            total += self.item_similarity(movie_id)
+        banned = self.items_of([*known, *(int(m) for m in exclude if self.has_movie(m))])
+        total[banned] = -np.inf
+        movie_index = np.asarray(self.movie_ids)
+        return [int(movie_index[i]) for i in top_indices(total, n) if total[i] > 0]
+
+    def _unit_item_vectors(self) -> np.ndarray | None:
+        """``(n_items, k)`` float32 ``item_vectors()`` rows scaled to length 1, built once
+        per fit (``fit`` forgets them); None without item vectors."""
+        if self._unit_vectors is None:
+            vectors = self.item_vectors()
+            if vectors is not None:
+                vectors = np.asarray(vectors, dtype=np.float32)
+                norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+                vectors = vectors / np.maximum(norms, np.float32(1e-9))
+            self._unit_vectors = (vectors,)
+        return self._unit_vectors[0]
 
     # -- id maps -------------------------------------------------------------------
     def items_of(self, movie_ids: Iterable[int]) -> np.ndarray:

@@ -284,6 +284,16 @@ class ContentModel(Recommender):
             return None
         return self.item_text.toarray()
 
+    def item_similarity(self, movie_id: int) -> np.ndarray:
+        """``(n_items,)`` float32 cosine of TF-IDF rows (they are L2-normalised), from the
+        sparse rows: no dense ``(n_items, vocab)`` copy as ``item_vectors`` makes."""
+        self._check_fitted()
+        item = int(self.items_of([movie_id])[0])
+        if self.item_text.shape[1] == 0:
+            return np.zeros(self.n_items, dtype=np.float32)
+        cosine = self.item_text @ self.item_text[item].T
+        return np.asarray(cosine.toarray(), dtype=np.float32).ravel()
+
     def _arrays(self) -> dict[str, np.ndarray]:
         text = self.item_text
         return {

@@ -2,8 +2,10 @@
 
 :func:`get_catalogue` gives the app's :class:`CatalogueExtras`: the title search index
 (:class:`movierec.search.TitleIndex`), the import matcher (:class:`movierec.imports.Matcher`),
-IMDb ids from links.csv, tag counts from tags.csv, and similar movies per model. Everything
-is built on first use (about 1 s for ml-latest-small) and then only read.
+IMDb ids from links.csv, tag counts from tags.csv, and similar movies per model
+(:class:`movierec.similar.SimilarMovies`, which asks the model only through its public
+``item_similarity``). Everything is built on first use (about 1 s for ml-latest-small) and
+then only read.
 """
 
 from __future__ import annotations
@@ -12,10 +14,9 @@ import logging
 import math
 import threading
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from flask import current_app
 
@@ -23,12 +24,11 @@ from movierec.data import Catalog, dataset_dir
 from movierec.imports import Matcher
 from movierec.recommend import RecommendService
 from movierec.search import TitleIndex
+from movierec.similar import SimilarMovies
 
 log = logging.getLogger(__name__)
 EXTENSION = "movierec.catalogue"
 TOP_TAGS = 12
-#: fewest ratings a movie needs to be offered as similar (fewer: noisy neighbours)
-SIMILAR_MIN_RATINGS = 5
 
 
 class CatalogueExtras:
@@ -61,77 +61,11 @@ class CatalogueExtras:
         found = self._similar.get(name)
         if found is None:
             with self._lock:
-                found = self._similar.setdefault(name, SimilarMovies(service))
+                found = self._similar.get(name)
+                if found is None:
+                    found = SimilarMovies(service.model, service.catalog)
+                    self._similar[name] = found
         return found
-
-
-class SimilarMovies:
-    """Movies like a given one, from one fitted model.
-
-    EASE: the movie's row of the item-item weight matrix ``B`` (which movies its presence
-    raises most); other models, or movies EASE does not cover: cosine of the model's item
-    vectors (``item_vectors()``); movies the model does not know: shared genres, then
-    rating count.
-    """
-
-    def __init__(self, service: RecommendService) -> None:
-        model = service.model
-        self.catalog = service.catalog
-        self.model = model
-        self.movie_ids = np.asarray(model.movie_ids, dtype=np.int64)  # (n_items,)
-        counts = self.catalog.frame["n_ratings"].reindex(self.movie_ids).fillna(0)
-        self.allowed = counts.to_numpy(np.int64) >= SIMILAR_MIN_RATINGS  # (n_items,)
-        vectors = model.item_vectors()
-        self.unit: np.ndarray | None = None
-        if vectors is not None:
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            self.unit = (vectors / np.maximum(norms, 1e-9)).astype(np.float32)
-        kept = getattr(model, "kept", None)
-        item_item = getattr(model, "item_item", None)
-        self.kept: np.ndarray | None = None
-        if kept is not None and item_item is not None and np.size(kept):
-            self.kept = np.asarray(kept, dtype=np.int64)
-            self.item_item = np.asarray(item_item)
-            self.kept_row = {int(item): row for row, item in enumerate(self.kept.tolist())}
-
-    def similar(self, movie_id: int, n: int, exclude: Collection[int] = ()) -> list[int]:
-        """Up to ``n`` movieIds most like ``movie_id``, best first; never itself or ``exclude``."""
-        if self.model.has_movie(movie_id):
-            item = int(self.model.items_of([movie_id])[0])
-            banned = [item, *(int(i) for i in self.model.items_of(self._known(exclude)))]
-            if self.kept is not None and item in self.kept_row:
-                weights = self.item_item[self.kept_row[item]].astype(np.float64)
-                scores = np.full(self.movie_ids.size, -np.inf)
-                scores[self.kept] = np.where(weights > 0, weights, -np.inf)
-                picks = self._top(scores, banned, n)
-                if len(picks) >= n or self.unit is None:
-                    return picks
-            if self.unit is not None:
-                return self._top((self.unit @ self.unit[item]).astype(np.float64), banned, n)
-        return self._by_genre(movie_id, n, exclude)
-
-    def _known(self, movie_ids: Collection[int]) -> list[int]:
-        return [m for m in movie_ids if self.model.has_movie(m)]
-
-    def _top(self, scores: np.ndarray, banned: list[int], n: int) -> list[int]:
-        """The ``n`` best of ``scores`` (n_items,) among allowed items not in ``banned``."""
-        scores = np.where(self.allowed, scores, -np.inf)
-        scores[banned] = -np.inf
-        k = min(n, scores.size)
-        top = np.argpartition(-scores, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [int(self.movie_ids[i]) for i in top if np.isfinite(scores[i])]
-
-    def _by_genre(self, movie_id: int, n: int, exclude: Collection[int]) -> list[int]:
-        frame = self.catalog.frame
-        genres = set(frame.at[movie_id, "genres"]) - {"(no genres listed)"}
-        if not genres:
-            return []
-        overlap = frame["genres"].map(lambda g: len(genres & set(g)) / len(genres | set(g)))
-        score = overlap + np.log1p(frame["n_ratings"]) / 100.0
-        keep = (overlap > 0) & (frame.index != movie_id) & ~frame.index.isin(list(exclude))
-        score = score[keep]
-        return [int(m) for m in score.sort_values(ascending=False, kind="stable").index[:n]]
 
 
 def predicted_stars(
