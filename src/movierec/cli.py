@@ -1,4 +1,4 @@
-"""``movierec`` command line: data | train | recommend | evaluate | serve | store.
+"""``movierec`` command line: data | train | recommend | evaluate | serve | store | db.
 
 Errors a user can fix (bad arguments or environment, unknown movie, corrupt data, a
 database or folder that cannot be used, a port in use) print one line
@@ -242,6 +242,22 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         "and shown picks beyond $MOVIEREC_SHOWN_PER_VISITOR per visitor",
     )
     prune.add_argument("--dry-run", action="store_true", help="only count what would be removed")
+
+    # db
+    db = commands.add_parser(
+        "db",
+        help="schema migrations of the database (DATABASE_URL, else the SQLite file in "
+        "MOVIEREC_HOME)",
+    )
+    db_commands = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    db_commands.add_parser(
+        "upgrade",
+        help="run the migrations the database lacks (a database made before migrations is "
+        "adopted as it is); serve refuses a database behind this code until this is run",
+    )
+    db_commands.add_parser(
+        "current", help="print the database's schema revision and whether it is this code's"
+    )
     return parser
 
 
@@ -416,11 +432,12 @@ def _naming(doing: str) -> Iterator[None]:
 
 def _cmd_store(args: argparse.Namespace, settings: Settings) -> int:
     from movierec.store import Store
+    from movierec.store.migrate import ensure_current
     from movierec.store.retention import prune
 
     store = Store(settings.database_url)
     try:
-        store.create_schema()
+        ensure_current(store)
         removed = prune(
             store,
             retention_days=settings.retention_days,
@@ -438,6 +455,25 @@ def _cmd_store(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from movierec.store import Store
+    from movierec.store.migrate import status, upgrade
+
+    store = Store(settings.database_url)
+    try:
+        if args.db_command == "current":
+            print(f"{store.safe_url}: {status(store).describe()}")
+            return 0
+        before, after = upgrade(store)
+    finally:
+        store.dispose()
+    if before.state == "current":
+        print(f"{store.safe_url}: already {after.describe()}")
+    else:
+        print(f"{store.safe_url}: upgraded from {before.describe()}; now {after.describe()}")
+    return 0
+
+
 COMMANDS = {
     "data": _cmd_data,
     "train": _cmd_train,
@@ -445,6 +481,7 @@ COMMANDS = {
     "evaluate": _cmd_evaluate,
     "serve": _cmd_serve,
     "store": _cmd_store,
+    "db": _cmd_db,
 }
 
 

@@ -70,3 +70,23 @@ def postgres_store() -> Iterator[Store]:
 def store(request: pytest.FixtureRequest) -> Store:
     """The same tests against SQLite and PostgreSQL."""
     return request.getfixturevalue(f"{request.param}_store")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def blank_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database (no tables): a SQLite file, or a PostgreSQL schema
+    of this test's own (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'blank.db'}"
+        return
+    admin = _admin_engine()
+    schema = f"movierec_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'create schema "{schema}"'))
+    url = make_url(postgres_url()).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'drop schema "{schema}" cascade'))
+        admin.dispose()

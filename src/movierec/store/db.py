@@ -18,13 +18,11 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from movierec.errors import StoreError
 from movierec.store.outage import OutageLog
-from movierec.store.schema import Base
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -72,18 +70,21 @@ class Store:
         return self.engine.dialect.name
 
     def create_schema(self) -> None:
-        """Create the tables that do not exist yet.
+        """Bring the database to this code's schema revision (``movierec db upgrade``):
+        run the Alembic migrations it lacks (all of them on an empty database).
 
         Raises :class:`StoreError` (one line naming the URL) when the database cannot
         be reached (closed port, unknown host), is not a database (corrupt SQLite
-        file) or cannot be written (read-only or full disk).
+        file), cannot be written (read-only or full disk) or is at a revision this
+        code does not know.
         """
-        dbapi_error = getattr(self.engine.dialect.dbapi, "Error", SQLAlchemyError)
+        from movierec.store.migrate import upgrade
+
         try:
-            Base.metadata.create_all(self.engine)
-        except (SQLAlchemyError, OSError, dbapi_error) as exc:
+            upgrade(self)
+        except StoreError:
             self.engine.dispose()
-            raise StoreError(store_message(self.safe_url, exc)) from None
+            raise
 
     @contextmanager
     def session(self) -> Iterator[Session]:

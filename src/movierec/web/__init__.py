@@ -1,9 +1,10 @@
 """The web app: ``create_app(test_config=None)`` builds it (Flask application factory).
 
 Nothing happens at import time. ``create_app`` reads the settings, opens the database
-(creating the tables), and registers the blueprints: ``pages`` (the onboarding form and
-results), ``api`` (JSON under ``/api/v1``), ``posters`` (drawn placeholder posters) and
-``errors``. Data and models load on first use (``serve`` warms them first).
+(creating the tables in an empty one; refusing one behind the code's schema revision,
+see :mod:`movierec.store.migrate`), and registers the blueprints: ``pages`` (the
+onboarding form and results), ``api`` (JSON under ``/api/v1``), ``posters`` (drawn
+placeholder posters) and ``errors``. Data and models load on first use (``serve`` warms them first).
 
 Configuration, lowest precedence first: the environment (:mod:`movierec.config`),
 ``instance/config.py`` (skipped when ``TESTING``), then ``test_config``. Keys read:
@@ -80,6 +81,7 @@ CONFIG_TO_ENV = {
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the movierec Flask app."""
+    from movierec.store.migrate import ensure_current
     from movierec.web import (
         api,
         api_catalog,  # noqa: F401  (adds its routes to api.bp)
@@ -123,7 +125,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config["TRUSTED_HOSTS"] = list(settings.trusted_hosts)
 
     services = Services.from_app_config(settings, app.config)
-    services.store.create_schema()
+    # an empty database gets the tables; one behind this code's revision: one line,
+    # `movierec db upgrade` (never create_all on a database that holds tables)
+    ensure_current(services.store)
     _prune(services)
     app.extensions["movierec"] = services
 

@@ -164,6 +164,7 @@ def prepare_app(settings: Settings | None = None, progress: bool = True, train: 
     from movierec.web.services import Recommenders
 
     settings = settings or load_settings()
+    check_database(settings)  # a database behind the code: one line, before any model work
     started = time.perf_counter()
     print(
         f"movierec: preparing {settings.dataset} / {settings.model} in {settings.home}", flush=True
@@ -178,6 +179,19 @@ def prepare_app(settings: Settings | None = None, progress: bool = True, train: 
     warm(app)
     print(f"movierec: ready in {time.perf_counter() - started:.1f} s", flush=True)
     return app
+
+
+def check_database(settings: Settings) -> None:
+    """Refuse (``StoreError``, one line saying what to run) a database behind this
+    code's schema revision; a brand-new empty one gets the tables."""
+    from movierec.store import Store
+    from movierec.store.migrate import ensure_current
+
+    store = Store(settings.database_url)
+    try:
+        ensure_current(store)
+    finally:
+        store.dispose()
 
 
 def load_offered(recommenders: Any) -> None:

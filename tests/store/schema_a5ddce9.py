@@ -1,0 +1,125 @@
+# Verbatim copy of src/movierec/store/schema.py at commit a5ddce9 (before migrations), so
+# tests/store/test_migrations.py can make a database the way that code did (create_all).
+"""Tables: visitors, their ratings, movies they hid, the recommendations shown, the TMDB cache."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Visitor(Base):
+    """An anonymous visitor, known by the random id in their signed cookie."""
+
+    __tablename__ = "visitors"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Rating(Base):
+    """A visitor's stars (0.5-5) for one movie; one row per (visitor, movie)."""
+
+    __tablename__ = "ratings"
+
+    visitor_id: Mapped[str] = mapped_column(
+        ForeignKey("visitors.id", ondelete="CASCADE"), primary_key=True
+    )
+    movie_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stars: Mapped[float] = mapped_column(Float)
+    rated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class HiddenMovie(Base):
+    """A movie a visitor marked "not interested": never recommended to them again."""
+
+    __tablename__ = "hidden_movies"
+
+    visitor_id: Mapped[str] = mapped_column(
+        ForeignKey("visitors.id", ondelete="CASCADE"), primary_key=True
+    )
+    movie_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hidden_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ImportReport(Base):
+    """What the visitor's latest file import found (one per visitor), shown after the
+    upload redirects: counts, rows that matched no movie, and the stars the file gave
+    for movies already rated differently (replaced only when the visitor confirms)."""
+
+    __tablename__ = "import_reports"
+
+    visitor_id: Mapped[str] = mapped_column(
+        ForeignKey("visitors.id", ondelete="CASCADE"), primary_key=True
+    )
+    payload: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ShownRecommendation(Base):
+    """One pick shown to a visitor (or an API caller, visitor NULL)."""
+
+    __tablename__ = "recommendations_shown"
+    __table_args__ = (Index("ix_recommendations_shown_visitor", "visitor_id", "shown_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    visitor_id: Mapped[str | None] = mapped_column(
+        ForeignKey("visitors.id", ondelete="CASCADE"), nullable=True
+    )
+    movie_id: Mapped[int] = mapped_column(Integer)
+    rank: Mapped[int] = mapped_column(Integer)
+    predicted_stars: Mapped[float] = mapped_column(Float)
+    model: Mapped[str] = mapped_column(String(32))
+    year: Mapped[str] = mapped_column(String(8))
+    shown_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TmdbCacheEntry(Base):
+    """TMDB's answer for one movie (poster path, overview, trailer key) until expiry."""
+
+    __tablename__ = "tmdb_cache"
+
+    tmdb_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    payload: Mapped[dict] = mapped_column(JSON)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
