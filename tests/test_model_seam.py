@@ -20,10 +20,6 @@ MODEL_SPECIFIC = frozenset({"kept", "item_item", "member"})
 #: leaks known when this test was written, listed so that no new one comes in; each is
 #: to go (issue 21 item 1: ``rank_at`` and the onboarding simulator use the protocol)
 KNOWN_LEAKS = {
-    "recommend.py": {
-        *("_position", "kept", "member", "item_item", "_offset"),
-        *("_fold_in", "_fold_in_without_each", "_score"),
-    },
     "onboarding/simulate.py": {"kept", "item_item", "member"},
     "onboarding/index.py": {"member"},
     "spark_engine.py": {"_set_ids", "_set_arrays"},  # builds a model from Spark's factors

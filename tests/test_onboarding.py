@@ -251,12 +251,12 @@ def toy_simulator() -> Simulator:
         cand_pos=np.array([100, 111]),
         cand_col=np.array([0, 11]),
         stars=np.full((n_users, 2), 5.0, dtype=np.float32),
+        pulls=np.full((n_users, 2), 3.5, dtype=np.float32),  # 5 stars - like_offset 1.5
         liked=liked,
         n_liked=np.full(n_users, 2),
         b=b,
         base=np.linspace(0.12, 0.01, n_ranked).astype(np.float32),
         gain=np.ones(n_ranked, dtype=np.float32),
-        like_offset=1.5,
         user_rows=np.arange(n_users),
         cand_of=np.full(200, -1),
     )
@@ -305,6 +305,7 @@ def test_simulated_gains_match_a_full_sort():
         rng.random((n_users, n_cands)) < 0.4, rng.integers(1, 6, (n_users, n_cands)), 0
     )
     stars = stars.astype(np.float32)
+    pulls = np.where(stars > 0, stars - offset, 0).astype(np.float32)
     liked = rng.random((n_users, n_ranked)) < 0.2
     b = rng.normal(0, 0.1, (n_cands, n_ranked)).astype(np.float32)
     cand_col = np.where(np.arange(n_cands) % 3 == 0, -1, rng.permutation(n_ranked)[:n_cands])
@@ -317,7 +318,7 @@ def test_simulated_gains_match_a_full_sort():
     _ndcg_of(rel, n_left, liked, gain, np.ones(n_users, np.float32), now, top)
     for asked in (4, 7, 11):  # answers move relevance and take movies out
         raw = rel.copy()
-        _answer(rel, n_left, liked, stars[:, asked], b[asked], cand_col[asked], offset)
+        _answer(rel, n_left, liked, stars[:, asked], pulls[:, asked], b[asked], cand_col[asked])
         _ndcg_of(rel, n_left, liked, gain, stars[:, asked], now, top)
         if cand_col[asked] >= 0:
             gone[stars[:, asked] > 0, cand_col[asked]] = True
@@ -325,7 +326,7 @@ def test_simulated_gains_match_a_full_sort():
     candidates = np.array([c for c in range(n_cands) if c not in (4, 7, 11)])
     got = np.empty(candidates.size)
     weights = rng.random(n_users)
-    _gains(rel, n_left, liked, now, top, weights, stars, b, cand_col, candidates, gain, offset, got)
+    _gains(rel, n_left, liked, now, top, weights, stars, pulls, b, cand_col, candidates, gain, got)
     for j, k in enumerate(candidates):
         expected = 0.0
         for u in np.flatnonzero(stars[:, k] > 0):

@@ -176,17 +176,17 @@ def test_excluded_movies_are_never_picked(service):
     again = service.recommend(LIKES, n=5, exclude=hidden)
     picked = [r.movie.movie_id for r in again.items]
     assert not set(hidden) & set(picked)
-    assert picked[:3] == [r.movie.movie_id for r in first.items[2:5]]
+    # the model's own first picks move up; later ones follow the genre mix (rerank.py)
+    assert picked[:2] == [r.movie.movie_id for r in first.items[2:4]]
     popular = service.recommend({}, n=5)
     top = popular.items[0].movie.movie_id
     assert top not in [r.movie.movie_id for r in service.recommend({}, n=5, exclude=[top]).items]
 
 
 def test_rank_at_the_picks_equals_the_models_rank(app_model):
-    """The explanations' fast re-ranking at a few items equals ``rank_users`` there."""
+    """The explanations' fast re-ranking at a few items (``Recommender.rank_at``, with
+    its own code for ease and the factor models) equals ``rank_users`` there."""
     import numpy as np
-
-    from movierec.recommend import rank_at
 
     model = app_model.model
     states = [
@@ -195,4 +195,4 @@ def test_rank_at_the_picks_equals_the_models_rank(app_model):
     ]
     items = model.items_of([2959, 4993, 58559, 6377, 32])
     expected = model.rank_users(states)[:, items]
-    np.testing.assert_allclose(rank_at(model, states, items), expected, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(model.rank_at(states, items), expected, rtol=2e-4, atol=2e-5)

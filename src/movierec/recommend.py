@@ -5,10 +5,16 @@ function; :class:`RecommendService` does the same with per-(model, catalog) work
 (aligning the catalogue to the model's items) done once, which is what the web app and
 the CLI keep around.
 
-**Order and numbers.** Picks are ordered by the model's *rank* score (``model.rank``:
-for EASE its relevance x predicted-stars blend, for factor models the predicted stars),
-while ``predicted_stars`` comes from ``model.score``; the two need not fall in the same
-order. Each pick carries ``like_probability``: the chance, calibrated on held-out users
+**Order and numbers.** Picks come from the model's *rank* score (``model.rank``: for
+EASE its relevance x predicted-stars blend, for factor models the predicted stars), the
+model's first few in its order, the rest chosen among its best candidates to follow the
+visitor's genre mix and to avoid the genres they disliked
+(:func:`movierec.rerank.personal_order`, the same call for every model and in
+``movierec evaluate``), while ``predicted_stars`` comes from ``model.score``; neither
+need fall down the list. A visitor who rated movies but liked none of them (nothing at
+``LIKED_FROM`` stars or more) is told so (``liked_nothing``, ``message``).
+
+Each pick carries ``like_probability``: the chance, calibrated on held-out users
 at train time, that a person with these ratings gives the movie 4 stars or more
 (:mod:`movierec.models.calibration`, from the pick's predicted stars and its place in
 this visitor's ranking). It means the same for every visitor, so it need not fall down
@@ -19,8 +25,11 @@ fallback for a visitor with no usable rating.
 **Faithful explanations.** ``because`` names the rated movies whose removal lowers the
 pick's rank score most, in the model that ranked it: each rated movie is left out in
 turn, the visitor is folded in again without it and the pick re-scored
-(``model.rank_users`` over the leave-one-out states: one batched product). Only movies
-whose removal lowers the score count, at most ``MAX_BECAUSE``, largest drop first. This is
+(``model.rank_at`` over the leave-one-out states: one batched product at the picks).
+Only movies whose removal lowers the score count, at most ``MAX_BECAUSE``, largest drop
+first, and never a dislike (under ``DISLIKE_BELOW`` stars): a movie the visitor hated is
+not a reason to watch anything, even where leaving it out lowers a pick (a 1-star
+rating also lowers the visitor's bias). This is
 exact for every model (EASE's relevance and star gain, the factor models' ridge and
 non-negative fold-ins), not a similarity proxy. A visitor with more than
 ``MAX_EXPLAINED`` usable ratings has the ``MAX_EXPLAINED`` highest-starred (most recent
@@ -30,16 +39,16 @@ movie's score equally with each rating, so they explain nothing.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from movierec.data.catalog import Catalog, Movie
 from movierec.errors import InvalidInput
-from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState, top_indices
+from movierec.models.base import DISLIKE_BELOW, LIKED_FROM, Recommender, UserState, top_indices
 from movierec.models.calibration import share_at_or_above
+from movierec.rerank import Calibration, GenreMix, personal_order
 
 YEAR_CHOICES = ("old", "new", "any")
 DEFAULT_SPLIT_YEAR = 2010  # old < 2010 <= new, as in the original app
@@ -97,6 +106,9 @@ class RecommendationList:
     fallback: bool = False  # True when no usable rating: popular movies instead
     message: str | None = None
     ignored: list[int] = field(default_factory=list)  # rated movieIds the model cannot use
+    #: True when the visitor rated movies but none ``LIKED_FROM`` stars or more: the picks
+    #: only avoid what they disliked, and ``message`` asks for a movie they enjoyed
+    liked_nothing: bool = False
 
     def to_dict(self) -> dict:
         return {
@@ -104,6 +116,7 @@ class RecommendationList:
             "year": self.year,
             "fallback": self.fallback,
             "message": self.message,
+            "liked_nothing": self.liked_nothing,
             "ignored": self.ignored,
             "recommendations": [r.to_dict() for r in self.items],
         }
@@ -180,9 +193,12 @@ class RecommendService:
         catalog: Catalog,
         min_ratings: int = DEFAULT_MIN_RATINGS,
         split_year: int = DEFAULT_SPLIT_YEAR,
+        calibration: Calibration | None = None,
     ) -> None:
         self.model = model
         self.catalog = catalog
+        #: how picks follow the visitor's genre mix (:mod:`movierec.rerank`)
+        self.calibration = calibration or Calibration.of(model)
         self.min_ratings = int(min_ratings)
         self.split_year = int(split_year)
         model_movies = model.movie_ids
@@ -202,6 +218,8 @@ class RecommendService:
         self._catalog_ids = frozenset(catalog.frame.index.tolist())
         #: movie id -> Movie, filled on first use (thread-safe: a racing duplicate is equal)
         self._movies: dict[int, Movie] = {}
+        #: the genres of the model's items, for :func:`~movierec.rerank.personal_order`
+        self._mix = GenreMix.of(catalog, model_movies)
         #: whether picks are explained (models with item vectors rank per movie)
         self._explains = model.item_vectors() is not None
         # Popular fallback over the whole catalogue (movies the model may not know too)
@@ -240,9 +258,10 @@ class RecommendService:
         allowed[state.items] = False
         hidden = [self.model.items_of([m])[0] for m in excluded if self.model.has_movie(m)]
         allowed[hidden] = False
-        candidates = np.flatnonzero(allowed)
-        candidate_scores = ranking[candidates]
-        picks = candidates[top_indices(candidate_scores, n)]
+        picks = personal_order(
+            ranking, np.flatnonzero(allowed), state.items, state.stars, n, self._mix,
+            self.calibration,
+        )  # fmt: skip
         chances = self._like_probabilities(state, ranking, stars, picks)
         because = self._because(usable, state, picks)
         items = [
@@ -255,9 +274,17 @@ class RecommendService:
             )
             for k, i in enumerate(picks)
         ]
-        message = None if items else _nothing_left(year)
+        liked_nothing = max(usable.values()) < LIKED_FROM
+        message = LIKED_NOTHING if liked_nothing else None
+        if not items:
+            message = _nothing_left(year)
         return RecommendationList(
-            items=items, model=self.model.name, year=year, message=message, ignored=ignored
+            items=items,
+            model=self.model.name,
+            year=year,
+            message=message,
+            ignored=ignored,
+            liked_nothing=liked_nothing,
         )
 
     # -- helpers ------------------------------------------------------------------
@@ -338,24 +365,24 @@ class RecommendService:
         if not self._explains or not picks.size:
             return [()] * int(picks.size)
         rated = list(usable)
-        tried = rated
-        if len(rated) > MAX_EXPLAINED:
-            order = sorted(range(len(rated)), key=lambda k: -usable[rated[k]])
-            tried = [rated[k] for k in order[:MAX_EXPLAINED]]
-        # ids mapped and stars checked once (``fold_in`` did both for ``state``); each
-        # left-out fold-in then goes straight to the model's solve
-        items = self.model.items_of(rated)
-        stars = np.asarray([usable[m] for m in rated], dtype=np.float32)
-        position = {m: k for k, m in enumerate(rated)}
-        if len(tried) == len(rated):  # one closed-form pass where the model has one
-            states = self.model._fold_in_without_each(items, stars)
+        # a dislike is never a reason, whatever leaving it out does to the pick
+        reasons = [k for k, m in enumerate(rated) if usable[m] >= DISLIKE_BELOW]
+        if not reasons:
+            return [()] * int(picks.size)
+        if len(reasons) > MAX_EXPLAINED:
+            reasons = sorted(reasons, key=lambda k: -usable[rated[k]])[:MAX_EXPLAINED]
+        tried = [rated[k] for k in reasons]
+        stars = [usable[m] for m in rated]
+        if len(reasons) * 2 > len(rated):  # one closed-form pass where the model has one
+            every = self.model.fold_in_without_each(rated, stars)
+            states = [every[k] for k in reasons]
         else:
-            states = []
-            for left_out in tried:
-                keep = np.arange(len(rated)) != position[left_out]
-                states.append(self.model._fold_in(items[keep], stars[keep]))
-        with_all = rank_at(self.model, [state], picks)  # (1, n_picks)
-        drops = with_all - rank_at(self.model, states, picks)  # (n_tried, n_picks)
+            states = [
+                self.model.fold_in(rated[:k] + rated[k + 1 :], stars[:k] + stars[k + 1 :])
+                for k in reasons
+            ]
+        with_all = self.model.rank_at([state], picks)  # (1, n_picks)
+        drops = with_all - self.model.rank_at(states, picks)  # (n_tried, n_picks)
         out = []
         for k in range(picks.size):
             order = np.argsort(-drops[:, k], kind="stable")
@@ -403,57 +430,17 @@ def recommend(
     return service.recommend(ratings, year=year, n=n)
 
 
-def rank_at(model: Recommender, states: Sequence[UserState], items: np.ndarray) -> np.ndarray:
-    """``(len(states), items.size)`` float64: ``model.rank`` of each state at ``items`` only.
-
-    The explanations re-rank a handful of picks for each left-out rating; ranking the
-    whole catalogue for each (``rank_users``) cost about 5 ms of CPU a request. Factor
-    models (``offset + b_u + b_i + q_i . p``) and EASE (relevance of the kept movies x
-    the member's star gain) are computed at the picks directly; any other model, or an
-    EASE pick outside its kept movies (whose rank depends on the whole catalogue), falls
-    back to ``rank_users``. Tested equal to ``rank_users`` for every served model.
-    """
-    from movierec.models.ease import EASE
-    from movierec.models.factor import FactorModel
-
-    items = np.asarray(items, dtype=np.int64)
-    if isinstance(model, EASE) and model.kept.size:
-        positions = model._position[items]
-        if (positions >= 0).all():
-            stars = np.clip(_factor_rank_at(model.member, states, items), STAR_MIN, STAR_MAX)
-            relevance = np.empty((len(states), items.size), dtype=np.float64)
-            offset = float(model.params["like_offset"])
-            for row, state in enumerate(states):
-                rated = model._position[np.asarray(state.items, dtype=np.int64)]
-                known = rated >= 0
-                weights = np.asarray(state.stars, dtype=np.float64)[known] - offset
-                block = model.item_item[np.ix_(rated[known], positions)]  # (m_rated, n)
-                relevance[row] = weights @ block.astype(np.float64)
-            relevance += float(model.params["popularity"]) * model.popularity[items]
-            gain = (stars / STAR_MAX) ** float(model.params["star_power"])
-            return np.where(relevance > 0, relevance * gain, relevance)
-    if (
-        isinstance(model, FactorModel)
-        and type(model)._rank is Recommender._rank
-        and type(model)._score is FactorModel._score
-    ):
-        return _factor_rank_at(model, states, items)
-    return np.asarray(model.rank_users(states), dtype=np.float64)[:, items]
-
-
-def _factor_rank_at(model: Any, states: Sequence[UserState], items: np.ndarray) -> np.ndarray:
-    """``offset + b_u + b_i + q_i . p`` of a factor model, unclipped, at ``items``."""
-    factors = np.stack([np.asarray(s.factors, dtype=np.float64) for s in states])
-    out = factors @ model.item_factors[items].astype(np.float64).T
-    out += model.item_bias[items].astype(np.float64)[None, :]
-    out += np.array([model._offset + s.bias for s in states], dtype=np.float64)[:, None]
-    return out
-
-
 def _join_titles(titles: list[str]) -> str:
     if len(titles) == 1:
         return titles[0]
     return ", ".join(titles[:-1]) + " and " + titles[-1]
+
+
+#: what a visitor who rated movies but liked none of them is told
+LIKED_NOTHING = (
+    "You haven't told us about a movie you liked yet: rate one you enjoyed and your picks "
+    "will follow your taste. Until then these only steer clear of what you disliked."
+)
 
 
 def _nothing_left(year: str) -> str:

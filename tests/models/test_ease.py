@@ -78,13 +78,17 @@ def test_weighted_rows_is_a_vector_matrix_product() -> None:
     np.testing.assert_array_equal(weighted_rows(matrix, np.zeros(0, int), np.zeros(0)), 0.0)
 
 
-@pytest.fixture(scope="module")
-def tiny() -> EASE:
-    """The SEEN pattern with stars, movies 10..40; every movie kept (min_count 1)."""
+def _tiny_ratings() -> Ratings:
     users, movies = np.nonzero(SEEN)
     stars = np.array([5, 4, 3, 4, 2, 1, 4, 5, 4.5, 5, 3, 2, 0.5])
     frame = pd.DataFrame({"userId": users + 1, "movieId": (movies + 1) * 10, "rating": stars})
-    return EASE(l2=2.0, min_count=1, n_epochs=5).fit(Ratings.from_frame(frame))
+    return Ratings.from_frame(frame)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> EASE:
+    """The SEEN pattern with stars, movies 10..40; every movie kept (min_count 1)."""
+    return EASE(l2=2.0, min_count=1, n_epochs=5).fit(_tiny_ratings())
 
 
 def test_fit_builds_the_closed_form_on_who_rated_what(tiny: EASE) -> None:
@@ -93,15 +97,39 @@ def test_fit_builds_the_closed_form_on_who_rated_what(tiny: EASE) -> None:
 
 
 def test_rank_is_relevance_times_star_gain(tiny: EASE) -> None:
+    """A 5-star rating pulls by ``5 - like_offset``; a 1-star one is a dislike, pushing by
+    ``dislike_weight * (1 - 3)``; the pull on ``j`` is divided by ``(1 + n_j) **
+    popularity_debias``; positive relevance is multiplied by ``(stars / 5) ** star_power``."""
     state = tiny.fold_in([10, 30], [5.0, 1.0])
-    w = np.array([5.0, 1.0]) - tiny.params["like_offset"]
+    p = tiny.params
+    w = np.array([5.0 - p["like_offset"], p["dislike_weight"] * (1.0 - 3.0)])
     counts = SEEN.sum(axis=0)
-    s = w @ ease_weights(SEEN.T @ SEEN, 2.0)[[0, 2]]
-    s += tiny.params["popularity"] * np.log1p(counts) / np.log1p(counts.max())
+    s = w @ ease_weights(SEEN.T @ SEEN, 2.0)[[0, 2]] / (1.0 + counts) ** p["popularity_debias"]
+    s += p["popularity"] * np.log1p(counts) / np.log1p(counts.max())
     np.testing.assert_allclose(tiny.relevance(state), s, atol=1e-5)
     stars = tiny.score(state).astype(np.float64)
-    expected = np.where(s > 0, s * (stars / 5.0) ** tiny.params["star_power"], s)
+    expected = np.where(s > 0, s * (stars / 5.0) ** p["star_power"], s)
     np.testing.assert_allclose(tiny.rank(state), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_ranking_before_dislikes_counted_is_a_parameter_setting(tiny: EASE) -> None:
+    """``dislike_weight=None, popularity_debias=0, star_power=3, min_count=50``: every
+    rating weighs ``stars - like_offset`` and only the star gain multiplies, as before."""
+    old = EASE(l2=2.0, min_count=1, n_epochs=5, dislike_weight=None, popularity_debias=0.0,
+               star_power=3.0).fit(_tiny_ratings())  # fmt: skip
+    state = old.fold_in([10, 30], [5.0, 1.0])
+    w = np.array([5.0, 1.0]) - old.params["like_offset"]
+    counts = SEEN.sum(axis=0)
+    s = w @ ease_weights(SEEN.T @ SEEN, 2.0)[[0, 2]]
+    s += old.params["popularity"] * np.log1p(counts) / np.log1p(counts.max())
+    stars = old.score(state).astype(np.float64)
+    expected = np.where(s > 0, s * (stars / 5.0) ** 3.0, s)
+    np.testing.assert_allclose(old.rank(state), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_dislike_pushes_harder_the_fewer_stars(tiny: EASE) -> None:
+    weights = tiny.rating_weights(np.array([0.5, 1.0, 2.5, 3.0, 5.0]))
+    assert weights[0] < weights[1] < weights[2] < 0 < weights[3] < weights[4]
 
 
 def test_low_stars_push_companions_down(tiny: EASE) -> None:

@@ -24,7 +24,12 @@ import numpy as np
 from movierec import models
 from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
-from movierec.models.base import STAR_MAX, STAR_MIN
+from movierec.models.base import STAR_MAX, STAR_MIN, UserState
+from movierec.rerank import Calibration, GenreMix, personal_order
+
+#: picks re-ordered by :func:`~movierec.rerank.personal_order` per user: the protocols'
+#: longest list (recall@20); the rest keep the model's order below them
+RERANKED = 20
 
 
 class Method(ABC):
@@ -96,7 +101,9 @@ class OurModel(Method):
     ``model.rank(model.fold_in(movie_ids, stars))``: the recommend service's code path
     (``rank`` defaults to the predicted stars, ``score``; a model tuned for top-N may rank
     by something else), many users at once through ``model.rank_users(states)`` (one
-    matrix product for factor models). Rating metrics use
+    matrix product for factor models). With a catalogue, each user's first ``RERANKED``
+    are then re-ordered by :func:`~movierec.rerank.personal_order`, as the app does (they
+    get scores above every other movie, in that order). Rating metrics use
     ``model.predict``; the onboarding protocol's cold-start RMSE uses ``model.score`` of
     the folded-in state.
     """
@@ -115,12 +122,14 @@ class OurModel(Method):
         self.catalog = catalog
         self.model: models.Recommender | None = None
         self._columns: np.ndarray | None = None
+        self._mix: GenreMix | None = None
 
     def _fit(self, train: Ratings) -> None:
         self.model = models.create(self.name, seed=self.seed, **self.params)
         # movie text (genres, tags) for models that read it; no ratings
         self.model.fit(train, progress=False, catalog=self.catalog)
         movie_ids = self.model.movie_ids
+        self._mix = None if self.catalog is None else GenreMix.of(self.catalog, movie_ids)
         if movie_ids is not None and np.array_equal(movie_ids, train.movie_ids):
             self._columns = None
         else:  # the model orders (or knows) movies differently: map its columns onto ours
@@ -135,12 +144,14 @@ class OurModel(Method):
         assert self.model is not None and self.train is not None
         model, user_ids = self.model, self.train.user_ids
         states = [model.user_state(int(user_ids[user])) for user in users]
-        return self._align(np.asarray(model.rank_users(states), dtype=np.float32))
+        rankings = np.asarray(model.rank_users(states), dtype=np.float32)
+        return self._align(self._personal(rankings, states))
 
     def score_visitor(self, items: np.ndarray, stars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         assert self.model is not None and self.train is not None
         state = self.model.fold_in(self.train.movie_ids[items], stars)
-        return self._align(self.model.rank(state)), self._align(self.model.score(state))
+        ranking = self._personal(self.model.rank(state)[None, :], [state])[0]
+        return self._align(ranking), self._align(self.model.score(state))
 
     def score_visitors(
         self, visitors: Sequence[tuple[np.ndarray, np.ndarray]]
@@ -161,7 +172,23 @@ class OurModel(Method):
             stars = model.score_users(states)
         else:
             stars = np.stack([model.score(s) for s in states]) if states else rankings.copy()
-        return self._align(rankings), self._align(stars)
+        return self._align(self._personal(rankings.copy(), states)), self._align(stars)
+
+    def _personal(self, rankings: np.ndarray, states: Sequence[UserState]) -> np.ndarray:
+        """``rankings`` ``(n, n_items)`` (model columns) with each row's first ``RERANKED``
+        unrated movies re-ordered by ``personal_order`` and lifted above the rest."""
+        if self._mix is None:
+            return rankings
+        for row, state in enumerate(states):
+            allowed = np.isfinite(rankings[row])
+            allowed[state.items] = False
+            picks = personal_order(
+                rankings[row], np.flatnonzero(allowed), state.items, state.stars, RERANKED,
+                self._mix, Calibration.of(self.model),
+            )  # fmt: skip
+            top = float(rankings[row][allowed].max()) if allowed.any() else 0.0
+            rankings[row, picks] = top + np.arange(picks.size, 0, -1, dtype=np.float32)
+        return rankings
 
     def describe(self) -> dict[str, Any]:
         """Name, kind, the model's effective parameters (defaults filled in) and notes."""

@@ -8,17 +8,25 @@ Top-N (``rank``) and predicted stars (``score``) come from two parts fitted toge
   most-rated first), the closed form ``P = (X'X + l2 I)^-1``,
   ``B = I - P diag(1 / diag(P))``: ``B[i, j]`` is how much having rated ``i`` says a user
   rates ``j`` (``diag(B) = 0``, so no movie explains itself). A user who gave ``stars`` to
-  ``items`` gets relevance ``s = w @ B[items]`` with ``w = stars - like_offset``: a movie
-  rated above the offset pulls its companions up, one rated below it ("seen, but
-  disliked") pushes them down, in proportion. ``popularity * log1p(n_j) / log1p(n_max)``
-  (``n_j`` training ratings of ``j``) is added: a tie-breaker, and the whole ranking for a
-  visitor who rated nothing.
+  ``items`` gets relevance ``s_j = (w @ B[items])_j / (1 + n_j) ** popularity_debias``
+  with ``w = stars - like_offset`` for a rating of 3 stars or more (a 3 still says "I
+  watch this kind of movie", which is most of what predicts the next one) and
+  ``w = dislike_weight * (stars - 3)`` for a dislike (2.5 or less,
+  :data:`~movierec.models.base.DISLIKE_BELOW`): a disliked movie pushes its companions
+  down, the more the fewer stars. ``n_j`` is ``j``'s training ratings: ``B[i, j]`` grows
+  with how often ``j`` is rated, so without the division every visitor's list is the
+  canon (a movie everybody has seen needs more evidence to rank as high).
+  ``popularity * log1p(n_j) / log1p(n_max)`` is added: a tie-breaker, and the whole
+  ranking for a visitor who rated nothing (most-rated first).
 - **Stars**: a :class:`~movierec.models.svd.SVD` member fitted on the same ratings gives
   ``predict``, ``score`` and the fold-in of a visitor's factors.
 
 ``rank = s * (stars / 5) ** star_power`` where ``s > 0`` (liked-and-likely movies rise;
 a movie the user is predicted to dislike sinks), ``s`` itself where ``s <= 0``; movies
-outside ``kept`` rank below every kept one, by predicted stars.
+outside ``kept`` rank below every kept one, by predicted stars. The formula is written
+once, :meth:`EASE.kept_relevance` and :meth:`EASE.rank_kept`, and every ranking path
+(``rank``, ``rank_users``, ``rank_at``, ``top_k``, the onboarding simulator) goes through
+them.
 
 Fold-in costs the member's ridge solve plus, when ranking, a weighted sum of one row of
 ``B`` per rated movie (``(m,)`` each, ``m`` = kept movies). ``top_k`` needs no more:
@@ -63,6 +71,8 @@ from scipy.linalg import lapack
 from movierec.data.ratings import Ratings
 from movierec.errors import ModelError
 from movierec.models.base import (
+    DISLIKE_BELOW,
+    GENRE_WEIGHT,
     STAR_MAX,
     STAR_MIN,
     ArraySpec,
@@ -86,7 +96,7 @@ GB = 1024**3
 #: bytes the kept ratings take while the Gram matrix is built (see ``fit_bytes``)
 BYTES_PER_KEPT_RATING = 20
 #: co-raters at which ``item_similarity``'s cosine counts half (validation users of
-#: ``bench/similar.py``, seed 0, blended as the movie page does: 5 / 10 / 20 gave
+#: ``bench/similar.py``, seed 0, blended with content at SHRINK 20, COLLAB_MAX 1: 5 / 10 / 20 gave
 #: co-liked@10 0.314 / 0.324 / 0.332, popularity lift 0.160 / 0.190 / 0.214; 10 keeps
 #: pairs with few co-raters down without drifting to famous movies)
 SIMILARITY_SHRINK = 10.0
@@ -264,7 +274,13 @@ class EASE(Recommender):
     - ``memory_budget_gb``: most memory (GiB) the item-item fit may hold (``fit_bytes``).
     - ``fit_to_budget``: cut the kept movies to the budget (True) or refuse (False).
     - ``like_offset``: stars at which a rated movie neither pulls nor pushes.
+    - ``dislike_weight``: a dislike's weight per star below 3 (None: weighted as any
+      rating, ``stars - like_offset``, as before dislikes counted).
     - ``star_power``: exponent of ``stars / 5`` multiplying positive relevance (0: off).
+    - ``popularity_debias``: exponent of ``1 / (1 + n_j)`` multiplying the rated movies'
+      pull on ``j`` (0: off).
+    - ``genre_weight``: how strongly picks follow the visitor's genre mix after this
+      ranking (:mod:`movierec.rerank`; 0: off).
     - ``popularity``: weight of the normalised log rating count added to relevance.
     - ``n_factors``, ``n_epochs``, ``lr_all``, ``reg_all``: the SVD member's.
     """
@@ -272,13 +288,16 @@ class EASE(Recommender):
     name: ClassVar[str] = "ease"
     param_specs: ClassVar[tuple[Param, ...]] = (
         Param("l2", 500.0, strict=True),
-        Param("min_count", 50, int),
+        Param("min_count", 20, int),
         Param("max_items", 10000, int, strict=True),
         Param("memory_budget_gb", 6.0, strict=True),
         Param("fit_to_budget", True, bool),
         Param("like_offset", 1.5),
-        Param("star_power", 3.0),
+        Param("dislike_weight", 1.0, optional=True),
+        Param("star_power", 1.0),
         Param("popularity", 0.01),
+        Param("popularity_debias", 0.5),
+        GENRE_WEIGHT,
         *(spec for spec in SVD.param_specs if spec.name in MEMBER_PARAMS),
     )
     #: plus the SVD member's arrays, prefixed ``svd.``
@@ -353,11 +372,14 @@ class EASE(Recommender):
         self.popularity = np.asarray(pop, dtype=np.float32)
         self._position = np.full(self.n_items, -1, dtype=np.int64)
         self._position[self.kept] = np.arange(self.kept.size)
-        # (m,) float32 popularity term of the kept movies' relevance
-        self._kept_prior = float(self.params["popularity"]) * self.popularity[self.kept]
         # the member's rows of the kept movies, contiguous, for ``top_k`` (4 MB at 10k)
         self._kept_factors = np.ascontiguousarray(self.member.item_factors[self.kept])
         self._kept_bias = np.ascontiguousarray(self.member.item_bias[self.kept])
+        # (m,) float64 log(1 + n_j) of the kept movies, from the member's training ratings
+        counts = np.bincount(self.member.rated.items, minlength=self.n_items)  # type: ignore[union-attr]
+        self._kept_log_counts = np.log1p(counts[self.kept].astype(np.float64))
+        # (popularity, popularity_debias) -> (m,) float64 debias and popularity terms
+        self._terms: tuple[tuple[float, float], np.ndarray, np.ndarray] | None = None
 
     def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return self.member._predict(users, items)
@@ -375,15 +397,62 @@ class EASE(Recommender):
         """``(n_items,)`` float32 the member's predicted stars, 0.5-5."""
         return self.member._score(state)
 
+    def rating_weights(self, stars: np.ndarray) -> np.ndarray:
+        """``(r,)`` float64: how much each rating given with ``stars`` ``(r,)`` pulls its
+        companions up (> 0) or pushes them down (< 0) in :meth:`relevance` (module doc)."""
+        stars = np.asarray(stars, dtype=np.float64)
+        weights = stars - float(self.params["like_offset"])
+        dislike = self.params["dislike_weight"]
+        if dislike is not None:
+            below = stars < DISLIKE_BELOW
+            weights[below] = float(dislike) * (stars[below] - DISLIKE_BELOW)
+        return weights
+
+    def kept_relevance(self, pull: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Relevance (module doc) of the kept movies at ``rows`` (positions in ``kept``,
+        ``(r,)``; None: all ``m``) from ``pull`` ``(..., r)``, the rated movies' weighted
+        rows of ``B`` there: ``pull / (1 + n_j) ** popularity_debias + popularity *
+        log1p(n_j) / log1p(n_max)``. In ``pull``'s float type (float32 for
+        ``rank_users``)."""
+        debias, prior = self.kept_terms(rows)
+        kind = np.asarray(pull).dtype.type
+        return pull * debias.astype(kind) + prior.astype(kind)
+
+    def rank_kept(
+        self, relevance: np.ndarray, kept_stars: np.ndarray, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The ranking formula (module doc): ``relevance`` ``(..., r)`` of the kept movies
+        at ``rows`` (None: all) times ``(stars / 5) ** star_power`` where positive, itself
+        elsewhere; ``kept_stars`` ``(..., r)`` their stars, clipped to 0.5-5. ``rows`` is
+        accepted for symmetry with :meth:`kept_relevance` (the gain needs only stars)."""
+        return np.where(relevance > 0, relevance * self.kept_gain(kept_stars), relevance)
+
+    def kept_gain(self, kept_stars: np.ndarray) -> np.ndarray:
+        """``(..., r)`` ``(stars / 5) ** star_power``: what positive relevance is
+        multiplied by (:meth:`rank_kept`), in ``kept_stars``' float type."""
+        kept_stars = np.asarray(kept_stars)
+        kind = kept_stars.dtype.type
+        return (kept_stars / kind(STAR_MAX)) ** kind(self.params["star_power"])
+
+    def kept_terms(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(debias, prior)``, each ``(r,)`` float64 at ``rows`` (None: all kept movies):
+        ``(1 + n_j) ** -popularity_debias`` and ``popularity * log1p(n_j) /
+        log1p(n_max)``, computed once per setting of the two parameters."""
+        key = (float(self.params["popularity"]), float(self.params["popularity_debias"]))
+        if self._terms is None or self._terms[0] != key:
+            debias = np.exp(-key[1] * self._kept_log_counts)
+            prior = key[0] * self.popularity[self.kept].astype(np.float64)
+            self._terms = (key, debias, prior)
+        _, debias, prior = self._terms
+        return (debias, prior) if rows is None else (debias[rows], prior[rows])
+
     def relevance(self, state: UserState) -> np.ndarray:
         """``(m,)`` float64 EASE relevance of the kept movies (``self.kept`` order)."""
         self._check_fitted()
         position = self._position[np.asarray(state.items, dtype=np.int64)]
         known = position >= 0
-        weights = np.asarray(state.stars, dtype=np.float64)[known] - self.params["like_offset"]
-        out = weighted_rows(self.item_item, position[known], weights)
-        out += self._kept_prior
-        return out
+        weights = self.rating_weights(np.asarray(state.stars)[known])
+        return self.kept_relevance(weighted_rows(self.item_item, position[known], weights))
 
     def _rank(self, state: UserState) -> np.ndarray:
         """``(n_items,)``: relevance x (stars / 5) ** star_power for the kept movies (see
@@ -403,9 +472,7 @@ class EASE(Recommender):
 
     def _kept_rank(self, state: UserState, kept_stars: np.ndarray) -> np.ndarray:
         """``(m,)`` float64 rank of the kept movies given their ``(m,)`` float32 stars."""
-        s = self.relevance(state)
-        gain = (kept_stars / STAR_MAX) ** float(self.params["star_power"])
-        return np.where(s > 0, s * gain, s)
+        return self.rank_kept(self.relevance(state), kept_stars)
 
     @staticmethod
     def _below_kept(kept_rank: np.ndarray) -> np.float32:
@@ -464,19 +531,38 @@ class EASE(Recommender):
             known = position >= 0
             rows.append(np.full(int(known.sum()), row))
             cols.append(position[known])
-            weights.append(np.asarray(state.stars, np.float32)[known] - self.params["like_offset"])
+            weights.append(self.rating_weights(np.asarray(state.stars)[known]))
         rated = sp.csr_matrix(
             (np.concatenate(weights).astype(np.float32),
              (np.concatenate(rows), np.concatenate(cols))),
             shape=(len(states), self.kept.size),
         )  # fmt: skip
-        relevance = np.asarray(rated @ self.item_item, dtype=np.float32)  # (n, m)
-        relevance += np.float32(self.params["popularity"]) * self.popularity[self.kept][None, :]
-        gain = (stars[:, self.kept] / np.float32(STAR_MAX)) ** np.float32(self.params["star_power"])
-        kept_rank = np.where(relevance > 0, relevance * gain, relevance)
+        pull = np.asarray(rated @ self.item_item, dtype=np.float32)  # (n, m)
+        relevance = self.kept_relevance(pull)
+        kept_rank = self.rank_kept(relevance, stars[:, self.kept])
         out += np.minimum(kept_rank.min(axis=1), 0.0)[:, None]
         out[:, self.kept] = kept_rank
         return out
+
+    def rank_at(self, states: Sequence[UserState], items: np.ndarray) -> np.ndarray:
+        """``Recommender.rank_at``: at kept ``items``, the relevance of those columns of
+        ``B`` only (one ``(rated, len(items))`` block a state) and the member's stars
+        there, through :meth:`rank_kept`; an item outside ``kept`` (whose rank depends on
+        the kept minimum) falls back to ``rank_users``."""
+        self._check_fitted()
+        items = np.asarray(items, dtype=np.int64)
+        rows = self._position[items] if self.kept.size else np.full(items.size, -1)
+        if (rows < 0).any() or not len(states):
+            return super().rank_at(states, items)
+        stars = np.clip(self.member.rank_at(states, items), STAR_MIN, STAR_MAX)
+        pull = np.empty((len(states), items.size), dtype=np.float64)
+        for row, state in enumerate(states):
+            rated = self._position[np.asarray(state.items, dtype=np.int64)]
+            known = rated >= 0
+            block = self.item_item[np.ix_(rated[known], rows)]  # (rated, len(items))
+            weights = self.rating_weights(np.asarray(state.stars)[known])
+            pull[row] = weights @ block.astype(np.float64)
+        return self.rank_kept(self.kept_relevance(pull, rows), stars, rows)
 
     def item_vectors(self) -> np.ndarray:
         """``(n_items, k)`` float32 the member's item factors (to explain picks)."""

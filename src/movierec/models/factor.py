@@ -142,6 +142,20 @@ class FactorModel(Recommender):
         out += np.array([self._offset + s.bias for s in states], dtype=np.float32)[:, None]
         return out
 
+    def rank_at(self, states: Sequence[UserState], items: np.ndarray) -> np.ndarray:
+        """``(len(states), items.size)`` float64 ``offset + b_u + b_i + q_i . p``, unclipped,
+        at ``items`` only (``Recommender.rank_at``), where the model ranks by that estimate."""
+        self._check_fitted()
+        overridden = type(self)._rank is not Recommender._rank
+        if overridden or type(self)._score is not FactorModel._score or not len(states):
+            return super().rank_at(states, items)
+        items = np.asarray(items, dtype=np.int64)
+        factors = np.stack([np.asarray(s.factors, dtype=np.float64) for s in states])
+        out = factors @ self.item_factors[items].astype(np.float64).T
+        out += self.item_bias[items].astype(np.float64)[None, :]
+        out += np.array([self._offset + s.bias for s in states], dtype=np.float64)[:, None]
+        return out
+
     def item_vectors(self) -> np.ndarray:
         """``(n_items, k)`` float32 item factors ``q_i``."""
         self._check_fitted()

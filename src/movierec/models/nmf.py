@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from movierec.data.ratings import Ratings
 from movierec.models._kernels import ByRow, SGDRates, Triples, nmf_epoch, nmf_half_step
-from movierec.models.base import UserState
+from movierec.models.base import GENRE_WEIGHT, UserState
 from movierec.models.factor import FactorModel, numba_threads, threads_param
 from movierec.models.foldin import nnls_ridge
 from movierec.models.params import Param
@@ -38,6 +38,8 @@ class NMF(FactorModel):
       warns this variant overfits easily; off by default. Its bias steps go rating by
       rating, so it runs on one core.
     - ``n_threads``: 0 = every core from 500,000 ratings up; the result does not depend on it.
+    - ``genre_weight``: how strongly picks follow the visitor's genre mix
+      (:mod:`movierec.rerank`; 0: off).
 
     Unknown users or movies get the global mean (unbiased) or the biases known (biased).
     """
@@ -53,6 +55,7 @@ class NMF(FactorModel):
         Param("lr_bias", 0.005),
         Param("reg_bias", 0.02),
         threads_param(),
+        GENRE_WEIGHT,
     )
 
     @property

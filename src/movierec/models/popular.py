@@ -19,7 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from movierec.data.ratings import Ratings
-from movierec.models.base import ArraySpec, Recommender, UserState
+from movierec.models.base import GENRE_WEIGHT, ArraySpec, Recommender, UserState
 from movierec.models.baselines import damped_means
 from movierec.models.foldin import RatedItems
 from movierec.models.params import Param
@@ -32,10 +32,17 @@ class Popular(Recommender):
 
     - ``damping``: prior weight of the global mean, in pseudo-ratings per movie.
     - ``user_damping``: prior weight of a zero bias, in pseudo-ratings per user.
+    - ``genre_weight``: how strongly picks follow the visitor's genre mix
+      (:mod:`movierec.rerank`; 0: off): the crowd's favourites in the visitor's genres.
     """
 
     name: ClassVar[str] = "popular"
-    param_specs: ClassVar[tuple[Param, ...]] = (Param("damping", 10.0), Param("user_damping", 10.0))
+    ranks_alike: ClassVar[bool] = True
+    param_specs: ClassVar[tuple[Param, ...]] = (
+        Param("damping", 10.0),
+        Param("user_damping", 10.0),
+        GENRE_WEIGHT,
+    )
     array_specs: ClassVar[dict[str, ArraySpec]] = {
         "item_mean": ArraySpec("float32", ("n_items",)),
         "user_bias": ArraySpec("float32", ("n_users",)),

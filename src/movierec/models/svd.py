@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from movierec.data.ratings import Ratings
 from movierec.models._kernels import SGDRates, Triples, svd_epoch_blocks
-from movierec.models.base import UserState
+from movierec.models.base import GENRE_WEIGHT, UserState
 from movierec.models.factor import (
     FactorModel,
     numba_threads,
@@ -43,6 +43,8 @@ class SVD(FactorModel):
     - ``init_std``: factors start as ``normal(0, init_std)``; biases start at 0.
     - ``n_threads``: 0 = every core from 500,000 ratings up and one below (reproducible
       from the seed); ``n`` = that many (more than one: results vary in the last bits).
+    - ``genre_weight``: how strongly picks follow the visitor's genre mix
+      (:mod:`movierec.rerank`; 0: off).
 
     Unknown users or movies contribute nothing (``b = 0``, ``p = 0``), as in Surprise.
     """
@@ -57,6 +59,7 @@ class SVD(FactorModel):
         Param("reg_bias", None, optional=True),
         Param("init_std", 0.05),
         threads_param(),
+        GENRE_WEIGHT,
     )
 
     # -- Recommender -------------------------------------------------------------------

@@ -9,16 +9,18 @@ starts from its own answers to the movies the visitor was already asked: a soft 
 tree over the training users.
 
 The ranking simulated is ``ease``'s (:mod:`movierec.models.ease`): relevance ``s = pop +
-sum (stars - like_offset) B[asked, :]`` over the kept movies, times ``(stars / 5) **
-star_power`` where positive, with the stars a visitor would get before any answer
-(``mu + b_i``: the member's user factors are left out); movies rated in answers are not
+sum w(stars) B[asked, :] * debias`` over the kept movies (the model's ``rating_weights``
+and ``kept_terms``), times its ``kept_gain`` where positive (its ``rank_kept``), with the stars a
+visitor would get before any answer (``mu + b_i``: the member's user factors are left
+out); movies rated in answers are not
 ranked and not counted as hits, as in the protocol. Only the ``SIM_RANKED`` most-rated
 kept movies are ranked, and ``SIM_USERS`` training users at most (a seeded sample) are
 simulated (of which a request draws ``SIM_SAMPLE``, :mod:`.strategies`), so a 25 M-rating
 set costs what a small one does.
 
 Arrays (``U`` users, ``K`` candidate movies, ``M`` ranked movies): ``stars`` ``(U, K)``
-float32 (0: not rated), ``liked`` ``(U, M)`` bool (stars >= 4), ``n_liked`` ``(U,)``
+float32 (0: not rated), ``pulls`` ``(U, K)`` float32 the relevance weight of each answer
+(0: not rated), ``liked`` ``(U, M)`` bool (stars >= 4), ``n_liked`` ``(U,)``
 (liked training movies, ranked or not: the ideal DCG), ``b`` ``(K, M)`` float32 rows of
 ``B``, ``base`` ``(M,)`` popularity term, ``gain`` ``(M,)`` star gain.
 """
@@ -66,12 +68,12 @@ class Simulator:
     cand_pos: np.ndarray  # (K,) index positions of the candidate movies
     cand_col: np.ndarray  # (K,) each candidate's column among the ranked, -1 if not ranked
     stars: np.ndarray  # (U, K) float32
+    pulls: np.ndarray  # (U, K) float32 the model's rating_weights of those stars
     liked: np.ndarray  # (U, M) bool
     n_liked: np.ndarray  # (U,) int64
     b: np.ndarray  # (K, M) float32
     base: np.ndarray  # (M,) float32
     gain: np.ndarray  # (M,) float32
-    like_offset: float
     user_rows: np.ndarray  # (U,) rows of the index's seen matrix
     cand_of: np.ndarray  # (n_items,) candidate number of each index position, -1 if none
 
@@ -109,13 +111,13 @@ class Simulator:
             active, counts = np.unique(drawn, return_counts=True)
             w = counts.astype(np.float64)
         stars = np.ascontiguousarray(self.stars[active])
+        pulls = np.ascontiguousarray(self.pulls[active])
         liked = np.ascontiguousarray(self.liked[active])
         gain = self.gain
         rel = np.repeat(self.base[None, :], active.size, axis=0)
         n_left = self.n_liked[active].copy()
         for k in np.asarray(asked, dtype=np.int64).tolist():
-            _answer(rel, n_left, liked, stars[:, k], self.b[k], self.cand_col[k],
-                    self.like_offset)  # fmt: skip
+            _answer(rel, n_left, liked, stars[:, k], pulls[:, k], self.b[k], self.cand_col[k])
         now = np.empty(active.size)
         top = np.full((active.size, KEPT_PLACES), -1, dtype=np.int64)  # best places so far
         _ndcg_of(rel, n_left, liked, gain, np.ones(active.size, np.float32), now, top)
@@ -130,8 +132,8 @@ class Simulator:
             if chosen and 0 < recheck < measure.size:
                 measure = measure[np.argsort(-gains[measure], kind="stable")[:recheck]]
             fresh = np.empty(measure.size)
-            _gains(rel, n_left, liked, now, top, w, stars, self.b, self.cand_col,
-                   candidates[measure], gain, self.like_offset, fresh)  # fmt: skip
+            _gains(rel, n_left, liked, now, top, w, stars, pulls, self.b, self.cand_col,
+                   candidates[measure], gain, fresh)  # fmt: skip
             gains[measure] = fresh
             best = measure[np.argsort(-fresh, kind="stable")]
             pick = int(best[0])
@@ -140,8 +142,7 @@ class Simulator:
             k = int(candidates[pick])
             chosen.append(k)
             still[pick] = False
-            _answer(rel, n_left, liked, stars[:, k], self.b[k], self.cand_col[k],
-                    self.like_offset)  # fmt: skip
+            _answer(rel, n_left, liked, stars[:, k], pulls[:, k], self.b[k], self.cand_col[k])
             _ndcg_of(rel, n_left, liked, gain, stars[:, k], now, top)
         return self.cand_pos[np.asarray(chosen, dtype=np.int64)]
 
@@ -162,7 +163,6 @@ class Simulator:
         needed = ("kept", "item_item", "popularity", "member", "movie_ids")
         if not all(hasattr(model, name) for name in needed) or not model.kept.size:
             return None
-        params = model.params
         position = {int(m): i for i, m in enumerate(movie_ids)}
         model_pos = np.array([position.get(int(m), -1) for m in model.movie_ids])
         kept = model.kept[model_pos[model.kept] >= 0]  # model columns the index knows
@@ -172,17 +172,19 @@ class Simulator:
         by_count = np.lexsort((kept, -kept_counts))
         ranked = np.sort(kept[by_count[:SIM_RANKED]])  # model columns, ascending
         cands = np.sort(kept[by_count[:SIM_CANDIDATES]])
-        b = model.item_item[np.ix_(rows_of[cands], rows_of[ranked])].astype(np.float32)
+        debias, prior = model.kept_terms(rows_of[ranked])  # relevance = pull * debias + prior
+        b = model.item_item[np.ix_(rows_of[cands], rows_of[ranked])] * debias.astype(np.float32)
         rng = np.random.default_rng(seed)
         users = np.asarray(user_rows, dtype=np.int64)
         if users.size > SIM_USERS:
             users = np.sort(rng.choice(users, SIM_USERS, replace=False))
         member = model.member
         start = np.clip(member.global_mean + member.item_bias[ranked], 0.5, 5.0)
-        gain = (start / 5.0) ** float(params["star_power"])
-        base = float(params["popularity"]) * model.popularity[ranked]
+        gain = model.kept_gain(start)
+        base = prior
         stars, liked, n_liked = _user_arrays(train, users, model.movie_ids[cands],
                                              model.movie_ids[ranked])  # fmt: skip
+        pulls = np.where(stars > 0, model.rating_weights(stars.ravel()).reshape(stars.shape), 0)
         cand_pos = model_pos[cands]
         cand_of = np.full(len(movie_ids), -1, dtype=np.int64)
         cand_of[cand_pos] = np.arange(cands.size)
@@ -190,12 +192,12 @@ class Simulator:
             cand_pos=cand_pos,
             cand_col=np.searchsorted(ranked, cands).astype(np.int64),
             stars=stars,
+            pulls=pulls.astype(np.float32),
             liked=liked,
             n_liked=n_liked,
             b=np.ascontiguousarray(b),
             base=base.astype(np.float32),
             gain=gain.astype(np.float32),
-            like_offset=float(params["like_offset"]),
             user_rows=np.searchsorted(np.asarray(user_rows), users),
             cand_of=cand_of,
         )
@@ -231,11 +233,11 @@ def _user_arrays(
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _scores(rel, gain, stars, row, offset, skip, scratch):  # noqa: ANN001
-    """``scratch[j]``: movie ``j``'s ranking score for a user of relevance ``rel`` who
-    answers ``stars`` (0: no answer) to the candidate of ``B`` row ``row`` and ranked
+def _scores(rel, gain, pull, row, skip, scratch):  # noqa: ANN001
+    """``scratch[j]``: movie ``j``'s ranking score for a user of relevance ``rel`` whose
+    answer pulls by ``pull`` (0: no answer) the candidate of ``B`` row ``row`` and ranked
     column ``skip`` (-1: none; it leaves the ranking). One vectorisable pass."""
-    weight = np.float32(stars - offset if stars > 0 else 0.0)
+    weight = np.float32(pull)
     for j in range(rel.shape[0]):
         r = rel[j] + weight * row[j]
         scratch[j] = r * gain[j] if r > 0 else r
@@ -277,7 +279,7 @@ def _ndcg_at(top_j, liked, n_left):  # noqa: ANN001
 
 
 @njit(cache=True, nogil=True)
-def _gain(rel, n_left, liked, now, top, w, stars, row, col, gain, offset):  # noqa: ANN001
+def _gain(rel, n_left, liked, now, top, w, stars, pulls, row, col, gain):  # noqa: ANN001
     """Weighted sum over users of the NDCG change if candidate (``stars`` column, ``row``
     of ``B``, ranked column ``col``) were asked.
 
@@ -298,7 +300,7 @@ def _gain(rel, n_left, liked, now, top, w, stars, row, col, gain, offset):  # no
         if left <= 0:
             new = 0.0
         else:
-            _scores(rel[u], gain, stars[u], row, offset, col, scratch)
+            _scores(rel[u], gain, pulls[u], row, col, scratch)
             low, counted = np.float32(np.inf), 0
             for t in range(top.shape[1]):
                 place = top[u, t]
@@ -312,13 +314,13 @@ def _gain(rel, n_left, liked, now, top, w, stars, row, col, gain, offset):  # no
 
 
 @njit(cache=True, nogil=True)
-def _gains(rel, n_left, liked, now, top, w, stars, b, cand_col, candidates, gain, offset,
+def _gains(rel, n_left, liked, now, top, w, stars, pulls, b, cand_col, candidates, gain,
            out):  # noqa: ANN001  # fmt: skip
     """``out[j]``: :func:`_gain` of candidate ``candidates[j]``."""
     for j in range(candidates.size):
         k = candidates[j]
-        out[j] = _gain(rel, n_left, liked, now, top, w, stars[:, k], b[k], cand_col[k],
-                       gain, offset)  # fmt: skip
+        out[j] = _gain(rel, n_left, liked, now, top, w, stars[:, k], pulls[:, k], b[k],
+                       cand_col[k], gain)  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
@@ -335,18 +337,18 @@ def _ndcg_of(rel, n_left, liked, gain, stars, out, top):  # noqa: ANN001
         if n_left[u] <= 0:
             out[u] = 0.0
             continue
-        _scores(rel[u], gain, 0.0, empty, 0.0, -1, scratch)
+        _scores(rel[u], gain, 0.0, empty, -1, scratch)
         _top_places(scratch, EXCLUDED, top_v, top[u])
         out[u] = _ndcg_at(top[u], liked[u], n_left[u])
 
 
 @njit(cache=True, nogil=True)
-def _answer(rel, n_left, liked, stars, row, col, offset):  # noqa: ANN001
+def _answer(rel, n_left, liked, stars, pulls, row, col):  # noqa: ANN001
     """Users who rated the candidate answer it: relevance moves, the movie leaves."""
     for u in range(rel.shape[0]):
         if stars[u] <= 0:
             continue
-        rel[u] += (stars[u] - offset) * row
+        rel[u] += pulls[u] * row
         if col >= 0:
             if liked[u, col]:
                 n_left[u] -= 1

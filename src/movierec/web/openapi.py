@@ -206,6 +206,11 @@ def _schemas(models: Sequence[str]) -> dict[str, Any]:
                     "description": "true when no rating was usable: popular picks instead",
                 },
                 "message": _nullable("string"),
+                "liked_nothing": {
+                    "type": "boolean",
+                    "description": "true when movies were rated but none 3.5 stars or more: "
+                    "the picks only avoid what was disliked, and message says so",
+                },
                 "ignored": {
                     "type": "array",
                     "items": {"type": "integer"},
