@@ -301,7 +301,9 @@ class Recommender(ABC):
         unit = self._unit_item_vectors()
         if unit is None:
             return np.zeros(self.n_items, dtype=np.float32)
-        return unit @ unit[item]
+        # einsum, not ``unit @ unit[item]``: BLAS may hand a matrix-vector product to its
+        # thread pool, 30 ms instead of 1.4 ms on a busy 2-core machine (bench/README.md)
+        return np.einsum("ij,j->i", unit, unit[item])
 
     def similar_items(
         self, movie_ids: Iterable[int], n: int = 10, exclude: Iterable[int] = ()
