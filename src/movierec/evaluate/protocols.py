@@ -43,6 +43,7 @@ import scipy.sparse as sp
 from movierec.data.ratings import Ratings
 from movierec.evaluate import metrics
 from movierec.evaluate.adapters import Method
+from movierec.evaluate.calibration import like_reliability, onboarding_people, rating_people
 from movierec.evaluate.personas import Persona, genre_personas, taste_shares
 
 RELEVANT_STARS = 4.0
@@ -276,6 +277,7 @@ def rating_fold(
             "min_ratings": int(min_ratings),
         }
     )
+    people = rating_people(train, rows, cols, test_stars)
     lo, hi = scale
     for method in methods:
         values: dict[str, float] = {}
@@ -302,6 +304,8 @@ def rating_fold(
         taste = taste_metrics(method, train, fold, banned)
         if taste:
             values.update(taste, taste_s=time.perf_counter() - start)
+        _tell(report, method.name, "calibrate")
+        values.update(like_reliability(method, train, people))  # ours: ece, reliability
         outcome.metrics[method.name] = values
         _tell(report, method.name, "done")
     return outcome
@@ -427,6 +431,7 @@ def onboarding_fold(
             "min_ratings": int(min_ratings),
         }
     )
+    people = onboarding_people(visitors_ranked)
     lo, hi = scale
     for method in methods:
         if not method.can_fold_in:  # (run_evaluation leaves such methods out)
@@ -464,6 +469,8 @@ def onboarding_fold(
         taste = taste_metrics(method, train, fold, banned)
         if taste:
             values.update(taste, taste_s=time.perf_counter() - start)
+        _tell(report, method.name, "calibrate")
+        values.update(like_reliability(method, train, people))  # ours: ece, reliability
         outcome.metrics[method.name] = values
         _tell(report, method.name, "done")
     return outcome

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from movierec.errors import InvalidInput
+from movierec.evaluate.calibration import ece_columns, reliability_plot
 
 if TYPE_CHECKING:
     from movierec.evaluate.run import EvaluationResult
@@ -23,6 +24,7 @@ LABELS = {
     "predict_s": "predict s",
     "rank_s": "rank s",
     "fold_in_ms": "fold-in ms",
+    "ece": "ECE",
     "taste_s": "taste s",
 }
 PREFIXES = {
@@ -101,13 +103,14 @@ def headline_metrics(result: EvaluationResult) -> list[list[str]]:
                 "map",
                 f"coverage@{k}",
                 "rmse",
+                "ece",
                 "fit_s",
                 "fold_in_ms",
             ],
             *tables,
         ]
     return [
-        ["rmse", "mae", "fit_s", "predict_s"],
+        ["rmse", "mae", "ece", "fit_s", "predict_s"],
         [
             f"precision@{k}",
             f"recall@{k}",
@@ -321,6 +324,13 @@ def markdown(result: EvaluationResult, plots: Sequence[str] = ()) -> str:
             [f"ties@{k}" for k in ks],
         )
     )
+    groups.append(
+        (
+            "Like probability: expected calibration error, all visitors and by their number "
+            "of usable ratings (reliability.png)",
+            ece_columns(result),
+        )
+    )
     groups.append(("Time (seconds per fold)", _time_metrics(result)))
     measured = set(result.metric_names())
     for heading, columns in groups:
@@ -494,6 +504,9 @@ def write_plots(result: EvaluationResult, out: Path) -> list[Path]:
         ax.set_title(f"onboarding, {result.dataset} {result.split}")
         ax.legend(fontsize="small")
         save(fig, "onboarding.png")
+    reliability = reliability_plot(result, out, plt)
+    if reliability is not None:
+        written.append(reliability)
 
     beyond = _beyond_plot(result, plt)
     if beyond is not None:

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from movierec.data import load_dataset, official_folds
 from movierec.data.catalog import Catalog
 from movierec.errors import InvalidInput
-from movierec.evaluate import metrics
+from movierec.evaluate import calibration, metrics
 from movierec.evaluate.adapters import Method, OurModel
 from movierec.evaluate.peers import ORIGINAL, PEERS, create_peer, import_surprise
 from movierec.evaluate.protocols import (
@@ -593,6 +593,8 @@ def _notes(
                 "Surprise's algorithms cannot score a user they were not trained on without "
                 "refitting, so they are not in the onboarding comparison."
             )
+    if any(m.kind == "ours" for m in methods):
+        notes.append(calibration.NOTE)
     if any(m.name == ORIGINAL for m in methods):
         notes.append(
             "original: the app this project replaces: scikit-learn NMF on the dense user x "
