@@ -71,6 +71,16 @@ def like_reliability(
     calibration = fit_calibration(method.name, model.params, train, method.catalog, seed)
     if calibration is None:
         return {}
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):  # small solves: faster on one thread
+        return _measure(model, calibration, train, people, seed)
+
+
+def _measure(
+    model: Any, calibration: Any, train: Ratings, people: Sequence[Person], seed: int
+) -> dict[str, float]:
+    """:func:`like_reliability` once the fold's model is calibrated."""
     figures, liked, counts = [], [], []
     rng = np.random.default_rng(seed)
     for revealed, revealed_stars, target, target_stars in people:
