@@ -228,3 +228,49 @@ def test_failing_commits_log_one_line_per_outage_start_and_end(make_app, pg_data
     assert len(messages) == 2, messages[:6]
     assert messages[0].startswith("database unavailable (DiskFull)")
     assert messages[1] == "database back after 40 failed requests"
+
+
+@pytest.mark.postgres
+def test_a_database_recreated_empty_while_serving_is_named_in_one_line_and_a_503(
+    make_app, pg_database, caplog, monkeypatch
+):
+    """Issue 19: after the database was dropped and made again empty, visitors got
+    "briefly unavailable" until a restart and the log never said the tables were gone."""
+    from movierec.cli import main
+    from movierec.web.errors import TABLES_MISSING
+
+    url = f"postgresql://postgres:secret-pw@127.0.0.1:5432/{pg_database}"
+    app = make_app(DATABASE_URL=url, **PLAIN)
+    app.extensions["movierec"].recommender()
+    client = app.test_client()
+    assert client.post("/recommendations", data=form(LIKES)).status_code == 303
+    stop(pg_database)  # drop it and make it again, empty
+    with admin() as conn:
+        conn.execute(f'drop database "{pg_database}"')
+        conn.execute(f'create database "{pg_database}"')
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        for _ in range(5):
+            page = client.get("/recommendations")
+            assert page.status_code == 503 and "Retry-After" not in page.headers
+            assert "lost its tables" in page.get_data(as_text=True)
+            api = client.post("/api/v1/recommendations", json={"ratings": {"1": 4}})
+            assert api.status_code == 200  # the anonymous API needs no table: it works
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "the database has no tables" in ready.get_json()["reasons"][0]
+
+        monkeypatch.setenv("DATABASE_URL", url)
+        assert main(["db", "upgrade"]) == 0  # what the log line says to run
+        assert client.post("/recommendations", data=form(LIKES)).status_code == 303
+        assert client.get("/readyz").status_code == 200
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    messages = [r.getMessage() for r in lines]
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("database at postgresql+psycopg://postgres:***@127.0.0.1")
+    assert "has lost its tables" in messages[0] and "movierec db upgrade" in messages[0]
+    assert "secret-pw" not in messages[0]
+    assert messages[1].startswith("database back after ")
+    assert not any(r.exc_info for r in caplog.records)
+    assert TABLES_MISSING.startswith("The service is unavailable")

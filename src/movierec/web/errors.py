@@ -25,6 +25,7 @@ from werkzeug.exceptions import (
 )
 
 from movierec.errors import InvalidInput, MovierecError, quoted, size_text
+from movierec.store.outage import is_missing_table
 from movierec.web.limits import RETRY_AFTER_KEY
 from movierec.web.services import get_services
 
@@ -148,6 +149,11 @@ def http_error(exc: HTTPException) -> tuple[Any, int, dict[str, str]]:
 #: seconds a client is asked to wait while the database is unavailable
 RETRY_AFTER = 5
 UNAVAILABLE = "The service is briefly unavailable. Please try again in a few seconds."
+#: the database's tables are gone (dropped while serving): no Retry-After, it is not brief
+TABLES_MISSING = (
+    "The service is unavailable: its database has lost its tables. The site's operator "
+    "has to set it up again (movierec db upgrade)."
+)
 
 
 @bp.app_errorhandler(sa_exc.DBAPIError)
@@ -164,6 +170,13 @@ def database_unavailable(exc: Exception) -> tuple[Any, int, dict[str, str]]:
         store.scoped.rollback()
     except Exception:  # the connection is gone; the pool replaces it
         log.debug("rollback after a database error failed", exc_info=True)
+    if is_missing_table(exc):  # not brief: the operator must run `movierec db upgrade`
+        if _wants_json():
+            return {"error": TABLES_MISSING, "field": None}, 503, {}
+        page = render_template(
+            "errors/error.html", code=503, title="Not available", message=TABLES_MISSING
+        )
+        return page, 503, {}
     headers = {"Retry-After": str(RETRY_AFTER)}
     g.setdefault(RETRY_AFTER_KEY, RETRY_AFTER)  # kept through the rate limiter's hook
     if _wants_json():
