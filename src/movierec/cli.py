@@ -215,7 +215,12 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
 
     # serve
     serve = commands.add_parser(
-        "serve", help="start the web app (fetches data and trains the model on first run)"
+        "serve",
+        help="start the web app (fetches data and trains the model on first run; gives an "
+        "empty database its tables, refuses one behind this code: see db upgrade)",
+        description="Serve the web app with waitress in --workers processes. Operators: "
+        "GET /healthz, GET /readyz, and GET /metrics when MOVIEREC_METRICS_TOKEN is set; "
+        "one access-log line per request (MOVIEREC_LOG_FORMAT=json for JSON).",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=5000)

@@ -27,6 +27,10 @@ Operating a public site (see docs/operating.md):
 - ``MOVIEREC_WORKERS``, ``MOVIEREC_THREADS``, ``MOVIEREC_CONNECTION_LIMIT``,
   ``MOVIEREC_CHANNEL_TIMEOUT``: the server's processes, threads per process, open
   connections per process and idle-connection timeout in seconds.
+- ``MOVIEREC_LOG_FORMAT``: ``text`` (default) or ``json`` (one JSON object a line).
+- ``MOVIEREC_ACCESS_LOG``: ``0`` turns off the one access-log line per request.
+- ``MOVIEREC_METRICS_TOKEN``: serve Prometheus metrics at ``/metrics`` to requests with
+  ``Authorization: Bearer <token>`` (unset: ``/metrics`` is a 404); at least 16 characters.
 
 Settings are a pure function of the environment: :func:`load_settings` with no argument
 reads ``os.environ`` once and returns the same object until the environment changes.
@@ -54,6 +58,8 @@ DEFAULT_THREADS = 8
 DEFAULT_CONNECTION_LIMIT = 1000  # per process; an idle socket costs a slot, not a thread
 DEFAULT_CHANNEL_TIMEOUT = 15  # seconds before an idle or half-sent connection is closed
 MIN_SECRET_KEY = 16  # characters
+MIN_METRICS_TOKEN = 16  # characters
+LOG_FORMATS = ("text", "json")
 
 #: every environment variable that settings are read from
 ENV_KEYS = (
@@ -77,6 +83,9 @@ ENV_KEYS = (
     "MOVIEREC_THREADS",
     "MOVIEREC_CONNECTION_LIMIT",
     "MOVIEREC_CHANNEL_TIMEOUT",
+    "MOVIEREC_LOG_FORMAT",
+    "MOVIEREC_ACCESS_LOG",
+    "MOVIEREC_METRICS_TOKEN",
 )
 
 
@@ -103,6 +112,9 @@ class Settings:
     threads: int = DEFAULT_THREADS
     connection_limit: int = DEFAULT_CONNECTION_LIMIT
     channel_timeout: int = DEFAULT_CHANNEL_TIMEOUT  # seconds
+    log_format: str = "text"  # or "json"
+    access_log: bool = True
+    metrics_token: str | None = None  # /metrics is served only with one
 
     @property
     def data_dir(self) -> Path:
@@ -162,7 +174,32 @@ def _parse(env: Mapping[str, str]) -> Settings:
             env, "MOVIEREC_CONNECTION_LIMIT", DEFAULT_CONNECTION_LIMIT, minimum=1
         ),
         channel_timeout=_int(env, "MOVIEREC_CHANNEL_TIMEOUT", DEFAULT_CHANNEL_TIMEOUT, minimum=1),
+        log_format=_log_format(env),
+        access_log=_flag(env, "MOVIEREC_ACCESS_LOG", default=True),
+        metrics_token=_metrics_token(env),
     )
+
+
+def _log_format(env: Mapping[str, str]) -> str:
+    raw = (env.get("MOVIEREC_LOG_FORMAT") or "text").strip().lower()
+    if raw not in LOG_FORMATS:
+        raise InvalidInput(
+            f"MOVIEREC_LOG_FORMAT={raw[:100]!r}: expected text or json", field="MOVIEREC_LOG_FORMAT"
+        )
+    return raw
+
+
+def _metrics_token(env: Mapping[str, str]) -> str | None:
+    token = (env.get("MOVIEREC_METRICS_TOKEN") or "").strip()
+    if not token:
+        return None
+    if len(token) < MIN_METRICS_TOKEN or not token.isascii() or not token.isprintable():
+        raise InvalidInput(
+            f"MOVIEREC_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} printable ASCII "
+            f"characters (it is {len(token)} long); unset it to turn /metrics off",
+            field="MOVIEREC_METRICS_TOKEN",
+        )
+    return token
 
 
 def _int(env: Mapping[str, str], key: str, default: int, minimum: int) -> int:
@@ -177,9 +214,11 @@ def _int(env: Mapping[str, str], key: str, default: int, minimum: int) -> int:
     return int(text)
 
 
-def _flag(env: Mapping[str, str], key: str) -> bool:
+def _flag(env: Mapping[str, str], key: str, default: bool = False) -> bool:
     raw = (env.get(key) or "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
+    if raw == "":
+        return default
+    if raw in ("0", "false", "no", "off"):
         return False
     if raw in ("1", "true", "yes", "on"):
         return True

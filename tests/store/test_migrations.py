@@ -176,9 +176,8 @@ def test_db_commands_are_one_line_errors_on_an_unusable_database(home, monkeypat
 
 
 def test_serve_refuses_a_database_behind_the_code_in_one_line_before_any_model_work(home):
-    import subprocess
-
     import socket
+    import subprocess
 
     make_old_database(f"sqlite:///{home / 'movierec.db'}")
     with socket.socket() as sock:
@@ -195,3 +194,19 @@ def test_serve_refuses_a_database_behind_the_code_in_one_line_before_any_model_w
     assert len(lines) == 1 and "made before migrations" in lines[0], result.stderr
     assert "run `movierec db upgrade`" in lines[0]
     assert "preparing" not in result.stdout  # refused before loading any model
+
+
+def test_two_hosts_upgrading_one_new_postgres_database_at_once_both_succeed(blank_url):
+    if not blank_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: two hosts share a server, never a SQLite file")
+    from concurrent.futures import ThreadPoolExecutor
+
+    stores = [Store(blank_url) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(len(stores)) as pool:
+            found = list(pool.map(ensure_current, stores))
+        assert [s.state for s in found] == ["current"] * len(stores)
+        assert schema_differences(stores[0]) == []
+    finally:
+        for store in stores:
+            store.dispose()

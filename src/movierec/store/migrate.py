@@ -39,6 +39,8 @@ TABLES = (
     "tmdb_cache",
 )
 VERSION_TABLE = "alembic_version"
+#: PostgreSQL advisory lock held while migrating (any constant; "mr" in ASCII, then 19)
+ADVISORY_LOCK = 0x6D7219
 UPGRADE_HINT = "run `movierec db upgrade` (with the same DATABASE_URL)"
 
 
@@ -128,6 +130,8 @@ def upgrade(store: Store) -> tuple[Status, Status]:
     from alembic import command
 
     with _naming(store), store.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # two hosts starting at once: one waits
+            connection.execute(text(f"select pg_advisory_xact_lock({ADVISORY_LOCK})"))
         before = read_status(connection)
         if before.state == "unknown":
             raise StoreError(f"the database at {store.safe_url} is {before.describe()}")

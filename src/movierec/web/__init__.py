@@ -86,8 +86,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         api,
         api_catalog,  # noqa: F401  (adds its routes to api.bp)
         errors,
+        health,
         limits,
+        metrics,
         movies,
+        observe,
         pages,
         posters,
         ratings,
@@ -140,10 +143,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     app.register_blueprint(errors.bp)
+    app.register_blueprint(health.bp)  # /healthz, /readyz, /metrics: not rate limited
     limits.init_limits(app, settings)  # after the blueprints it limits
     app.before_request(visitor.note_visit)  # after CSRF and the limits have refused theirs
     app.teardown_appcontext(_remove_session)
     app.after_request(_security_headers)
+    observe.init_observe(app, settings)  # request ids, access log, request metrics
+    services.store.outage.listeners.append(lambda cause: metrics.DB_ERRORS.labels(cause).inc())
+    metrics.note_models(settings, services.recommenders.loaded)
     return app
 
 

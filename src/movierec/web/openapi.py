@@ -451,9 +451,62 @@ def document(models: Sequence[str], max_body: int | None) -> dict[str, Any]:
                     },
                 }
             },
+            **_operations(),
         },
         "components": {
             "schemas": _schemas(models),
             "responses": _error_responses(),
+        },
+    }
+
+
+def _operations() -> dict[str, Any]:
+    """``/healthz``, ``/readyz`` and ``/metrics`` (:mod:`movierec.web.health`): for the
+    site's operator and probes, never rate limited."""
+    status = {"type": "object", "properties": {"status": {"type": "string"}}}
+    ready = {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "status": {"enum": ["ready", "not ready"]},
+            "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+            "reasons": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+
+    def answer(text: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"description": text, "content": {"application/json": {"schema": schema}}}
+
+    return {
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "The server process answers (nothing else checked)",
+                "responses": {"200": answer('{"status": "ok"}', status)},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "Ready for visitors: model loaded, database reachable and migrated",
+                "responses": {
+                    "200": answer("ready", ready),
+                    "503": answer("not ready; `reasons` says why", ready),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics, with Authorization: Bearer MOVIEREC_METRICS_TOKEN",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "401": {"description": "missing or wrong token"},
+                    "404": {"description": "metrics are off (no MOVIEREC_METRICS_TOKEN)"},
+                },
+            }
         },
     }

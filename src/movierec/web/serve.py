@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
+from movierec import logs
 from movierec.config import Settings, load_settings
 from movierec.errors import MovierecError
 from movierec.training import ensure_model
@@ -62,7 +65,9 @@ def serve(
     settings = settings or load_settings()
     workers = settings.workers if workers is None else max(1, int(workers))
     listener = bind(host, port)
-    logging.basicConfig()  # waitress's warnings and the app's errors reach stderr
+    # waitress's warnings, the app's errors and the access log reach stderr, as text or JSON
+    logs.configure(settings.log_format)
+    metrics_dir = _metrics_dir(settings)
     try:
         app = prepare_app(settings, progress=True, train=train)
         where = f"http://{_address(host, port)}/"
@@ -78,6 +83,20 @@ def serve(
             Supervisor(lambda: _worker_main(app, listener, settings), workers).run()
     finally:
         listener.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_dir(settings: Settings) -> str | None:
+    """With ``/metrics`` on: a fresh directory for every process's metric values
+    (``PROMETHEUS_MULTIPROC_DIR``, set before ``prometheus_client`` is imported; see
+    :mod:`movierec.web.metrics`), removed when serving stops. None when off or already
+    set by the operator (then theirs to empty between runs)."""
+    if not settings.metrics_token or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    path = tempfile.mkdtemp(prefix="movierec-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -320,6 +339,7 @@ class Supervisor:
             if pid == 0:
                 return
             started = self.children.pop(pid, None)
+            _forget_metrics(pid)
             if started is None or self.stopping:
                 continue
             lived = time.monotonic() - started
@@ -357,6 +377,13 @@ class Supervisor:
             with suppress(ChildProcessError):
                 os.waitpid(pid, 0)
         self.children.clear()
+
+
+def _forget_metrics(pid: int) -> None:
+    """A dead worker's live gauges leave ``/metrics`` (only when metrics were imported)."""
+    module = sys.modules.get("movierec.web.metrics")
+    if module is not None:
+        module.worker_exited(pid)
 
 
 def _describe(status: int) -> str:

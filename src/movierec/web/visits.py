@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from movierec.errors import InvalidInput
 from movierec.recommend import RecommendationList, validate_year
 from movierec.store import repo
+from movierec.web import metrics
 from movierec.web.services import Services
 
 #: picks on the results page by default, and the most "show more" reaches
@@ -116,7 +117,8 @@ class Visits:
             hidden = repo.hidden_movies(db, visitor) if visitor else set()
             db.commit()  # nothing held open while the model ranks
         service = self.services.recommender(query.model)
-        result = service.recommend(ratings, year=query.year, n=query.n, exclude=hidden)
+        with metrics.RECOMMEND_SECONDS.labels(service.model.name).time():
+            result = service.recommend(ratings, year=query.year, n=query.n, exclude=hidden)
         if visitor is not None and result.items:
             picks = [(r.movie.movie_id, r.predicted_stars) for r in result.items]
             keep = self.services.settings.shown_per_visitor
