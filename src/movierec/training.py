@@ -67,7 +67,7 @@ def train_model(
         dataset.ratings, progress=progress, catalog=dataset.catalog
     )
     fitted.calibration = fit_calibration(
-        model, fitted.params, dataset.ratings, dataset.catalog, seed=fitted.seed
+        model, fitted.params, dataset.ratings, dataset.catalog, fitted.seed, progress
     )
     path = fitted.save(model_path(dataset.name, model, settings))
     return fitted, path

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
@@ -444,11 +445,12 @@ def fit_calibration(
     ratings: Ratings,
     catalog: Catalog | None = None,
     seed: int = 0,
+    progress: bool = False,
 ) -> LikeCalibration | None:
     """Calibrate ``model_name`` (with ``params`` and ``seed``) on ``ratings``' own users:
     per fold of :func:`user_folds`, fit it on the other users and score the held-out ones
     (:func:`heldout_pairs`); then fit the maps on every fold's pairs (:func:`calibrate`).
-    None when too few users to calibrate."""
+    None when too few users to calibrate. ``progress`` shows a bar over the folds."""
     from movierec import models
 
     started = time.perf_counter()
@@ -456,7 +458,8 @@ def fit_calibration(
         return None
     parts = []
     folds = user_folds(ratings, seed)
-    for k, (rest, users) in enumerate(folds):
+    bar = tqdm(folds, desc="like probability", unit="fold", disable=not progress)
+    for k, (rest, users) in enumerate(bar):
         model = models.create(model_name, seed=seed, **params)
         model.fit(rest, progress=False, catalog=catalog)
         parts.append(heldout_pairs(model, users, seed=seed * 100 + k))
