@@ -160,7 +160,7 @@ def test_every_request_has_an_id_and_one_access_log_line(ready_app, caplog):
     client = ready_app.test_client()
     with caplog.at_level(logging.INFO, logger="movierec.access"):
         kept = client.get("/healthz", headers={"X-Request-Id": "edge-7f3a.42:1"})
-        made = client.get("/movies/1", headers={"X-Request-Id": "bad id\"; x=\x7f"})
+        made = client.get("/movies/1", headers={"X-Request-Id": 'bad id"; x=\x7f'})
         long = client.get("/healthz", headers={"X-Request-Id": "a" * 129})
         missing = client.get("/no/such/page?q=secret")
     assert kept.headers["X-Request-Id"] == "edge-7f3a.42:1"
@@ -230,3 +230,78 @@ def test_bad_operating_settings_are_one_line_errors(env, named):
     assert named in str(caught.value) and "\n" not in str(caught.value)
     if "MOVIEREC_METRICS_TOKEN" in env:
         assert "short" not in str(caught.value)  # a secret is not echoed
+
+
+@pytest.mark.slow  # a real `movierec serve` with two workers: ~10-20 s
+def test_serve_sums_every_workers_metrics_and_logs_json(web_home, tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    env = {
+        **os.environ,
+        "MOVIEREC_HOME": str(web_home),
+        "MOVIEREC_DATASET": "ml-latest-small",
+        "MOVIEREC_MODEL": "svd",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "SECRET_KEY": "serve-metrics-test-secret-0123456789",
+        "MOVIEREC_METRICS_TOKEN": TOKEN,
+        "MOVIEREC_LOG_FORMAT": "json",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    stderr = (tmp_path / "serve.err").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "movierec.cli", "serve", "--no-train", "--workers", "2",
+         "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=stderr, env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str, **headers: str) -> tuple[int, str, dict[str, str]]:
+        request = urllib.request.Request(base + path, headers=headers)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode(), dict(response.headers)
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if get("/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, (tmp_path / "serve.err").read_text()[-2000:]
+            assert time.monotonic() < deadline, "serve did not become ready"
+            time.sleep(0.2)
+        for i in range(40):  # a new connection each: both workers answer some
+            status, _, headers = get("/movies/1", **{"X-Request-Id": f"probe-{i}"})
+            assert status == 200 and headers["X-Request-Id"] == f"probe-{i}"
+        series = 'movierec_requests_total{method="GET",route="/movies/<movie_id>",status="200"}'
+        for _ in range(6):  # whichever worker answers the scrape, the sum of both
+            text = get("/metrics", Authorization=f"Bearer {TOKEN}")[1]
+            assert f"{series} 40.0" in text
+        writers = {p.name.rsplit("_", 1)[-1] for p in metrics_dir.glob("counter_*.db")}
+        workers = writers - {f"{server.pid}.db"}  # the supervisor's own file aside
+        assert len(workers) == 2, writers  # two worker processes counted requests
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        stderr.close()
+    entries = [
+        json.loads(line)
+        for line in (tmp_path / "serve.err").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    access = [e for e in entries if e["logger"] == "movierec.access"]
+    probes = [e for e in access if e["request_id"].startswith("probe-")]
+    assert len(probes) == 40 and {e["status"] for e in probes} == {200}
+    assert all(e["route"] == "/movies/<movie_id>" for e in probes)
