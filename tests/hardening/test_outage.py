@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -274,3 +275,115 @@ def test_a_database_recreated_empty_while_serving_is_named_in_one_line_and_a_503
     assert messages[1].startswith("database back after ")
     assert not any(r.exc_info for r in caplog.records)
     assert TABLES_MISSING.startswith("The service is unavailable")
+
+
+FULL_DISK_SERVER = """
+import sys
+import waitress
+from movierec import logs
+from movierec.web import create_app
+
+home, folder, port = sys.argv[1:4]
+logs.configure("text")
+app = create_app({
+    "TESTING": True,
+    "WTF_CSRF_ENABLED": False,
+    "RATELIMIT_ENABLED": False,
+    "MOVIEREC_ACCESS_LOG": False,
+    "SECRET_KEY": "full-disk-test-secret-key-0123456789",
+    "MOVIEREC_HOME": home,
+    "DATASET": "ml-latest-small",
+    "MOVIEREC_MODEL": "popular",
+    "DATABASE_URL": f"sqlite:///{folder}/full.db",
+})
+app.extensions["movierec"].recommender()
+print("ready", flush=True)
+waitress.serve(app, host="127.0.0.1", port=int(port), threads=4, _quiet=True)
+"""
+
+
+@pytest.mark.slow  # a server process on a 4 MB tmpfs of its own: ~10 s
+def test_a_full_disk_logs_one_line_when_writes_start_failing_and_one_when_they_work(
+    web_home, tmp_path
+):
+    """Issue 19, "Log flood", as reported: SQLite on a full disk, where every write fails
+    at COMMIT. The server runs in a mount namespace of its own (``unshare``, root only)
+    with its database on a 4 MB tmpfs; the test fills that disk through
+    ``/proc/<pid>/root`` and empties it again."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    probe = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "mount", "-t", "tmpfs", "-o",
+         "size=4M", "tmpfs", str(disk)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs in a mount namespace: {probe.stderr.strip()}")
+    port = closed_port()
+    script = tmp_path / "server.py"
+    script.write_text(FULL_DISK_SERVER)
+    log_path = tmp_path / "server.log"
+    log = log_path.open("w")
+    server = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         'mount -t tmpfs -o size=4M tmpfs "$1" && exec "$2" "$3" "$4" "$1" "$5"', "sh",
+         str(disk), sys.executable, str(script), str(web_home), str(port)],
+        stdout=subprocess.PIPE, stderr=log, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+
+    def submit() -> int:
+        data = urllib.parse.urlencode(form(LIKES)).encode()
+        try:
+            with opener.open(base + "/recommendations", data=data, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        assert server.stdout.readline().strip() == "ready", log_path.read_text()[-2000:]
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=2).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.05)
+        assert submit() == 303
+        filler = Path(f"/proc/{server.pid}/root{disk}/filler")
+        with filler.open("wb") as out:  # fill the server's disk to the last block
+            try:
+                while True:
+                    out.write(b"\0" * 65536)
+                    out.flush()
+            except OSError:
+                pass
+        statuses = [submit() for _ in range(60)]
+        assert statuses == [503] * 60
+        os.unlink(filler)
+        assert submit() == 303
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    text = log_path.read_text()
+    down = [line for line in text.splitlines() if "database unavailable" in line]
+    back = [line for line in text.splitlines() if "database back" in line]
+    assert len(down) == 1 and "full" in down[0], text[-2000:]
+    assert len(back) == 1 and back[0].endswith("database back after 60 failed requests")
+    assert "Traceback" not in text
