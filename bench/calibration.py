@@ -5,9 +5,10 @@ rating counts, on users that neither the model nor its calibration ever saw.
 
 Per seed: 20 % of the users are test users; ``train_model``'s calibration
 (``fit_calibration``: its own 5 user folds of the other 80 %) and the model itself are
-fitted on the other 80 %. Every test user is folded in with 1, 2, 3, 5, 8, 12, 20, 35,
-60 and 100 of their ratings revealed (random subsets, as long as 5 are left) and scored
-on up to 200 of their other ratings: liked = 4 stars or more. "top 1 %" keeps the pairs
+fitted on the other 80 %. Every test user is folded in once per range of
+``calibration.REVEALS`` (1-2, 3-5, 6-15, 16-50, 51-150 ratings revealed: a random number
+in the range, a random subset, as long as 5 are left) and scored on up to 200 of their
+other ratings: liked = 4 stars or more. "top 1 %" keeps the pairs
 whose movie the model ranked in the top 1 % of the visitor's unrated movies (the kind of
 movie actually shown). The old match is computed as the service did: over the movies
 with at least 20 training ratings the visitor has not rated, ``(rank - median) / (best -
@@ -46,9 +47,11 @@ def old_match(model, users, seed, support):
         movie_ids = np.asarray(movie_ids, np.int64)
         known = np.fromiter((model.has_movie(m) for m in movie_ids), bool, movie_ids.size)
         movie_ids, given = movie_ids[known], np.asarray(stars, np.float32)[known]
-        for count in cal.REVEALS:
-            if given.size - count < cal.MIN_TARGETS:
+        for low, high in cal.REVEALS:
+            most = min(high, given.size - cal.MIN_TARGETS)
+            if most < low:
                 break
+            count = int(rng.integers(low, most + 1))
             order = rng.permutation(given.size)
             shown, rest = order[:count], order[count : count + cal.MAX_TARGETS]
             state = model.fold_in(movie_ids[shown], given[shown])

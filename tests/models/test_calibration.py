@@ -97,10 +97,11 @@ def test_calibrate_recovers_a_known_probability_and_pools_short_groups() -> None
 # -- on ml-latest-small -------------------------------------------------------------------------
 
 #: ECE of the like probability over held-out pairs (all visitors, then per group). Measured
-#: on this split (122 test users): 0.011 over all pairs, 0.005-0.023 per group; a group's
-#: bound is wider because ~120 users' own taste moves its level by a few hundredths.
-ECE_BOUND_ALL = 0.03
-ECE_BOUND_GROUP = 0.05
+#: on this split (122 test users, one draw per group each): 0.020 over all pairs,
+#: 0.017-0.035 per group; a group's bound is wider because ~120 users' own taste moves its
+#: level by a few hundredths.
+ECE_BOUND_ALL = 0.035
+ECE_BOUND_GROUP = 0.055
 
 
 @pytest.fixture(scope="module")
