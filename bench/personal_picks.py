@@ -49,6 +49,7 @@ TODAY: dict[str, dict[str, Any]] = {
     "ease": {
         "min_count": 50,
         "star_power": 3.0,
+        "popularity": 0.01,
         "dislike_weight": None,
         "popularity_debias": 0.0,
         "genre_weight": 0.0,

@@ -373,7 +373,7 @@ class RecommendService:
             reasons = sorted(reasons, key=lambda k: -usable[rated[k]])[:MAX_EXPLAINED]
         tried = [rated[k] for k in reasons]
         stars = [usable[m] for m in rated]
-        if len(reasons) * 2 > len(rated):  # one closed-form pass where the model has one
+        if len(rated) <= MAX_EXPLAINED:  # one closed-form pass where the model has one
             every = self.model.fold_in_without_each(rated, stars)
             states = [every[k] for k in reasons]
         else:
