@@ -22,7 +22,8 @@ def test_reliability_metrics_on_hand_made_figures() -> None:
     figures = np.array([0.05, 0.05, 0.95, 0.95, 0.55, 0.55])
     liked = np.array([0, 0, 1, 1, 1, 0], bool)
     n = np.array([1, 2, 20, 60, 4, 4])
-    out = reliability_metrics(figures, liked, n)
+    out = reliability_metrics(figures, liked, n, min_pairs=1)
+    assert "ece/1-2" not in reliability_metrics(figures, liked, n)  # 2 pairs: too few
     assert out["ece"] == pytest.approx((4 * 0.05 + 2 * 0.05) / 6)
     assert out["ece/1-2"] == pytest.approx(0.05) and out["ece/3-5"] == pytest.approx(0.05)
     assert "ece/6-15" not in out  # nobody in that group
