@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -177,7 +179,6 @@ def test_db_commands_are_one_line_errors_on_an_unusable_database(home, monkeypat
 
 def test_serve_refuses_a_database_behind_the_code_in_one_line_before_any_model_work(home):
     import socket
-    import subprocess
 
     make_old_database(f"sqlite:///{home / 'movierec.db'}")
     with socket.socket() as sock:
@@ -196,17 +197,41 @@ def test_serve_refuses_a_database_behind_the_code_in_one_line_before_any_model_w
     assert "preparing" not in result.stdout  # refused before loading any model
 
 
-def test_two_hosts_upgrading_one_new_postgres_database_at_once_both_succeed(blank_url):
+def test_hosts_upgrading_one_new_postgres_database_at_once_all_succeed(blank_url):
+    """Two app hosts starting at once on one new database: one migrates, the others
+    wait for it (an advisory lock) and find it current."""
     if not blank_url.startswith("postgresql"):
         pytest.skip("PostgreSQL only: two hosts share a server, never a SQLite file")
-    from concurrent.futures import ThreadPoolExecutor
-
-    stores = [Store(blank_url) for _ in range(4)]
+    env = {**os.environ, "DATABASE_URL": blank_url}
+    command = [sys.executable, "-m", "movierec.cli", "db", "upgrade"]
+    hosts = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]  # fmt: skip
+    results = [(host.wait(timeout=120), *host.communicate()) for host in hosts]
+    assert [code for code, _, _ in results] == [0, 0, 0], results
+    outs = sorted(out for _, out, _ in results)
+    assert sum("upgraded from empty" in out for out in outs) == 1, outs
+    assert sum("already at revision" in out for out in outs) == 2, outs
+    store = Store(blank_url)
     try:
-        with ThreadPoolExecutor(len(stores)) as pool:
-            found = list(pool.map(ensure_current, stores))
-        assert [s.state for s in found] == ["current"] * len(stores)
-        assert schema_differences(stores[0]) == []
+        assert status(store).state == "current" and schema_differences(store) == []
     finally:
-        for store in stores:
-            store.dispose()
+        store.dispose()
+
+
+def test_an_old_database_missing_a_table_gets_it_and_keeps_the_rest(blank_url):
+    """Databases from before the import reports existed: the first revision adds only
+    what is missing."""
+    make_old_database(blank_url)
+    store = Store(blank_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(text("drop table import_reports"))
+        assert status(store).missing == ("import_reports",)
+        before, after = upgrade(store)
+        assert before.state == "behind" and after.state == "current" and not after.missing
+        assert schema_differences(store) == []
+        with store.session() as db:
+            assert repo.visitor_ratings(db, "ann") == {260: 4.5, 1: 2.0}
+            assert repo.import_report(db, "bob") is None
+    finally:
+        store.dispose()
