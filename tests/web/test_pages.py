@@ -319,7 +319,8 @@ def test_not_interested_hides_a_pick_for_good_and_re_ranks(app, client):
     assert response.headers["Location"].endswith("#rank-1")  # back where the visitor was
     after_html = client.get(response.headers["Location"]).get_data(as_text=True)
     after = result_ids(after_html)
-    assert before[0] not in after and after[:4] == before[1:5] and len(after) == 5
+    # the model's own first picks move up; later ones follow the genre mix (rerank.py)
+    assert before[0] not in after and after[:3] == before[1:4] and len(after) == 5
     assert "is hidden" in after_html and "1 movie you hid left out" in after_html
     # remembered in the store, for other models too
     other_model = client.get("/recommendations?year=old&model=svd").get_data(as_text=True)
