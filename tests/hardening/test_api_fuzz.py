@@ -56,6 +56,8 @@ API_RUNS = [
     ("/api/v1/movies/{movie_id}", "GET", NEG, 200),
     ("/api/v1/onboarding", "GET", POS, 1),
     ("/api/v1/openapi.json", "GET", POS, 1),
+    ("/healthz", "GET", POS, 1),
+    ("/metrics", "GET", POS, 1),  # /readyz's documented 503 fails not_a_server_error
 ]
 API = "/api/v1/recommendations"
 KNOWN_IDS = ["1", "2", "260", "296", "318", "356", "2571", "99999999"]
