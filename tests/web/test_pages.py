@@ -81,8 +81,9 @@ def test_submit_shows_five_picks_with_explanations(client):
     ids = result_ids(html)
     assert len(ids) == 5 and not set(ids) & set(LIKES)
     assert len(re.findall(r"\d\.\d predicted stars", html)) == 5
-    matches = [int(m) for m in re.findall(r'<strong class="match">(\d+)&nbsp;% match', html)]
-    assert len(matches) == 5 and matches == sorted(matches, reverse=True)
+    chances = re.findall(r'<strong class="chance" title="([^"]+)">(\d+)&nbsp;% chance', html)
+    assert len(chances) == 5 and all(1 <= int(c) <= 99 for _, c in chances)  # calibrated
+    assert all("4 stars or more" in title for title, _ in chances)  # says what it means
     assert "Because you rated" in html
     assert 'href="/?more=1"' in html and 'href="/start-over"' in html
     assert 'action="/start-over"' not in html  # start over asks first, on its own page

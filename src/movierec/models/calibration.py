@@ -466,7 +466,8 @@ def fit_calibration(
         return None
     parts = []
     folds = user_folds(ratings, seed)
-    bar = tqdm(folds, desc="like probability", unit="fold", disable=not progress)
+    # a bar on a terminal only (None): piped stderr keeps one line per message
+    bar = tqdm(folds, desc="like probability", unit="fold", disable=not progress or None)
     for k, (rest, users) in enumerate(bar):
         model = models.create(model_name, seed=seed, **params)
         model.fit(rest, progress=False, catalog=catalog)
