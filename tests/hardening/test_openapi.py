@@ -96,6 +96,21 @@ def test_the_model_choices_and_cap_are_this_apps(app, document):
     assert str(app.config["MAX_CONTENT_LENGTH"]) in body["description"]
 
 
+def test_like_probability_replaces_match(client, document):
+    """Each pick carries ``like_probability``, a calibrated chance 0-1 (the served models
+    are trained by ``train_model``, so calibrated), documented as such; no "match"."""
+    schema = document["components"]["schemas"]["Recommendation"]["properties"]
+    assert "match" not in schema
+    assert schema["like_probability"]["maximum"] == 1
+    assert "4 stars or more" in schema["like_probability"]["description"]
+    picks = client.post("/api/v1/recommendations", json={"ratings": LIKES}).get_json()
+    chances = [r["like_probability"] for r in picks["recommendations"]]
+    assert len(chances) == 5 and all(0 <= c <= 1 for c in chances)
+    assert all("match" not in r for r in picks["recommendations"])
+    nothing = client.post("/api/v1/recommendations", json={}).get_json()  # no rating
+    assert all(r["like_probability"] is None for r in nothing["recommendations"])
+
+
 def test_successful_responses_match_the_schemas(client, document):
     calls = [
         ("/api/v1/onboarding", "get", client.get("/api/v1/onboarding")),
