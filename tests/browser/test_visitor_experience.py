@@ -221,7 +221,8 @@ def test_not_interested_replaces_the_pick_and_start_over_asks_first(browser, liv
     page.locator("li.result").first.get_by_role("button", name="Not interested").click()
     page.wait_for_selector("ol.results")
     after = [page.locator("li.result").nth(i).get_attribute("data-movie-id") for i in range(5)]
-    assert before[0] not in after and after[:4] == before[1:]
+    # the model's own first picks move up; later ones follow the genre mix (rerank.py)
+    assert before[0] not in after and after[:3] == before[1:4]
     texts = page.locator(".chance").all_inner_texts()  # "72 % chance you'll like it"
     chances = [int(t.replace("\xa0", " ").split()[0]) for t in texts]
     assert len(chances) == 5 and all(1 <= c <= 99 for c in chances)  # calibrated, never 100
