@@ -43,7 +43,12 @@ import scipy.sparse as sp
 from movierec.data.ratings import Ratings
 from movierec.evaluate import metrics
 from movierec.evaluate.adapters import Method
-from movierec.evaluate.calibration import like_reliability, onboarding_people, rating_people
+from movierec.evaluate.calibration import (
+    Person,
+    like_reliability,
+    onboarding_people,
+    rating_people,
+)
 from movierec.evaluate.personas import Persona, genre_personas, taste_shares
 
 RELEVANT_STARS = 4.0
@@ -300,14 +305,9 @@ def rating_fold(
                 ranking.add(scores, train.matrix[batch], relevant[batch], banned)
             values.update(ranking.summary(info, train.n_items - int(banned.sum()), fold, liked))
             values["rank_s"] = time.perf_counter() - start
-        start = time.perf_counter()
-        taste = taste_metrics(method, train, fold, banned)
-        if taste:
-            values.update(taste, taste_s=time.perf_counter() - start)
-        _tell(report, method.name, "calibrate")
-        values.update(like_reliability(method, train, people))  # ours: ece, reliability
-        outcome.metrics[method.name] = values
-        _tell(report, method.name, "done")
+        outcome.metrics[method.name] = _with_taste_and_reliability(
+            values, method, train, fold, banned, people, report
+        )
     return outcome
 
 
@@ -465,14 +465,9 @@ def onboarding_fold(
             values["rmse"] = metrics.rmse(p, a)
             values["mae"] = metrics.mae(p, a)
         values.update(ranking.summary(info_bits, train.n_items - too_rare.size, fold, liked))
-        start = time.perf_counter()
-        taste = taste_metrics(method, train, fold, banned)
-        if taste:
-            values.update(taste, taste_s=time.perf_counter() - start)
-        _tell(report, method.name, "calibrate")
-        values.update(like_reliability(method, train, people))  # ours: ece, reliability
-        outcome.metrics[method.name] = values
-        _tell(report, method.name, "done")
+        outcome.metrics[method.name] = _with_taste_and_reliability(
+            values, method, train, fold, banned, people, report
+        )
     return outcome
 
 
@@ -505,6 +500,28 @@ def _rows_pattern(rows: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:
     indptr = np.r_[0, np.cumsum([r.size for r in rows])].astype(np.int64)
     indices = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
     return sp.csr_matrix((np.ones(indices.size), indices, indptr), shape=(len(rows), n_items))
+
+
+def _with_taste_and_reliability(
+    values: dict[str, float],
+    method: Method,
+    train: Ratings,
+    fold: FoldData,
+    banned: np.ndarray,
+    people: Sequence[Person],
+    report: Reporter | None,
+) -> dict[str, float]:
+    """``values`` plus the genre personas' taste shares (with ``taste_s``, their seconds)
+    and, for our models, the like probability's reliability; the last steps of a method's
+    fold in both protocols."""
+    start = time.perf_counter()
+    taste = taste_metrics(method, train, fold, banned)
+    if taste:
+        values.update(taste, taste_s=time.perf_counter() - start)
+    _tell(report, method.name, "calibrate")
+    values.update(like_reliability(method, train, people))  # ours: ece, reliability
+    _tell(report, method.name, "done")
+    return values
 
 
 def _tell(report: Reporter | None, name: str, phase: str) -> None:
