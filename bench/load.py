@@ -24,8 +24,9 @@ A started server's time to answer ``GET /`` (start-up: load, warm) and its first
 process's peak RSS are printed too: with ``--no-train`` on a big saved model that is
 the "ready in" figure.
 
-The started server gets ``MOVIEREC_RATE_LIMIT=1000000/minute``: every request comes
-from one address, which the default limit would throttle. TMDB keys are removed from
+The started server gets ``MOVIEREC_RATE_LIMIT=1000000/minute`` and
+``MOVIEREC_NEW_VISITORS_PER_HOUR=1000000``: every request and every form visitor comes
+from one address, which the default limits would throttle. TMDB keys are removed from
 its environment, so no request leaves the machine.
 
 The client is hand-written on asyncio streams rather than a library (aiohttp, httpx):
@@ -60,6 +61,7 @@ from common import REPO, default_source  # noqa: E402
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 BENCH_RATE_LIMIT = "1000000/minute"
+BENCH_NEW_VISITORS = "1000000"  # an hour, from the one address every client has
 ENDPOINTS = ("page", "api", "form")
 STARS = [i / 2 for i in range(1, 11)]
 PAYLOADS = 64  # distinct rating sets cycled through by the API clients
@@ -357,7 +359,11 @@ def start_server(home: Path, port: int, args: argparse.Namespace, log: Path) -> 
     """``movierec serve`` on 127.0.0.1:``port`` with ``args``' workers, model, data set
     and ``--no-train``."""
     env = {k: v for k, v in os.environ.items() if k not in ("TMDB_API_KEY", "TMDB_READ_TOKEN")}
-    env.update(MOVIEREC_HOME=str(home), MOVIEREC_RATE_LIMIT=BENCH_RATE_LIMIT)
+    env.update(
+        MOVIEREC_HOME=str(home),
+        MOVIEREC_RATE_LIMIT=BENCH_RATE_LIMIT,
+        MOVIEREC_NEW_VISITORS_PER_HOUR=BENCH_NEW_VISITORS,
+    )
     env.pop("DATABASE_URL", None)
     source = default_source()
     if source:

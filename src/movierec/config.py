@@ -21,6 +21,11 @@ Operating a public site (see docs/operating.md):
 - ``REDIS_URL``: Redis for the rate-limit counters (default: in memory, per process).
 - ``MOVIEREC_RETENTION_DAYS``: visitors idle this long are forgotten (default 365).
 - ``MOVIEREC_SHOWN_PER_VISITOR``: picks remembered per visitor (default 200).
+- ``MOVIEREC_MAX_RATINGS_PER_VISITOR``: ratings one visitor may keep (default 5,000).
+- ``MOVIEREC_MAX_IMPORT_REPORT``: bytes of unmatched rows an import report keeps
+  (default 128 KB).
+- ``MOVIEREC_NEW_VISITORS_PER_HOUR``: visitors one client address may start an hour
+  (default 20; counted where the rate limits are).
 - ``MOVIEREC_HTTPS``: ``1`` when served over HTTPS: ``Secure`` cookies and HSTS.
 - ``MOVIEREC_TRUSTED_HOSTS``: comma-separated host names the app answers to (default any;
   URLs the app emits are relative, so the Host header never reaches a response).
@@ -53,6 +58,13 @@ DEFAULT_MAX_BODY = 1024 * 1024  # bytes
 DEFAULT_RATE_LIMIT = "120/minute;2000/hour"  # per client address; a person rates far slower
 DEFAULT_RETENTION_DAYS = 365
 DEFAULT_SHOWN_PER_VISITOR = 200
+#: about twice the busiest rater of ml-latest-small (2,698; ml-100k's has 737), so a real
+#: fan's whole import fits; a visitor's ratings then take at most ~0.5 MB (docs/operating.md)
+DEFAULT_MAX_RATINGS_PER_VISITOR = 5000
+#: the unmatched rows an import report keeps, as JSON: ~1,000 rows of ordinary titles
+DEFAULT_MAX_IMPORT_REPORT = 128 * 1024  # bytes
+#: new visitors (first write without a known cookie) per client address an hour
+DEFAULT_NEW_VISITORS_PER_HOUR = 20
 DEFAULT_WORKERS = min(os.cpu_count() or 1, 4)
 DEFAULT_THREADS = 8
 DEFAULT_CONNECTION_LIMIT = 1000  # per process; an idle socket costs a slot, not a thread
@@ -77,6 +89,9 @@ ENV_KEYS = (
     "REDIS_URL",
     "MOVIEREC_RETENTION_DAYS",
     "MOVIEREC_SHOWN_PER_VISITOR",
+    "MOVIEREC_MAX_RATINGS_PER_VISITOR",
+    "MOVIEREC_MAX_IMPORT_REPORT",
+    "MOVIEREC_NEW_VISITORS_PER_HOUR",
     "MOVIEREC_HTTPS",
     "MOVIEREC_TRUSTED_HOSTS",
     "MOVIEREC_WORKERS",
@@ -106,6 +121,9 @@ class Settings:
     redis_url: str | None = None
     retention_days: int = DEFAULT_RETENTION_DAYS
     shown_per_visitor: int = DEFAULT_SHOWN_PER_VISITOR
+    max_ratings_per_visitor: int = DEFAULT_MAX_RATINGS_PER_VISITOR
+    max_import_report: int = DEFAULT_MAX_IMPORT_REPORT  # bytes
+    new_visitors_per_hour: int = DEFAULT_NEW_VISITORS_PER_HOUR  # per client address
     https: bool = False
     trusted_hosts: tuple[str, ...] = ()
     workers: int = DEFAULT_WORKERS
@@ -165,6 +183,15 @@ def _parse(env: Mapping[str, str]) -> Settings:
         retention_days=_int(env, "MOVIEREC_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, minimum=1),
         shown_per_visitor=_int(
             env, "MOVIEREC_SHOWN_PER_VISITOR", DEFAULT_SHOWN_PER_VISITOR, minimum=0
+        ),
+        max_ratings_per_visitor=_int(
+            env, "MOVIEREC_MAX_RATINGS_PER_VISITOR", DEFAULT_MAX_RATINGS_PER_VISITOR, minimum=1
+        ),
+        max_import_report=_int(
+            env, "MOVIEREC_MAX_IMPORT_REPORT", DEFAULT_MAX_IMPORT_REPORT, minimum=1024
+        ),
+        new_visitors_per_hour=_int(
+            env, "MOVIEREC_NEW_VISITORS_PER_HOUR", DEFAULT_NEW_VISITORS_PER_HOUR, minimum=1
         ),
         https=_flag(env, "MOVIEREC_HTTPS"),
         trusted_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),

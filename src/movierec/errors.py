@@ -56,6 +56,18 @@ class InvalidInput(MovierecError, ValueError):
         self.field = field
 
 
+class RatingsFull(InvalidInput):
+    """A write would take a visitor past the ratings one visitor may keep (``cap``)."""
+
+    def __init__(self, cap: int, field: str | None = None) -> None:
+        super().__init__(
+            f"a visitor may keep at most {cap:,} ratings; remove some on your ratings page "
+            "to rate more",
+            field=field,
+        )
+        self.cap = cap
+
+
 class ModelError(MovierecError):
     """A model cannot be used as asked (not fitted, unreadable file, unknown name)."""
 

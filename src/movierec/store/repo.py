@@ -11,9 +11,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from movierec.errors import RatingsFull
 from movierec.store.schema import (
     HiddenMovie,
     ImportReport,
@@ -75,15 +76,40 @@ def upsert_ratings(
     ratings: Mapping[int, float],
     when: datetime | None = None,
     rated_at: Mapping[int, datetime] | None = None,
+    cap: int | None = None,
 ) -> None:
     """Store ``{movieId: stars}`` for the visitor (replacing earlier stars) in one statement,
     each timestamped ``rated_at[movieId]`` if given (imported ratings keep the date the
-    visitor gave them elsewhere), else ``when`` (default now)."""
+    visitor gave them elsewhere), else ``when`` (default now).
+
+    With ``cap``: raises :class:`RatingsFull` when the visitor would then hold more than
+    ``cap`` ratings, checked after the write in the same transaction (which the caller
+    rolls back), so on SQLite, where writers take turns, two racing requests cannot both
+    pass; on PostgreSQL each sees only its own and committed rows.
+    """
     when = when or utcnow()
     dates = rated_at or {}
     touch_visitor(session, visitor_id, when)
     if not ratings:
         return
+    _upsert_rating_rows(session, visitor_id, ratings, when, dates)
+    if cap is not None and rating_count(session, visitor_id) > cap:
+        raise RatingsFull(cap)
+
+
+def rating_count(session: Session, visitor_id: str) -> int:
+    """How many ratings the visitor holds."""
+    stmt = select(func.count()).select_from(Rating).where(Rating.visitor_id == visitor_id)
+    return int(session.scalar(stmt) or 0)
+
+
+def _upsert_rating_rows(
+    session: Session,
+    visitor_id: str,
+    ratings: Mapping[int, float],
+    when: datetime,
+    dates: Mapping[int, datetime],
+) -> None:
     rows = [
         {
             "visitor_id": visitor_id,

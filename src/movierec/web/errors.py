@@ -26,7 +26,7 @@ from werkzeug.exceptions import (
 
 from movierec.errors import InvalidInput, MovierecError, quoted, size_text
 from movierec.store.outage import is_missing_table
-from movierec.web.limits import RETRY_AFTER_KEY
+from movierec.web.limits import RETRY_AFTER_KEY, TooManyNewVisitors
 from movierec.web.services import get_services
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,28 @@ def too_many(exc: RateLimitExceeded) -> tuple[Any, int]:
         f"too many requests from your address: at most {exc.description}; "
         "wait as many seconds as Retry-After says and try again",
     )
+
+
+@bp.app_errorhandler(TooManyNewVisitors)
+def too_many_new_visitors(exc: TooManyNewVisitors) -> tuple[Any, int, dict[str, str]]:
+    """429 with ``Retry-After``: this address started its new visitors for the hour."""
+    minutes = max(1, round(exc.retry_after / 60))
+    g.setdefault(RETRY_AFTER_KEY, exc.retry_after)  # kept through the rate limiter's hook
+    headers = {"Retry-After": str(exc.retry_after)}
+    if _wants_json():
+        message = (
+            f"too many new visitors from your address: at most {exc.per_hour} an hour; "
+            "wait as many seconds as Retry-After says and try again"
+        )
+        return {"error": message, "field": None}, 429, headers
+    message = (
+        f"This site keeps at most {exc.per_hour} new visitors an hour from one network "
+        "address, and yours has reached that, so nothing was saved. If you rated movies "
+        "here before, use the same browser; otherwise please try again in about "
+        f"{minutes} minute{'s' if minutes != 1 else ''}."
+    )
+    page = render_template("errors/error.html", code=429, title=TITLES[429], message=message)
+    return page, 429, headers
 
 
 @bp.app_errorhandler(MovierecError)

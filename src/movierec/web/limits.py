@@ -19,19 +19,31 @@ since any client can send it and so pick a fresh budget per request.
 If the Redis storage is down, requests are still served: Flask-Limiter logs one warning line,
 counts in memory until Redis answers again (it re-checks with growing pauses), and any other
 storage error is logged and swallowed rather than answered with a 500.
+
+New visitors per address (:class:`NewVisitorCap`, ``settings.new_visitors_per_hour``): each
+visitor costs storage kept for ``MOVIEREC_RETENTION_DAYS`` (up to ``MOVIEREC_MAX_RATINGS_PER_
+VISITOR`` ratings and an import report), and a client without a cookie starts a new one with
+every write, so the visitors one address starts are counted, an hour at a time, in the same
+storage as the request budget: Redis shared by every worker and host when ``REDIS_URL`` is
+set, else in memory per process (up to workers x the cap; a restart forgets). Not in the
+database: that would mean keeping client addresses there, and a write per count. An IPv6
+client is counted by its /64, the block one subscriber is usually given.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import math
 import threading
 import time
 
-from flask import Flask, Response, g
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from limits import parse_many
+from limits import RateLimitItemPerHour, parse_many
 from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
 
 from movierec.config import Settings
 from movierec.errors import InvalidInput, quoted
@@ -94,11 +106,12 @@ RETRY_AFTER_KEY = "movierec_retry_after"
 def retry_after_as_meant(response: Response) -> Response:
     """Keep ``Retry-After`` where it means something: Flask-Limiter sets it on every
     response of a limited route (200 and 303 included) to the window's reset, and raises a
-    503's own 5 s to that. A 429 keeps the limiter's; a response whose handler set one
+    503's own 5 s to that. A 429 keeps the limiter's unless its handler set one (the
+    new-visitor cap's counts in another window); a response whose handler set one
     (``g[RETRY_AFTER_KEY]``, e.g. the database-outage 503) gets that; others none."""
-    if response.status_code == 429:
-        return response
     meant = g.pop(RETRY_AFTER_KEY, None)
+    if response.status_code == 429 and meant is None:
+        return response
     if meant is None:
         response.headers.pop("Retry-After", None)
     else:
@@ -144,4 +157,77 @@ def init_limits(app: Flask, settings: Settings) -> Limiter | None:
             app.view_functions[endpoint] = shared(app.view_functions[endpoint])
     log.debug("rate limit %s per address on the API and the form", rate)
     app.extensions["movierec_limiter"] = limiter
+    prefix = str(app.config["RATELIMIT_KEY_PREFIX"])
+    app.extensions["movierec_new_visitors"] = NewVisitorCap(
+        limiter, settings.new_visitors_per_hour, prefix
+    )
     return limiter
+
+
+class TooManyNewVisitors(Exception):
+    """This client address started ``per_hour`` visitors this hour (answered 429)."""
+
+    def __init__(self, per_hour: int, retry_after: int) -> None:
+        super().__init__(f"at most {per_hour} new visitors an hour per address")
+        self.per_hour = per_hour
+        self.retry_after = retry_after  # seconds
+
+
+#: the limiter's key part for new visitors, apart from the shared request budget
+NEW_VISITOR_SCOPE = "new-visitor"
+
+
+class NewVisitorCap:
+    """At most ``per_hour`` new visitors per client address an hour (see the module)."""
+
+    def __init__(self, limiter: Limiter, per_hour: int, prefix: str) -> None:
+        self.limiter = limiter
+        self.per_hour = per_hour
+        self.item = RateLimitItemPerHour(per_hour)
+        self.prefix = prefix
+        #: counts while the limiter's storage fails (as Flask-Limiter's own fallback)
+        self.fallback = FixedWindowRateLimiter(MemoryStorage())
+        self.failing = False
+
+    def count(self, address: str | None) -> None:
+        """Count one new visitor for ``address``; ``TooManyNewVisitors`` past the cap."""
+        keys = (self.prefix, NEW_VISITOR_SCOPE, address_block(address))
+        try:
+            strategy = self.limiter.limiter
+            allowed = strategy.hit(self.item, *keys)
+            self.failing = False
+        except Exception:  # Redis down: served and counted in memory, never a 500
+            if not self.failing:  # one line per outage, not one per visitor
+                log.warning("new-visitor count: rate-limit storage unreachable, in memory")
+            self.failing = True
+            strategy = self.fallback
+            allowed = strategy.hit(self.item, *keys)
+        if allowed:
+            return
+        try:
+            reset = strategy.get_window_stats(self.item, *keys).reset_time
+            wait = max(1, math.ceil(reset - time.time()))
+        except Exception:
+            wait = 3600
+        raise TooManyNewVisitors(self.per_hour, wait)
+
+
+def count_new_visitor() -> None:
+    """Count a visitor about to be created by this request (nothing with rate limits off)."""
+    cap: NewVisitorCap | None = current_app.extensions.get("movierec_new_visitors")
+    if cap is not None:
+        cap.count(request.remote_addr)
+
+
+def address_block(address: str | None) -> str:
+    """The key a client address is counted under: an IPv4 address as it is, an IPv6 one
+    by its /64 (an IPv4 address mapped into IPv6 as the IPv4 address)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return address or "unknown"
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

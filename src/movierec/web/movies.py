@@ -80,7 +80,8 @@ def rate(movie_id: str):  # type: ignore[no-untyped-def]
     db = services.store.scoped
     visitor = visitor_id(db, create=stars > 0)
     if stars > 0 and visitor:
-        repo.upsert_ratings(db, visitor, {found.movie_id: stars})
+        cap = services.settings.max_ratings_per_visitor
+        repo.upsert_ratings(db, visitor, {found.movie_id: stars}, cap=cap)
         message = f"You gave {found.display_title} {star_label(stars)}."
     elif visitor:
         repo.delete_ratings(db, visitor, [found.movie_id])

@@ -10,19 +10,25 @@
   redirects (303) to ``GET /ratings/import/done``: how many matched, the rows that did not,
   and the conflicts: movies already rated with other stars, which are only replaced after
   ``POST /ratings/import/replace``. The report is kept per visitor (the latest import).
+
+What one visitor may store is bounded (docs/operating.md): an import stores new ratings up
+to ``MOVIEREC_MAX_RATINGS_PER_VISITOR`` in all, the most recently rated first (then in the
+file's order), and its report says how many it left out; the report keeps unmatched rows,
+their titles cut to ``TITLE_CHARS``, up to ``MOVIEREC_MAX_IMPORT_REPORT`` bytes of JSON.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
 from movierec.errors import InvalidInput, quoted
-from movierec.imports import FORMATS, MAX_BYTES, read_import
+from movierec.imports import FORMATS, MAX_BYTES, Unmatched, read_import
 from movierec.search import fold, without_article
 from movierec.store import repo
 from movierec.web.catalogue import get_catalogue
@@ -43,6 +49,9 @@ IMPORT_MAX_BODY = MAX_BYTES + 64 * 1024
 REPLACE_PREFIX = "rating-"
 #: unmatched rows listed on the report page (the count says how many there were in all)
 MAX_UNMATCHED_SHOWN = 1000
+#: characters of an unmatched row's title (and of its id) an import report keeps
+TITLE_CHARS = 200
+REF_CHARS = 40
 
 
 @bp.get("/ratings")
@@ -86,7 +95,11 @@ def export() -> Response:
 @bp.get("/ratings/import")
 def import_form() -> str:
     return render_template(
-        "ratings/import.html", formats=FORMAT_LABELS, fmt="imdb", max_mb=MAX_BYTES // (1024 * 1024)
+        "ratings/import.html",
+        formats=FORMAT_LABELS,
+        fmt="imdb",
+        max_mb=MAX_BYTES // (1024 * 1024),
+        max_ratings=get_services().settings.max_ratings_per_visitor,
     )
 
 
@@ -110,6 +123,7 @@ def import_file() -> Any:
             formats=FORMAT_LABELS,
             fmt=fmt if fmt in FORMATS else "imdb",
             max_mb=MAX_BYTES // (1024 * 1024),
+            max_ratings=services.settings.max_ratings_per_visitor,
             error=str(exc),
         ), 400
     db = services.store.scoped
@@ -118,7 +132,10 @@ def import_file() -> Any:
     fresh = {m: s for m, s in result.ratings.items() if m not in stored}
     same = [m for m, s in result.ratings.items() if stored.get(m) == s]
     conflicts = {m: s for m, s in result.ratings.items() if m in stored and stored[m] != s}
-    repo.upsert_ratings(db, visitor, fresh, rated_at=result.rated_at)  # one transaction
+    cap = services.settings.max_ratings_per_visitor
+    kept = _up_to(fresh, result.rated_at, max(0, cap - len(stored)))
+    # one transaction; the cap is checked again after the write (two imports racing)
+    repo.upsert_ratings(db, visitor, kept, rated_at=result.rated_at, cap=cap)
     repo.save_import_report(
         db,
         visitor,
@@ -127,9 +144,11 @@ def import_file() -> Any:
             "rows": result.rows,
             "matched": result.matched,
             "skipped": result.skipped,
-            "added": len(fresh),
+            "added": len(kept),
+            "not_stored": len(fresh) - len(kept),
+            "cap": cap,
             "same": len(same),
-            "unmatched": [u.to_dict() for u in result.unmatched[:MAX_UNMATCHED_SHOWN]],
+            "unmatched": _unmatched_rows(result.unmatched, services.settings.max_import_report),
             "unmatched_total": len(result.unmatched),
             "conflicts": {str(m): s for m, s in conflicts.items()},
         },
@@ -186,11 +205,41 @@ def import_replace():  # type: ignore[no-untyped-def]
     db = services.store.scoped
     visitor = visitor_id(db, create=bool(chosen))
     if visitor and chosen:
-        repo.upsert_ratings(db, visitor, chosen)
+        repo.upsert_ratings(db, visitor, chosen, cap=services.settings.max_ratings_per_visitor)
     db.commit()
     plural = "s" if len(chosen) != 1 else ""
     flash(f"Replaced {len(chosen)} rating{plural} with the imported stars.")
     return redirect(url_for("ratings.index"), code=303)
+
+
+def _up_to(fresh: dict[int, float], rated_at: dict[int, datetime], room: int) -> dict[int, float]:
+    """At most ``room`` of ``fresh``: the most recently rated first, then undated ones in
+    the file's order."""
+    if len(fresh) <= room:
+        return fresh
+    oldest = datetime.min.replace(tzinfo=UTC)
+    order = sorted(fresh, key=lambda m: rated_at.get(m, oldest), reverse=True)  # stable
+    return {m: fresh[m] for m in order[:room]}
+
+
+def _unmatched_rows(unmatched: list[Unmatched], max_bytes: int) -> list[dict[str, object]]:
+    """The first unmatched rows for the report, titles and ids cut short, as many as fit
+    in ``max_bytes`` of JSON (and at most ``MAX_UNMATCHED_SHOWN``)."""
+    rows: list[dict[str, object]] = []
+    size = 2  # []
+    for u in unmatched[:MAX_UNMATCHED_SHOWN]:
+        row = u.to_dict()
+        row["title"] = _cut(u.title, TITLE_CHARS)
+        row["ref"] = _cut(u.ref, REF_CHARS)
+        size += len(json.dumps(row)) + 2  # the JSON column's own encoding, and ", "
+        if size > max_bytes:
+            break
+        rows.append(row)
+    return rows
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def _rows(services: Any) -> list[dict[str, Any]]:

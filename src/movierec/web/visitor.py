@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from movierec.store import repo
 from movierec.store.outage import is_unavailable
 from movierec.store.schema import Visitor
+from movierec.web.limits import count_new_visitor
 from movierec.web.services import get_services
 
 #: how old a visitor's ``last_seen`` may get before a visit moves it: the retention rule
@@ -40,11 +41,16 @@ def visitor_id(db: Session, create: Literal[True]) -> str: ...
 def visitor_id(db: Session, create: bool = False) -> str | None: ...
 def visitor_id(db: Session, create: bool = False) -> str | None:
     """The cookie's visitor if the store knows them, else (if ``create``) a new id,
-    set in the cookie (which then lasts ``PERMANENT_SESSION_LIFETIME``)."""
+    set in the cookie (which then lasts ``PERMANENT_SESSION_LIFETIME``).
+
+    A new id counts against the client address's new visitors this hour
+    (``MOVIEREC_NEW_VISITORS_PER_HOUR``); past it, :class:`TooManyNewVisitors` (a 429)
+    before anything is stored."""
     visitor = session.get("visitor")
     if not isinstance(visitor, str) or db.get(Visitor, visitor) is None:
         visitor = None
     if visitor is None and create:
+        count_new_visitor()
         visitor = secrets.token_urlsafe(18)
         session["visitor"] = visitor
         session.permanent = True

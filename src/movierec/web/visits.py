@@ -80,11 +80,16 @@ class Visits:
 
     # -- actions --------------------------------------------------------------------------
     def save_ratings(self, db: Session, visitor: str, stars: Mapping[int, float]) -> None:
-        """Store ``{movieId: stars}`` for ``visitor`` (0 removes a rating); one commit."""
-        repo.upsert_ratings(db, visitor, {m: s for m, s in stars.items() if s > 0})
+        """Store ``{movieId: stars}`` for ``visitor`` (0 removes a rating); one commit.
+
+        Removals go first, so a visitor at ``MOVIEREC_MAX_RATINGS_PER_VISITOR`` can swap
+        one movie for another; past the cap :class:`RatingsFull` (a 400), nothing stored.
+        """
         removed = [m for m, s in stars.items() if s == 0]
         if removed:
             repo.delete_ratings(db, visitor, removed)
+        cap = self.services.settings.max_ratings_per_visitor
+        repo.upsert_ratings(db, visitor, {m: s for m, s in stars.items() if s > 0}, cap=cap)
         db.commit()
 
     def hide(self, db: Session, visitor: str, movie_id: int) -> None:
