@@ -32,6 +32,10 @@ Operating a public site (see docs/operating.md):
 - ``MOVIEREC_WORKERS``, ``MOVIEREC_THREADS``, ``MOVIEREC_CONNECTION_LIMIT``,
   ``MOVIEREC_CHANNEL_TIMEOUT``: the server's processes, threads per process, open
   connections per process and idle-connection timeout in seconds.
+- ``MOVIEREC_CONNECTIONS_PER_ADDRESS``: open connections one client address may hold in
+  each process, more are closed at once (default 50; 0: no cap, for a reverse proxy).
+- ``MOVIEREC_REQUEST_READ_TIMEOUT``: seconds from a request's first byte until its
+  headers must be in (default 10); its body must then come at 500 bytes a second or more.
 - ``MOVIEREC_LOG_FORMAT``: ``text`` (default) or ``json`` (one JSON object a line).
 - ``MOVIEREC_ACCESS_LOG``: ``0`` turns off the one access-log line per request.
 - ``MOVIEREC_METRICS_TOKEN``: serve Prometheus metrics at ``/metrics`` to requests with
@@ -68,7 +72,9 @@ DEFAULT_NEW_VISITORS_PER_HOUR = 20
 DEFAULT_WORKERS = min(os.cpu_count() or 1, 4)
 DEFAULT_THREADS = 8
 DEFAULT_CONNECTION_LIMIT = 1000  # per process; an idle socket costs a slot, not a thread
-DEFAULT_CHANNEL_TIMEOUT = 15  # seconds before an idle or half-sent connection is closed
+DEFAULT_CHANNEL_TIMEOUT = 15  # seconds of silence before a connection is closed
+DEFAULT_CONNECTIONS_PER_ADDRESS = 50  # per process; 0: no cap (every client is the proxy)
+DEFAULT_REQUEST_READ_TIMEOUT = 10  # seconds from a request's first byte to its last header
 MIN_SECRET_KEY = 16  # characters
 MIN_METRICS_TOKEN = 16  # characters
 LOG_FORMATS = ("text", "json")
@@ -98,6 +104,8 @@ ENV_KEYS = (
     "MOVIEREC_THREADS",
     "MOVIEREC_CONNECTION_LIMIT",
     "MOVIEREC_CHANNEL_TIMEOUT",
+    "MOVIEREC_CONNECTIONS_PER_ADDRESS",
+    "MOVIEREC_REQUEST_READ_TIMEOUT",
     "MOVIEREC_LOG_FORMAT",
     "MOVIEREC_ACCESS_LOG",
     "MOVIEREC_METRICS_TOKEN",
@@ -130,6 +138,8 @@ class Settings:
     threads: int = DEFAULT_THREADS
     connection_limit: int = DEFAULT_CONNECTION_LIMIT
     channel_timeout: int = DEFAULT_CHANNEL_TIMEOUT  # seconds
+    connections_per_address: int = DEFAULT_CONNECTIONS_PER_ADDRESS  # per process; 0: no cap
+    request_read_timeout: int = DEFAULT_REQUEST_READ_TIMEOUT  # seconds
     log_format: str = "text"  # or "json"
     access_log: bool = True
     metrics_token: str | None = None  # /metrics is served only with one
@@ -201,6 +211,12 @@ def _parse(env: Mapping[str, str]) -> Settings:
             env, "MOVIEREC_CONNECTION_LIMIT", DEFAULT_CONNECTION_LIMIT, minimum=1
         ),
         channel_timeout=_int(env, "MOVIEREC_CHANNEL_TIMEOUT", DEFAULT_CHANNEL_TIMEOUT, minimum=1),
+        connections_per_address=_int(
+            env, "MOVIEREC_CONNECTIONS_PER_ADDRESS", DEFAULT_CONNECTIONS_PER_ADDRESS, minimum=0
+        ),
+        request_read_timeout=_int(
+            env, "MOVIEREC_REQUEST_READ_TIMEOUT", DEFAULT_REQUEST_READ_TIMEOUT, minimum=1
+        ),
         log_format=_log_format(env),
         access_log=_flag(env, "MOVIEREC_ACCESS_LOG", default=True),
         metrics_token=_metrics_token(env),

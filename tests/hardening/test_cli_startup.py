@@ -308,6 +308,8 @@ def test_short_secret_key(
         ("MOVIEREC_RETENTION_DAYS", "-1"),
         ("MOVIEREC_HTTPS", "maybe"),
         ("MOVIEREC_WORKERS", "x" * 5000),
+        ("MOVIEREC_CONNECTIONS_PER_ADDRESS", "-1"),
+        ("MOVIEREC_REQUEST_READ_TIMEOUT", "0"),
     ],
 )
 def test_malformed_setting(

@@ -2,7 +2,9 @@
 
 The server runs as a subprocess on a free loopback port, on the web tests' home
 (small trained models; ``MOVIEREC_MODEL=svd`` so nothing is trained) and a SQLite
-file of its own. Every socket a test opens is closed before it returns.
+file of its own. Attacking sockets come from 127.0.0.1, the visitor whose answers are
+timed from 127.0.0.2 (each process keeps at most 50 connections of one address). Every
+socket a test opens is closed before it returns.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -29,6 +32,9 @@ START_TIMEOUT = 120.0  # seconds for the server to answer its first request
 ANSWER_WITHIN = 2.0  # seconds a visitor may wait while the server is under siege
 IDLE_SOCKETS = 150  # more than waitress's default connection limit (100)
 HALF_SENT = 20
+TRICKLING = 2_200  # requests sent a byte a second (issue 19: more than 2 x 1,000 slots)
+READ_TIMEOUT = 4  # seconds: the server's MOVIEREC_REQUEST_READ_TIMEOUT (default 10)
+VISITOR = "127.0.0.2"  # another address than the attackers' (127.0.0.1)
 
 
 def free_port() -> int:
@@ -46,9 +52,11 @@ class Server:
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
     ) -> tuple[int, bytes, float]:
-        """(status, body, seconds) of one request on a fresh connection."""
+        """(status, body, seconds) of one request on a fresh connection from ``VISITOR``."""
         started = time.perf_counter()
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=ANSWER_WITHIN)
+        conn = http.client.HTTPConnection(
+            "127.0.0.1", self.port, timeout=ANSWER_WITHIN, source_address=(VISITOR, 0)
+        )
         try:
             conn.request(method, path, body=body, headers=headers or {})
             answer = conn.getresponse()
@@ -77,6 +85,7 @@ def server(web_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         MOVIEREC_WORKERS="2",
         DATABASE_URL=f"sqlite:///{tmp / 'serve.db'}",
         MOVIEREC_SECRET_KEY="slow-clients-test-secret-key",
+        MOVIEREC_REQUEST_READ_TIMEOUT=str(READ_TIMEOUT),
     )
     log = tmp / "server.log"
     with log.open("wb") as out:
@@ -147,6 +156,96 @@ def test_idle_and_half_sent_connections_do_not_lock_visitors_out(server: Server)
         )
         assert status == 200 and seconds < ANSWER_WITHIN
         assert len(json.loads(answer)["recommendations"]) == 5
+
+
+class Trickler:
+    """One attacking socket from 127.0.0.1: the start of a request (headers without the
+    blank line that ends them, or headers and no body), then one byte a second."""
+
+    OPENINGS = (
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/html\r\n",
+        b"POST /api/v1/recommendations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+    )
+
+    def __init__(self, port: int, opening: bytes) -> None:
+        self.sock = socket.socket()
+        self.sock.setblocking(False)
+        self.sock.connect_ex(("127.0.0.1", port))
+        self.opening = opening
+        self.first_byte: float | None = None  # seconds into the attack
+        self.dropped: float | None = None  # when it was seen closed by the server
+
+    def step(self, now: float) -> None:
+        """Note a close by the server; else send the opening (once connected) or a byte."""
+        if self.dropped is not None:
+            return
+        try:
+            if self.first_byte is not None and self.sock.recv(1) == b"":
+                self.dropped = now
+                return
+        except BlockingIOError:
+            pass  # open, nothing to read
+        except OSError:
+            self.dropped = now
+            return
+        try:
+            self.sock.send(self.opening if self.first_byte is None else b"x")
+        except (BlockingIOError, InterruptedError):
+            return  # still connecting
+        except OSError:
+            self.dropped = now
+            return
+        if self.first_byte is None:
+            self.first_byte = now
+
+
+@pytest.mark.slow
+def test_2200_trickling_requests_from_one_address_do_not_lock_visitors_out(server: Server):
+    """Issue 19: 2,200 requests from one address, each sent a byte a second, filled both
+    processes' 1,000 connection slots for as long as they trickled (waitress's 15 s
+    timeout starts over at every byte), and a visitor waited 39 s. Now each process keeps
+    50 of one address's connections and closes the rest at once, and drops a request
+    not received in ``MOVIEREC_REQUEST_READ_TIMEOUT`` s (here 4): the visitor is answered
+    within 2 s while they trickle, and every trickling request is gone soon after."""
+    body = api_body(server)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < TRICKLING + 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, TRICKLING + 1000), hard))
+    tricklers = [Trickler(server.port, Trickler.OPENINGS[i % 2]) for i in range(TRICKLING)]
+    started = time.monotonic()
+    waits, holding = [], None
+    try:
+        for second in range(READ_TIMEOUT + 5):
+            for t in tricklers:
+                t.step(time.monotonic() - started)
+            if second in (1, READ_TIMEOUT - 1):  # while the kept ones trickle
+                holding = sum(t.dropped is None for t in tricklers)
+                status, _, seconds = server.request("GET", "/")
+                assert status == 200
+                waits.append(seconds)
+                status, answer, seconds = server.request(
+                    "POST", "/api/v1/recommendations", body, {"Content-Type": "application/json"}
+                )
+                assert status == 200 and len(json.loads(answer)["recommendations"]) == 5
+                waits.append(seconds)
+            if all(t.dropped is not None for t in tricklers):
+                break
+            time.sleep(max(0.0, second + 1 - (time.monotonic() - started)))
+    finally:
+        for t in tricklers:
+            t.sock.close()
+    assert max(waits) < ANSWER_WITHIN
+    # each process kept 50 and closed the others at once...
+    assert holding is not None and 50 <= holding <= 2 * 50
+    # ... and dropped those kept once their time was up, though they never fell silent
+    assert all(t.dropped is not None for t in tricklers)
+    held = max(t.dropped - (t.first_byte or 0.0) for t in tricklers)  # type: ignore[operator]
+    assert held <= READ_TIMEOUT + 2.5
+    print(
+        f"visitor answered in {max(waits) * 1000:.0f} ms at most; {holding} trickling "
+        f"requests held {held:.1f} s at most"
+    )
 
 
 @pytest.mark.slow

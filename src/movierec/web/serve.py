@@ -5,9 +5,12 @@ from the configured source and trains the default model (with a progress bar); l
 runs load the saved model in about a second.
 
 Why waitress, configured so: it reads each request whole in its asynchronous I/O loop
-before a worker thread sees it, so an idle or trickling client costs one connection slot
-(``connection_limit``, 1000 per process by default) and is dropped after
-``channel_timeout`` seconds (15), never a thread; bodies over the largest cap (a ratings
+before a worker thread sees it, so a slow client costs one connection slot
+(``connection_limit``, 1000 per process by default), never a thread. waitress closes a
+connection after ``channel_timeout`` seconds (15) of silence only, so a client sending a
+byte a second would keep its slot for ever; :mod:`movierec.web.connections` caps the
+connections per client address and gives each request a deadline (2,200 such requests
+from one address once kept every visitor waiting). Bodies over the largest cap (a ratings
 file import, 5 MB) are refused with 413 while the headers are read (a chunked body: once
 that much has come), and the app refuses others over ``max_body`` (waitress hands a
 chunked body over whole, with its length, so the same check applies). (gunicorn's
@@ -142,11 +145,13 @@ def run_waitress(app: Any, listener: socket.socket, settings: Settings) -> None:
 def _secure_channel(settings: Settings) -> type:
     """waitress's connection class, its own error answers (413 while reading a body, 400
     for a malformed request) carrying the app's security headers too. Subclassing
-    ``HTTPChannel.error_task_class`` is waitress's hook for this; it has no option."""
-    from waitress.channel import HTTPChannel
+    ``HTTPChannel.error_task_class`` is waitress's hook for this; it has no option. Built
+    on :func:`~movierec.web.connections.guarded_channel`: connections per client address
+    capped, requests given a deadline to arrive (one count per process: call per server)."""
     from waitress.task import ErrorTask
 
     from movierec.web import static_security_headers
+    from movierec.web.connections import guarded_channel
 
     headers = static_security_headers(settings.https)
 
@@ -155,7 +160,9 @@ def _secure_channel(settings: Settings) -> type:
             self.response_headers.extend(headers)
             super().execute()
 
-    class SecureChannel(HTTPChannel):
+    guarded = guarded_channel(settings.connections_per_address, settings.request_read_timeout)
+
+    class SecureChannel(guarded):  # type: ignore[valid-type,misc]
         error_task_class = SecureErrorTask
 
     return SecureChannel
