@@ -36,6 +36,8 @@ Operating a public site (see docs/operating.md):
   each process, more are closed at once (default 50; 0: no cap, for a reverse proxy).
 - ``MOVIEREC_REQUEST_READ_TIMEOUT``: seconds from a request's first byte until its
   headers must be in (default 10); its body must then come at 500 bytes a second or more.
+- ``MOVIEREC_WORKER_TIMEOUT``: seconds before a worker whose oldest request has run that
+  long, or that stopped serving, is killed and replaced (default 60).
 - ``MOVIEREC_LOG_FORMAT``: ``text`` (default) or ``json`` (one JSON object a line).
 - ``MOVIEREC_ACCESS_LOG``: ``0`` turns off the one access-log line per request.
 - ``MOVIEREC_METRICS_TOKEN``: serve Prometheus metrics at ``/metrics`` to requests with
@@ -75,6 +77,7 @@ DEFAULT_CONNECTION_LIMIT = 1000  # per process; an idle socket costs a slot, not
 DEFAULT_CHANNEL_TIMEOUT = 15  # seconds of silence before a connection is closed
 DEFAULT_CONNECTIONS_PER_ADDRESS = 50  # per process; 0: no cap (every client is the proxy)
 DEFAULT_REQUEST_READ_TIMEOUT = 10  # seconds from a request's first byte to its last header
+DEFAULT_WORKER_TIMEOUT = 60  # seconds a request may run (or a worker stay silent) before a kill
 MIN_SECRET_KEY = 16  # characters
 MIN_METRICS_TOKEN = 16  # characters
 LOG_FORMATS = ("text", "json")
@@ -106,6 +109,7 @@ ENV_KEYS = (
     "MOVIEREC_CHANNEL_TIMEOUT",
     "MOVIEREC_CONNECTIONS_PER_ADDRESS",
     "MOVIEREC_REQUEST_READ_TIMEOUT",
+    "MOVIEREC_WORKER_TIMEOUT",
     "MOVIEREC_LOG_FORMAT",
     "MOVIEREC_ACCESS_LOG",
     "MOVIEREC_METRICS_TOKEN",
@@ -140,6 +144,7 @@ class Settings:
     channel_timeout: int = DEFAULT_CHANNEL_TIMEOUT  # seconds
     connections_per_address: int = DEFAULT_CONNECTIONS_PER_ADDRESS  # per process; 0: no cap
     request_read_timeout: int = DEFAULT_REQUEST_READ_TIMEOUT  # seconds
+    worker_timeout: int = DEFAULT_WORKER_TIMEOUT  # seconds
     log_format: str = "text"  # or "json"
     access_log: bool = True
     metrics_token: str | None = None  # /metrics is served only with one
@@ -217,6 +222,7 @@ def _parse(env: Mapping[str, str]) -> Settings:
         request_read_timeout=_int(
             env, "MOVIEREC_REQUEST_READ_TIMEOUT", DEFAULT_REQUEST_READ_TIMEOUT, minimum=1
         ),
+        worker_timeout=_int(env, "MOVIEREC_WORKER_TIMEOUT", DEFAULT_WORKER_TIMEOUT, minimum=1),
         log_format=_log_format(env),
         access_log=_flag(env, "MOVIEREC_ACCESS_LOG", default=True),
         metrics_token=_metrics_token(env),

@@ -19,7 +19,10 @@ request; gevent would need care with psycopg and numba.) Python runs one request
 time per process, so the throughput of a machine with several cores comes from several
 processes: the listening socket is bound once, the app is prepared (model loaded and
 warm), then ``workers`` children are forked that share the socket, the model's memory
-(copy-on-write) and nothing else.
+(copy-on-write) and nothing else. They are watched by the hand-written supervisor in
+:mod:`movierec.web.supervisor` (why not gunicorn's: see there): restarted when they die,
+killed when they hang (``MOVIEREC_WORKER_TIMEOUT``), replaced one by one on SIGHUP, and
+gone when it is.
 """
 
 from __future__ import annotations
@@ -32,23 +35,20 @@ import socket
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 
 from movierec import logs
 from movierec.config import Settings, load_settings
 from movierec.errors import MovierecError
 from movierec.training import ensure_model
+from movierec.web.supervisor import Supervisor, WorkerWatch
 
 log = logging.getLogger(__name__)
 
 CLEANUP_INTERVAL = 2  # seconds between waitress's sweeps for timed-out connections
 BACKLOG = 1024  # connections the kernel queues before waitress accepts them
-STOP_GRACE = 10.0  # seconds workers get to finish their requests on shutdown
-RESTART_BACKOFF = (0.5, 30.0)  # seconds: first and longest wait before a restart
-STABLE_AFTER = 30.0  # seconds a worker must live for the back-off to start over
 
 
 def serve(
@@ -83,7 +83,11 @@ def serve(
             with _stop_on_sigterm():
                 run_waitress(app, listener, settings)
         else:
-            Supervisor(lambda: _worker_main(app, listener, settings), workers).run()
+            Supervisor(
+                lambda watch: _worker_main(app, listener, settings, watch),
+                workers,
+                timeout=settings.worker_timeout,
+            ).run()
     finally:
         listener.close()
         if metrics_dir is not None:
@@ -122,8 +126,14 @@ def bind(host: str, port: int) -> socket.socket:
     return listener
 
 
-def run_waitress(app: Any, listener: socket.socket, settings: Settings) -> None:
-    """Serve ``app`` on ``listener`` in this process until SIGTERM/Ctrl-C."""
+def run_waitress(
+    app: Any,
+    listener: socket.socket,
+    settings: Settings,
+    started: Callable[[Any], None] | None = None,
+) -> None:
+    """Serve ``app`` on ``listener`` in this process until SIGTERM/Ctrl-C.
+    ``started``: given waitress's server just before it runs (a worker's watch)."""
     import waitress
 
     server = waitress.create_server(
@@ -139,6 +149,8 @@ def run_waitress(app: Any, listener: socket.socket, settings: Settings) -> None:
         ident="movierec",
     )
     server.channel_class = _secure_channel(settings)
+    if started is not None:
+        started(server)
     server.run()  # returns after SIGTERM (SystemExit) or Ctrl-C, connections closed
 
 
@@ -256,8 +268,9 @@ def warm(app) -> None:  # type: ignore[no-untyped-def]
 
 
 # -- one worker process ---------------------------------------------------------------
-def _worker_main(app: Any, listener: socket.socket, settings: Settings) -> None:
-    """A forked child: forget what was inherited but cannot be shared, then serve."""
+def _worker_main(app: Any, listener: socket.socket, settings: Settings, watch: WorkerWatch) -> None:
+    """A forked child: forget what was inherited but cannot be shared, then serve,
+    watched by the supervisor through ``watch``."""
     services = app.extensions["movierec"]
     # Pooled database connections belong to the parent: drop them without closing
     # (closing would end the parent's sessions); this process opens its own.
@@ -266,7 +279,8 @@ def _worker_main(app: Any, listener: socket.socket, settings: Settings) -> None:
     # pool inherited from the parent has no threads here, so start afresh.
     services.tmdb.close()
     _limit_blas_threads()
-    run_waitress(app, listener, settings)
+    app.wsgi_app = watch.track(app.wsgi_app)  # this process's copy of the app only
+    run_waitress(app, listener, settings, started=watch.serving)
 
 
 def _limit_blas_threads() -> None:
@@ -277,126 +291,6 @@ def _limit_blas_threads() -> None:
     except ImportError:  # pragma: no cover - scikit-learn brings it
         return
     threadpool_limits(1, user_api="blas")
-
-
-class Supervisor:
-    """Pre-fork process supervisor: ``workers`` children each run ``child()``.
-
-    Hand-written because waitress has no multi-process mode and the alternatives
-    (gunicorn's arbiter, supervisord) would bring their own worker model or a second
-    configuration; this is only fork, watch, restart with back-off, and forward
-    SIGTERM/SIGINT. A child that dies unexpectedly is restarted after a wait that
-    doubles from 0.5 s up to 30 s while children keep dying young.
-    """
-
-    def __init__(self, child: Callable[[], None], workers: int) -> None:
-        self.child = child
-        self.workers = workers
-        self.children: dict[int, float] = {}  # pid -> start time (monotonic)
-        self.stopping = False
-        self.backoff = RESTART_BACKOFF[0]
-        self.restart_at: list[float] = []  # monotonic times when a worker is due
-
-    def run(self) -> None:
-        """Fork the workers and watch them until SIGTERM or SIGINT; then stop them."""
-        previous = {s: signal.signal(s, self._on_stop) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            for _ in range(self.workers):
-                self._spawn()
-            while self.children or (self.restart_at and not self.stopping):
-                self._reap()
-                now = time.monotonic()
-                due = [t for t in self.restart_at if t <= now]
-                if due and not self.stopping:
-                    self.restart_at = [t for t in self.restart_at if t > now]
-                    for _ in due:
-                        self._spawn()
-                time.sleep(0.1)
-        finally:
-            self._stop_all()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-    def _spawn(self) -> None:
-        pid = os.fork()
-        if pid == 0:  # the child never returns into the parent's code
-            code = 0
-            try:
-                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent says when to stop
-                signal.signal(signal.SIGTERM, _raise_system_exit)
-                self.child()
-            except SystemExit:
-                pass
-            except BaseException:
-                traceback.print_exc()
-                code = 1
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        self.children[pid] = time.monotonic()
-
-    def _reap(self) -> None:
-        while self.children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                self.children.clear()
-                return
-            if pid == 0:
-                return
-            started = self.children.pop(pid, None)
-            _forget_metrics(pid)
-            if started is None or self.stopping:
-                continue
-            lived = time.monotonic() - started
-            if lived >= STABLE_AFTER:
-                self.backoff = RESTART_BACKOFF[0]
-            print(
-                f"movierec: worker {pid} {_describe(status)} after {lived:.0f} s; "
-                f"restarting it in {self.backoff:.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-            self.restart_at.append(time.monotonic() + self.backoff)
-            self.backoff = min(self.backoff * 2, RESTART_BACKOFF[1])
-
-    def _on_stop(self, signum: int, _frame: Any) -> None:
-        if not self.stopping:
-            self.stopping = True
-            self._signal_all(signal.SIGTERM)
-
-    def _signal_all(self, signum: int) -> None:
-        for pid in list(self.children):
-            with suppress(ProcessLookupError):
-                os.kill(pid, signum)
-
-    def _stop_all(self) -> None:
-        """SIGTERM every child, wait up to ``STOP_GRACE`` s, then SIGKILL the rest."""
-        self.stopping = True
-        self._signal_all(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
-        while self.children and time.monotonic() < deadline:
-            self._reap()
-            time.sleep(0.05)
-        self._signal_all(signal.SIGKILL)
-        for pid in list(self.children):
-            with suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-        self.children.clear()
-
-
-def _forget_metrics(pid: int) -> None:
-    """A dead worker's live gauges leave ``/metrics`` (only when metrics were imported)."""
-    module = sys.modules.get("movierec.web.metrics")
-    if module is not None:
-        module.worker_exited(pid)
-
-
-def _describe(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
-    return f"exited with code {os.WEXITSTATUS(status)}"
 
 
 def _raise_system_exit(signum: int, _frame: Any) -> None:

@@ -1,0 +1,352 @@
+"""The pre-fork supervisor against real processes: SIGHUP, kill -9, hung workers.
+
+``movierec serve`` runs as a subprocess with 2 workers on a free loopback port, on the
+web tests' home (``MOVIEREC_MODEL=svd``, so nothing is trained) and a SQLite file of its
+own, as in test_slow_clients.py. To make a worker hang, the server is started through a
+small script that adds one route, ``/test/hang``, to the prepared app before serving: the
+route exists only in that test process, so nothing in the package (no setting, no
+environment variable) can make a production server hang.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import pytest
+
+from movierec.config import load_settings
+from movierec.errors import InvalidInput
+from movierec.web.supervisor import Board
+
+START_TIMEOUT = 120.0  # seconds for the server to answer its first request
+WORKER_TIMEOUT = 4  # MOVIEREC_WORKER_TIMEOUT of the servers here
+RELOAD_WITHIN = 30.0  # seconds for SIGHUP to replace both workers
+EXIT_WITHIN = 5.0  # seconds for workers to go after their supervisor is killed
+GETS_DURING_RELOAD = 200
+STOP_GRACE_SLACK = 2.0  # seconds for a reload in progress to finish
+MAX_KEEP_ALIVE_GETS = 20_000  # bound on the keep-alive clients' requests
+
+# `movierec serve`, with a route that never answers added to the app before it is served
+HANG_SERVER = """
+import sys
+import threading
+
+from movierec import cli
+from movierec.web import serve
+
+prepared = serve.prepare_app
+
+
+def never_answer():
+    threading.Event().wait()
+    return ""
+
+
+def prepare_app(*args, **kwargs):
+    app = prepared(*args, **kwargs)
+    app.add_url_rule("/test/hang", "test_hang", never_answer)
+    return app
+
+
+serve.prepare_app = prepare_app
+sys.exit(cli.main(["serve", "--port", sys.argv[1]]))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """A ``movierec serve`` subprocess and how to reach it."""
+
+    def __init__(self, process: subprocess.Popen, port: int, log: Path) -> None:
+        self.process, self.port, self.log = process, port, log
+
+    def get(self, path: str = "/", timeout: float = 5.0) -> int:
+        """The status of one GET on a fresh connection."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            answer = conn.getresponse()
+            answer.read()
+            return answer.status
+        finally:
+            conn.close()
+
+    def workers(self) -> set[int]:
+        """The worker processes' pids (children of the server process)."""
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return {int(p) for p in path.read_text().split()}
+
+    def wait_for_workers(self, gone: set[int], within: float) -> tuple[set[int], float]:
+        """(workers, seconds) once there are 2 and none of ``gone`` is among them."""
+        started = time.monotonic()
+        while True:
+            now = self.workers()
+            if len(now) == 2 and not now & gone:
+                return now, time.monotonic() - started
+            assert time.monotonic() - started < within, f"workers {now}:\n{self.log.read_text()}"
+            time.sleep(0.05)
+
+
+@contextmanager
+def running_server(home: Path, tmp: Path) -> Iterator[Server]:
+    """``movierec serve`` with 2 workers (and the test-only hang route); stopped with
+    SIGTERM at the end unless the test killed it."""
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TMDB_API_KEY", "TMDB_READ_TOKEN", "DATABASE_URL", "REDIS_URL")
+    }
+    env.update(
+        MOVIEREC_HOME=str(home),
+        MOVIEREC_MODEL="svd",
+        MOVIEREC_WORKERS="2",
+        MOVIEREC_WORKER_TIMEOUT=str(WORKER_TIMEOUT),
+        DATABASE_URL=f"sqlite:///{tmp / 'serve.db'}",
+        MOVIEREC_SECRET_KEY="supervisor-test-secret-key",
+    )
+    log = tmp / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", HANG_SERVER, str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(process, port, log)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert process.poll() is None, f"serve exited early:\n{log.read_text()}"
+            try:
+                if server.get("/healthz") == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"serve never answered:\n{log.read_text()}"
+            time.sleep(0.2)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                raise
+
+
+@pytest.fixture(scope="module")
+def server(web_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("supervisor")
+    with running_server(web_home, tmp) as running:
+        yield running
+    assert running.process.returncode == 0, running.log.read_text()
+    assert "Traceback" not in running.log.read_text()
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return False
+    return True
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not exited (a zombie has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_sighup_replaces_the_workers_one_by_one_without_a_failed_request(server: Server):
+    before = server.workers()
+    assert len(before) == 2
+    failures, sent, replaced_at = [], 0, None
+    # 200 GETs at least, and on until 20 after both workers are replaced (bounded)
+    while sent < GETS_DURING_RELOAD or replaced_at is None or sent < replaced_at + 20:
+        assert sent < 20 * GETS_DURING_RELOAD, f"no reload:\n{server.log.read_text()}"
+        if sent == 20:
+            server.process.send_signal(signal.SIGHUP)
+            hup_at = time.monotonic()
+        try:
+            status = server.get("/")
+        except OSError as exc:
+            failures.append(repr(exc))
+        else:
+            if status != 200:
+                failures.append(status)
+        sent += 1
+        if sent > 20 and replaced_at is None and not server.workers() & before:
+            replaced_at, took = sent, time.monotonic() - hup_at
+    print(f"SIGHUP: {len(failures)} of {sent} GETs failed; workers replaced in {took:.1f} s")
+    after, _ = server.wait_for_workers(gone=before, within=RELOAD_WITHIN)
+    assert failures == []
+    assert server.process.poll() is None  # the supervisor survived its SIGHUP
+    assert not any(alive(pid) for pid in before)  # no old worker left, orphaned or not
+    assert "SIGHUP: every worker replaced" in server.log.read_text()
+    assert server.get("/") == 200
+
+
+@pytest.mark.slow
+def test_a_worker_with_a_request_that_never_ends_is_killed_and_replaced(server: Server):
+    before = server.workers()
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as hung:
+        hung.sendall(b"GET /test/hang HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        # the other requests are answered meanwhile (by the other worker, or the hung
+        # worker's free threads)
+        while (
+            len(server.workers() & before) == 2 and time.monotonic() - started < 3 * WORKER_TIMEOUT
+        ):
+            assert server.get("/") == 200
+            time.sleep(0.1)
+        killed_after = time.monotonic() - started
+        hung.settimeout(5)
+        with suppress(ConnectionResetError):  # its connection went with the worker
+            assert hung.recv(1024) == b""
+    assert WORKER_TIMEOUT <= killed_after <= WORKER_TIMEOUT + 3
+    now, _ = server.wait_for_workers(gone=before - server.workers(), within=10)
+    replaced_after = time.monotonic() - started
+    print(f"hung request: killed after {killed_after:.1f} s, replaced after {replaced_after:.1f} s")
+    assert len(now & before) == 1
+    assert "has had a request running for" in server.log.read_text()
+    assert server.get("/") == 200
+
+
+@pytest.mark.slow
+def test_a_worker_that_stops_serving_is_killed_and_replaced(server: Server):
+    before = server.workers()
+    stopped = sorted(before)[0]
+    started = time.monotonic()
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        now, _ = server.wait_for_workers(gone={stopped}, within=WORKER_TIMEOUT + 10)
+    finally:
+        if alive(stopped):
+            os.kill(stopped, signal.SIGCONT)
+    print(f"stopped worker replaced after {time.monotonic() - started:.1f} s")
+    assert f"worker {stopped} has not served for" in server.log.read_text()
+    for _ in range(10):
+        assert server.get("/") == 200
+
+
+@pytest.mark.slow
+def test_workers_exit_when_their_supervisor_is_killed(web_home: Path, tmp_path: Path):
+    with running_server(web_home, tmp_path) as server:
+        workers = server.workers()
+        assert len(workers) == 2
+        started = time.monotonic()
+        server.process.kill()
+        server.process.wait()
+        while any(alive(pid) for pid in workers):
+            assert time.monotonic() - started < EXIT_WITHIN, "orphaned workers still run"
+            time.sleep(0.05)
+        # and nobody listens on the port any more (the last thread of an exiting
+        # process may close its files a moment after the process shows as exited)
+        while listening(server.port):
+            assert time.monotonic() - started < EXIT_WITHIN, "the port is still served"
+            time.sleep(0.05)
+        print(f"workers gone, port closed {time.monotonic() - started:.1f} s after kill -9")
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "1.5", "soon"])
+def test_a_bad_worker_timeout_is_one_line_naming_it(raw: str):
+    with pytest.raises(InvalidInput, match="MOVIEREC_WORKER_TIMEOUT") as caught:
+        load_settings({"MOVIEREC_WORKER_TIMEOUT": raw})
+    assert "\n" not in str(caught.value)
+
+
+def test_the_worker_timeout_defaults_to_60_seconds():
+    assert load_settings({}).worker_timeout == 60
+    assert load_settings({"MOVIEREC_WORKER_TIMEOUT": "5"}).worker_timeout == 5
+
+
+@pytest.mark.slow
+def test_sighups_in_quick_succession_end_with_every_worker_replaced(server: Server):
+    before = server.workers()
+    for _ in range(5):
+        server.process.send_signal(signal.SIGHUP)
+        assert server.get("/") == 200
+        time.sleep(0.1)
+    server.wait_for_workers(gone=before, within=RELOAD_WITHIN)
+    time.sleep(STOP_GRACE_SLACK)  # any reload still going ends with 2 workers too
+    server.wait_for_workers(gone=set(), within=RELOAD_WITHIN)
+    assert server.process.poll() is None
+    assert server.get("/") == 200
+
+
+def test_the_board_has_no_slot_to_give_when_all_are_taken():
+    board = Board(2)
+    assert {board.take(), board.take()} == {0, 1}
+    assert board.take() is None
+    board.give_back(1)
+    assert board.take() == 1
+
+
+@pytest.mark.slow
+def test_keep_alive_clients_see_no_failure_through_three_reloads(server: Server):
+    """4 clients, each on one kept-alive connection (reopened only when the server says
+    ``Connection: close``), while SIGHUP replaces the workers 3 times."""
+    answered, failures = [], []
+    stop = threading.Event()
+
+    def client() -> None:
+        conn = None
+        while not stop.is_set() and len(answered) < MAX_KEEP_ALIVE_GETS:
+            conn = conn or http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+            try:
+                conn.request("GET", "/")
+                answer = conn.getresponse()
+                answer.read()
+            except (OSError, http.client.HTTPException) as exc:
+                failures.append(repr(exc))
+                conn.close()
+                conn = None
+                continue
+            (answered if answer.status == 200 else failures).append(answer.status)
+            if answer.will_close:
+                conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    try:
+        for _ in range(3):
+            time.sleep(1)
+            before = server.workers()
+            server.process.send_signal(signal.SIGHUP)
+            server.wait_for_workers(gone=before, within=RELOAD_WITHIN)
+        time.sleep(1)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=10)
+    print(
+        f"keep-alive through 3 reloads: {len(failures)} failed of {len(answered) + len(failures)}"
+    )
+    assert failures == []
+    assert len(answered) > 100
