@@ -15,8 +15,6 @@ import os
 import resource
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -27,6 +25,7 @@ import pytest
 from movierec.config import load_settings
 from movierec.errors import MovierecError, size_text
 from movierec.web import serve as serve_module
+from movierec.web.testing import ServeProcess, serve_env, serve_process
 
 START_TIMEOUT = 120.0  # seconds for the server to answer its first request
 ANSWER_WITHIN = 2.0  # seconds a visitor may wait while the server is under siege
@@ -37,17 +36,8 @@ READ_TIMEOUT = 4  # seconds: the server's MOVIEREC_REQUEST_READ_TIMEOUT (default
 VISITOR = "127.0.0.2"  # another address than the attackers' (127.0.0.1)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """A ``movierec serve`` subprocess and how to reach it."""
-
-    def __init__(self, process: subprocess.Popen, port: int, log: Path) -> None:
-        self.process, self.port, self.log = process, port, log
+class Server(ServeProcess):
+    """A ``movierec serve`` subprocess, reached from ``VISITOR``."""
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
@@ -64,22 +54,11 @@ class Server:
         finally:
             conn.close()
 
-    def workers(self) -> list[int]:
-        """The worker processes' pids (children of the server process)."""
-        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return [int(p) for p in path.read_text().split()]
-
 
 @pytest.fixture(scope="module")
 def server(web_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("serve")
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("TMDB_API_KEY", "TMDB_READ_TOKEN", "DATABASE_URL", "REDIS_URL")
-    }
-    env.update(
+    env = serve_env(
         MOVIEREC_HOME=str(web_home),
         MOVIEREC_MODEL="svd",
         MOVIEREC_WORKERS="2",
@@ -87,37 +66,12 @@ def server(web_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         MOVIEREC_SECRET_KEY="slow-clients-test-secret-key",
         MOVIEREC_REQUEST_READ_TIMEOUT=str(READ_TIMEOUT),
     )
-    log = tmp / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "movierec.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    running = Server(process, port, log)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert process.poll() is None, f"serve exited early:\n{log.read_text()}"
-            try:
-                if running.request("GET", "/")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"serve never answered:\n{log.read_text()}"
-            time.sleep(0.2)
+    with serve_process(env, tmp / "server.log", start_timeout=START_TIMEOUT) as started:
+        running = Server(started.process, started.port, started.log)
         yield running
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise
-    assert code == 0, f"serve exited with {code} on SIGTERM:\n{log.read_text()}"
-    assert "Traceback" not in log.read_text()
+    code, log = running.process.returncode, running.log.read_text()
+    assert code == 0, f"serve exited with {code} on SIGTERM:\n{log}"
+    assert "Traceback" not in log
 
 
 def api_body(server: Server) -> bytes:

@@ -14,7 +14,6 @@ import http.client
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -27,6 +26,7 @@ import pytest
 from movierec.config import load_settings
 from movierec.errors import InvalidInput
 from movierec.web.supervisor import Board
+from movierec.web.testing import ServeProcess, serve_env, serve_process
 
 START_TIMEOUT = 120.0  # seconds for the server to answer its first request
 WORKER_TIMEOUT = 4  # MOVIEREC_WORKER_TIMEOUT of the servers here
@@ -63,39 +63,22 @@ sys.exit(cli.main(["serve", "--port", sys.argv[1]]))
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
+class Server(ServeProcess):
     """A ``movierec serve`` subprocess and how to reach it."""
-
-    def __init__(self, process: subprocess.Popen, port: int, log: Path) -> None:
-        self.process, self.port, self.log = process, port, log
 
     def get(self, path: str = "/", timeout: float = 5.0) -> int:
         """The status of one GET on a fresh connection."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request("GET", path)
-            answer = conn.getresponse()
-            answer.read()
-            return answer.status
-        finally:
-            conn.close()
+        return self.status(path, timeout)
 
-    def workers(self) -> set[int]:
+    def worker_set(self) -> set[int]:
         """The worker processes' pids (children of the server process)."""
-        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return {int(p) for p in path.read_text().split()}
+        return set(self.workers())
 
     def wait_for_workers(self, gone: set[int], within: float) -> tuple[set[int], float]:
         """(workers, seconds) once there are 2 and none of ``gone`` is among them."""
         started = time.monotonic()
         while True:
-            now = self.workers()
+            now = self.worker_set()
             if len(now) == 2 and not now & gone:
                 return now, time.monotonic() - started
             assert time.monotonic() - started < within, f"workers {now}:\n{self.log.read_text()}"
@@ -106,13 +89,7 @@ class Server:
 def running_server(home: Path, tmp: Path) -> Iterator[Server]:
     """``movierec serve`` with 2 workers (and the test-only hang route); stopped with
     SIGTERM at the end unless the test killed it."""
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("TMDB_API_KEY", "TMDB_READ_TOKEN", "DATABASE_URL", "REDIS_URL")
-    }
-    env.update(
+    env = serve_env(
         MOVIEREC_HOME=str(home),
         MOVIEREC_MODEL="svd",
         MOVIEREC_WORKERS="2",
@@ -120,36 +97,9 @@ def running_server(home: Path, tmp: Path) -> Iterator[Server]:
         DATABASE_URL=f"sqlite:///{tmp / 'serve.db'}",
         MOVIEREC_SECRET_KEY="supervisor-test-secret-key",
     )
-    log = tmp / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", HANG_SERVER, str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(process, port, log)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert process.poll() is None, f"serve exited early:\n{log.read_text()}"
-            try:
-                if server.get("/healthz") == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"serve never answered:\n{log.read_text()}"
-            time.sleep(0.2)
-        yield server
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                raise
+    command = lambda port: [sys.executable, "-c", HANG_SERVER, str(port)]  # noqa: E731
+    with serve_process(env, tmp / "server.log", command, START_TIMEOUT) as started:
+        yield Server(started.process, started.port, started.log)
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +130,7 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_sighup_replaces_the_workers_one_by_one_without_a_failed_request(server: Server):
-    before = server.workers()
+    before = server.worker_set()
     assert len(before) == 2
     failures, sent, replaced_at = [], 0, None
     # 200 GETs at least, and on until 20 after both workers are replaced (bounded)
@@ -197,7 +147,7 @@ def test_sighup_replaces_the_workers_one_by_one_without_a_failed_request(server:
             if status != 200:
                 failures.append(status)
         sent += 1
-        if sent > 20 and replaced_at is None and not server.workers() & before:
+        if sent > 20 and replaced_at is None and not server.worker_set() & before:
             replaced_at, took = sent, time.monotonic() - hup_at
     print(f"SIGHUP: {len(failures)} of {sent} GETs failed; workers replaced in {took:.1f} s")
     after, _ = server.wait_for_workers(gone=before, within=RELOAD_WITHIN)
@@ -210,14 +160,15 @@ def test_sighup_replaces_the_workers_one_by_one_without_a_failed_request(server:
 
 @pytest.mark.slow
 def test_a_worker_with_a_request_that_never_ends_is_killed_and_replaced(server: Server):
-    before = server.workers()
+    before = server.worker_set()
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as hung:
         hung.sendall(b"GET /test/hang HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         # the other requests are answered meanwhile (by the other worker, or the hung
         # worker's free threads)
         while (
-            len(server.workers() & before) == 2 and time.monotonic() - started < 3 * WORKER_TIMEOUT
+            len(server.worker_set() & before) == 2
+            and time.monotonic() - started < 3 * WORKER_TIMEOUT
         ):
             assert server.get("/") == 200
             time.sleep(0.1)
@@ -226,7 +177,7 @@ def test_a_worker_with_a_request_that_never_ends_is_killed_and_replaced(server: 
         with suppress(ConnectionResetError):  # its connection went with the worker
             assert hung.recv(1024) == b""
     assert WORKER_TIMEOUT <= killed_after <= WORKER_TIMEOUT + 3
-    now, _ = server.wait_for_workers(gone=before - server.workers(), within=10)
+    now, _ = server.wait_for_workers(gone=before - server.worker_set(), within=10)
     replaced_after = time.monotonic() - started
     print(f"hung request: killed after {killed_after:.1f} s, replaced after {replaced_after:.1f} s")
     assert len(now & before) == 1
@@ -236,7 +187,7 @@ def test_a_worker_with_a_request_that_never_ends_is_killed_and_replaced(server: 
 
 @pytest.mark.slow
 def test_a_worker_that_stops_serving_is_killed_and_replaced(server: Server):
-    before = server.workers()
+    before = server.worker_set()
     stopped = sorted(before)[0]
     started = time.monotonic()
     os.kill(stopped, signal.SIGSTOP)
@@ -254,7 +205,7 @@ def test_a_worker_that_stops_serving_is_killed_and_replaced(server: Server):
 @pytest.mark.slow
 def test_workers_exit_when_their_supervisor_is_killed(web_home: Path, tmp_path: Path):
     with running_server(web_home, tmp_path) as server:
-        workers = server.workers()
+        workers = server.worker_set()
         assert len(workers) == 2
         started = time.monotonic()
         server.process.kill()
@@ -284,7 +235,7 @@ def test_the_worker_timeout_defaults_to_60_seconds():
 
 @pytest.mark.slow
 def test_sighups_in_quick_succession_end_with_every_worker_replaced(server: Server):
-    before = server.workers()
+    before = server.worker_set()
     for _ in range(5):
         server.process.send_signal(signal.SIGHUP)
         assert server.get("/") == 200
@@ -337,7 +288,7 @@ def test_keep_alive_clients_see_no_failure_through_three_reloads(server: Server)
     try:
         for _ in range(3):
             time.sleep(1)
-            before = server.workers()
+            before = server.worker_set()
             server.process.send_signal(signal.SIGHUP)
             server.wait_for_workers(gone=before, within=RELOAD_WITHIN)
         time.sleep(1)

@@ -15,21 +15,18 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from webhelpers import free_port
 
 from movierec import models
 from movierec.data import load_dataset
 from movierec.recommend import recommend
+from movierec.web.testing import ServeProcess, serve_env, serve_process
 
 pytestmark = pytest.mark.slow
 
@@ -39,82 +36,45 @@ START_TIMEOUT = 240.0  # seconds: fetch + train four models on 2 cores
 RATINGS = {"1258": 5.0, "1387": 5.0, "1214": 4.5, "1997": 5.0, "597": 1.0, "539": 1.0}
 
 
-class Server:
-    def __init__(self, process: subprocess.Popen, port: int, log: Path) -> None:
-        self.process, self.port, self.log = process, port, log
-
-    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            data = None if body is None else json.dumps(body).encode()
-            headers = {"Content-Type": "application/json"} if body is not None else {}
-            conn.request(method, path, body=data, headers=headers)
-            answer = conn.getresponse()
-            return answer.status, json.loads(answer.read() or b"{}")
-        finally:
-            conn.close()
-
-    def workers(self) -> list[int]:
-        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return sorted(int(p) for p in path.read_text().split())
+def post(server: ServeProcess, path: str, body: dict) -> tuple[int, dict]:
+    """(status, JSON) of one JSON POST on a fresh connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        answer = conn.getresponse()
+        return answer.status, json.loads(answer.read() or b"{}")
+    finally:
+        conn.close()
 
 
-def clean_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("TMDB_API_KEY", "TMDB_READ_TOKEN", "DATABASE_URL", "REDIS_URL")
-    }
-    env.update(MOVIEREC_HOME=str(home), MOVIEREC_DATASET=DATASET, **extra)
-    return env
+def get_json(server: ServeProcess, path: str) -> dict:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", path)
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     home = tmp_path_factory.mktemp("fresh-serve-home")
-    port = free_port()
-    log = home / "server.log"
-    env = clean_env(
-        home,
+    env = serve_env(
+        MOVIEREC_HOME=str(home),
+        MOVIEREC_DATASET=DATASET,
         MOVIEREC_WORKERS="2",
         DATABASE_URL=f"sqlite:///{home / 'serve.db'}",
         MOVIEREC_SECRET_KEY="served-models-test-secret-key",
     )
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "movierec.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    running = Server(process, port, log)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert process.poll() is None, f"serve exited early:\n{log.read_text()}"
-            try:
-                if running.request("GET", "/api/v1/onboarding")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"serve never answered:\n{log.read_text()}"
-            time.sleep(0.3)
+    with serve_process(env, home / "server.log", start_timeout=START_TIMEOUT) as running:
         yield running
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
-def test_every_offered_model_is_trained_before_it_is_served(server: Server, tmp_path: Path):
+def test_every_offered_model_is_trained_before_it_is_served(server: ServeProcess, tmp_path: Path):
     home = server.log.parent
     workers = server.workers()
     assert len(workers) == 2
-    status, onboarding = server.request("GET", "/api/v1/onboarding")
-    offered = onboarding["models"]
+    offered = get_json(server, "/api/v1/onboarding")["models"]
     assert sorted(offered) == ["ease", "nmf", "popular", "svd"]
 
     catalog = load_dataset(DATASET, home=home, fetch=False).catalog
@@ -125,8 +85,8 @@ def test_every_offered_model_is_trained_before_it_is_served(server: Server, tmp_
         served = models.load(served_file)
         expected = [r.movie.movie_id for r in recommend(served, catalog, ratings, n=10).items]
         for _ in range(4):  # both workers answer some of these
-            status, body = server.request(
-                "POST", "/api/v1/recommendations", {"ratings": RATINGS, "model": name, "n": 10}
+            status, body = post(
+                server, "/api/v1/recommendations", {"ratings": RATINGS, "model": name, "n": 10}
             )
             assert status == 200, body
             assert body["model"] == name
@@ -139,7 +99,7 @@ def test_every_offered_model_is_trained_before_it_is_served(server: Server, tmp_
     for name in offered:
         subprocess.run(
             [sys.executable, "-m", "movierec.cli", "train", "--model", name],
-            env=clean_env(other),
+            env=serve_env(MOVIEREC_HOME=str(other), MOVIEREC_DATASET=DATASET),
             check=True,
             capture_output=True,
         )

@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 import re
-import socket
 
 from flask.testing import FlaskClient
-
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def csrf_token(html: str) -> str:

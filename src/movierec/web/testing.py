@@ -3,14 +3,23 @@
 - :class:`FakeTmdb`: a TMDB transport answering from memory, counting requests.
 - :func:`prepare_home`: a ``MOVIEREC_HOME`` that reuses fetched data and holds
   quickly trained models, so an app starts in about a second.
+- :func:`serve_process`: a real ``movierec serve`` subprocess on a free loopback port,
+  waited for until it answers and stopped with SIGTERM.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -119,3 +128,89 @@ def prepare_home(
         kept = {k: v for k, v in model_params.items() if k in known or k == "seed"}
         train_model(loaded, name, settings, progress=False, **kept)
     return home
+
+
+#: variables of the caller's environment a test server must not inherit
+UNINHERITED = ("TMDB_API_KEY", "TMDB_READ_TOKEN", "DATABASE_URL", "REDIS_URL")
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve_env(**settings: str) -> dict[str, str]:
+    """This process's environment without TMDB, database or Redis settings, plus
+    ``settings`` (e.g. ``MOVIEREC_HOME``, ``MOVIEREC_WORKERS``)."""
+    env = {k: v for k, v in os.environ.items() if k not in UNINHERITED}
+    env.update(settings)
+    return env
+
+
+@dataclass
+class ServeProcess:
+    """A running ``movierec serve`` subprocess: its process, port and log file."""
+
+    process: subprocess.Popen
+    port: int
+    log: Path
+
+    def status(self, path: str = "/healthz", timeout: float = 5.0) -> int:
+        """The status of one GET on a fresh connection."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            answer = conn.getresponse()
+            answer.read()
+            return answer.status
+        finally:
+            conn.close()
+
+    def workers(self) -> list[int]:
+        """The worker processes' pids (children of the server process), sorted."""
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return sorted(int(p) for p in path.read_text().split())
+
+
+@contextmanager
+def serve_process(
+    env: Mapping[str, str],
+    log: Path,
+    command: Callable[[int], list[str]] | None = None,
+    start_timeout: float = 120.0,
+) -> Iterator[ServeProcess]:
+    """``movierec serve`` (or ``command(port)``) with ``env``, output in ``log``, once
+    ``/healthz`` answers 200; on exit SIGTERM and up to 20 s to stop (then SIGKILL and an
+    error), unless the test already ended it. ``process.returncode`` says how it ended."""
+    port = free_port()
+    argv = (command or _serve_command)(port)
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
+    running = ServeProcess(process, port, log)
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            assert process.poll() is None, f"serve exited early:\n{log.read_text()}"
+            try:
+                if running.status() == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"serve never answered:\n{log.read_text()}"
+            time.sleep(0.2)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                raise
+
+
+def _serve_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "movierec.cli", "serve", "--port", str(port)]
