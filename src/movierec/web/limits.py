@@ -32,7 +32,6 @@ client is counted by its /64, the block one subscriber is usually given.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import threading
@@ -47,6 +46,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from movierec.config import Settings
 from movierec.errors import InvalidInput, quoted
+from movierec.web.connections import client_key
 
 log = logging.getLogger(__name__)
 
@@ -220,14 +220,7 @@ def count_new_visitor() -> None:
 
 
 def address_block(address: str | None) -> str:
-    """The key a client address is counted under: an IPv4 address as it is, an IPv6 one
-    by its /64 (an IPv4 address mapped into IPv6 as the IPv4 address)."""
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        return address or "unknown"
-    if ip.version == 6:
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
+    """The key a client address is counted under, the same as the per-address connection
+    cap's (:func:`~movierec.web.connections.client_key`: an IPv4 address as it is, an IPv6
+    one by its /64, an IPv4-mapped one as the IPv4 address); no address: ``"unknown"``."""
+    return client_key(address) if address else "unknown"
