@@ -339,7 +339,7 @@ class RecommendService:
         """Per pick (``(n_picks,)`` item indices), the calibrated chance of 4+ stars for the
         folded-in ``state`` given its ``ranking`` and ``stars`` ``(n_items,)``; None for
         every pick when the model carries no calibration."""
-        calibration = getattr(self.model, "calibration", None)
+        calibration = self.model.calibration
         if calibration is None or not picks.size:
             return [None] * int(picks.size)
         share = share_at_or_above(ranking, state.items, picks)
