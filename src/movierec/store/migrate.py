@@ -34,10 +34,13 @@ TABLES = (
     "visitors",
     "ratings",
     "hidden_movies",
+    "watchlist",
     "import_reports",
     "recommendations_shown",
     "tmdb_cache",
 )
+#: tables added after the first revision, by the revision that adds them
+TABLE_SINCE = {"watchlist": "0002"}
 VERSION_TABLE = "alembic_version"
 #: PostgreSQL advisory lock held while migrating (any constant; "mr" in ASCII, then 19)
 ADVISORY_LOCK = 0x6D7219
@@ -86,8 +89,18 @@ class Status:
 
     @property
     def missing(self) -> tuple[str, ...]:
-        """This code's tables the database lacks."""
-        return tuple(t for t in TABLES if t not in self.tables)
+        """Tables the database should have at its revision but lacks (a database made
+        before migrations counts as the first revision; later tables are not missing
+        from a database behind, the upgrade makes them)."""
+        known = {s.revision for s in _scripts().walk_revisions()}
+        at = self.revision or "0001"
+        if at not in known:
+            at = self.head
+
+        def expected(table: str) -> bool:  # revision ids are zero-padded, so they sort
+            return TABLE_SINCE.get(table, "0001") <= at
+
+        return tuple(t for t in TABLES if expected(t) and t not in self.tables)
 
     def describe(self) -> str:
         """``at revision 0001 (current)`` and the like, for the CLI and logs."""

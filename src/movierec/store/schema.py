@@ -1,4 +1,5 @@
-"""Tables: visitors, their ratings, movies they hid, the recommendations shown, the TMDB cache."""
+"""Tables: visitors (with their settings), their ratings, watchlist and hidden movies, the
+recommendations shown, the TMDB cache."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -13,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -53,6 +56,12 @@ class Visitor(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # True when the visitor asked that their ratings not train the site's next model
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # ISO 3166-1 alpha-2 country for "where to watch" (None: from Accept-Language / site)
+    region: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    # TMDB watch-provider ids the visitor subscribes to ("my services"), as a JSON list
+    services: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
 
 class Rating(Base):
@@ -78,6 +87,18 @@ class HiddenMovie(Base):
     )
     movie_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     hidden_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WatchlistEntry(Base):
+    """A movie a visitor wants to see ("Want to see"); never offered as a new pick."""
+
+    __tablename__ = "watchlist"
+
+    visitor_id: Mapped[str] = mapped_column(
+        ForeignKey("visitors.id", ondelete="CASCADE"), primary_key=True
+    )
+    movie_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ImportReport(Base):
