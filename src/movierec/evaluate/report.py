@@ -4,6 +4,7 @@ and PNG plots (matplotlib, Agg backend: no display needed)."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import tempfile
 from collections.abc import Sequence
@@ -12,9 +13,12 @@ from typing import TYPE_CHECKING
 
 from movierec.errors import InvalidInput
 from movierec.evaluate.calibration import ece_columns, reliability_plot
+from movierec.extras import MissingExtra, require
 
 if TYPE_CHECKING:
     from movierec.evaluate.run import EvaluationResult
+
+log = logging.getLogger(__name__)
 
 LABELS = {
     "rmse": "RMSE",
@@ -258,7 +262,11 @@ def check_out_dir(out: Path) -> None:
 def write_report(result: EvaluationResult, out: Path) -> list[Path]:
     """Write ``report.md``, ``results.json`` and the plots into ``out`` (created)."""
     out.mkdir(parents=True, exist_ok=True)
-    plots = write_plots(result, out)
+    try:
+        plots = write_plots(result, out)
+    except MissingExtra as missing:  # the tables are still worth having
+        log.warning("%s; report.md and results.json are written without them", missing)
+        plots = []
     result.out = out
     result.files = ["report.md", "results.json", *[p.name for p in plots]]
     (out / "results.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
@@ -395,9 +403,8 @@ def _md_table(rows: list[list[str]]) -> list[str]:
 
 
 def write_plots(result: EvaluationResult, out: Path) -> list[Path]:
-    """PNG plots; returns the paths written."""
-    import matplotlib
-
+    """PNG plots; returns the paths written (raises MissingExtra without matplotlib)."""
+    matplotlib = require("matplotlib", "plots", "the report's plots")
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 

@@ -46,6 +46,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from movierec.config import Settings
 from movierec.errors import InvalidInput, quoted
+from movierec.extras import require
 from movierec.web.connections import client_key
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ def init_limits(app: Flask, settings: Settings) -> Limiter | None:
     storage = app.config.get("RATELIMIT_STORAGE_URI") or settings.redis_url or MEMORY_STORAGE
     options = {}
     if storage.startswith(("redis://", "rediss://", "unix://")):
+        require("redis", "redis", "REDIS_URL (rate limits shared in Redis)")
         options = {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT}
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "movierec")
     limiter = Limiter(
