@@ -40,64 +40,10 @@ data), never the visitor's other ratings.
   ``SEEN_SKIP`` movies most likely seen are not asked. Without item factors the
   information is the rating entropy.
 
-Constants chosen on validation users only (``bench/onboarding_validate.py``: ml-latest-small
-users whose id is not a multiple of 5, 4 user folds, ``ease``; the evaluation folds and
-the other 122 users were never looked at). NDCG@10 after 15 asked, validation, two fold
-seeds pooled (976 visitor runs; random-top 0.397, rated 4.64 of 15); differences under
-~0.005 are noise (two settings that should tie moved by that much):
-
-- the factor version (``SEEN_SKIP`` 15, the previous default): 0.454 (one seed; random-top
-  0.396 there). Its ``SEEN_SKIP`` 0 / 5 / 10 / 15 / 20 / 30 / 50 gave 0.24 / 0.39 / 0.44 /
-  0.45 / 0.44 / 0.43 / 0.39; ``SEEN_POWER`` 0.5-2 and ``SEEN_EPS`` 0.1-0.3 moved it by
-  under 0.01.
-- GreedyExtend, one seed, every training user simulated, exact greedy: first batch only
-  (then the factor version) 0.454, no better; every round over all 300 candidates 0.470
-  but only 3.6 of 15 rated (fails "as many rated as random-top") and 240 ms a choice;
-  ``GREEDY_SHORTLIST`` 20 / 30 / 40 / 50 / 80: 0.460 / 0.469 / 0.475 / 0.468 / 0.467
-  (rated 5.6 / 5.2 / 4.9 / 4.7 / 4.1); a bonus of 0.05 NDCG per movie rated 0.469.
-- two seeds, ``GREEDY_SHORTLIST`` 40: ``SIM_SAMPLE`` / ``RECHECK`` 150 / 10: 0.474 (rated
-  4.96), 300 / 10: 0.469, 150 / 10 with shortlist 30 / 60: 0.469 / 0.466; ``SEEN_EPS``
-  0.2 / 0.4 (one seed): 0.464 / 0.464; a star-agreement term in the weights (``-a sum
-  (stars_u - stars_visitor)^2``, ``a`` 0.1 / 0.3): 0.469 / 0.469; simulated users' stars
-  with their own bias and factors (shrunk 0.5 / 1): 0.464 / 0.463; every simulated user
-  starting from the visitor's own answers instead of theirs: 0.469; drawing each pick
-  among the 2 best gains (``VARIETY_POOL`` 2, more variety): 0.470. None kept.
-- faster settings ``SIM_SAMPLE`` / ``RECHECK`` 100 / 5 and 100 / 8: 0.469 / 0.471.
-  Chosen: 150 / 10 (the scoring loop made twice as fast, the choice of 15 cards fits the
-  20 ms budget): 0.430 / 0.455 / 0.474 after 5 / 10 / 15 asked, rated 4.96 of 15, 1.19x
-  random-top's 0.397 (the factor version, one seed: 1.14x).
-- later, two seeds, all against that 0.474 (none kept: every one within 0.015 below):
-  simulated users ranked through a ``B`` refitted without them (5 groups, each by an
-  EASE on the other users): 0.470; the "not seen" answer weighing 0.5 / 2 times a
-  "seen" one in the likelihood: 0.468 / 0.469; the shortlist growing by 1 / 2 movies per
-  answer: 0.465 / 0.463; with no answer yet, every training user simulated (the same
-  first batch for everyone): 0.461, a shortlist of 25 / 60: 0.471 / 0.471; a bonus per
-  bit of a question's P(seen) entropy of 0.003 / 0.01 NDCG: 0.471 / 0.470; NDCG@20
-  simulated instead of @10: 0.471; a training user who did not rate a movie still
-  having seen it with probability ``c x`` its share of raters (``c`` 0.5 / 1 / 1.5, so a
-  popular movie's answer tells less): 0.470 / 0.470 / 0.468; each pick by its gain's
-  sum minus 0.5 / 1 / 2 standard errors (against the winner's curse): 0.464 / 0.466 /
-  0.463, plus 0.5 / 1 (optimism): 0.469 / 0.469; ``ease`` itself at other settings (``popularity``
-  0.003 / 0.03 / 0.1, ``l2`` 200 / 1000, ``min_count`` 20 / 100, ``star_power`` 1.5 / 5
-  with ``like_offset`` 1 / 2; ``bench/onboarding_validate.py --param``) moved
-  ``adaptive`` and ``random-top`` together, 0.440-0.473 against 0.378-0.397.
-- a third session, two seeds, against 0.474 (none kept): the "not seen" answers pushing
-  their ``B`` rows down in the ranking (``0.5 x``; every strategy): 0.452 and random-top
-  0.391; ``ease`` ``l2`` 350 / 700, ``star_power`` 2 / 4: 0.469 / 0.466 / 0.472 / 0.472
-  (random-top 0.395 / 0.398 / 0.398 / 0.394); an EDLAE-like diagonal (``X'X`` diagonal
-  x 1.25 / 1.5, ``l2`` 250 / 100): 0.463 / 0.464; first round only: random among the
-  40 most popular (or ranks 6-45): 0.467 (0.465), the joint seen / not-seen pattern's
-  entropy (a decision-tree split) with or without the 5 most popular: 0.433 / 0.463,
-  ``SIM_SAMPLE`` 50 / 400: 0.467 / 0.461; the 4 most likely seen left out of the
-  shortlist (every round / first only): 0.466 / 0.471; three sampled greedy runs voting
-  (3 x 100 users every round, 3 x 150 first round): 0.463 / 0.466; simulated users
-  ranked through a ``B`` fitted without their fifth of the users (5 groups; ``B``
-  moves by a third of its mean size): 0.472, 0.469 with 400 users in the first round.
-  Simulated users with no answer yet scored by the popularity ranking (what the app
-  shows them) rather than ``ease``'s empty relevance: six seed pairs, 0.471 against
-  0.470 (-0.003, +0.009, -0.002 for seeds 0-1, 2-3, 4-5: noise). A more exact first round (more
-  users, votes, every user) never helped: the sampled greedy's noise costs nothing
-  measurable, and this family looks at its ceiling.
+Constants were chosen on validation users only (``bench/onboarding_validate.py``:
+ml-latest-small users whose id is not a multiple of 5, 4 user folds, ``ease``); the
+evaluation folds were never looked at. What was tried, with its figures, is in
+docs/onboarding-experiments.md.
 """
 
 from __future__ import annotations
