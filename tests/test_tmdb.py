@@ -17,6 +17,7 @@ from movierec.tmdb import (
     TmdbService,
     TmdbUnavailable,
     pick_trailer,
+    trim_providers,
 )
 from movierec.web.testing import FakeTmdb
 
@@ -37,12 +38,15 @@ def service(fake: FakeTmdb, clock=None, deadline: float = 1.0, **client) -> Tmdb
 def test_movie_info_from_details_with_appended_videos():
     fake = FakeTmdb()
     info = TmdbClient(api_key="k", transport=fake).movie_info(603)
-    assert info == MovieInfo(603, "/poster603.jpg", "The overview of TMDB movie 603.", "yt603")
+    providers = trim_providers(FakeTmdb.providers(603))
+    assert info == MovieInfo(
+        603, "/poster603.jpg", "The overview of TMDB movie 603.", "yt603", providers=providers
+    )
     assert info.poster_url == "https://image.tmdb.org/t/p/w342/poster603.jpg"
     assert info.trailer_url == "https://www.youtube-nocookie.com/embed/yt603"
     assert fake.calls == ["/movie/603"]
     ((_, params, _),) = fake.requests
-    assert params == {"append_to_response": "videos", "api_key": "k"}
+    assert params == {"append_to_response": "videos,watch/providers", "api_key": "k"}
 
 
 def test_videos_endpoint_when_details_carry_none():

@@ -9,6 +9,10 @@ Data and models:
   the official GroupLens site.
 - ``MOVIEREC_DATASET`` / ``MOVIEREC_MODEL``: what ``serve`` and ``recommend`` use by default.
 - ``TMDB_API_KEY`` (v3 key) or ``TMDB_READ_TOKEN`` (v4 bearer token): posters and trailers.
+- ``MOVIEREC_TMDB_URL``: a TMDB-compatible API base URL (a caching proxy, a test server);
+  default ``https://api.themoviedb.org/3``.
+- ``MOVIEREC_REGION``: the site's default country for "where to watch" (ISO 3166-1
+  alpha-2, default ``US``); a visitor's own choice, else their ``Accept-Language``, wins.
 - ``DATABASE_URL``: SQLAlchemy URL; default a SQLite file under ``MOVIEREC_HOME``.
 
 Operating a public site (see docs/operating.md):
@@ -27,6 +31,10 @@ Operating a public site (see docs/operating.md):
 - ``MOVIEREC_NEW_VISITORS_PER_HOUR``: visitors one client address may start an hour
   (default 20; counted where the rate limits are).
 - ``MOVIEREC_HTTPS``: ``1`` when served over HTTPS: ``Secure`` cookies and HSTS.
+- ``MOVIEREC_TRUSTED_PROXIES``: how many reverse proxies stand in front of the app
+  (default 0). With ``n`` > 0 the client address (rate limits, new-visitor cap, access
+  log) is the ``n``-th address from the right of ``X-Forwarded-For``, and the scheme comes
+  from ``X-Forwarded-Proto`` (werkzeug's ``ProxyFix``); with 0 both headers are ignored.
 - ``MOVIEREC_TRUSTED_HOSTS``: comma-separated host names the app answers to (default any;
   URLs the app emits are relative, so the Host header never reaches a response).
 - ``MOVIEREC_WORKERS``, ``MOVIEREC_THREADS``, ``MOVIEREC_CONNECTION_LIMIT``,
@@ -53,6 +61,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from platformdirs import user_data_dir
 
@@ -78,6 +87,8 @@ DEFAULT_CHANNEL_TIMEOUT = 15  # seconds of silence before a connection is closed
 DEFAULT_CONNECTIONS_PER_ADDRESS = 50  # per process; 0: no cap (every client is the proxy)
 DEFAULT_REQUEST_READ_TIMEOUT = 10  # seconds from a request's first byte to its last header
 DEFAULT_WORKER_TIMEOUT = 60  # seconds a request may run (or a worker stay silent) before a kill
+DEFAULT_TMDB_URL = "https://api.themoviedb.org/3"
+DEFAULT_REGION = "US"
 MIN_SECRET_KEY = 16  # characters
 MIN_METRICS_TOKEN = 16  # characters
 LOG_FORMATS = ("text", "json")
@@ -90,6 +101,8 @@ ENV_KEYS = (
     "MOVIEREC_MODEL",
     "TMDB_API_KEY",
     "TMDB_READ_TOKEN",
+    "MOVIEREC_TMDB_URL",
+    "MOVIEREC_REGION",
     "DATABASE_URL",
     "SECRET_KEY",
     "MOVIEREC_SECRET_KEY",
@@ -103,6 +116,7 @@ ENV_KEYS = (
     "MOVIEREC_NEW_VISITORS_PER_HOUR",
     "MOVIEREC_HTTPS",
     "MOVIEREC_TRUSTED_HOSTS",
+    "MOVIEREC_TRUSTED_PROXIES",
     "MOVIEREC_WORKERS",
     "MOVIEREC_THREADS",
     "MOVIEREC_CONNECTION_LIMIT",
@@ -138,6 +152,7 @@ class Settings:
     new_visitors_per_hour: int = DEFAULT_NEW_VISITORS_PER_HOUR  # per client address
     https: bool = False
     trusted_hosts: tuple[str, ...] = ()
+    trusted_proxies: int = 0  # reverse proxies in front; 0: X-Forwarded-* ignored
     workers: int = DEFAULT_WORKERS
     threads: int = DEFAULT_THREADS
     connection_limit: int = DEFAULT_CONNECTION_LIMIT
@@ -148,6 +163,8 @@ class Settings:
     log_format: str = "text"  # or "json"
     access_log: bool = True
     metrics_token: str | None = None  # /metrics is served only with one
+    tmdb_url: str = DEFAULT_TMDB_URL  # TMDB v3 API base, no trailing slash
+    region: str = DEFAULT_REGION  # ISO 3166-1 alpha-2, upper case
 
     @property
     def data_dir(self) -> Path:
@@ -210,6 +227,7 @@ def _parse(env: Mapping[str, str]) -> Settings:
         ),
         https=_flag(env, "MOVIEREC_HTTPS"),
         trusted_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
+        trusted_proxies=_int(env, "MOVIEREC_TRUSTED_PROXIES", 0, minimum=0),
         workers=_int(env, "MOVIEREC_WORKERS", DEFAULT_WORKERS, minimum=1),
         threads=_int(env, "MOVIEREC_THREADS", DEFAULT_THREADS, minimum=1),
         connection_limit=_int(
@@ -226,7 +244,35 @@ def _parse(env: Mapping[str, str]) -> Settings:
         log_format=_log_format(env),
         access_log=_flag(env, "MOVIEREC_ACCESS_LOG", default=True),
         metrics_token=_metrics_token(env),
+        tmdb_url=_tmdb_url(env),
+        region=_region(env),
     )
+
+
+def _tmdb_url(env: Mapping[str, str]) -> str:
+    raw = (env.get("MOVIEREC_TMDB_URL") or "").strip()
+    if not raw:
+        return DEFAULT_TMDB_URL
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise InvalidInput(
+            f"MOVIEREC_TMDB_URL={raw[:100]!r}: expected an http(s) base URL like "
+            f"{DEFAULT_TMDB_URL}",
+            field="MOVIEREC_TMDB_URL",
+        )
+    return raw.rstrip("/")
+
+
+def _region(env: Mapping[str, str]) -> str:
+    raw = (env.get("MOVIEREC_REGION") or "").strip()
+    if not raw:
+        return DEFAULT_REGION
+    if not (len(raw) == 2 and raw.isascii() and raw.isalpha()):
+        raise InvalidInput(
+            f"MOVIEREC_REGION={raw[:100]!r}: expected a two-letter country code like US or GB",
+            field="MOVIEREC_REGION",
+        )
+    return raw.upper()
 
 
 def _log_format(env: Mapping[str, str]) -> str:

@@ -8,6 +8,12 @@
   an overall deadline. Whatever is not back in time gets ``None`` (the page draws a
   placeholder poster) and is stored in the cache when it arrives. After a failure TMDB
   is left alone for a while, so a down or slow TMDB never slows pages down.
+- Where to watch: TMDB's watch providers (JustWatch's data: what streams, rents or sells a
+  movie in each country) come with the same answer (``append_to_response``, else one more
+  request to ``/movie/{id}/watch/providers``) and are cached with it, trimmed to ids and
+  names (:class:`WatchOptions`). The services a country offers
+  (``/watch/providers/movie?watch_region=``) are kept per process for a day
+  (:meth:`TmdbService.region_services`), under the same deadline and pause after failures.
 - The cache is anything with ``get_many`` / ``put`` (:class:`MemoryCache` here, the
   database in :mod:`movierec.store`); the app puts a :class:`NearCache` (each worker's
   recent answers, in memory) in front of the database's.
@@ -39,6 +45,18 @@ NOT_FOUND_TTL = timedelta(days=2)
 DOWN_PAUSE = 60.0  # seconds TMDB is left alone after a failed request
 NEAR_TTL_S = 300.0  # seconds a worker answers from its own memory (:class:`NearCache`)
 NEAR_MAX_ENTRIES = 5000  # answers a worker holds (a few KB each)
+REGION_SERVICES_TTL = 86400.0  # seconds a country's list of services is kept
+#: the kinds of offer a movie has in a country, in the order shown
+OFFER_KINDS = ("flatrate", "free", "ads", "rent", "buy")
+OFFER_LABELS = {
+    "flatrate": "Stream",
+    "free": "Free",
+    "ads": "Free with ads",
+    "rent": "Rent",
+    "buy": "Buy",
+}
+#: kinds a subscriber watches at no extra cost ("on my services")
+INCLUDED_KINDS = ("flatrate", "free", "ads")
 
 #: ``transport(url, params, headers, timeout) -> (status, json_body)``; raises on
 #: network trouble (any exception counts as "TMDB unavailable").
@@ -50,6 +68,67 @@ class TmdbUnavailable(Exception):
 
 
 @dataclass(frozen=True)
+class WatchOptions:
+    """Where one movie can be watched in one country: ``offers`` maps an offer kind
+    (``OFFER_KINDS``) to ``[(provider_id, provider_name)]``, best known first; ``link`` is
+    TMDB's watch page for that country (which credits JustWatch)."""
+
+    region: str
+    offers: dict[str, list[tuple[int, str]]]
+    link: str | None = None
+
+    def included_with(self, services: Iterable[int]) -> list[str]:
+        """Names of the visitor's ``services`` (provider ids) that include this movie."""
+        mine = {int(s) for s in services}
+        return list(
+            dict.fromkeys(
+                name
+                for kind in INCLUDED_KINDS
+                for pid, name in self.offers.get(kind, [])
+                if pid in mine
+            )
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "link": self.link,
+            **{
+                kind: [{"provider_id": p, "name": n} for p, n in self.offers.get(kind, [])]
+                for kind in OFFER_KINDS
+            },
+        }
+
+
+def trim_providers(body: Any) -> dict[str, dict[str, Any]]:
+    """TMDB's ``/watch/providers`` answer trimmed to what is shown: ``{country: {"link":
+    url, kind: [[provider_id, name], ...]}}`` in display-priority order; junk dropped."""
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, dict):
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for country, offer in results.items():
+        if not (isinstance(country, str) and len(country) == 2 and isinstance(offer, dict)):
+            continue
+        entry: dict[str, Any] = {}
+        if isinstance(offer.get("link"), str):
+            entry["link"] = offer["link"]
+        for kind in OFFER_KINDS:
+            providers = [
+                p
+                for p in offer.get(kind) or []
+                if isinstance(p, dict)
+                and isinstance(p.get("provider_id"), int)
+                and isinstance(p.get("provider_name"), str)
+            ]
+            providers.sort(key=lambda p: p.get("display_priority") or 0)
+            if providers:
+                entry[kind] = [[p["provider_id"], p["provider_name"]] for p in providers]
+        out[country.upper()] = entry
+    return out
+
+
+@dataclass(frozen=True)
 class MovieInfo:
     """What TMDB tells us of one movie, as plain values for templates and JSON."""
 
@@ -58,6 +137,8 @@ class MovieInfo:
     overview: str | None = None
     trailer_key: str | None = None  # YouTube video key
     found: bool = True
+    #: trimmed watch providers per country (:func:`trim_providers`); None: not asked yet
+    providers: Mapping[str, Mapping[str, Any]] | None = None
 
     @property
     def poster_url(self) -> str | None:
@@ -79,7 +160,22 @@ class MovieInfo:
             "overview": self.overview,
             "trailer_key": self.trailer_key,
             "found": self.found,
+            "providers": dict(self.providers) if self.providers is not None else None,
         }
+
+    def watch_options(self, region: str) -> WatchOptions | None:
+        """Where to watch in ``region`` (two letters), or None when TMDB lists nothing."""
+        entry = (self.providers or {}).get(region.upper())
+        if not entry:
+            return None
+        offers = {
+            kind: [(int(p), str(n)) for p, n in entry.get(kind, [])]
+            for kind in OFFER_KINDS
+            if entry.get(kind)
+        }
+        if not offers:
+            return None
+        return WatchOptions(region=region.upper(), offers=offers, link=entry.get("link"))
 
     @classmethod
     def from_payload(cls, tmdb_id: int, payload: Mapping[str, Any]) -> MovieInfo:
@@ -89,6 +185,7 @@ class MovieInfo:
             overview=payload.get("overview"),
             trailer_key=payload.get("trailer_key"),
             found=bool(payload.get("found", True)),
+            providers=payload.get("providers"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -252,22 +349,49 @@ class TmdbClient:
     def movie_info(self, tmdb_id: int) -> MovieInfo:
         """Poster, overview and trailer of one movie (``found=False`` if TMDB lacks it).
 
-        Asks ``/movie/{id}`` with the videos appended (one request); if the answer
-        carries no videos, asks ``/movie/{id}/videos`` as well.
+        Asks ``/movie/{id}`` with the videos and watch providers appended (one request);
+        if the answer carries no videos or providers, asks ``/movie/{id}/videos`` or
+        ``/movie/{id}/watch/providers`` as well.
         """
-        details = self.get(f"/movie/{int(tmdb_id)}", append_to_response="videos")
+        details = self.get(f"/movie/{int(tmdb_id)}", append_to_response="videos,watch/providers")
         if details is None:
             return MovieInfo(tmdb_id=tmdb_id, found=False)
         videos = details.get("videos")
         if not isinstance(videos, dict):
             videos = self.get(f"/movie/{int(tmdb_id)}/videos") or {}
+        providers = details.get("watch/providers")
+        if not isinstance(providers, dict):
+            providers = self.get(f"/movie/{int(tmdb_id)}/watch/providers") or {}
         overview = details.get("overview")
         return MovieInfo(
             tmdb_id=tmdb_id,
             poster_path=details.get("poster_path") or None,
             overview=overview.strip() if isinstance(overview, str) and overview.strip() else None,
             trailer_key=pick_trailer(videos.get("results") or []),
+            providers=trim_providers(providers),
         )
+
+    def region_services(self, region: str) -> list[tuple[int, str]]:
+        """``[(provider_id, name)]`` of the services TMDB knows in ``region``, by TMDB's
+        display priority there."""
+        body = self.get("/watch/providers/movie", watch_region=region.upper()) or {}
+        rows = [
+            p
+            for p in body.get("results") or []
+            if isinstance(p, dict)
+            and isinstance(p.get("provider_id"), int)
+            and isinstance(p.get("provider_name"), str)
+        ]
+        country = region.upper()
+
+        def priority(provider: dict[str, Any]) -> int:
+            by_country = provider.get("display_priorities")
+            if isinstance(by_country, dict) and isinstance(by_country.get(country), int):
+                return by_country[country]
+            return int(provider.get("display_priority") or 0)
+
+        rows.sort(key=priority)
+        return [(p["provider_id"], p["provider_name"]) for p in rows]
 
 
 def pick_trailer(videos: list[Any]) -> str | None:
@@ -306,6 +430,8 @@ class TmdbService:
         self._lock = threading.Lock()
         self._in_flight: dict[int, Future[MovieInfo | None]] = {}
         self._down_until = 0.0
+        #: region -> (monotonic expiry, [(provider_id, name)])
+        self._regions: dict[str, tuple[float, list[tuple[int, str]]]] = {}
 
     @property
     def configured(self) -> bool:
@@ -327,7 +453,14 @@ class TmdbService:
             log.exception("TMDB cache read failed")
             cached = {}
         infos = {i: MovieInfo.from_payload(i, e.payload) for i, e in cached.items()}
-        stale = [i for i in ids if i not in cached or cached[i].expires_at <= now]
+        # an answer cached before providers were asked for is fetched again once
+        stale = [
+            i
+            for i in ids
+            if i not in cached
+            or cached[i].expires_at <= now
+            or "providers" not in cached[i].payload
+        ]
         if stale and not self._is_down():
             futures = {i: self._fetch_async(i) for i in stale}
             done, _ = wait(futures.values(), timeout=self.deadline)
@@ -341,6 +474,33 @@ class TmdbService:
         if tmdb_id is None:
             return None
         return self.info_many([tmdb_id]).get(int(tmdb_id))
+
+    def region_services(self, region: str) -> list[tuple[int, str]] | None:
+        """The services TMDB lists for ``region`` (``[(provider_id, name)]``), kept in this
+        process for ``REGION_SERVICES_TTL`` s; None when not configured, TMDB is paused
+        after a failure, or the answer is not back within the deadline."""
+        if not self.configured:
+            return None
+        key = region.upper()
+        held = self._regions.get(key)
+        if held is not None and held[0] > time.monotonic():
+            return held[1]
+        if self._is_down():
+            return held[1] if held else None
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix="tmdb")
+            future = self._pool.submit(self.client.region_services, key)
+        try:
+            services = future.result(timeout=self.deadline)
+        except TmdbUnavailable as exc:
+            log.warning("%s; not asking TMDB again for %.0f s", exc, DOWN_PAUSE)
+            self._down_until = time.monotonic() + DOWN_PAUSE
+            return held[1] if held else None
+        except Exception:  # not back in time (it may still arrive and be dropped)
+            return held[1] if held else None
+        self._regions[key] = (time.monotonic() + REGION_SERVICES_TTL, services)
+        return services
 
     def close(self) -> None:
         """Stop the worker threads (pending look-ups are dropped)."""
@@ -395,6 +555,8 @@ __all__ = [
     "TmdbService",
     "TmdbUnavailable",
     "Transport",
+    "WatchOptions",
     "pick_trailer",
+    "trim_providers",
     "requests_transport",
 ]

@@ -152,6 +152,7 @@ class Services:
             read_token=settings.tmdb_read_token,
             transport=config.get("TMDB_TRANSPORT"),
             timeout=float(config.get("TMDB_TIMEOUT", 2.0)),
+            base_url=settings.tmdb_url,
         )
         tmdb = TmdbService(
             client,

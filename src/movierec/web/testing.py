@@ -1,6 +1,8 @@
 """Helpers for tests and benchmarks of the web app (no network, small models).
 
 - :class:`FakeTmdb`: a TMDB transport answering from memory, counting requests.
+- :func:`fake_tmdb_server`: the same answers from a real HTTP server on loopback, for
+  tests that point ``MOVIEREC_TMDB_URL`` at it (the client and its transport unpatched).
 - :func:`prepare_home`: a ``MOVIEREC_HOME`` that reuses fetched data and holds
   quickly trained models, so an app starts in about a second.
 - :func:`serve_process`: a real ``movierec serve`` subprocess on a free loopback port,
@@ -37,11 +39,18 @@ QUICK_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
+#: the services :class:`FakeTmdb` knows: TMDB's provider ids and names
+FAKE_SERVICES = {8: "Netflix", 337: "Disney Plus", 2: "Apple TV", 10: "Amazon Video"}
+
+
 class FakeTmdb:
-    """A TMDB transport for tests: every movie has a poster, an overview and a trailer.
+    """A TMDB transport for tests: every movie has a poster, an overview, a trailer and
+    watch providers (:meth:`providers`: in US and GB, even TMDB ids stream on Netflix,
+    multiples of 3 on Disney Plus, every movie rents on Apple TV and sells on Amazon).
 
     ``missing`` ids answer 404; ``delay`` seconds are slept per request; ``fail``
-    raises as a network error would. ``calls`` lists the paths asked, in order.
+    raises as a network error would; ``posters=False`` gives no poster paths (a browser
+    then loads nothing from image.tmdb.org). ``calls`` lists the paths asked, in order.
     """
 
     def __init__(
@@ -50,7 +59,11 @@ class FakeTmdb:
         delay: float = 0.0,
         fail: bool = False,
         append_videos: bool = True,
+        append_providers: bool = True,
+        posters: bool = True,
     ) -> None:
+        self.append_providers = append_providers
+        self.posters = posters
         self.missing = set(missing)
         self.delay = delay
         self.fail = fail
@@ -71,6 +84,8 @@ class FakeTmdb:
         if self.fail:
             raise ConnectionError("TMDB is unreachable (fake)")
         parts = path.strip("/").split("/")
+        if parts == ["watch", "providers", "movie"]:
+            return 200, self.region_services(params.get("watch_region", ""))
         if len(parts) < 2 or parts[0] != "movie" or not parts[1].isdigit():
             return 404, {"status_message": "not found"}
         tmdb_id = int(parts[1])
@@ -78,17 +93,57 @@ class FakeTmdb:
             return 404, {"status_message": "The resource you requested could not be found."}
         if parts[2:] == ["videos"]:
             return 200, self.videos(tmdb_id)
+        if parts[2:] == ["watch", "providers"]:
+            return 200, self.providers(tmdb_id)
+        if parts[2:]:
+            return 404, {"status_message": "not found"}
         body = self.details(tmdb_id)
-        if self.append_videos and params.get("append_to_response") == "videos":
+        appended = params.get("append_to_response", "").split(",")
+        if self.append_videos and "videos" in appended:
             body["videos"] = self.videos(tmdb_id)
+        if self.append_providers and "watch/providers" in appended:
+            body["watch/providers"] = self.providers(tmdb_id)
         return 200, body
 
-    @staticmethod
-    def details(tmdb_id: int) -> dict[str, Any]:
+    def details(self, tmdb_id: int) -> dict[str, Any]:
         return {
             "id": tmdb_id,
-            "poster_path": f"/poster{tmdb_id}.jpg",
+            "poster_path": f"/poster{tmdb_id}.jpg" if self.posters else None,
             "overview": f"The overview of TMDB movie {tmdb_id}.",
+        }
+
+    @staticmethod
+    def providers(tmdb_id: int) -> dict[str, Any]:
+        """TMDB's ``/movie/{id}/watch/providers`` answer (see the class docstring)."""
+
+        def offer(provider_id: int, priority: int) -> dict[str, Any]:
+            name = FAKE_SERVICES[provider_id]
+            return {"provider_id": provider_id, "provider_name": name, "display_priority": priority,
+                    "logo_path": f"/logo{provider_id}.png"}  # fmt: skip
+
+        flatrate = [offer(8, 1)] if tmdb_id % 2 == 0 else []
+        if tmdb_id % 3 == 0:
+            flatrate.append(offer(337, 2))
+        country = {"rent": [offer(2, 5)], "buy": [offer(10, 6)]}
+        if flatrate:
+            country["flatrate"] = flatrate
+        link = f"https://www.themoviedb.org/movie/{tmdb_id}/watch?locale="
+        return {
+            "id": tmdb_id,
+            "results": {c: {"link": link + c, **country} for c in ("US", "GB")},
+        }
+
+    @staticmethod
+    def region_services(region: str) -> dict[str, Any]:
+        """TMDB's ``/watch/providers/movie?watch_region=`` answer: every fake service in
+        US and GB, none elsewhere."""
+        if region not in ("US", "GB"):
+            return {"results": []}
+        return {
+            "results": [
+                {"provider_id": p, "provider_name": n, "display_priorities": {region: k}}
+                for k, (p, n) in enumerate(FAKE_SERVICES.items())
+            ]
         }
 
     @staticmethod
@@ -214,3 +269,53 @@ def serve_process(
 
 def _serve_command(port: int) -> list[str]:
     return [sys.executable, "-m", "movierec.cli", "serve", "--port", str(port)]
+
+
+@contextmanager
+def fake_tmdb_server(fake: FakeTmdb | None = None) -> Iterator[str]:
+    """A threaded HTTP server on loopback answering like TMDB's v3 API from ``fake``
+    (default ``FakeTmdb(posters=False, append_providers=False)``, so the providers come
+    from their own endpoint); yields the base URL for ``MOVIEREC_TMDB_URL``
+    (``http://127.0.0.1:<port>/3``). A request without ``api_key`` or a bearer token
+    answers 401, as TMDB does."""
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qsl
+
+    answers = fake or FakeTmdb(posters=False, append_providers=False)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            parts = urlparse(self.path)
+            params = dict(parse_qsl(parts.query))
+            headers = {k: v for k, v in self.headers.items()}
+            if "api_key" not in params and not headers.get("Authorization", "").startswith(
+                "Bearer "
+            ):
+                status, body = 401, {"status_message": "Invalid API key"}
+            else:
+                try:
+                    status, body = answers(parts.path, params, headers, 5.0)
+                except ConnectionError:
+                    self.close_connection = True
+                    return
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json;charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/3"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
