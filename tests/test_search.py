@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from rapidfuzz import fuzz, process
 
+from movierec.data.titles import alternative_titles, display_title, fold_joined
 from movierec.search import (
     KEY_CUTOFF,
     WORD_CUTOFF,
@@ -283,3 +284,63 @@ def test_real_titles_searched_with_typos_give_the_hits_of_scoring_every_title(
         assert hits == every_title_index.search(raw, 10), raw
         fuzzy += sum(h.kind == "fuzzy" for h in hits)
     assert fuzzy >= 300
+
+
+# -- titles folded as queries, display titles (issue 20 items 5 and 6) ----------------------
+@pytest.mark.parametrize(
+    ("title", "shown", "also"),
+    [
+        ("Raiders of the Lost Ark (Indiana Jones and the Raiders of the Lost Ark) (1981)",
+         "Raiders of the Lost Ark", ["Indiana Jones and the Raiders of the Lost Ark"]),
+        ("City of Lost Children, The (Cité des enfants perdus, La) (1995)",
+         "The City of Lost Children", ["La Cité des enfants perdus"]),
+        ("Léon: The Professional (a.k.a. The Professional) (Léon) (1994)",
+         "Léon: The Professional", ["The Professional", "Léon"]),
+        ("Legend of 1900, The (a.k.a. The Legend of the Pianist on the Ocean) "
+         "(Leggenda del pianista sull'oceano) (1998)", "The Legend of 1900",
+         ["The Legend of the Pianist on the Ocean", "Leggenda del pianista sull'oceano"]),
+        ("Auberge espagnole, L' (2002)", "L'Auberge espagnole", []),
+        ("(500) Days of Summer (2009)", "(500) Days of Summer", []),
+        ("Evangelion: 3.0 You Can (Not) Redo (2012)", "Evangelion: 3.0 You Can (Not) Redo", []),
+        ("Birdman: Or (The Unexpected Virtue of Ignorance) (2014)",
+         "Birdman: Or (The Unexpected Virtue of Ignorance)", []),
+        ("Babylon 5 (1994-1998)", "Babylon 5", []),
+    ],
+)  # fmt: skip
+def test_display_titles_leave_alternatives_out_and_keep_them_as_other_names(title, shown, also):
+    assert display_title(title) == shown
+    assert alternative_titles(title) == also
+
+
+def test_a_title_is_folded_like_a_query_so_punctuation_inside_a_word_drops():
+    assert fold_joined("WALL·E") == "walle"
+    assert fold_joined("Spider-Man 2") == "spiderman 2"
+    assert fold_joined("Léon: The Professional") == "leon the professional"
+    assert "walle" in title_keys("WALL·E (2008)")[0]
+
+
+def test_walle_finds_wall_e_before_titles_that_start_with_the_letters():
+    index = TitleIndex(
+        [(1, "Walled In (2009)", 40), (2, "WALL·E (2008)", 20), (3, "Wall Street (1987)", 60)]
+    )
+    for query in ("walle", "wall-e", "wall e", "WALL·E"):
+        assert ids(index, query)[0] == 2, query
+
+
+def test_walle_ranks_wall_e_first_in_the_real_catalogue(real_index, real_movies):
+    first = real_index.search("walle", 5)[0]
+    assert dict((m, t) for m, t, _ in real_movies)[first.movie_id] == "WALL·E (2008)"
+
+
+def test_an_alternative_title_still_finds_the_movie(index):
+    raiders = TitleIndex(
+        [
+            (
+                1198,
+                "Raiders of the Lost Ark (Indiana Jones and the Raiders of the Lost Ark) (1981)",
+                200,
+            )
+        ]
+    )
+    assert ids(raiders, "indiana jones and the raiders") == [1198]
+    assert ids(index, "fabuleux destin") == [5]

@@ -9,8 +9,10 @@ round trip, no extension to install, and the same results on SQLite and PostgreS
 rapidfuzz is a maintained C++ implementation of Levenshtein-style scores (``fuzz.ratio``,
 ``fuzz.WRatio``) with early cut-offs.
 
-Titles are folded once (:func:`fold`): Unicode NFKD with the combining marks dropped
-(``Amélie`` -> ``amelie``), case-folded, punctuation to spaces. MovieLens titles keep a
+Titles are folded once, by the same rules as queries (:mod:`movierec.data.titles`):
+Unicode NFKD with the combining marks dropped (``Amélie`` -> ``amelie``), case-folded,
+punctuation to spaces, and also with punctuation inside a word dropped (``WALL·E`` ->
+``walle``, as people type it). MovieLens titles keep a
 leading article at the end (``Matrix, The (1999)``); the index holds each title with the
 article in front (``the matrix``) and without it (``matrix``), plus any alternative title in
 parentheses, so ``the matrix``, ``matrix, the`` and ``matrix`` all match exactly.
@@ -28,7 +30,6 @@ import bisect
 import itertools
 import math
 import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,32 +37,16 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from movierec.data.titles import (
+    ARTICLES,
+    article_first,
+    fold,
+    fold_joined,
+    split_title,
+    without_article,
+)
+
 MAX_QUERY = 200  # characters
-#: articles MovieLens moves to the end of a title (``"Matrix, The"``)
-ARTICLES = frozenset(
-    ("the", "a", "an", "les", "le", "la", "l", "il", "el", "los", "las")
-    + ("der", "die", "das", "den", "det")
-)
-#: letters NFKD leaves whole that people type without the accent
-_EXTRA_FOLDS = str.maketrans(
-    {
-        "ø": "o",
-        "æ": "ae",
-        "œ": "oe",
-        "ł": "l",
-        "đ": "d",
-        "ð": "d",
-        "þ": "th",
-        "ı": "i",
-        "'": "",
-        "’": "",
-        "`": "",
-    }
-)
-_NON_WORD = re.compile(r"[^0-9a-z]+")
-_YEAR_SUFFIX = re.compile(r"\s*\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
-_TRAILING_ARTICLE = re.compile(r"^(?P<rest>.+),\s*(?P<article>[^\s,()]+)$")
-_PARENS = re.compile(r"\(([^()]*)\)")
 _QUERY_YEAR = re.compile(r"(?<!\d)(18[89]\d|19\d\d|20\d\d)(?!\d)")
 
 TIER_EXACT, TIER_PREFIX, TIER_WORDS, TIER_FUZZY = 3, 2, 1, 0
@@ -78,13 +63,6 @@ _SYMBOL_ROW = np.full(256, len(SYMBOLS), dtype=np.intp)
 _SYMBOL_ROW[np.frombuffer(SYMBOLS.encode("ascii"), dtype=np.uint8)] = np.arange(len(SYMBOLS))
 _MAX_COUNT = 255  # a uint8 character count; keys longer than this are never pre-filtered
 _CHECK_COST = 20  # postings read by numpy in the time Python checks one movie's words
-
-
-def fold(text: str) -> str:
-    """``"Amélie: Le Fabuleux"`` -> ``"amelie le fabuleux"`` (accents, case, punctuation)."""
-    text = unicodedata.normalize("NFKD", text.casefold().translate(_EXTRA_FOLDS))
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return _NON_WORD.sub(" ", text).strip()
 
 
 def char_counts(texts: Sequence[str]) -> np.ndarray:
@@ -128,52 +106,19 @@ def could_reach(text: str, counts: np.ndarray, lengths: np.ndarray, cutoff: floa
     return np.flatnonzero(could | (lengths > _MAX_COUNT))
 
 
-def article_first(name: str) -> str:
-    """``"Matrix, The"`` -> ``"The Matrix"``; other names unchanged."""
-    match = _TRAILING_ARTICLE.match(name.strip())
-    if match and fold(match["article"]).replace(" ", "") in ARTICLES:
-        article = match["article"]
-        sep = "" if article.endswith(("'", "’")) else " "
-        return f"{article}{sep}{match['rest']}"
-    return name.strip()
-
-
-def without_article(folded: str) -> str:
-    """``"the matrix"`` -> ``"matrix"`` (a folded name without its leading article)."""
-    head, _, rest = folded.partition(" ")
-    return rest if head in ARTICLES and rest else folded
-
-
-def split_title(title: str) -> tuple[list[str], int | None]:
-    """``"Postman, The (Postino, Il) (1994)"`` -> (["The Postman", "Il Postino"], 1994).
-
-    The first name is the main title; the rest are the alternative titles MovieLens gives
-    in parentheses (``a.k.a.`` dropped), each with its article moved to the front.
-    """
-    year = None
-    match = _YEAR_SUFFIX.search(title)
-    if match:
-        year = int(match.group(1))
-        title = title[: match.start()]
-    alternatives = [a.strip() for a in _PARENS.findall(title)]
-    main = _PARENS.sub(" ", title).strip() if alternatives else title.strip()
-    names = [main or title.strip()]
-    for alt in alternatives:
-        alt = re.sub(r"^a\.?k\.?a\.?\s+", "", alt, flags=re.IGNORECASE)
-        if alt:
-            names.append(alt)
-    return [article_first(n) for n in names], year
-
-
 def title_keys(title: str) -> tuple[list[str], int | None]:
-    """Folded index keys of a title (with and without the article), and its year."""
+    """Folded index keys of a title (with and without the article), and its year.
+
+    Each name is folded both ways (:func:`fold` and :func:`fold_joined`), so ``wall e``,
+    ``wall-e`` and ``walle`` all find ``WALL·E`` exactly.
+    """
     names, year = split_title(title)
     keys: list[str] = []
     for name in names:
-        folded = fold(name)
-        for key in (folded, without_article(folded)):
-            if key and key not in keys:
-                keys.append(key)
+        for folded in dict.fromkeys((fold(name), fold_joined(name))):
+            for key in (folded, without_article(folded)):
+                if key and key not in keys:
+                    keys.append(key)
     return keys, year
 
 
@@ -488,6 +433,7 @@ class TitleIndex:
 
 
 __all__ = [
+    "ARTICLES",
     "MAX_QUERY",
     "Hit",
     "Query",
@@ -496,6 +442,7 @@ __all__ = [
     "char_counts",
     "could_reach",
     "fold",
+    "fold_joined",
     "split_title",
     "title_keys",
     "without_article",

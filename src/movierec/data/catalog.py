@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
 import pandas as pd
 
+from movierec.data.titles import alternative_titles, display_title
 from movierec.errors import InvalidInput
 
 CATALOG_COLUMNS = ["title", "year", "genres", "tmdb_id", "n_ratings", "mean_rating"]
-
-_YEAR_SUFFIX = re.compile(r"\s*\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
-_ARTICLE = re.compile(
-    r"^(?P<rest>.+), (?P<article>The|A|An|Les|Le|La|L'|Il|El|Los|Las|Der|Die|Das|Den|Det)"
-    r"(?P<tail>\s*\(.*\))?$"
-)
-
-
-def display_title(title: str) -> str:
-    """``"Matrix, The (1999)"`` -> ``"The Matrix"``: no year suffix, article in front."""
-    title = _YEAR_SUFFIX.sub("", title).strip()
-    match = _ARTICLE.match(title)
-    if match:
-        article = match["article"]
-        sep = "" if article.endswith("'") else " "
-        title = f"{article}{sep}{match['rest']}{match['tail'] or ''}"
-    return title
 
 
 @dataclass(frozen=True)
@@ -45,8 +28,14 @@ class Movie:
 
     @cached_property  # a picks answer shows ~90 titles, its Movies cached by the service
     def display_title(self) -> str:
-        """The title as people say it: ``"The Matrix"`` for ``"Matrix, The (1999)"``."""
+        """The title as people say it: ``"The Matrix"`` for ``"Matrix, The (1999)"``,
+        without the alternative titles MovieLens adds in parentheses."""
         return display_title(self.title)
+
+    @property
+    def alternative_titles(self) -> list[str]:
+        """Other titles MovieLens gives in parentheses (``[]`` for most movies)."""
+        return alternative_titles(self.title)
 
     def to_dict(self) -> dict:
         return {

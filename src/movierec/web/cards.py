@@ -34,6 +34,8 @@ def movie_card(movie: Movie, info: MovieInfo | None) -> dict[str, Any]:
         "movie_id": movie.movie_id,
         "title": movie.display_title,
         "full_title": movie.title,
+        #: also known as: MovieLens's other titles for it (shown only on the movie page)
+        "alternative_titles": movie.alternative_titles,
         "year": movie.year,
         "genres": genres_of(movie),
         "poster_url": poster_url or placeholder,
