@@ -14,11 +14,14 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from movierec import __version__
 from movierec.config import DEFAULT_DATASET, DEFAULT_MODEL, Settings, load_settings
 from movierec.errors import InvalidInput, MovierecError
+
+if TYPE_CHECKING:
+    from movierec.visitor_ratings import Merged
 
 EXIT_USAGE = 2
 
@@ -155,6 +158,13 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         "--master",
         help="with --engine spark: local[N] (default local[2]) or spark://HOST:7077",
     )
+    train.add_argument(
+        "--with-visitors",
+        action="store_true",
+        help="also learn from the site's visitors (DATABASE_URL, as serve uses): each "
+        "visitor with 5+ ratings of catalogue movies is one more user; visitors who opted "
+        "out are left out, and no crowd of visitors can take over a movie",
+    )
     train.set_defaults(model=None)  # --engine spark trains als unless told otherwise
 
     # recommend
@@ -261,7 +271,9 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         "adopted as it is); serve refuses a database behind this code until this is run",
     )
     db_commands.add_parser(
-        "current", help="print the database's schema revision and whether it is this code's"
+        "current",
+        help="print the database's schema revision and whether it is this code's; exit 0 "
+        "when current, 1 when the database needs `movierec db upgrade` (or is newer)",
     )
     return parser
 
@@ -318,22 +330,48 @@ def _cmd_data(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from movierec import models
     from movierec.data import load_dataset
-    from movierec.training import train_model
+    from movierec.training import train_model, with_visitors
 
     if args.engine == "spark":
+        if args.with_visitors:
+            raise InvalidInput("--with-visitors trains locally only, not with --engine spark")
         return _train_on_spark(args, settings)
     if args.master is not None:
         raise InvalidInput("--master needs --engine spark", field="master")
     args.model = args.model or settings.model
     models.model_class(args.model)
     dataset = load_dataset(args.dataset, home=settings.home)
+    merged = None
+    if args.with_visitors:
+        dataset, merged = with_visitors(dataset, settings.database_url)
     with _naming(f"cannot save the model into {settings.models_dir}"):
-        model, path = train_model(dataset, args.model, settings, progress=True, **dict(args.param))
+        model, path = train_model(
+            dataset, args.model, settings, progress=True,
+            trained_on=merged.figures() if merged else None, **dict(args.param),
+        )  # fmt: skip
     print(
         f"trained {model.name} on {args.dataset} ({dataset.ratings.nnz:,} ratings, "
         f"{dataset.ratings.n_users:,} users, {dataset.ratings.n_items:,} movies); saved {path}"
     )
+    if merged is not None:
+        print(_visitors_line(merged))
     return 0
+
+
+def _visitors_line(merged: Merged) -> str:
+    """``users: 610 from the data set + 40 visitors (812 ratings); left out: ...``."""
+    out = merged.left_out
+    left = [
+        f"{out.get('opted_out', 0):,} visitors who opted out",
+        f"{out.get('few_ratings', 0):,} with fewer than {merged.min_visitor_ratings} ratings",
+        f"{out.get('not_in_catalogue', 0):,} ratings of movies outside the catalogue",
+    ]
+    if "held_back" in out:
+        left.append(f"{out['held_back']:,} ratings held back to bound visitors' influence")
+    return (
+        f"users: {merged.dataset_users:,} from the data set + {merged.visitors:,} visitors "
+        f"({merged.visitor_ratings:,} ratings); left out: {', '.join(left)}"
+    )
 
 
 def _train_on_spark(args: argparse.Namespace, settings: Settings) -> int:
@@ -467,8 +505,10 @@ def _cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     store = Store(settings.database_url)
     try:
         if args.db_command == "current":
-            print(f"{store.safe_url}: {status(store).describe()}")
-            return 0
+            found = status(store)
+            print(f"{store.safe_url}: {found.describe()}")
+            # 1 when not current, so a deploy script can check before starting serve
+            return 0 if found.state == "current" and not found.missing else 1
         before, after = upgrade(store)
     finally:
         store.dispose()

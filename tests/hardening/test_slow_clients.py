@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import resource
 import signal
 import socket
@@ -243,6 +244,22 @@ def test_waitress_own_413_carries_the_security_headers(server: Server):
         assert answer.getheader("X-Content-Type-Options") == "nosniff"
         assert "default-src" in (answer.getheader("Content-Security-Policy") or "")
         assert answer.getheader("Permissions-Policy")
+        assert re.fullmatch(r"[0-9a-f]{32}", answer.getheader("X-Request-Id") or "")
+
+
+def test_waitress_own_413_keeps_a_proxy_request_id(server: Server):
+    """A proxy's X-Request-Id comes back on waitress's own answers too, so the proxy's
+    log line and ours can be matched."""
+    size = serve_module.largest_body(load_settings({})) + 1
+    with socket.create_connection(("127.0.0.1", server.port), timeout=ANSWER_WITHIN) as sock:
+        sock.sendall(
+            f"POST /ratings/import HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: proxy-42\r\n"
+            f"Content-Type: text/csv\r\nContent-Length: {size}\r\n\r\n".encode()
+        )
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        assert answer.status == 413
+        assert answer.getheader("X-Request-Id") == "proxy-42"
 
 
 def post_chunked(

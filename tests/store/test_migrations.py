@@ -124,6 +124,8 @@ def test_a_database_made_before_migrations_is_refused_then_upgraded_losing_nothi
 
         monkeypatch.setenv("DATABASE_URL", blank_url)
         capsys.readouterr()
+        assert main(["db", "current"]) == 1  # a deploy script can check before serve
+        assert "made before migrations" in capsys.readouterr().out
         assert main(["db", "upgrade"]) == 0
         out = capsys.readouterr().out
         assert "upgraded from made before migrations" in out

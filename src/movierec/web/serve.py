@@ -43,6 +43,7 @@ from movierec import logs
 from movierec.config import Settings, load_settings
 from movierec.errors import MovierecError
 from movierec.training import ensure_model
+from movierec.web.observe import REQUEST_ID_HEADER, SANE_ID, access_log
 from movierec.web.supervisor import Supervisor, WorkerWatch
 
 log = logging.getLogger(__name__)
@@ -169,8 +170,11 @@ def _secure_channel(settings: Settings) -> type:
 
     class SecureErrorTask(ErrorTask):
         def execute(self) -> None:
+            request_id = error_request_id(self.request.headers)
             self.response_headers.extend(headers)
+            self.response_headers.append((REQUEST_ID_HEADER, request_id))
             super().execute()
+            log_error_answer(self.channel.addr, self.request, self.status, request_id)
 
     guarded = guarded_channel(settings.connections_per_address, settings.request_read_timeout)
 
@@ -178,6 +182,41 @@ def _secure_channel(settings: Settings) -> type:
         error_task_class = SecureErrorTask
 
     return SecureChannel
+
+
+def error_request_id(headers: dict[str, str]) -> str:
+    """The id of a request waitress answers itself: the proxy's ``X-Request-Id`` when it
+    looks like one (waitress keys headers as ``X_REQUEST_ID``), else a fresh one, as the
+    app does (:mod:`movierec.web.observe`)."""
+    incoming = headers.get("X_REQUEST_ID", "")
+    return incoming if SANE_ID.fullmatch(incoming) else os.urandom(16).hex()
+
+
+def log_error_answer(addr: Any, request: Any, status: str, request_id: str) -> None:
+    """The access-log line of an answer waitress gave before the app saw the request
+    (413 over the body cap, 400 for a malformed request), in the app's format."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    remote = addr[0] if isinstance(addr, tuple) and addr else "-"
+    method = (getattr(request, "command", None) or "-")[:16]
+    path = (getattr(request, "path", None) or "-")[:200]
+    code = int(status.split(" ", 1)[0]) if status[:3].isdigit() else 0
+    access_log.info(
+        '%s "%s %s" %d - B - ms route=<server> id=%s',
+        remote,
+        method,
+        path,
+        code,
+        request_id,
+        extra={
+            "remote_addr": remote,
+            "method": method,
+            "path": path,
+            "status": code,
+            "route": "<server>",
+            "request_id": request_id,
+        },
+    )
 
 
 def largest_body(settings: Settings) -> int:
