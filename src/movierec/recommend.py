@@ -239,22 +239,33 @@ class RecommendService:
         year: str = "any",
         n: int = 5,
         exclude: Iterable[int] = (),
+        only: Iterable[int] | None = None,
     ) -> RecommendationList:
         """Top ``n`` movies for a visitor who gave ``ratings`` ({movieId: stars}).
 
         ``exclude``: movie ids never to recommend (e.g. marked "not interested").
+        ``only``: rank just these movie ids (e.g. the visitor's watchlist: "which of
+        these first?"); chosen by the visitor, they skip the year preference and the
+        popularity floor. Movies the model does not know are left out.
         """
         year = validate_year(year)
         n = validate_n(n)
         clean = validate_ratings(ratings, self._catalog_ids)
         excluded = {int(m) for m in exclude}
+        chosen = None if only is None else {int(m) for m in only} - excluded
         usable = {m: s for m, s in clean.items() if self.model.has_movie(m)}
         ignored = sorted(set(clean) - set(usable))
         if not usable:
-            return self._popular(clean, year, n, ignored, excluded)
+            return self._popular(clean, year, n, ignored, excluded, chosen)
         state = self.model.fold_in(list(usable), list(usable.values()))
         ranking, stars = self.model.rank_and_score(state)  # ease: one pass of its member
-        allowed = self._allowed_items[year].copy()
+        if chosen is None:
+            allowed = self._allowed_items[year].copy()
+        else:
+            allowed = np.zeros_like(self._in_catalog)
+            known = [m for m in chosen if self.model.has_movie(m)]
+            allowed[self.model.items_of(known)] = True
+            allowed &= self._in_catalog
         allowed[state.items] = False
         hidden = [self.model.items_of([m])[0] for m in excluded if self.model.has_movie(m)]
         allowed[hidden] = False
@@ -303,8 +314,12 @@ class RecommendService:
         n: int,
         ignored: list[int],
         excluded: set[int] = frozenset(),  # type: ignore[assignment]
+        chosen: set[int] | None = None,
     ) -> RecommendationList:
-        allowed = self._allowed(self._pop_year, self._pop_counts, year)
+        if chosen is None:
+            allowed = self._allowed(self._pop_year, self._pop_counts, year)
+        else:
+            allowed = np.isin(self._pop_ids, list(chosen))
         allowed &= ~np.isin(self._pop_ids, [*clean, *excluded])
         candidates = np.flatnonzero(allowed)
         picks = candidates[top_indices(self._pop_score[candidates], n)]

@@ -22,6 +22,7 @@ from movierec.store.schema import (
     ShownRecommendation,
     TmdbCacheEntry,
     Visitor,
+    WatchlistEntry,
     utcnow,
 )
 
@@ -158,11 +159,13 @@ def visitor_rating_rows(session: Session, visitor_id: str) -> list[tuple[int, fl
 
 
 def forget_visitor(session: Session, visitor_id: str) -> int:
-    """Delete the visitor with their ratings and shown picks; returns rows deleted."""
+    """Delete the visitor with their ratings, watchlist, hidden movies, import report and
+    shown picks; returns rows deleted."""
     deleted = 0
     for table, column in (
         (ShownRecommendation, ShownRecommendation.visitor_id),
         (HiddenMovie, HiddenMovie.visitor_id),
+        (WatchlistEntry, WatchlistEntry.visitor_id),
         (ImportReport, ImportReport.visitor_id),
         (Rating, Rating.visitor_id),
         (Visitor, Visitor.id),
@@ -181,6 +184,104 @@ def hide_movie(
     if exists is None:
         session.add(HiddenMovie(visitor_id=visitor_id, movie_id=int(movie_id), hidden_at=when))
         session.flush()
+
+
+def add_to_watchlist(
+    session: Session, visitor_id: str, movie_ids: Iterable[int], when: datetime | None = None
+) -> int:
+    """Put ``movie_ids`` on the visitor's watchlist (those already there keep their date);
+    returns how many were new. One ``INSERT ... ON CONFLICT DO NOTHING`` on SQLite and
+    PostgreSQL, so two tabs adding the same movie at once store it once."""
+    when = when or utcnow()
+    touch_visitor(session, visitor_id, when)
+    ids = sorted({int(m) for m in movie_ids})
+    if not ids:
+        return 0
+    rows = [{"visitor_id": visitor_id, "movie_id": m, "added_at": when} for m in ids]
+    upsert = _dialect_insert(session)
+    if upsert is None:
+        have = watchlist_ids(session, visitor_id)
+        fresh = [WatchlistEntry(**row) for row in rows if row["movie_id"] not in have]
+        session.add_all(fresh)
+        session.flush()
+        return len(fresh)
+    table = WatchlistEntry.__table__
+    added = 0
+    for start in range(0, len(rows), 1000):  # SQLite takes at most 32,766 parameters
+        stmt = (
+            upsert(table)
+            .values(rows[start : start + 1000])
+            .on_conflict_do_nothing(index_elements=[table.c.visitor_id, table.c.movie_id])
+            .returning(table.c.movie_id)
+        )  # RETURNING: executemany's rowcount is not reliable on every driver
+        added += len(session.connection().execute(stmt).all())
+    return added
+
+
+def remove_from_watchlist(session: Session, visitor_id: str, movie_ids: Iterable[int]) -> int:
+    """Take ``movie_ids`` off the visitor's watchlist; returns how many were on it."""
+    ids = [int(m) for m in movie_ids]
+    if not ids:
+        return 0
+    stmt = delete(WatchlistEntry).where(
+        WatchlistEntry.visitor_id == visitor_id, WatchlistEntry.movie_id.in_(ids)
+    )
+    return session.execute(stmt).rowcount or 0
+
+
+def watchlist_rows(session: Session, visitor_id: str) -> list[tuple[int, datetime]]:
+    """``(movieId, added_at)`` of the visitor's watchlist, most recently added first."""
+    rows = session.execute(
+        select(WatchlistEntry.movie_id, WatchlistEntry.added_at)
+        .where(WatchlistEntry.visitor_id == visitor_id)
+        .order_by(WatchlistEntry.added_at.desc(), WatchlistEntry.movie_id)
+    )
+    return [(int(m), t) for m, t in rows]
+
+
+def watchlist_ids(session: Session, visitor_id: str) -> set[int]:
+    """Movie ids on the visitor's watchlist."""
+    rows = session.execute(
+        select(WatchlistEntry.movie_id).where(WatchlistEntry.visitor_id == visitor_id)
+    )
+    return {int(m) for (m,) in rows}
+
+
+class WatchSettings(NamedTuple):
+    """A visitor's "where to watch" choices: country (None: not chosen) and services
+    (TMDB provider ids; None: never set)."""
+
+    region: str | None
+    services: list[int] | None
+
+
+def watch_settings(session: Session, visitor_id: str) -> WatchSettings:
+    """The visitor's region and services (both None for an unknown visitor)."""
+    row = session.execute(
+        select(Visitor.region, Visitor.services).where(Visitor.id == visitor_id)
+    ).first()
+    if row is None:
+        return WatchSettings(None, None)
+    services = row.services if isinstance(row.services, list) else None
+    return WatchSettings(row.region, [int(s) for s in services] if services is not None else None)
+
+
+def save_watch_settings(
+    session: Session, visitor_id: str, region: str | None, services: Sequence[int] | None
+) -> None:
+    """Store the visitor's region (two letters, or None for "from my browser") and
+    services (provider ids)."""
+    touch_visitor(session, visitor_id)
+    values = {
+        "region": region.upper() if region else None,
+        "services": sorted({int(s) for s in services}) if services is not None else None,
+    }
+    session.execute(
+        update(Visitor)
+        .where(Visitor.id == visitor_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def save_import_report(

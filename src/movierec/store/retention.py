@@ -1,6 +1,7 @@
 """The retention rule: what the store forgets, applied on start and by ``store prune``.
 
-- visitors not seen for ``retention_days`` days, with their ratings and shown picks;
+- visitors not seen for ``retention_days`` days, with their ratings, watchlist, hidden
+  movies, import report and shown picks;
 - shown picks of no visitor (recorded by API calls before they stopped being stored);
 - shown picks beyond the newest ``shown_per_visitor`` of each visitor.
 """
@@ -22,6 +23,7 @@ from movierec.store.schema import (
     Rating,
     ShownRecommendation,
     Visitor,
+    WatchlistEntry,
     utcnow,
 )
 
@@ -55,6 +57,7 @@ def prune(
         Visitor: Visitor.last_seen < cutoff,
         Rating: Rating.visitor_id.in_(idle),
         HiddenMovie: HiddenMovie.visitor_id.in_(idle),
+        WatchlistEntry: WatchlistEntry.visitor_id.in_(idle),
         ImportReport: ImportReport.visitor_id.in_(idle),
         ShownRecommendation: _doomed_shown(idle, shown_per_visitor),
     }
@@ -63,7 +66,8 @@ def prune(
         with store.session() as session:
             # children first: the foreign keys cascade, but a backend without them must
             # not be left with orphans (and the counts must include them)
-            for table in (ShownRecommendation, HiddenMovie, ImportReport, Rating, Visitor):
+            children = (ShownRecommendation, HiddenMovie, WatchlistEntry, ImportReport, Rating)
+            for table in (*children, Visitor):
                 if dry_run:
                     counts[table] = _count(session, table, doomed[table])
                 else:
