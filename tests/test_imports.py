@@ -133,12 +133,49 @@ def test_limits_on_size_rows_format_and_columns(matcher):
     with pytest.raises(InvalidInput) as info:
         read_import(b"a,b\n", "netflix", matcher)
     assert info.value.field == "format"
-    with pytest.raises(InvalidInput, match="no 'Const' column; is this a IMDb ratings export"):
-        read_import(b"Name,Year,Rating\nx,1999,4\n", "imdb", matcher)
+    with pytest.raises(
+        InvalidInput, match=r"line 1 \(the header\): no 'Const' column; is this an IMDb ratings"
+    ):
+        read_import(b"Title,Year,Stars\nx,1999,4\n", "imdb", matcher)
     with pytest.raises(InvalidInput, match="empty"):
         read_import(b"", "imdb", matcher)
 
 
-def test_a_later_row_of_the_same_movie_wins(matcher):
-    data = imdb_csv("tt0133093,6,,M,u,movie,1,1999", "tt0133093,9,,M,u,movie,1,1999")
-    assert read_import(data, "imdb", matcher).ratings == {2571: 4.5}
+def test_a_later_row_of_the_same_movie_wins_and_the_repeat_is_reported(matcher):
+    data = imdb_csv(
+        "tt0133093,6,,M,u,movie,1,1999",  # line 2
+        "tt0114709,8,,Toy Story,u,movie,8.3,1995",
+        "0133093,9,,M,u,movie,1,1999",  # line 4: the same movie, written another way
+        "tt0114709,8,,Toy Story,u,movie,8.3,1995",
+    )
+    result = read_import(data, "imdb", matcher)
+    assert result.ratings == {2571: 4.5, 1: 4.0}
+    assert [d.message for d in result.duplicates] == [
+        "line 4 repeats line 2; the later stars were kept",
+        "line 5 repeats line 3; the later stars were kept",
+    ]
+    assert [d.movie_id for d in result.duplicates] == [2571, 1]
+
+
+LETTERBOXD = b"Date,Name,Year,Letterboxd URI,Rating\n2024-01-02,The Matrix,1999,u,4.5\n"
+
+
+@pytest.mark.parametrize("chosen", [None, "imdb", "movielens"])
+def test_the_format_is_told_by_the_header_when_none_or_another_is_chosen(matcher, chosen):
+    result = read_import(LETTERBOXD, chosen, matcher)
+    assert result.format == "letterboxd" and result.detected
+    assert result.ratings == {2571: 4.5}
+    assert not read_import(LETTERBOXD, "letterboxd", matcher).detected
+
+
+def test_a_header_of_no_known_format_is_named_as_line_1(matcher):
+    with pytest.raises(InvalidInput, match=r"line 1 \(the header\) has 'Film', 'Score'") as info:
+        read_import(b"Film,Score\nThe Matrix,9\n", None, matcher)
+    assert "an IMDb ratings export" in str(info.value)
+    assert info.value.field == "file"
+
+
+def test_a_short_row_names_its_own_line_and_column(matcher):
+    data = b"movieId,title,rating,timestamp\n1,Toy Story (1995),4.0,\n858\n"
+    with pytest.raises(InvalidInput, match=r"line 3: no value in the 'rating' column"):
+        read_import(data, "movielens", matcher)

@@ -7,12 +7,20 @@ Three formats (``FORMATS``):
   numbers so ``tt0133093``, ``tt133093`` and ``0133093`` are one id. Stars are ``rating / 2``
   (1-10 -> 0.5-5 in half steps). Rows without a rating (watch-list entries) are skipped.
 - ``letterboxd``: Letterboxd's ``ratings.csv`` (``Name``, ``Year``, ``Rating`` 0.5-5, optional
-  ``Date``). Matched by title and year with :mod:`movierec.search`'s folding (accents, case,
+  ``Date``), or Letterboxd's import layout that movierec's export writes (``Title`` for
+  ``Name``, an ``imdbID`` matched first, ``WatchedDate``).
+  Matched by title and year with :mod:`movierec.search`'s folding (accents, case,
   punctuation, a leading or trailing article); a year one off is accepted when only one movie
   matches that way (release years differ between sites). Ties go to the more-rated movie.
 - ``movielens``: this app's export (``movieId,title,rating,timestamp``) or a MovieLens
   ``ratings.csv`` (``userId`` ignored): ``movieId`` and ``rating`` 0.5-5 in half steps,
   ``timestamp`` Unix seconds or ISO 8601 (optional).
+
+The format is told by the header (:func:`detect_format`): a file whose header is another
+format's than the one chosen, or with no format chosen, is read as the format its header
+names, and :attr:`ImportResult.detected` says so. A movie named on several rows keeps the
+later row's stars; each repeat is reported (:class:`Duplicate`: "line 9 repeats line 3").
+Line numbers count the header as line 1, as a text editor does.
 
 Limits and encodings: at most ``MAX_BYTES`` (5 MB) and ``MAX_ROWS`` (20,000) data rows. Files
 are read as UTF-8, with or without a byte-order mark (what IMDb and Letterboxd write). There is
@@ -31,11 +39,26 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from movierec.errors import InvalidInput, quoted, size_text
 from movierec.search import article_first, fold, title_keys, without_article
 
 FORMATS = ("imdb", "letterboxd", "movielens")
+#: each format as a sentence names it, with its article ("an IMDb ratings export")
+FORMAT_NAMES = {
+    "imdb": "an IMDb ratings export",
+    "letterboxd": "a Letterboxd ratings.csv",
+    "movielens": "a movierec or MovieLens ratings file",
+}
+#: the header columns each format needs (what :func:`detect_format` looks for)
+REQUIRED_COLUMNS = {
+    "imdb": ("Const", "Your Rating"),
+    "letterboxd": ("Name", "Rating"),
+    "movielens": ("movieId", "rating"),
+}
+#: Letterboxd's import layout (what movierec's export writes) names the title ``Title``
+LETTERBOXD_IMPORT_COLUMNS = ("Title", "Rating")
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 20_000
 _IMDB_ID = re.compile(r"(?:tt)?0*([0-9]{1,10})", re.IGNORECASE)
@@ -63,18 +86,47 @@ class Unmatched:
         }
 
 
+@dataclass(frozen=True)
+class Duplicate:
+    """A row naming a movie an earlier row of the same file named (the later stars win)."""
+
+    line: int
+    earlier: int  # the line of the previous row naming the movie
+    movie_id: int
+
+    @property
+    def message(self) -> str:
+        return f"line {self.line} repeats line {self.earlier}; the later stars were kept"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "line": self.line,
+            "earlier": self.earlier,
+            "movie_id": self.movie_id,
+            "message": self.message,
+        }
+
+
 @dataclass
 class ImportResult:
     """What a file held: ``ratings`` ``{movieId: stars}`` matched (a later row of the same
-    movie wins), ``rated_at`` when (if the file said), rows ``unmatched`` and ``skipped``
-    (no rating given), and ``rows`` read."""
+    movie wins and is listed in ``duplicates``), ``rated_at`` when (if the file said),
+    rows ``unmatched`` and ``skipped`` (no rating given), and ``rows`` read.
+
+    ``format``: the format the file was read as; ``detected``: True when that came from
+    the header rather than the format asked for (none, or another one).
+    """
 
     format: str
     ratings: dict[int, float] = field(default_factory=dict)
     rated_at: dict[int, datetime] = field(default_factory=dict)
     unmatched: list[Unmatched] = field(default_factory=list)
+    duplicates: list[Duplicate] = field(default_factory=list)
     skipped: int = 0
     rows: int = 0
+    detected: bool = False
+    #: movieId -> the line of the last row naming it
+    lines: dict[int, int] = field(default_factory=dict, repr=False)
 
     @property
     def matched(self) -> int:
@@ -83,10 +135,12 @@ class ImportResult:
     def to_dict(self) -> dict[str, object]:
         return {
             "format": self.format,
+            "detected": self.detected,
             "rows": self.rows,
             "matched": self.matched,
             "skipped": self.skipped,
             "unmatched": [u.to_dict() for u in self.unmatched],
+            "duplicates": [d.to_dict() for d in self.duplicates],
             "ratings": {str(m): s for m, s in self.ratings.items()},
         }
 
@@ -133,13 +187,26 @@ class Matcher:
         return near.pop() if len(near) == 1 else None
 
 
-def read_import(data: bytes, fmt: str, matcher: Matcher) -> ImportResult:
-    """Parse ``data`` (a whole uploaded file) as ``fmt`` and match its rows.
+def detect_format(columns: Iterable[str]) -> str | None:
+    """The format whose required columns a header has (IMDb, then Letterboxd, then
+    movierec/MovieLens); None if it has no format's."""
+    names = set(columns)
+    for fmt, required in REQUIRED_COLUMNS.items():
+        if names.issuperset(required):
+            return fmt
+    return "letterboxd" if names.issuperset(LETTERBOXD_IMPORT_COLUMNS) else None
 
-    Raises ``InvalidInput`` (field ``file`` or ``format``) naming the line of the first
-    problem: too big, not UTF-8, a missing column, a malformed row.
+
+def read_import(data: bytes, fmt: str | None, matcher: Matcher) -> ImportResult:
+    """Parse ``data`` (a whole uploaded file) and match its rows.
+
+    ``fmt``: the format the visitor chose, or None to tell it from the header. A header
+    that is another format's is read as that format (``result.detected``). Raises
+    ``InvalidInput`` (field ``file`` or ``format``) naming the line of the first problem
+    (the header is line 1): too big, not UTF-8, a header of no known format, a malformed
+    row.
     """
-    if fmt not in FORMATS:
+    if fmt is not None and fmt not in FORMATS:
         raise InvalidInput(
             f"format must be one of {', '.join(FORMATS)}, got {quoted(fmt)}", field="format"
         )
@@ -149,8 +216,12 @@ def read_import(data: bytes, fmt: str, matcher: Matcher) -> ImportResult:
             field="file",
         )
     text = decode(data)
-    rows = _rows(text)
-    result = ImportResult(format=fmt)
+    columns, rows = _rows(text)
+    found = detect_format(columns)
+    if found is None:
+        raise InvalidInput(_no_format(columns, fmt), field="file")
+    result = ImportResult(format=found, detected=found != fmt)
+    fmt = found
     parse_row = {"imdb": _imdb_row, "letterboxd": _letterboxd_row, "movielens": _movielens_row}
     for line, row in rows:
         result.rows += 1
@@ -175,8 +246,24 @@ def decode(data: bytes) -> str:
         ) from None
 
 
-def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
-    """``(line number, {column: value})`` per data row; blank lines skipped."""
+def _no_format(columns: list[str], fmt: str | None) -> str:
+    """Why a header (line 1) is no import format's."""
+    shown = ", ".join(quoted(c) for c in columns[:8]) or "nothing"
+    if fmt is not None:
+        missing = [c for c in REQUIRED_COLUMNS[fmt] if c not in columns]
+        return (
+            f"line 1 (the header): no {missing[0]!r} column; is this {FORMAT_NAMES[fmt]}? "
+            f"The header has {shown}"
+        )
+    return (
+        f"line 1 (the header) has {shown}: not {FORMAT_NAMES['imdb']}, "
+        f"{FORMAT_NAMES['letterboxd']} or {FORMAT_NAMES['movielens']}"
+    )
+
+
+def _rows(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+    """The header's columns, and ``(line number, {column: value})`` per data row (the
+    header is line 1); blank lines skipped."""
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise InvalidInput(f"line {line}: the file holds NUL bytes; not a CSV file", "file")
@@ -188,6 +275,10 @@ def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
     except csv.Error as exc:
         raise InvalidInput(f"line 1: not a CSV header: {exc}", field="file") from None
     columns = [h.strip() for h in header]
+    return columns, _data_rows(reader, columns)
+
+
+def _data_rows(reader: Any, columns: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
     while True:
         try:
             values = next(reader)
@@ -205,17 +296,17 @@ def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
         yield reader.line_num, {c: v.strip() for c, v in zip(columns, values, strict=False)}
 
 
-def _need(line: int, row: Mapping[str, str], column: str, fmt: str) -> str:
+def _need(line: int, row: Mapping[str, str], column: str) -> str:
+    """The row's ``column`` (the header has it: :func:`detect_format`); a row too short
+    to reach it names its line."""
     if column not in row:
-        raise InvalidInput(
-            f"line {line}: no {column!r} column; is this a {fmt} export?", field="file"
-        )
+        raise InvalidInput(f"line {line}: no value in the {column!r} column", field="file")
     return row[column]
 
 
 def _imdb_row(line: int, row: dict[str, str], matcher: Matcher, result: ImportResult) -> None:
-    const = _need(line, row, "Const", "IMDb ratings")
-    rating = _need(line, row, "Your Rating", "IMDb ratings")
+    const = _need(line, row, "Const")
+    rating = _need(line, row, "Your Rating")
     match = _IMDB_ID.fullmatch(const)
     if match is None:
         raise InvalidInput(
@@ -236,12 +327,12 @@ def _imdb_row(line: int, row: dict[str, str], matcher: Matcher, result: ImportRe
     if movie_id is None:
         result.unmatched.append(Unmatched(line, title, year, const, "not in the catalogue"))
         return
-    _add(result, movie_id, stars, _date(line, row.get("Date Rated", ""), "Date Rated"))
+    _add(result, line, movie_id, stars, _date(line, row.get("Date Rated", ""), "Date Rated"))
 
 
 def _letterboxd_row(line: int, row: dict[str, str], matcher: Matcher, result: ImportResult) -> None:
-    name = _need(line, row, "Name", "Letterboxd ratings.csv")
-    rating = _need(line, row, "Rating", "Letterboxd ratings.csv")
+    name = _need(line, row, "Name" if "Name" in row else "Title")  # export or import layout
+    rating = _need(line, row, "Rating")
     year_text = row.get("Year", "")
     if not rating:
         result.skipped += 1
@@ -250,17 +341,21 @@ def _letterboxd_row(line: int, row: dict[str, str], matcher: Matcher, result: Im
     if year_text and not _YEAR.fullmatch(year_text):
         raise InvalidInput(f"line {line}: Year must be 4 digits, got {quoted(year_text)}", "file")
     year = int(year_text) if year_text else None
-    movie_id = matcher.by_name(name, year) if name else None
+    imdb = _IMDB_ID.fullmatch(row.get("imdbID", ""))
+    movie_id = matcher.by_imdb(int(imdb.group(1))) if imdb else None
+    if movie_id is None and name:
+        movie_id = matcher.by_name(name, year)
     if movie_id is None:
         reason = "no title given" if not name else "no movie with this title and year"
         result.unmatched.append(Unmatched(line, name, year, "", reason))
         return
-    _add(result, movie_id, stars, _date(line, row.get("Date", ""), "Date"))
+    date_column = "Date" if "Date" in row else "WatchedDate"
+    _add(result, line, movie_id, stars, _date(line, row.get(date_column, ""), date_column))
 
 
 def _movielens_row(line: int, row: dict[str, str], matcher: Matcher, result: ImportResult) -> None:
-    movie = _need(line, row, "movieId", "movierec or MovieLens")
-    rating = _need(line, row, "rating", "movierec or MovieLens")
+    movie = _need(line, row, "movieId")
+    rating = _need(line, row, "rating")
     if not _MOVIE_ID.fullmatch(movie):
         raise InvalidInput(
             f"line {line}: movieId must be a positive whole number, got {quoted(movie)}",
@@ -272,7 +367,7 @@ def _movielens_row(line: int, row: dict[str, str], matcher: Matcher, result: Imp
             Unmatched(line, row.get("title", ""), None, movie, "not in the catalogue")
         )
         return
-    _add(result, int(movie), stars, _date(line, row.get("timestamp", ""), "timestamp"))
+    _add(result, line, int(movie), stars, _date(line, row.get("timestamp", ""), "timestamp"))
 
 
 def _stars(line: int, text: str, column: str) -> float:
@@ -308,7 +403,13 @@ def _year(text: str) -> int | None:
     return int(text) if _YEAR.fullmatch(text) else None
 
 
-def _add(result: ImportResult, movie_id: int, stars: float, when: datetime | None) -> None:
+def _add(
+    result: ImportResult, line: int, movie_id: int, stars: float, when: datetime | None
+) -> None:
+    earlier = result.lines.get(movie_id)
+    if earlier is not None:
+        result.duplicates.append(Duplicate(line, earlier, movie_id))
+    result.lines[movie_id] = line
     result.ratings.pop(movie_id, None)  # a later row wins and moves to the end
     result.ratings[movie_id] = stars
     if when is not None:
@@ -319,11 +420,14 @@ def _add(result: ImportResult, movie_id: int, stars: float, when: datetime | Non
 
 __all__ = [
     "FORMATS",
+    "FORMAT_NAMES",
     "MAX_BYTES",
     "MAX_ROWS",
     "ImportResult",
+    "Duplicate",
     "Matcher",
     "Unmatched",
     "decode",
+    "detect_format",
     "read_import",
 ]

@@ -50,24 +50,43 @@ def test_ratings_page_lists_sorts_and_removes(client):
     assert client.get("/ratings?sort=colour").status_code == 400
 
 
-def test_export_is_a_csv_of_movieid_title_rating_timestamp(client):
+def test_export_is_letterboxd_importable_with_display_titles_and_iso_dates(client):
     _rate(client, MATRIX, 4.5)
     response = client.get("/ratings/export.csv")
     assert response.mimetype == "text/csv"
+    assert "letterboxd" in response.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0] == ["tmdbID", "imdbID", "Title", "Year", "Rating", "WatchedDate"]
+    tmdb, imdb, title, year, rating, watched = rows[1]
+    assert (tmdb, imdb, year, rating) == ("603", "tt0133093", "1999", "4.5")
+    assert title == "The Matrix"  # the display title, article first, no year
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", watched)
+    assert "Export as CSV" in client.get("/ratings").get_data(as_text=True)
+
+
+def test_the_movielens_layout_keeps_movieid_title_rating_timestamp(client):
+    _rate(client, MATRIX, 4.5)
+    response = client.get("/ratings/export-movielens.csv")
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert rows[0] == ["movieId", "title", "rating", "timestamp"]
     assert rows[1][:3] == ["2571", "Matrix, The (1999)", "4.5"] and rows[1][3].isdigit()
+    assert "MovieLens layout" in client.get("/ratings").get_data(as_text=True)
 
 
-def test_export_then_import_into_a_new_visitor_restores_the_ratings(make_app):
+def test_either_export_imported_into_a_new_visitor_restores_the_ratings(make_app):
     first = make_app().test_client()
     _rate(first, MATRIX, 4.5)
     _rate(first, TOY_STORY, 3.0)
-    exported = first.get("/ratings/export.csv").get_data()
-    second = make_app().test_client()
-    html = _import(second, exported, "movielens").get_data(as_text=True)
-    assert "Imported 2 of 2 rows" in html
-    assert sorted(_rows(second.get("/ratings").get_data(as_text=True))) == [TOY_STORY, MATRIX]
+    for path, fmt in (
+        ("/ratings/export.csv", "letterboxd"),
+        ("/ratings/export-movielens.csv", "auto"),
+    ):
+        exported = first.get(path).get_data()
+        second = make_app().test_client()
+        html = _import(second, exported, fmt).get_data(as_text=True)
+        assert "Imported 2 of 2 rows" in html
+        ratings = _rows(second.get("/ratings").get_data(as_text=True))
+        assert sorted(ratings) == [TOY_STORY, MATRIX]
 
 
 def test_imdb_import_stores_new_ratings_lists_unmatched_and_asks_before_replacing(client):
@@ -82,6 +101,7 @@ def test_imdb_import_stores_new_ratings_lists_unmatched_and_asks_before_replacin
     assert "Imported 2 of 3 rows" in html
     assert "Not Here" in html and "not in the catalogue" in html
     assert "1 movie you already rated differently" in html
+    assert re.search(rf'name="rating-{MATRIX}" value="5.0">', html)  # not ticked
     ratings = client.get("/ratings").get_data(as_text=True)
     assert "2020" not in ratings and "2024-05-30" in ratings  # the IMDb date is kept
     assert re.search(
@@ -187,3 +207,30 @@ def test_pages_made_from_the_visitors_cookie_are_never_cached(client):
         assert response.status_code == 200, path
         assert response.headers["Cache-Control"] == "no-store", path
     assert "no-store" not in client.get("/static/style.css").headers.get("Cache-Control", "")
+
+
+def test_an_import_reports_repeated_rows_and_reads_the_format_its_header_names(client):
+    data = (
+        b"Date,Name,Year,Letterboxd URI,Rating\n"
+        b"2024-01-02,The Matrix,1999,u,2\n"  # line 2
+        b"2024-01-03,Toy Story,1995,u,4\n"
+        b"2024-01-04,The Matrix,1999,u,4.5\n"  # line 4 repeats line 2
+    )
+    html = _import(client, data, "imdb").get_data(as_text=True)
+    assert "Imported 2 of 3 rows" in html
+    assert "read as one, although you chose an IMDb ratings export" in html
+    assert "a Letterboxd ratings.csv" in html
+    assert "line 4 repeats line 2; the later stars were kept (The Matrix)" in html
+    ratings = client.get("/ratings").get_data(as_text=True)
+    assert re.search(
+        rf'id="stars-{MATRIX}" name="stars">.*?<option value="4.5" selected', ratings, re.S
+    )
+
+
+def test_an_import_with_no_format_chosen_tells_it_from_the_header(client):
+    html = _import(client, (IMDB_HEADER + "tt0133093,8,,M,u,movie,1,1999\n").encode(), "auto")
+    text = html.get_data(as_text=True)
+    assert "Imported 1 of 1 rows" in text and "although you chose" not in text
+    bad = _import(client, b"Film,Score\nThe Matrix,9\n", "auto")
+    assert bad.status_code == 400
+    assert "line 1 (the header) has" in bad.get_data(as_text=True)

@@ -103,7 +103,15 @@ def _schemas(models: Sequence[str]) -> dict[str, Any]:
         "MovieList": _object({"movies": {"type": "array", "items": _ref("Movie")}}),
         "ImportResult": _object(
             {
-                "format": {"type": "string", "enum": ["imdb", "letterboxd", "movielens"]},
+                "format": {
+                    "type": "string",
+                    "enum": ["imdb", "letterboxd", "movielens"],
+                    "description": "the format the file was read as",
+                },
+                "detected": {
+                    "type": "boolean",
+                    "description": "true when the header named another format than the one sent",
+                },
                 "rows": {"type": "integer", "minimum": 0, "description": "data rows read"},
                 "matched": {"type": "integer", "minimum": 0, "description": "movies matched"},
                 "skipped": {
@@ -120,6 +128,18 @@ def _schemas(models: Sequence[str]) -> dict[str, Any]:
                             "year": _nullable("integer"),
                             "ref": {"type": "string", "description": "IMDb id or movieId given"},
                             "reason": {"type": "string"},
+                        }
+                    ),
+                },
+                "duplicates": {
+                    "type": "array",
+                    "description": "rows naming a movie an earlier row named (later stars kept)",
+                    "items": _object(
+                        {
+                            "line": {"type": "integer", "minimum": 3},
+                            "earlier": {"type": "integer", "minimum": 2},
+                            "movie_id": {"type": "integer", "minimum": 1},
+                            "message": {"type": "string"},
                         }
                     ),
                 },

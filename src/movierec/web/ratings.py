@@ -3,7 +3,11 @@
 - ``GET /ratings?sort=date|title|stars&order=asc|desc``: every rated movie with stars and
   date; each row has a stars form and a remove button (both post to
   ``/movies/<id>/rate`` and come back here).
-- ``GET /ratings/export.csv``: ``movieId,title,rating,timestamp`` (Unix seconds, UTC).
+- ``GET /ratings/export.csv``: Letterboxd's import layout (``LETTERBOXD_COLUMNS``: TMDB and
+  IMDb ids, the display title, year, stars 0.5-5, the date rated as ISO 8601 ``WatchedDate``,
+  which Letterboxd turns into a diary entry); movierec's import reads it back.
+- ``GET /ratings/export-movielens.csv``: the MovieLens layout ``movieId,title,rating,timestamp``
+  (MovieLens's own title, Unix seconds, UTC), as MovieLens's ``ratings.csv`` has it.
 - ``GET /ratings/import`` / ``POST /ratings/import`` (multipart ``file``, ``format``): reads an
   IMDb, Letterboxd or movierec/MovieLens CSV (:mod:`movierec.imports`), stores the matched
   ratings of movies not rated yet (or rated with the same stars) in one transaction, and
@@ -28,7 +32,7 @@ from typing import Any
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
 from movierec.errors import InvalidInput, quoted
-from movierec.imports import FORMATS, MAX_BYTES, Unmatched, read_import
+from movierec.imports import FORMAT_NAMES, FORMATS, MAX_BYTES, ImportResult, Unmatched, read_import
 from movierec.search import fold, without_article
 from movierec.store import repo
 from movierec.web.catalogue import get_catalogue
@@ -39,7 +43,13 @@ from movierec.web.visitor import visitor_id
 bp = Blueprint("ratings", __name__)
 
 SORTS = ("date", "title", "stars")
+#: Letterboxd's documented import columns, in the order the export writes them
+#: (https://letterboxd.com/about/importing-data/)
+LETTERBOXD_COLUMNS = ("tmdbID", "imdbID", "Title", "Year", "Rating", "WatchedDate")
+#: the import form's "tell the format from the file's header" choice
+AUTO = "auto"
 FORMAT_LABELS = {
+    AUTO: "Not sure: tell from the file",
     "imdb": "IMDb ratings export (ratings.csv)",
     "letterboxd": "Letterboxd ratings.csv",
     "movielens": "movierec export or MovieLens ratings.csv",
@@ -76,19 +86,48 @@ def index() -> str:
 
 @bp.get("/ratings/export.csv")
 def export() -> Response:
-    """The visitor's ratings as CSV: ``movieId,title,rating,timestamp``."""
+    """The visitor's ratings as CSV in Letterboxd's import layout (``LETTERBOXD_COLUMNS``),
+    oldest first."""
     services = get_services()
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["movieId", "title", "rating", "timestamp"])
+    imdb_of = get_catalogue().imdb_of
+    catalog = services.recommenders.catalog
+    lines: list[list[object]] = [list(LETTERBOXD_COLUMNS)]
     for row in sorted(_rows(services), key=lambda r: (r["rated_at"], r["movie_id"])):
-        writer.writerow(
+        tmdb = catalog.get(row["movie_id"]).tmdb_id
+        imdb = imdb_of.get(row["movie_id"])
+        lines.append(
+            [
+                tmdb or "",
+                f"tt{imdb:07d}" if imdb else "",
+                row["title"],
+                row["year"] or "",
+                row["stars"],
+                row["date"],
+            ]
+        )
+    return _csv(lines, "movierec-ratings-letterboxd.csv")
+
+
+@bp.get("/ratings/export-movielens.csv")
+def export_movielens() -> Response:
+    """The visitor's ratings as CSV in MovieLens's layout: ``movieId,title,rating,timestamp``
+    (MovieLens's title, Unix seconds UTC), oldest first."""
+    services = get_services()
+    lines: list[list[object]] = [["movieId", "title", "rating", "timestamp"]]
+    for row in sorted(_rows(services), key=lambda r: (r["rated_at"], r["movie_id"])):
+        lines.append(
             [row["movie_id"], row["full_title"], row["stars"], int(row["rated_at"].timestamp())]
         )
+    return _csv(lines, "movierec-ratings-movielens.csv")
+
+
+def _csv(lines: list[list[object]], filename: str) -> Response:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(lines)
     return Response(
         out.getvalue(),
         mimetype="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="movierec-ratings.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
@@ -97,7 +136,7 @@ def import_form() -> str:
     return render_template(
         "ratings/import.html",
         formats=FORMAT_LABELS,
-        fmt="imdb",
+        fmt=AUTO,
         max_mb=MAX_BYTES // (1024 * 1024),
         max_ratings=get_services().settings.max_ratings_per_visitor,
     )
@@ -107,21 +146,23 @@ def import_form() -> str:
 def import_file() -> Any:
     """Read the uploaded file, store what is new, keep a report, and redirect (303) to it."""
     services = get_services()
-    fmt = request.form.get("format", "")
+    fmt = request.form.get("format", AUTO) or AUTO
     upload = request.files.get("file")
     try:
-        if fmt not in FORMATS:
+        if fmt != AUTO and fmt not in FORMATS:
             raise InvalidInput(
-                f"format must be one of {', '.join(FORMATS)}, got {quoted(fmt)}", field="format"
+                f"format must be one of {AUTO}, {', '.join(FORMATS)}, got {quoted(fmt)}",
+                field="format",
             )
         if upload is None or not upload.filename:
             raise InvalidInput("choose a file to import", field="file")
-        result = read_import(upload.read(MAX_BYTES + 1), fmt, get_catalogue().matcher)
+        chosen = None if fmt == AUTO else fmt
+        result = read_import(upload.read(MAX_BYTES + 1), chosen, get_catalogue().matcher)
     except InvalidInput as exc:
         return render_template(
             "ratings/import.html",
             formats=FORMAT_LABELS,
-            fmt=fmt if fmt in FORMATS else "imdb",
+            fmt=fmt if fmt in FORMAT_LABELS else AUTO,
             max_mb=MAX_BYTES // (1024 * 1024),
             max_ratings=services.settings.max_ratings_per_visitor,
             error=str(exc),
@@ -133,14 +174,21 @@ def import_file() -> Any:
     same = [m for m, s in result.ratings.items() if stored.get(m) == s]
     conflicts = {m: s for m, s in result.ratings.items() if m in stored and stored[m] != s}
     cap = services.settings.max_ratings_per_visitor
+    catalog = services.recommenders.catalog
     kept = _up_to(fresh, result.rated_at, max(0, cap - len(stored)))
+    # the report's bytes: unmatched rows first, repeated rows in what is left
+    unmatched = _unmatched_rows(result.unmatched, services.settings.max_import_report)
+    room = services.settings.max_import_report - len(json.dumps(unmatched))
     # one transaction; the cap is checked again after the write (two imports racing)
     repo.upsert_ratings(db, visitor, kept, rated_at=result.rated_at, cap=cap)
     repo.save_import_report(
         db,
         visitor,
         {
-            "format": fmt,
+            "format": result.format,
+            # the visitor chose another format than the header's (None: they chose none)
+            "chosen": chosen if result.detected else None,
+            "detected": result.detected,
             "rows": result.rows,
             "matched": result.matched,
             "skipped": result.skipped,
@@ -148,8 +196,10 @@ def import_file() -> Any:
             "not_stored": len(fresh) - len(kept),
             "cap": cap,
             "same": len(same),
-            "unmatched": _unmatched_rows(result.unmatched, services.settings.max_import_report),
+            "unmatched": unmatched,
             "unmatched_total": len(result.unmatched),
+            "duplicates": _duplicate_rows(result, catalog, room),
+            "duplicates_total": len(result.duplicates),
             "conflicts": {str(m): s for m, s in conflicts.items()},
         },
     )
@@ -185,6 +235,8 @@ def import_done() -> Any:
         report=report,
         conflicts=conflict_rows,
         fmt_label=FORMAT_LABELS.get(report["format"], report["format"]),
+        fmt_name=FORMAT_NAMES.get(report["format"], report["format"]),
+        chosen_name=FORMAT_NAMES.get(report.get("chosen") or "", ""),
     )
 
 
@@ -232,6 +284,22 @@ def _unmatched_rows(unmatched: list[Unmatched], max_bytes: int) -> list[dict[str
         row["title"] = _cut(u.title, TITLE_CHARS)
         row["ref"] = _cut(u.ref, REF_CHARS)
         size += len(json.dumps(row)) + 2  # the JSON column's own encoding, and ", "
+        if size > max_bytes:
+            break
+        rows.append(row)
+    return rows
+
+
+def _duplicate_rows(result: ImportResult, catalog: Any, max_bytes: int) -> list[dict[str, object]]:
+    """The file's repeated rows for the report ("line 9 repeats line 3; ..."), with the
+    movie's display title, as many as fit in ``max_bytes`` of JSON (at most
+    ``MAX_UNMATCHED_SHOWN``)."""
+    rows: list[dict[str, object]] = []
+    size = 2
+    for d in result.duplicates[:MAX_UNMATCHED_SHOWN]:
+        title = catalog.get(d.movie_id).display_title if d.movie_id in catalog else ""
+        row = {**d.to_dict(), "title": _cut(title, TITLE_CHARS)}
+        size += len(json.dumps(row)) + 2
         if size > max_bytes:
             break
         rows.append(row)
