@@ -196,3 +196,17 @@ def test_rank_at_the_picks_equals_the_models_rank(app_model):
     items = model.items_of([2959, 4993, 58559, 6377, 32])
     expected = model.rank_users(states)[:, items]
     np.testing.assert_allclose(model.rank_at(states, items), expected, rtol=2e-4, atol=2e-5)
+
+
+def test_a_genre_narrows_the_picks_and_the_popular_fallback(service):
+    horror = service.recommend(LIKES, year="any", n=10, genre="Horror")
+    assert len(horror.items) == 10
+    assert all("Horror" in r.movie.genres for r in horror.items)
+    unrestricted = service.recommend(LIKES, year="any", n=10)
+    assert any("Horror" not in r.movie.genres for r in unrestricted.items)
+    popular = service.recommend({}, year="any", n=5, genre="Horror")
+    assert popular.fallback and all("Horror" in r.movie.genres for r in popular.items)
+    assert "Horror" in service.genres and "(no genres listed)" not in service.genres
+    with pytest.raises(InvalidInput, match="unknown genre 'Gore'") as info:
+        service.recommend(LIKES, genre="Gore")
+    assert info.value.field == "genre"

@@ -214,6 +214,9 @@ class RecommendService:
             y: self._allowed(self._year, self._n_ratings, y) & self._in_catalog
             for y in YEAR_CHOICES
         }
+        self._genre_names: list[str] | None = None
+        #: (genre, id of the ids array) -> bool mask over it (see _genre_mask)
+        self._genre_masks: dict[tuple[str, int], np.ndarray] = {}
         #: every movie id of the catalogue (validation without pandas look-ups)
         self._catalog_ids = frozenset(catalog.frame.index.tolist())
         #: movie id -> Movie, filled on first use (thread-safe: a racing duplicate is equal)
@@ -240,6 +243,7 @@ class RecommendService:
         n: int = 5,
         exclude: Iterable[int] = (),
         only: Iterable[int] | None = None,
+        genre: str | None = None,
     ) -> RecommendationList:
         """Top ``n`` movies for a visitor who gave ``ratings`` ({movieId: stars}).
 
@@ -247,16 +251,22 @@ class RecommendService:
         ``only``: rank just these movie ids (e.g. the visitor's watchlist: "which of
         these first?"); chosen by the visitor, they skip the year preference and the
         popularity floor. Movies the model does not know are left out.
+        ``genre``: only movies of this genre (one of :attr:`genres`, else ``InvalidInput``
+        naming ``genre``), e.g. "only Horror".
         """
         year = validate_year(year)
         n = validate_n(n)
+        if genre is not None and genre not in self.genres:
+            raise InvalidInput(
+                f"unknown genre {genre!r}; choose from {', '.join(self.genres)}", field="genre"
+            )
         clean = validate_ratings(ratings, self._catalog_ids)
         excluded = {int(m) for m in exclude}
         chosen = None if only is None else {int(m) for m in only} - excluded
         usable = {m: s for m, s in clean.items() if self.model.has_movie(m)}
         ignored = sorted(set(clean) - set(usable))
         if not usable:
-            return self._popular(clean, year, n, ignored, excluded, chosen)
+            return self._popular(clean, year, n, ignored, excluded, chosen, genre)
         state = self.model.fold_in(list(usable), list(usable.values()))
         ranking, stars = self.model.rank_and_score(state)  # ease: one pass of its member
         if chosen is None:
@@ -266,6 +276,8 @@ class RecommendService:
             known = [m for m in chosen if self.model.has_movie(m)]
             allowed[self.model.items_of(known)] = True
             allowed &= self._in_catalog
+        if genre is not None:
+            allowed &= self._genre_mask(genre, self.movie_ids)
         allowed[state.items] = False
         hidden = [self.model.items_of([m])[0] for m in excluded if self.model.has_movie(m)]
         allowed[hidden] = False
@@ -288,7 +300,7 @@ class RecommendService:
         liked_nothing = max(usable.values()) < LIKED_FROM
         message = LIKED_NOTHING if liked_nothing else None
         if not items:
-            message = _nothing_left(year)
+            message = _nothing_left(year, genre)
         return RecommendationList(
             items=items,
             model=self.model.name,
@@ -298,7 +310,26 @@ class RecommendService:
             liked_nothing=liked_nothing,
         )
 
+    @property
+    def genres(self) -> list[str]:
+        """The catalogue's genre names, sorted (without "(no genres listed)")."""
+        if self._genre_names is None:
+            names = {g for genres in self.catalog.frame["genres"] for g in genres}
+            self._genre_names = sorted(g for g in names if g and not g.startswith("("))
+        return self._genre_names
+
     # -- helpers ------------------------------------------------------------------
+    def _genre_mask(self, genre: str, movie_ids: np.ndarray) -> np.ndarray:
+        """``(len(movie_ids),)`` bool: which of ``movie_ids`` (the model's columns or the
+        catalogue's order) are of ``genre``; built once per (genre, array)."""
+        key = (genre, id(movie_ids))
+        mask = self._genre_masks.get(key)
+        if mask is None:
+            genres = self.catalog.frame["genres"].reindex(movie_ids)
+            mask = np.array([isinstance(g, tuple | list) and genre in g for g in genres])
+            self._genre_masks[key] = mask
+        return mask
+
     def _allowed(self, years: np.ndarray, counts: np.ndarray, year: str) -> np.ndarray:
         mask = counts >= self.min_ratings
         if year == "old":
@@ -315,11 +346,14 @@ class RecommendService:
         ignored: list[int],
         excluded: set[int] = frozenset(),  # type: ignore[assignment]
         chosen: set[int] | None = None,
+        genre: str | None = None,
     ) -> RecommendationList:
         if chosen is None:
             allowed = self._allowed(self._pop_year, self._pop_counts, year)
         else:
             allowed = np.isin(self._pop_ids, list(chosen))
+        if genre is not None:
+            allowed &= self._genre_mask(genre, self._pop_ids)
         allowed &= ~np.isin(self._pop_ids, [*clean, *excluded])
         candidates = np.flatnonzero(allowed)
         picks = candidates[top_indices(self._pop_score[candidates], n)]
@@ -338,7 +372,7 @@ class RecommendService:
             else "You have not rated any movie yet, so these are popular, well-rated movies."
         )
         if not items:
-            message = _nothing_left(year)
+            message = _nothing_left(year, genre)
         return RecommendationList(
             items=items,
             model="popular",
@@ -458,5 +492,7 @@ LIKED_NOTHING = (
 )
 
 
-def _nothing_left(year: str) -> str:
+def _nothing_left(year: str, genre: str | None = None) -> str:
+    if genre is not None:
+        return f"No {genre} movie is left to recommend for the year preference {year!r}."
     return f"No movie is left to recommend for the year preference {year!r}."
