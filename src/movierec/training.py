@@ -15,15 +15,28 @@ child leaves the supervisor free to fork its workers.
 a sample of its own training ratings must beat the global mean's by a clear margin. A
 model whose fit never ran (biases 0, factors at their initial spread) does not, so it is
 retrained rather than served.
+
+**A training never replaces a good model with a bad one** (:func:`save_checked`): the
+new model is written to a temporary file beside the old, read back (every checksum) and
+checked as ``serve`` would check it at start (:func:`serving_problem`); only then is it
+renamed over the old file, so a failed, killed or damaged training leaves the old file in
+place. Every training, good or failed, leaves a record of its time and figures beside
+the model (``<dataset>-<model>.last-training.json``, :func:`read_training_record`), which
+``serve`` logs and ``GET /api/v1/model`` shows.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +47,8 @@ from movierec.data.ratings import Ratings
 from movierec.errors import ModelError
 from movierec.models.base import Recommender
 from movierec.models.calibration import fit_calibration
-from movierec.models.files import remove_stale_temps
+from movierec.models.files import TEMP_MARK, remove_stale_temps, utc_now
+from movierec.visitor_ratings import MIN_VISITOR_RATINGS, Merged, merge_visitors
 
 #: training ratings sampled to check a model before it is served
 QUALITY_SAMPLE = 20_000
@@ -52,25 +66,140 @@ def model_path(dataset: str, model: str, settings: Settings | None = None) -> Pa
     return settings.models_dir / f"{dataset}-{model}.npz"
 
 
+def training_record_path(dataset: str, model: str, settings: Settings | None = None) -> Path:
+    """``<home>/models/<dataset>-<model>.last-training.json``."""
+    return model_path(dataset, model, settings).with_suffix(".last-training.json")
+
+
 def train_model(
     dataset: Dataset,
     model: str,
     settings: Settings | None = None,
     progress: bool = True,
+    trained_on: Mapping[str, Any] | None = None,
     **params: object,
 ) -> tuple[Recommender, Path]:
     """Fit ``model`` on the whole of ``dataset``, calibrate its like probability on
     held-out users (:func:`~movierec.models.calibration.fit_calibration`: a model of the
-    same kind fitted per user fold, so training costs several fits) and save it; returns
-    (model, path)."""
-    fitted = models.create(model, **params).fit(
-        dataset.ratings, progress=progress, catalog=dataset.catalog
-    )
-    fitted.calibration = fit_calibration(
-        model, fitted.params, dataset.ratings, dataset.catalog, fitted.seed, progress
-    )
-    path = fitted.save(model_path(dataset.name, model, settings))
+    same kind fitted per user fold, so training costs several fits) and save it with
+    :func:`save_checked`; returns (model, path).
+
+    The model's ``training`` figures (saved in its file) and this training's record
+    (:func:`read_training_record`, written whether it succeeds or fails) say when it
+    ran, for how long (s), on how many ratings and users, and its training RMSE against
+    the global mean's; ``trained_on`` adds figures of its own (whose ratings: see
+    :func:`with_visitors`).
+    """
+    path = model_path(dataset.name, model, settings)
+    record: dict[str, Any] = {"model": model, "dataset": dataset.name, "pid": os.getpid()}
+    record["started_at"] = utc_now()
+    started = time.monotonic()
+    try:
+        fitted = models.create(model, **params).fit(
+            dataset.ratings, progress=progress, catalog=dataset.catalog
+        )
+        fitted.calibration = fit_calibration(
+            model, fitted.params, dataset.ratings, dataset.catalog, fitted.seed, progress
+        )
+        figures = {
+            "seconds": round(time.monotonic() - started, 1),
+            "ratings": int(dataset.ratings.nnz),
+            "users": int(dataset.ratings.n_users),
+            "movies": int(dataset.ratings.n_items),
+        }
+        rmse = quality_figures(fitted, dataset.ratings)
+        if rmse is not None:
+            figures["rmse"], figures["mean_rmse"] = round(rmse[0], 4), round(rmse[1], 4)
+        figures.update(dataset_users=figures["users"], visitors=0)  # unless trained_on says
+        fitted.training = {**figures, **(trained_on or {}), **fitted.training}
+        save_checked(fitted, dataset, path)
+    except Exception as exc:
+        record.update(finished_at=utc_now(), outcome="failed", reason=str(exc)[:300])
+        record["seconds"] = round(time.monotonic() - started, 1)
+        write_training_record(path, record)
+        raise
+    assert fitted.version is not None  # set by save
+    record.update(fitted.training, finished_at=utc_now(), outcome="saved")
+    record["version"] = fitted.version.version
+    write_training_record(path, record)
     return fitted, path
+
+
+def with_visitors(
+    dataset: Dataset, database_url: str, min_ratings: int = MIN_VISITOR_RATINGS
+) -> tuple[Dataset, Merged]:
+    """``dataset`` with its ratings merged with the visitors' stored at ``database_url``
+    (``train --with-visitors``; what counts: :mod:`movierec.visitor_ratings`), and the
+    merge's figures. The database must be at this code's schema revision
+    (``StoreError`` saying to run ``movierec db upgrade`` otherwise)."""
+    from movierec.store import Store
+    from movierec.store.migrate import ensure_current
+    from movierec.store.training_data import read_visitor_ratings
+
+    store = Store(database_url)
+    try:
+        ensure_current(store)
+        stored = read_visitor_ratings(store)
+    finally:
+        store.dispose()
+    merged = merge_visitors(
+        dataset.ratings,
+        stored.visitor,
+        stored.movie_ids,
+        stored.stars,
+        min_ratings=min_ratings,
+        opted_out=stored.opted_out,
+    )
+    return replace(dataset, ratings=merged.ratings), merged
+
+
+def save_checked(fitted: Recommender, dataset: Dataset, path: Path) -> Path:
+    """Save ``fitted`` over ``path`` only if the saved file is good: written to a
+    temporary file beside it, read back and checked by :func:`serving_problem` against
+    ``dataset`` (the ratings it was trained on), then renamed over ``path`` (atomic: a
+    reader sees the old file or the new, whole). A bad one is removed and raises
+    ``ModelError``; the old file stays."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f"{path.stem}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.npz")
+    try:
+        fitted.save(temp)
+        loaded = models.load(temp)
+        problem = serving_problem(loaded, fitted.name, dataset, temp)
+        if problem is not None:
+            raise ModelError(f"not replacing {path}: {problem}")
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    try:  # the rename itself made durable, as write_model_file does
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+    return path
+
+
+def write_training_record(path: Path, record: dict[str, Any]) -> None:
+    """Write ``record`` as the last training of the model saved at ``path`` (atomic)."""
+    target = path.with_suffix(".last-training.json")
+    temp = target.with_name(f"{target.name}{TEMP_MARK}{os.getpid()}")
+    try:
+        temp.write_text(json.dumps(record, sort_keys=True))
+        os.replace(temp, target)
+    except OSError:
+        temp.unlink(missing_ok=True)  # a record is worth a try, never a failed training
+
+
+def read_training_record(path: Path) -> dict[str, Any] | None:
+    """The last training's record of the model saved at ``path`` (see
+    :func:`train_model`), or None if there is none or it cannot be read."""
+    try:
+        record = json.loads(path.with_suffix(".last-training.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def ensure_model(
@@ -108,7 +237,7 @@ def ensure_model(
     else:
         try:
             loaded = models.load(path)
-            problem = _mismatch(loaded, model, dataset, path)
+            problem = serving_problem(loaded, model, dataset, path)
         except ModelError as exc:
             problem = str(exc)
         if problem is None:
@@ -121,7 +250,7 @@ def ensure_model(
         fitted = models.load(path)
     else:
         fitted, _ = train_model(dataset, model, settings, progress=progress)
-    problem = _mismatch(fitted, model, dataset, path)
+    problem = serving_problem(fitted, model, dataset, path)
     if problem is not None:  # a fit that went wrong is never served
         raise ModelError(problem)
     return fitted, dataset
@@ -155,14 +284,11 @@ def train_in_child(
     return model_path(dataset_name, model, settings)
 
 
-def quality_problem(model: Recommender, ratings: Ratings, seed: int = 0) -> str | None:
-    """Why ``model`` is not fit to serve ``ratings``' data set, or None.
-
-    Its predicted stars for up to ``QUALITY_SAMPLE`` of the training ratings (seeded
-    sample) must have an RMSE below ``QUALITY_MAX_RMSE_RATIO`` times that of always
-    predicting their mean: a fit that never ran predicts about the mean. Data sets with
-    fewer than ``QUALITY_MIN_RATINGS`` ratings pass unchecked.
-    """
+def quality_figures(
+    model: Recommender, ratings: Ratings, seed: int = 0
+) -> tuple[float, float] | None:
+    """``(model's RMSE, the mean's RMSE)`` in stars on up to ``QUALITY_SAMPLE`` of
+    ``ratings`` (seeded sample); None for data sets under ``QUALITY_MIN_RATINGS``."""
     matrix = ratings.matrix
     if matrix.nnz < QUALITY_MIN_RATINGS:
         return None
@@ -172,7 +298,21 @@ def quality_problem(model: Recommender, ratings: Ratings, seed: int = 0) -> str 
     stars = matrix.data[picked].astype(np.float64)
     predicted = model.predict(ratings.user_ids[rows], ratings.movie_ids[matrix.indices[picked]])
     rmse = float(np.sqrt(np.mean((predicted - stars) ** 2)))
-    baseline = float(np.sqrt(np.mean((stars - stars.mean()) ** 2)))
+    return rmse, float(np.sqrt(np.mean((stars - stars.mean()) ** 2)))
+
+
+def quality_problem(model: Recommender, ratings: Ratings, seed: int = 0) -> str | None:
+    """Why ``model`` is not fit to serve ``ratings``' data set, or None.
+
+    Its predicted stars for up to ``QUALITY_SAMPLE`` of the training ratings (seeded
+    sample) must have an RMSE below ``QUALITY_MAX_RMSE_RATIO`` times that of always
+    predicting their mean: a fit that never ran predicts about the mean. Data sets with
+    fewer than ``QUALITY_MIN_RATINGS`` ratings pass unchecked.
+    """
+    figures = quality_figures(model, ratings, seed)
+    if figures is None:
+        return None
+    rmse, baseline = figures
     if baseline > 0 and rmse >= QUALITY_MAX_RMSE_RATIO * baseline:
         return (
             f"model {model.name!r} predicts its training ratings no better than their mean "
@@ -181,8 +321,10 @@ def quality_problem(model: Recommender, ratings: Ratings, seed: int = 0) -> str 
     return None
 
 
-def _mismatch(loaded: Recommender, model: str, dataset: Dataset, path: Path) -> str | None:
-    """Why ``loaded`` (read from ``path``) cannot serve ``model`` on ``dataset``, or None."""
+def serving_problem(loaded: Recommender, model: str, dataset: Dataset, path: Path) -> str | None:
+    """Why ``loaded`` (read from ``path``) cannot serve ``model`` on ``dataset``, or None:
+    another model, other movies, or failing :func:`quality_problem`. ``serve`` applies
+    it at start and before swapping in a newer file."""
     if loaded.name != model:
         return f"model file {path} holds a {loaded.name!r} model, not {model!r}"
     ours, theirs = loaded.movie_ids, dataset.ratings.movie_ids

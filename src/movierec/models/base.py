@@ -6,8 +6,10 @@ item parameters in milliseconds, then ``score`` rates every movie for them.
 
 A model declares, as class attributes, what every model would otherwise repeat:
 
-- ``param_specs``: its hyper-parameters (:class:`~movierec.models.params.Param`: name,
-  type, default, bounds); ``defaults`` follows from them and ``__init__`` checks them.
+- ``params_type``: its hyper-parameters, a frozen dataclass of typed fields with
+  defaults and bounds (:class:`~movierec.models.params.ModelParams`, e.g. ``EaseParams``);
+  ``__init__`` checks them once into ``self.config`` (and ``config: EaseParams`` narrows
+  its type), ``param_specs`` and ``defaults`` follow from it.
 - ``array_specs``: the fitted arrays it saves (dtype and shape); each is an attribute of
   the same name (``RatedItems.specs`` entries are ``self.rated``, filled by ``fit``),
   created empty by ``__init__``, saved by ``_arrays`` and restored (cast to the declared
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -36,6 +38,7 @@ from movierec.errors import InvalidInput, ModelError
 from movierec.models.calibration import LikeCalibration
 from movierec.models.files import (
     ArraySpec,
+    FileVersion,
     UnusableFile,
     check_finite,
     check_specs,
@@ -44,7 +47,7 @@ from movierec.models.files import (
     write_model_file,
 )
 from movierec.models.foldin import RatedItems
-from movierec.models.params import Param, check_params
+from movierec.models.params import ModelParams, Param, param
 
 #: saved model arrays are named ``m_<name>`` (beside ``user_ids`` and ``movie_ids``)
 MODEL_PREFIX = "m_"
@@ -59,10 +62,19 @@ DISLIKE_BELOW = 3.0
 #: stars from which a rating is a like (3 is neither): what a visitor "liked" for the
 #: genre mix their picks are calibrated to, and for whether they liked anything at all
 LIKED_FROM = 3.5
-#: how strongly a model's picks follow the visitor's genre mix (Steck's lambda, 0-1; 0:
-#: the model's own order), applied after the model by :mod:`movierec.rerank`; declared
-#: by the served models so that ``-p genre_weight=0`` gives their order before it
-GENRE_WEIGHT = Param("genre_weight", 0.7, high=1.0)
+
+
+@dataclass(frozen=True)
+class GenreWeightParams(ModelParams):
+    """Parameters of a served model: the re-ranking after it.
+
+    genre_weight: how strongly a model's picks follow the visitor's genre mix (Steck's
+        lambda, 0-1; 0: the model's own order), applied after the model by
+        :mod:`movierec.rerank`; declared by the served models so that
+        ``-p genre_weight=0`` gives their order before it.
+    """
+
+    genre_weight: float = param(0.7, high=1.0)
 
 
 @dataclass
@@ -81,14 +93,45 @@ class UserState:
     bias: float = 0.0
 
 
+@dataclass(frozen=True)
+class PullRanking:
+    """A ranking linear in what each rating pulls (``ease``'s), as parts: what the
+    onboarding simulator needs to replay thousands of answers without a fold-in each.
+
+    For a visitor whose ratings ``r`` pull the covered movies by ``pull = sum_r
+    weights(stars_r) * pulls(r, :)``, ``relevance = pull * debias + prior`` (``terms``)
+    and the ranking is ``relevance * gain(stars)`` where relevance is positive, itself
+    elsewhere; movies outside ``items`` rank below all covered ones.
+
+    items: ``(m,)`` int64 model columns the ranking covers.
+    pulls: ``(rows, cols)`` -> ``(r, c)`` float32, how much a rating of column ``rows[i]``
+        pulls column ``cols[j]`` (both covered columns).
+    terms: ``cols`` ``(c,)`` -> ``(debias, prior)``, each ``(c,)`` float64.
+    gain: stars ``(..., c)`` -> ``(..., c)`` what positive relevance is multiplied by.
+    weights: stars ``(r,)`` -> ``(r,)`` float64 how much a rating with those stars pulls.
+    start_stars: ``cols`` ``(c,)`` -> ``(c,)`` predicted stars before any rating, 0.5-5.
+    """
+
+    items: np.ndarray
+    pulls: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    terms: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+    gain: Callable[[np.ndarray], np.ndarray]
+    weights: Callable[[np.ndarray], np.ndarray]
+    start_stars: Callable[[np.ndarray], np.ndarray]
+
+
 class Recommender(ABC):
     """Base class: fit / predict / fold_in / score / save / load."""
 
     name: ClassVar[str] = "base"
-    #: declared hyper-parameters, checked by ``__init__`` (``defaults`` follows from them)
+    #: the typed hyper-parameters, checked by ``__init__`` into ``self.config``
+    params_type: ClassVar[type[ModelParams]] = ModelParams
+    #: one check per parameter (from ``params_type``)
     param_specs: ClassVar[tuple[Param, ...]] = ()
     #: default hyper-parameters; ``__init__`` accepts exactly these keys (plus ``seed``).
     defaults: ClassVar[dict[str, Any]] = {}
+    #: the checked hyper-parameters (subclasses narrow the type: ``config: EaseParams``)
+    config: ModelParams
     #: True for models that read movie text (genres, tags) from a catalogue when fitting
     needs_catalog: ClassVar[bool] = False
     #: True for models whose ranking is the same for every visitor (``popular``): what
@@ -97,8 +140,9 @@ class Recommender(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "param_specs" in cls.__dict__:
-            cls.defaults = {spec.name: spec.default for spec in cls.param_specs}
+        if "params_type" in cls.__dict__:
+            cls.param_specs = cls.params_type.specs()
+            cls.defaults = cls.params_type.defaults()
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
@@ -109,7 +153,7 @@ class Recommender(ABC):
                 field=unknown[0],
             )
         self.seed = int(seed)
-        self.params: dict[str, Any] = check_params(self.param_specs, {**self.defaults, **params})
+        self.config = self.params_type.parse(params)
         self.movie_ids: np.ndarray | None = None  # (n_items,) int64
         self.user_ids: np.ndarray | None = None  # (n_users,) int64
         self.global_mean: float = 0.0
@@ -121,9 +165,19 @@ class Recommender(ABC):
         self._unit_vectors: tuple[np.ndarray | None] | None = None
         #: the chance of 4+ stars, calibrated on held-out users (None: no figure shown)
         self.calibration: LikeCalibration | None = None
+        #: which saved file this is (content hash, trained at); None until saved or loaded
+        self.version: FileVersion | None = None
+        #: figures of the training that made it (seconds, ratings, users, ...), saved in
+        #: the file's metadata as ``training``; empty if none were recorded
+        self.training: dict[str, Any] = {}
         for name, spec in self._own_array_specs().items():  # empty until fitted
             if spec.dtype != "str":
                 setattr(self, name, np.zeros((0,) * len(spec.shape), dtype=spec.dtype))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The hyper-parameters as a plain JSON-able dict (a copy; ``config`` is typed)."""
+        return self.config.as_dict()
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -148,6 +202,7 @@ class Recommender(ABC):
         self._set_ids(ratings.user_ids, ratings.movie_ids)
         self.global_mean = ratings.global_mean
         self.calibration = None  # calibrated for the previous fit, if any
+        self.version, self.training = None, {}  # not saved yet; figures of another fit
         if self._keeps_rated():
             self.rated = RatedItems.from_ratings(ratings)
         self._unit_vectors = None  # item vectors change
@@ -283,6 +338,39 @@ class Recommender(ABC):
         values = np.asarray(list(stars), dtype=np.float32)
         return self._fold_in_without_each(self.items_of(movie_ids), values)
 
+    def pull_ranking(self) -> PullRanking | None:
+        """The ranking as :class:`PullRanking` parts, for models whose ranking is linear
+        in what each rating pulls (``ease``); None for the others (the default)."""
+        return None
+
+    def fold_in_reg(self) -> float | None:
+        """The factor penalty per rating a visitor is folded in with (``reg_all``: the
+        ridge prior), or None for a model that does not say (the default)."""
+        return None
+
+    def set_fitted(
+        self,
+        user_ids: np.ndarray,
+        movie_ids: np.ndarray,
+        global_mean: float,
+        arrays: dict[str, np.ndarray],
+    ) -> Self:
+        """Make this unfitted model hold arrays fitted elsewhere (e.g. by Spark); returns
+        self. ``user_ids`` / ``movie_ids``: ``(n_users,)`` / ``(n_items,)`` raw ids in row
+        order; ``arrays``: every declared array (``array_specs``), cast to its declared
+        dtype and checked as ``load`` checks a file's (``ModelError`` naming the first
+        that does not fit)."""
+        specs = self.array_specs
+        arrays = {k: _as_declared(v, specs[k]) if k in specs else v for k, v in arrays.items()}
+        self._set_ids(user_ids, movie_ids)
+        self.global_mean = float(global_mean)
+        try:
+            self._check_arrays(arrays, self._sizes())
+        except UnusableFile as exc:
+            raise ModelError(f"arrays for model {self.name!r}: {exc}") from None
+        self._set_arrays(arrays)
+        return self
+
     def item_vectors(self) -> np.ndarray | None:
         """``(n_items, k)`` float32 item representation used to explain picks, or None."""
         return None
@@ -412,7 +500,9 @@ class Recommender(ABC):
         if self.calibration is not None:  # arrays ``c_*``, outside the model's own
             arrays.update(self.calibration.arrays())
             meta["calibration"] = self.calibration.info
-        write_model_file(path, arrays, meta)
+        if self.training:
+            meta["training"] = self.training
+        self.version = FileVersion.of(write_model_file(path, arrays, meta))
         return path
 
     @classmethod
@@ -566,4 +656,7 @@ def _model_from(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Recommen
         raise damaged(f"arrays do not fit model {name!r}: {str(exc)[:100]}") from None
     if "calibration" in meta:  # a file without one loads too (no figure is shown)
         model.calibration = LikeCalibration.from_file(meta["calibration"], arrays)
+    model.version = FileVersion.of(meta)
+    training = meta.get("training")
+    model.training = dict(training) if isinstance(training, dict) else {}
     return model

@@ -14,6 +14,14 @@ reader can tell a damaged file from a good one:
   :mod:`zipfile` and numpy's public npy header readers rather than ``np.load``, which
   offers no way to check a header before it allocates.
 - ``ArraySpec`` lets each model declare the dtype and shape of the arrays it saves.
+
+**Versions.** Every file's metadata carries ``trained_at`` (UTC, ISO 8601, to the second)
+and ``content_hash``: the sha256 of its arrays' checksums and of the rest of its
+metadata, leaving out only what says *when* and *how long* (:data:`UNHASHED`), so two
+files with equal arrays and parameters hash the same. :class:`FileVersion` names a
+file by both (``20261207T071003Z-3f9a1c2b7d4e``); :func:`read_model_meta` reads a
+file's metadata without its arrays (a few KB), for a server checking whether a newer
+file has arrived.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import zipfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -45,6 +54,8 @@ FILE_MODE = 0o600
 STALE_AFTER = 60.0
 #: longest piece of an exception message (which may quote file bytes) we repeat
 QUOTE_LIMIT = 100
+#: metadata left out of the content hash: when and how long, not what
+UNHASHED = frozenset({"trained_at", "content_hash", "training"})
 
 _HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
@@ -129,18 +140,61 @@ def check_finite(name: str, array: np.ndarray) -> None:
         raise damaged(f"array {name} holds NaN or infinite values")
 
 
+# -- versions ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileVersion:
+    """Which model file: ``content_hash`` (64 hex digits) and ``trained_at`` (UTC ISO 8601,
+    or None for a file written before versions were recorded)."""
+
+    content_hash: str
+    trained_at: str | None
+
+    @property
+    def version(self) -> str:
+        """``<trained_at as 20261207T071003Z>-<first 12 hex digits of the hash>``: sorts by
+        training time, and differs whenever the content does."""
+        when = (self.trained_at or "unknown").replace("-", "").replace(":", "")
+        return f"{when}-{self.content_hash[:12]}"
+
+    @classmethod
+    def of(cls, meta: Mapping[str, Any]) -> FileVersion:
+        """The version ``meta`` (a file's metadata) records, its hash computed if absent."""
+        digest = meta.get("content_hash")
+        if not isinstance(digest, str):
+            digest = content_hash(meta)
+        trained_at = meta.get("trained_at")
+        return cls(digest, trained_at if isinstance(trained_at, str) else None)
+
+
+def content_hash(meta: Mapping[str, Any]) -> str:
+    """sha256 (hex) of ``meta`` (with its ``arrays`` checksums) less :data:`UNHASHED`."""
+    kept = {k: v for k, v in meta.items() if k not in UNHASHED}
+    canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def utc_now() -> str:
+    """Now as ``2026-12-07T07:10:03Z`` (UTC, to the second)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 # -- writing ----------------------------------------------------------------------------------
-def write_model_file(path: Path, arrays: Mapping[str, np.ndarray], meta: dict[str, Any]) -> None:
-    """Write ``arrays`` and ``meta`` (plus format and per-array checksums) to ``path``,
-    atomically and durably."""
+def write_model_file(
+    path: Path, arrays: Mapping[str, np.ndarray], meta: dict[str, Any]
+) -> dict[str, Any]:
+    """Write ``arrays`` and ``meta`` (plus format, per-array checksums, ``trained_at``
+    unless given, and ``content_hash``) to ``path``, atomically and durably; returns the
+    metadata written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     contiguous = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
     meta = {
+        "trained_at": utc_now(),
         **meta,
         "format": FORMAT_VERSION,
         "arrays": {name: describe(array) for name, array in contiguous.items()},
     }
+    meta["content_hash"] = content_hash(meta)
     members = {**contiguous, META: np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
     tmp = path.with_name(f"{path.stem}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.npz")
     try:
@@ -153,6 +207,7 @@ def write_model_file(path: Path, arrays: Mapping[str, np.ndarray], meta: dict[st
         tmp.unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
+    return meta
 
 
 def _private_new_file(path: Path) -> BinaryIO:
@@ -253,6 +308,23 @@ def read_model_file(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         # Any failure while parsing means the file is damaged.
         raise damaged(_one_line(exc)) from None
     return meta, arrays
+
+
+def read_model_meta(path: Path) -> dict[str, Any]:
+    """The metadata of the model file at ``path`` (its arrays not read or checked).
+
+    Raises ``FileNotFoundError`` if there is no file and ``UnusableFile`` if it has no
+    readable metadata.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return _read_meta(archive, set(archive.namelist()))
+    except (FileNotFoundError, UnusableFile):
+        raise
+    except OSError as exc:
+        raise UnusableFile(f"cannot be read ({exc.strerror or exc})") from None
+    except Exception as exc:  # damaged bytes: see read_model_file
+        raise damaged(_one_line(exc)) from None
 
 
 def _mapped_member(
