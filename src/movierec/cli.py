@@ -359,15 +359,16 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _visitors_line(merged: Merged) -> str:
-    """``users: 610 from the data set + 40 visitors (812 ratings); left out: ...``."""
+    """``users: 610 from the data set + 40 visitors (812 ratings); left out: opted out:
+    2 visitors, ...``."""
     out = merged.left_out
     left = [
-        f"{out.get('opted_out', 0):,} visitors who opted out",
-        f"{out.get('few_ratings', 0):,} with fewer than {merged.min_visitor_ratings} ratings",
-        f"{out.get('not_in_catalogue', 0):,} ratings of movies outside the catalogue",
+        f"opted out: {out.get('opted_out', 0):,} visitors",
+        f"under {merged.min_visitor_ratings} ratings: {out.get('few_ratings', 0):,} visitors",
+        f"movies outside the catalogue: {out.get('not_in_catalogue', 0):,} ratings",
     ]
     if "held_back" in out:
-        left.append(f"{out['held_back']:,} ratings held back to bound visitors' influence")
+        left.append(f"held back to bound influence: {out['held_back']:,} ratings")
     return (
         f"users: {merged.dataset_users:,} from the data set + {merged.visitors:,} visitors "
         f"({merged.visitor_ratings:,} ratings); left out: {', '.join(left)}"

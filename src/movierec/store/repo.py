@@ -158,6 +158,22 @@ def visitor_rating_rows(session: Session, visitor_id: str) -> list[tuple[int, fl
     return [(int(m), float(s), t) for m, s, t in rows]
 
 
+def set_training_opt_out(session: Session, visitor_id: str, opted_out: bool) -> None:
+    """Record whether the visitor's ratings may train the site's next model (False: they
+    may, the default); creates the visitor if new."""
+    touch_visitor(session, visitor_id)
+    session.execute(
+        update(Visitor).where(Visitor.id == visitor_id).values(opted_out=bool(opted_out))
+    )
+
+
+def training_opt_out(session: Session, visitor_id: str) -> bool:
+    """True if the visitor asked that their ratings not train the next model (an unknown
+    visitor has not)."""
+    stmt = select(Visitor.opted_out).where(Visitor.id == visitor_id)
+    return bool(session.scalar(stmt))
+
+
 def forget_visitor(session: Session, visitor_id: str) -> int:
     """Delete the visitor with their ratings, watchlist, hidden movies, import report and
     shown picks; returns rows deleted."""

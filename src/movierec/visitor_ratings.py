@@ -1,0 +1,115 @@
+"""Visitors' ratings merged with a data set's, for ``movierec train --with-visitors``.
+
+Plain numpy: the caller reads the ratings (``movierec.store.training_data``) and hands
+over arrays, so this module and the models never touch a database.
+
+- **Each visitor is one more user.** Their user ids start at the data set's largest user
+  id + 1, in arrival order, so they never clash with the data set's; the model file
+  records the first one (``first_visitor_user_id``) and how many there are.
+- **Only catalogue movies count**: the movies the data set's ratings cover, which are the
+  model's columns (a model whose columns differ from its data set's is refused by
+  ``serve``). Ratings of any other movie id are left out and counted.
+- **A visitor counts from** :data:`MIN_VISITOR_RATINGS` **ratings** (on catalogue movies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from movierec.data.ratings import Ratings
+
+#: fewest ratings (of catalogue movies) for a visitor to train the next model. 5 is what
+#: the first page tells a new visitor is plenty ("Five ratings are plenty"), so a visitor
+#: who did what the site asked counts. Fewer says next to nothing to the models: a visitor
+#: with one rating adds no co-rating pair at all (EASE and the item similarities learn
+#: from pairs), with two one pair, and a factor model cannot place a user from one or two
+#: stars. MovieLens's own
+#: releases keep users from 20 ratings, which would leave out most of a site's visitors.
+MIN_VISITOR_RATINGS = 5
+
+
+@dataclass(frozen=True)
+class Merged:
+    """A data set's ratings plus the visitors' that count.
+
+    ratings: the merged matrix; its columns are the data set's movies (the same ids).
+    dataset_users: rows from the data set (user ids as the data set's).
+    visitors: rows from visitors (user ids ``first_visitor_user_id`` on).
+    visitor_ratings: ratings those visitors add.
+    left_out: what did not count and why: ``"few_ratings"`` (visitors below the
+      minimum), ``"not_in_catalogue"`` (ratings of movies the data set lacks),
+      ``"opted_out"`` (visitors, counted by the reader).
+    """
+
+    ratings: Ratings
+    dataset_users: int
+    visitors: int
+    visitor_ratings: int
+    first_visitor_user_id: int
+    min_visitor_ratings: int
+    left_out: dict[str, int] = field(default_factory=dict)
+
+    def figures(self) -> dict[str, Any]:
+        """What the model file's ``training`` metadata records of this merge (JSON)."""
+        return {
+            "dataset_users": self.dataset_users,
+            "visitors": self.visitors,
+            "visitor_ratings": self.visitor_ratings,
+            "first_visitor_user_id": self.first_visitor_user_id,
+            "min_visitor_ratings": self.min_visitor_ratings,
+            "visitors_left_out": dict(self.left_out),
+        }
+
+
+def merge_visitors(
+    dataset: Ratings,
+    visitor: np.ndarray,
+    movie_ids: np.ndarray,
+    stars: np.ndarray,
+    *,
+    min_ratings: int = MIN_VISITOR_RATINGS,
+    opted_out: int = 0,
+) -> Merged:
+    """``dataset`` plus the visitors' ratings that count (see the module doc).
+
+    visitor: ``(n,)`` int64 visitor index of each rating (0 = the first to arrive).
+    movie_ids: ``(n,)`` int64 raw movie ids. stars: ``(n,)`` float32, 0.5-5.
+    opted_out: visitors the reader left out for opting out (only reported).
+    """
+    visitor = np.asarray(visitor, dtype=np.int64)
+    movie_ids = np.asarray(movie_ids, dtype=np.int64)
+    stars = np.asarray(stars, dtype=np.float32)
+    in_catalogue = np.isin(movie_ids, dataset.movie_ids)
+    not_in_catalogue = int((~in_catalogue).sum())
+    visitor, movie_ids, stars = visitor[in_catalogue], movie_ids[in_catalogue], stars[in_catalogue]
+    counts = np.bincount(visitor, minlength=int(visitor.max(initial=-1)) + 1)
+    enough = counts >= min_ratings
+    few = int(((counts > 0) & ~enough).sum())
+    keep = enough[visitor]
+    visitor, movie_ids, stars = visitor[keep], movie_ids[keep], stars[keep]
+    # number the visitors that still count 0..v-1 in arrival order
+    counted, rows = np.unique(visitor, return_inverse=True)
+    first_id = int(dataset.user_ids.max(initial=0)) + 1
+    users, movies, values = dataset.triples()
+    merged = Ratings.from_arrays(
+        np.concatenate([dataset.user_ids[users], first_id + rows.reshape(-1)]),
+        np.concatenate([dataset.movie_ids[movies], movie_ids]),
+        np.concatenate([values, stars]),
+    )
+    left_out = {
+        "opted_out": int(opted_out),
+        "few_ratings": few,
+        "not_in_catalogue": not_in_catalogue,
+    }
+    return Merged(
+        ratings=merged,
+        dataset_users=dataset.n_users,
+        visitors=int(counted.size),
+        visitor_ratings=int(stars.size),
+        first_visitor_user_id=first_id,
+        min_visitor_ratings=int(min_ratings),
+        left_out=left_out,
+    )
