@@ -10,7 +10,8 @@ Configuration, lowest precedence first: the environment (:mod:`movierec.config`)
 ``instance/config.py`` (skipped when ``TESTING``), then ``test_config``. Keys read:
 ``MOVIEREC_HOME``, ``DATASET`` (or ``MOVIEREC_DATASET``), ``MOVIEREC_MODEL``,
 ``MOVIEREC_DATA_SOURCE``, ``DATABASE_URL``, ``TMDB_API_KEY``, ``TMDB_READ_TOKEN``,
-``SETTINGS`` (a ready :class:`~movierec.config.Settings`), ``MAX_CONTENT_LENGTH`` (else
+``SETTINGS`` (a ready :class:`~movierec.config.Settings`; its ``trusted_proxies`` wraps the
+app in werkzeug's ``ProxyFix``), ``MAX_CONTENT_LENGTH`` (else
 ``settings.max_body``; a body past it, declared or chunked, is a 413:
 :mod:`movierec.web.bodies`), ``RATELIMIT_ENABLED``/``RATE_LIMIT``/``RATELIMIT_STORAGE_URI``
 (:mod:`movierec.web.limits`), ``SECRET_KEY`` (else
@@ -34,6 +35,7 @@ from typing import Any
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from movierec.config import MIN_SECRET_KEY, Settings, load_settings
 from movierec.errors import InvalidInput, MovierecError, StoreError
@@ -126,6 +128,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config["SESSION_COOKIE_SECURE"] = True
     if settings.trusted_hosts:  # other Host headers -> 400 (checked by Flask per request)
         app.config["TRUSTED_HOSTS"] = list(settings.trusted_hosts)
+    if settings.trusted_proxies:  # the client address from X-Forwarded-For, no further
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
 
     services = Services.from_app_config(settings, app.config)
     # an empty database gets the tables; one behind this code's revision: one line,
