@@ -1,4 +1,4 @@
-"""``movierec`` command line: data | train | recommend | evaluate | serve | store | db.
+"""``movierec`` command line: data | train | recommend | evaluate | serve | store | db | catalog.
 
 Errors a user can fix (bad arguments or environment, unknown movie, corrupt data, a
 database or folder that cannot be used, a port in use) print one line
@@ -65,6 +65,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return value
+
+
+def _duration(text: str) -> float:
+    """Seconds of ``30m`` / ``6h`` / ``1d`` (``--retrain-every``)."""
+    from movierec.web.retrain import parse_every
+
+    try:
+        return parse_every(text)
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--retrain-every ")) from None
 
 
 def _non_negative_int(text: str) -> int:
@@ -247,6 +257,14 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         help="server processes (default $MOVIEREC_WORKERS"
         + (f", now {settings.workers})" if settings is not None else ")"),
     )
+    serve.add_argument(
+        "--retrain-every",
+        type=_duration,
+        metavar="DURATION",
+        help="retrain the served models with visitors' ratings this often (30m, 6h, 1d), "
+        "each in its own low-priority process; workers take a new model within about 12 s, "
+        "without a restart, and a failed training keeps the old one (default: never)",
+    )
 
     # store
     store = commands.add_parser("store", help="look after the database of visitors")
@@ -275,6 +293,30 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         help="print the database's schema revision and whether it is this code's; exit 0 "
         "when current, 1 when the database needs `movierec db upgrade` (or is newer)",
     )
+
+    # catalog
+    dataset = settings.dataset if settings is not None else DEFAULT_DATASET
+    catalog = commands.add_parser(
+        "catalog",
+        help="add movies the data set lacks (kept in MOVIEREC_HOME/data/<dataset>.added.csv; "
+        "a running serve picks them up within seconds)",
+    )
+    catalog_commands = catalog.add_subparsers(
+        dest="catalog_command", required=True, parser_class=_Parser
+    )
+    add = catalog_commands.add_parser(
+        "add",
+        help="add movies from TMDB (needs TMDB_API_KEY or TMDB_READ_TOKEN) or from a CSV with "
+        "the columns title,year,genres,imdbId,tmdbId (genres pipe-separated, as MovieLens's); "
+        "all or nothing: a duplicate or a bad row adds none",
+    )
+    source = add.add_mutually_exclusive_group(required=True)
+    source.add_argument("--tmdb", type=_positive_int, action="append", metavar="ID",
+                        help="a TMDB movie id (repeat for more)")  # fmt: skip
+    source.add_argument("--csv", type=Path, metavar="FILE", help="a CSV of movies to add")
+    add.add_argument("--dataset", "-d", default=dataset, help=f"data set (default {dataset})")
+    listed = catalog_commands.add_parser("list-added", help="the movies added to a data set")
+    listed.add_argument("--dataset", "-d", default=dataset, help=f"data set (default {dataset})")
     return parser
 
 
@@ -458,6 +500,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             settings=settings,
             train=args.train,
             workers=args.workers or settings.workers,
+            retrain_every=args.retrain_every,
         )
     return 0
 
@@ -520,7 +563,70 @@ def _cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    from movierec.data import dataset_dir, load_dataset
+    from movierec.data.added import (
+        add_movies,
+        added_path,
+        from_tmdb,
+        genre_vocabulary,
+        imdb_numbers,
+        read_added,
+        read_new_movies,
+    )
+
+    path = added_path(args.dataset, settings.home)
+    if args.catalog_command == "list-added":
+        added = read_added(path)
+        for m in added:
+            ids = f"tt{m.imdb_id:07d}" if m.imdb_id else "-", m.tmdb_id or "-"
+            genres = "|".join(m.genres) or "-"
+            print(f"{m.movie_id}  {m.title} ({m.year or '?'})  {genres}  imdb {ids[0]}  "
+                  f"tmdb {ids[1]}  added {m.added_at}")  # fmt: skip
+        print(f"{len(added)} movie(s) added to {args.dataset} ({path})")
+        return 0
+    dataset = load_dataset(args.dataset, home=settings.home, progress=False)
+    genres = genre_vocabulary(dataset.catalog.without_added())
+    if args.csv is not None:
+        new = read_new_movies(args.csv, genres)
+    else:
+        new = [from_tmdb(_tmdb_details(tmdb_id, settings), genres) for tmdb_id in args.tmdb]
+    imdb_of = imdb_numbers(dataset_dir(args.dataset, settings.home))
+    added = add_movies(path, dataset.catalog, new, imdb_of)
+    for m in added:
+        print(f"added {m.movie_id}: {m.title} ({m.year or '?'}) {'|'.join(m.genres) or '-'}")
+    total = len(read_added(path))
+    print(f"{len(added)} movie(s) added to {args.dataset}; {total} added in all ({path})")
+    return 0
+
+
+def _tmdb_details(tmdb_id: int, settings: Settings) -> dict:
+    """TMDB's details of one movie, or ``InvalidInput`` naming the id TMDB does not know."""
+    from movierec.tmdb import TmdbClient, TmdbUnavailable
+
+    client = TmdbClient(
+        api_key=settings.tmdb_api_key,
+        read_token=settings.tmdb_read_token,
+        base_url=settings.tmdb_url,
+        timeout=10.0,
+    )
+    if not client.configured:
+        raise InvalidInput(
+            "catalog add --tmdb needs TMDB_API_KEY or TMDB_READ_TOKEN; without a key, "
+            "use --csv FILE",
+            field="tmdb",
+        )
+    try:
+        details = client.movie_details(tmdb_id)
+    except TmdbUnavailable as exc:
+        raise MovierecError(f"{exc} ({settings.tmdb_url}); nothing was added") from None
+    if details is None:
+        raise InvalidInput(f"TMDB has no movie with id {tmdb_id}; nothing was added", "tmdb")
+    return details
+
+
 COMMANDS = {
+    "catalog": _cmd_catalog,
     "data": _cmd_data,
     "train": _cmd_train,
     "recommend": _cmd_recommend,

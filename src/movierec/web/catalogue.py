@@ -49,7 +49,8 @@ class CatalogueExtras:
         self.imdb_of: dict[int, int] = _imdb_ids(folder)  # movieId -> IMDb number
         self.matcher = Matcher(rows, {imdb: movie for movie, imdb in self.imdb_of.items()})
         self.tags: dict[int, list[tuple[str, int]]] = _tag_counts(folder)
-        self._similar: dict[str, SimilarMovies] = {}
+        #: model name -> (the service it was built from, its neighbour finder)
+        self._similar: dict[str, tuple[RecommendService, SimilarMovies]] = {}
         self._lock = threading.Lock()
 
     def imdb_url(self, movie_id: int) -> str | None:
@@ -57,15 +58,16 @@ class CatalogueExtras:
         return f"https://www.imdb.com/title/tt{imdb:07d}/" if imdb else None
 
     def similar_for(self, name: str, service: RecommendService) -> SimilarMovies:
-        """The neighbour finder of model ``name`` (built once per model)."""
+        """The neighbour finder of model ``name`` (built once per model, and again when a
+        newer file of it is swapped in: ``service`` is then another object)."""
         found = self._similar.get(name)
-        if found is None:
+        if found is None or found[0] is not service:
             with self._lock:
                 found = self._similar.get(name)
-                if found is None:
-                    found = SimilarMovies(service.model, service.catalog)
+                if found is None or found[0] is not service:
+                    found = (service, SimilarMovies(service.model, service.catalog))
                     self._similar[name] = found
-        return found
+        return found[1]
 
 
 def predicted_stars(

@@ -23,17 +23,30 @@ warm), then ``workers`` children are forked that share the socket, the model's m
 :mod:`movierec.web.supervisor` (why not gunicorn's: see there): restarted when they die,
 killed when they hang (``MOVIEREC_WORKER_TIMEOUT``), replaced one by one on SIGHUP, and
 gone when it is.
+
+**New model files go live without a restart.** Each worker looks at its models' files
+when it starts and every ``MODEL_CHECK_EVERY`` seconds (10, jittered by a fifth so that
+workers do not all load at once; one ``stat`` a model when nothing changed), from a
+thread of its own, off the request path; a newer good file is loaded memory-mapped and
+swapped in atomically (:meth:`~movierec.web.services.Recommenders.refresh`), so it serves
+within about 12 s of being renamed into place plus its load (about a second for
+ml-latest-small). SIGHUP swaps newer files into the supervisor's own copy first, then
+replaces the workers one by one, so every worker serves them once the SIGHUP's reload
+is done. ``--retrain-every`` (:mod:`movierec.web.retrain`) retrains on a schedule in
+processes of their own.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,6 +63,8 @@ log = logging.getLogger(__name__)
 
 CLEANUP_INTERVAL = 2  # seconds between waitress's sweeps for timed-out connections
 BACKLOG = 1024  # connections the kernel queues before waitress accepts them
+#: seconds between a serving process's looks at its models' files (see the module doc)
+MODEL_CHECK_EVERY = 10.0
 
 
 def serve(
@@ -58,13 +73,16 @@ def serve(
     settings: Settings | None = None,
     train: bool = True,
     workers: int | None = None,
+    retrain_every: float | None = None,
 ) -> None:
     """Serve the app on ``host:port`` until interrupted (Ctrl-C or SIGTERM).
 
     The address is bound first, so a port in use or a bad host fails at once
     (:class:`MovierecError` naming ``host:port``). ``train=False``: the default model
     must already be saved and valid. ``workers``: processes (default
-    ``settings.workers``); 1 serves in this process.
+    ``settings.workers``); 1 serves in this process. ``retrain_every``: seconds between
+    retrainings of the served models with visitors' ratings (see
+    :mod:`movierec.web.retrain`); None for none.
     """
     settings = settings or load_settings()
     workers = settings.workers if workers is None else max(1, int(workers))
@@ -72,6 +90,7 @@ def serve(
     # waitress's warnings, the app's errors and the access log reach stderr, as text or JSON
     logs.configure(settings.log_format)
     metrics_dir = _metrics_dir(settings)
+    retrainer = None
     try:
         app = prepare_app(settings, progress=True, train=train)
         where = f"http://{_address(host, port)}/"
@@ -80,7 +99,12 @@ def serve(
             f"{settings.threads} threads (Ctrl-C to stop)",
             flush=True,
         )
+        if retrain_every is not None:
+            retrainer = _retrainer(app, settings, retrain_every)
         if workers == 1:
+            watch_model_files(app)
+            if retrainer is not None:
+                _poll_in_thread(retrainer)
             with _stop_on_sigterm():
                 run_waitress(app, listener, settings)
         else:
@@ -88,8 +112,12 @@ def serve(
                 lambda watch: _worker_main(app, listener, settings, watch),
                 workers,
                 timeout=settings.worker_timeout,
+                on_reload=lambda: refresh_models(app),
+                every_turn=retrainer.poll if retrainer is not None else None,
             ).run()
     finally:
+        if retrainer is not None:
+            retrainer.stop()
         listener.close()
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -306,6 +334,68 @@ def warm(app) -> None:  # type: ignore[no-untyped-def]
         get_catalogue()
 
 
+# -- newer model files and retraining --------------------------------------------------
+def refresh_models(app: Any) -> list[str]:
+    """Swap newer good model files into ``app`` (one line logged for each, and for each
+    refused); then build what the new models' pages need (onboarding cards, similar
+    movies) before a visitor asks. Returns the names swapped."""
+    from movierec.web.catalogue import get_catalogue
+
+    services = app.extensions["movierec"]
+    swapped = services.recommenders.refresh_all()
+    if swapped:
+        with app.app_context():
+            if services.default_model in swapped:
+                services.onboarding()
+            extras = get_catalogue()
+            for name in swapped:
+                extras.similar_for(name, services.recommenders.get(name))
+    return swapped
+
+
+def watch_model_files(app: Any, every: float = MODEL_CHECK_EVERY) -> threading.Thread:
+    """A daemon thread running :func:`refresh_models` now and then every ``every`` s
+    (jittered by a fifth); an error is logged in one line and the next look goes on."""
+
+    def run() -> None:
+        while True:
+            try:
+                refresh_models(app)
+            except Exception as exc:
+                log.warning("model files: could not look for newer ones: %s", exc)
+            time.sleep(every * random.uniform(0.8, 1.2))
+
+    thread = threading.Thread(target=run, name="model-files", daemon=True)
+    thread.start()
+    return thread
+
+
+def _retrainer(app: Any, settings: Settings, every: float) -> Any:
+    """The schedule retraining every served model (the default first); after each new
+    file this process swaps it into its own copy, from which later workers fork."""
+    from movierec.web.retrain import Retrainer
+
+    served = app.extensions["movierec"].recommenders.loaded
+    ordered = sorted(served, key=lambda name: name != settings.model)
+    print(
+        f"movierec: retraining {', '.join(ordered)} with visitors' ratings every "
+        f"{every / 3600:g} h, at low priority, in processes of their own",
+        flush=True,
+    )
+    return Retrainer(every, settings, ordered, on_trained=lambda _model: refresh_models(app))
+
+
+def _poll_in_thread(retrainer: Any) -> None:
+    """Single-process serving: the retraining schedule polled from a daemon thread."""
+
+    def run() -> None:
+        while True:
+            retrainer.poll(time.monotonic())
+            time.sleep(1.0)
+
+    threading.Thread(target=run, name="retrain", daemon=True).start()
+
+
 # -- one worker process ---------------------------------------------------------------
 def _worker_main(app: Any, listener: socket.socket, settings: Settings, watch: WorkerWatch) -> None:
     """A forked child: forget what was inherited but cannot be shared, then serve,
@@ -318,6 +408,7 @@ def _worker_main(app: Any, listener: socket.socket, settings: Settings, watch: W
     # pool inherited from the parent has no threads here, so start afresh.
     services.tmdb.close()
     _limit_blas_threads()
+    watch_model_files(app)  # a worker started after a new file was saved takes it now
     app.wsgi_app = watch.track(app.wsgi_app)  # this process's copy of the app only
     run_waitress(app, listener, settings, started=watch.serving)
 

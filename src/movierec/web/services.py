@@ -4,27 +4,44 @@ One :class:`Services` per app (in ``app.extensions["movierec"]``). Models are lo
 (or trained, the first time) on first use through :func:`movierec.training.ensure_model`
 and kept as one :class:`~movierec.recommend.RecommendService` per model name; a lock per
 name makes concurrent first requests load a model once.
+
+**A newer model file is swapped in without a restart** (:meth:`Recommenders.refresh`):
+when the file's identity (inode, size, modification time) changes, its metadata is read
+(a few KB); a new version is loaded memory-mapped (its arrays are views of the file's
+pages, shared by every process and released with the last reference), checked as
+``serve`` checks a model at start (:func:`movierec.training.serving_problem`), and only
+then put in place of the old service by one dict assignment. A request that already
+holds the old service finishes on it; nothing else keeps it (the onboarding strategies
+and similar-movie finders built from a model are rebuilt for the new one), so its memory
+goes with the last such request. A damaged or failing file is logged in one line and
+never swapped in.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import random
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from flask import current_app
 
 from movierec import models
 from movierec.config import Settings
-from movierec.data import Catalog, Movie, load_dataset
-from movierec.errors import InvalidInput, ModelError
+from movierec.data import Catalog, Dataset, Movie, load_dataset
+from movierec.errors import InvalidInput, ModelError, MovierecError
+from movierec.models.files import FileVersion, UnusableFile, read_model_meta
 from movierec.onboarding import DEFAULT_STRATEGY, Batch, Onboarding, min_new_for
 from movierec.recommend import RecommendService
 from movierec.store import SqlTmdbCache, Store
 from movierec.tmdb import NearCache, TmdbClient, TmdbService
+from movierec.training import model_path, serving_problem
 
+log = logging.getLogger(__name__)
 ONBOARDING_POOL = 50  # the most-rated movies the onboarding cards are drawn from
 ONBOARDING_CARDS = 15
 #: on the first page, at most this many cards show movies the visitor rated before
@@ -64,6 +81,10 @@ class Recommenders:
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._catalog: Catalog | None = None
+        self._dataset: Dataset | None = None  # what a newer file is checked against
+        #: name -> (inode, size, mtime ns) of its file when last looked at (refresh)
+        self._seen: dict[str, tuple[int, int, int] | None] = {}
+        self._refresh_lock = threading.Lock()
         self._pool: list[Movie] | None = None
         #: True once every offered model is loaded (``serve`` before it forks): later
         #: calls never load or train one
@@ -85,14 +106,73 @@ class Recommenders:
         with lock:
             service = self._services.get(name)
             if service is None:
+                seen = self._file_identity(name)
                 model, dataset = self._loader(self.settings.dataset, name, self.settings)
                 with self._lock:
                     if self._catalog is None:
                         self._catalog = dataset.catalog
+                    if self._dataset is None:
+                        self._dataset = dataset
                     catalog = self._catalog
                 service = RecommendService(model, catalog)
                 self._services[name] = service
+                # taken before loading: a file renamed in meanwhile is looked at by refresh
+                self._seen[name] = seen
         return service
+
+    # -- newer files ---------------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        """Where model ``name``'s file for the served data set lives."""
+        return model_path(self.settings.dataset, name, self.settings)
+
+    def _file_identity(self, name: str) -> tuple[int, int, int] | None:
+        try:
+            stat = os.stat(self.path(name))
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+    def refresh(self, name: str) -> bool:
+        """Swap in a newer good file of loaded model ``name``; True if one was.
+
+        Costs one ``stat`` when the file has not changed since last seen. A changed file
+        holding the version in use is only noted; a new version is loaded (memory-mapped),
+        checked by :func:`~movierec.training.serving_problem` and swapped in atomically,
+        each outcome logged in one line. Never trains. Safe from several threads.
+        """
+        current = self._services.get(name)
+        seen = self._file_identity(name)
+        if current is None or seen is None or seen == self._seen.get(name):
+            return False
+        with self._refresh_lock:
+            if seen == self._seen.get(name):
+                return False
+            self._seen[name] = seen
+            path = self.path(name)
+            old = current.model.version
+            try:
+                version = FileVersion.of(read_model_meta(path))
+                if old is not None and version.content_hash == old.content_hash:
+                    return False
+                loaded = models.load(path)
+            except (OSError, UnusableFile, MovierecError) as exc:
+                reason = str(exc) if isinstance(exc, MovierecError) else f"model file {path} {exc}"
+                log.warning("model %s: newer file not used: %s", name, reason)
+                return False
+            dataset = self._dataset or load_dataset(self.settings.dataset, home=self.settings.home)
+            problem = serving_problem(loaded, name, dataset, path)
+            if problem is not None:
+                log.warning("model %s: newer file not used: %s", name, problem)
+                return False
+            self._services[name] = RecommendService(loaded, self.catalog)  # the swap
+        was = old.version if old else "unversioned"
+        now = loaded.version.version if loaded.version else "unversioned"
+        log.info("model %s: now serving version %s (was %s), from %s", name, now, was, path)
+        return True
+
+    def refresh_all(self) -> list[str]:
+        """:meth:`refresh` every loaded model; the names swapped."""
+        return [name for name in self.loaded if self.refresh(name)]
 
     def withdraw(self, name: str) -> None:
         """Stop offering model ``name`` (it could not be loaded)."""
@@ -141,7 +221,10 @@ class Services:
     tmdb: TmdbService
     recommenders: Recommenders
     rng: random.Random = field(default_factory=random.Random)
-    _onboarding: dict[str, Onboarding] = field(default_factory=dict, repr=False)
+    #: ``"built"`` -> (the default model's service it was built from, the strategies)
+    _onboarding: dict[str, tuple[RecommendService, Onboarding]] = field(
+        default_factory=dict, repr=False
+    )
     _onboarding_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -197,16 +280,18 @@ class Services:
     def onboarding(self) -> Onboarding:
         """The onboarding strategies over the data set's ratings and the default model's
         item factors (built once, on first use)."""
+        service = self.recommender()
         found = self._onboarding.get("built")
-        if found is not None:
-            return found
-        with self._onboarding_lock:
-            if "built" not in self._onboarding:
-                model = self.recommender().model
+        if found is not None and found[0] is service:
+            return found[1]
+        with self._onboarding_lock:  # built again for a newly swapped-in default model
+            found = self._onboarding.get("built")
+            if found is None or found[0] is not service:
                 catalog = self.recommenders.catalog
                 dataset = load_dataset(self.settings.dataset, home=self.settings.home)
-                self._onboarding["built"] = Onboarding.build(dataset.ratings, model, catalog)
-        return self._onboarding["built"]
+                built = Onboarding.build(dataset.ratings, service.model, catalog)
+                self._onboarding["built"] = found = (service, built)
+        return found[1]
 
     def draw_onboarding(
         self,

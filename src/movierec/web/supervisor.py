@@ -28,9 +28,9 @@ is serving, an old one is told to stop (SIGTERM). A stopping worker no longer ac
 connections (the others take them from the shared listening socket), answers what it has
 already accepted (each answer with ``Connection: close``), closes keep-alive
 connections idle for a second, and exits; it is SIGKILLed if still
-there after ``STOP_GRACE`` seconds. The new workers are forked from the app this process
-prepared at start, so SIGHUP restarts workers (releasing whatever they had grown) but
-does not yet read newer model files: that is issue 18's reload, still to do.
+there after ``STOP_GRACE`` seconds. Before the first is replaced, ``on_reload`` runs in
+the supervisor (``serve`` swaps in newer model files there), so the new workers fork
+with the newest good models.
 
 **Supervisor death**: each worker asks Linux for SIGTERM when its parent dies
 (``prctl(PR_SET_PDEATHSIG)``, set right after fork), then checks that its parent is still
@@ -229,10 +229,23 @@ class Supervisor:
     a loop beat, or have a request running, before it is SIGKILLed (and so restarted).
     """
 
-    def __init__(self, child: Callable[[WorkerWatch], None], workers: int, timeout: float) -> None:
+    def __init__(
+        self,
+        child: Callable[[WorkerWatch], None],
+        workers: int,
+        timeout: float,
+        on_reload: Callable[[], None] | None = None,
+        every_turn: Callable[[float], None] | None = None,
+    ) -> None:
         self.child = child
         self.workers = workers
         self.timeout = timeout
+        #: run in this process on SIGHUP before any worker is replaced
+        self.on_reload = on_reload
+        #: run on every turn of the loop (about 10 a second) with the monotonic time, while
+        #: not stopping: the retraining schedule. It must not block, and its own children
+        #: are its to reap (the loop reaps only workers).
+        self.every_turn = every_turn
         # room for the workers, those a SIGHUP replaced that are still stopping, and more
         self.board = Board(4 * workers + 4)
         self.children: dict[int, _Child] = {}
@@ -264,6 +277,8 @@ class Supervisor:
                 if not self.stopping:
                     self._reload()
                     self._watch(now)
+                    if self.every_turn is not None:
+                        self.every_turn(now)
                 time.sleep(0.1)
         finally:
             self._stop_all()
@@ -303,18 +318,17 @@ class Supervisor:
         return pid
 
     def _reap(self) -> None:
-        while self.children:
+        """Collect the workers that exited; each is waited for by pid, so other children
+        of this process (a training run by ``every_turn``) stay their owners' to reap."""
+        for pid in list(self.children):
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                done, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                self.children.clear()
-                return
-            if pid == 0:
-                return
-            child = self.children.pop(pid, None)
-            _forget_metrics(pid)
-            if child is None:
+                done, status = pid, 0  # already reaped: gone all the same
+            if done == 0:
                 continue
+            child = self.children.pop(pid)
+            _forget_metrics(pid)
             self.board.give_back(child.slot)
             if self.stopping or child.stop_by is not None:
                 continue  # told to stop: not replaced
@@ -374,6 +388,11 @@ class Supervisor:
         one old worker to stop."""
         if self.reload_asked:
             self.reload_asked = False
+            if self.on_reload is not None:
+                try:
+                    self.on_reload()
+                except Exception as exc:  # the rolling restart goes on regardless
+                    print(f"movierec: SIGHUP: {exc}", file=sys.stderr, flush=True)
             self.to_replace = [
                 pid
                 for pid, child in self.children.items()
