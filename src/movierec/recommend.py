@@ -40,7 +40,7 @@ movie's score equally with each rating, so they explain nothing.
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -48,11 +48,14 @@ from movierec.data.catalog import Catalog, Movie
 from movierec.errors import InvalidInput
 from movierec.models.base import DISLIKE_BELOW, LIKED_FROM, Recommender, UserState, top_indices
 from movierec.models.calibration import share_at_or_above
+from movierec.new_movies import NewMovies, share_of
 from movierec.rerank import Calibration, GenreMix, personal_order
 
 YEAR_CHOICES = ("old", "new", "any")
 DEFAULT_SPLIT_YEAR = 2010  # old < 2010 <= new, as in the original app
-DEFAULT_MIN_RATINGS = 20  # movies with fewer ratings are never recommended
+#: movies with fewer ratings (the catalogue's, or the model's training counts where larger)
+#: are never recommended
+DEFAULT_MIN_RATINGS = 20
 POPULAR_DAMPING = 10.0  # prior weight (in ratings) of the Bayesian average fallback
 MAX_N = 100
 MAX_BECAUSE = 3
@@ -72,10 +75,14 @@ class Recommendation:
     score: float = 0.0
     #: the calibrated chance (0-1) of 4+ stars from this visitor; None: not calibrated
     like_probability: float | None = None
+    #: the reason of a pick made another way (an added movie matched on its genres)
+    note: str | None = None
 
     @property
     def reason(self) -> str:
         """One sentence saying why this movie was chosen."""
+        if self.note:
+            return self.note
         if self.because:
             titles = [m.display_title for m in self.because]
             return "Because you rated " + _join_titles(titles) + "."
@@ -209,6 +216,8 @@ class RecommendService:
         self._in_catalog = frame["title"].notna().to_numpy()
         self._year = frame["year"].astype("Float64").fillna(np.nan).to_numpy(np.float64)
         self._n_ratings = frame["n_ratings"].fillna(0).to_numpy(np.int64)
+        if model.item_counts is not None:  # trained with visitors' ratings: it knows more
+            self._n_ratings = np.maximum(self._n_ratings, model.item_counts)
         #: year preference -> (n_items,) bool: may be recommended before exclusions
         self._allowed_items = {
             y: self._allowed(self._year, self._n_ratings, y) & self._in_catalog
@@ -223,6 +232,8 @@ class RecommendService:
         self._movies: dict[int, Movie] = {}
         #: the genres of the model's items, for :func:`~movierec.rerank.personal_order`
         self._mix = GenreMix.of(catalog, model_movies)
+        #: the catalogue's added movies, matched on genres until a model learns them
+        self._new = NewMovies(catalog, self.split_year) if catalog.added_ids else None
         #: whether picks are explained (models with item vectors rank per movie)
         self._explains = model.item_vectors() is not None
         # Popular fallback over the whole catalogue (movies the model may not know too)
@@ -266,7 +277,8 @@ class RecommendService:
         usable = {m: s for m, s in clean.items() if self.model.has_movie(m)}
         ignored = sorted(set(clean) - set(usable))
         if not usable:
-            return self._popular(clean, year, n, ignored, excluded, chosen, genre)
+            found = self._popular(clean, year, n, ignored, excluded, chosen, genre)
+            return found if chosen is not None else self._with_new(found, n, clean, excluded, genre)
         state = self.model.fold_in(list(usable), list(usable.values()))
         ranking, stars = self.model.rank_and_score(state)  # ease: one pass of its member
         if chosen is None:
@@ -301,7 +313,7 @@ class RecommendService:
         message = LIKED_NOTHING if liked_nothing else None
         if not items:
             message = _nothing_left(year, genre)
-        return RecommendationList(
+        found = RecommendationList(
             items=items,
             model=self.model.name,
             year=year,
@@ -309,6 +321,38 @@ class RecommendService:
             ignored=ignored,
             liked_nothing=liked_nothing,
         )
+        return found if chosen is not None else self._with_new(found, n, clean, excluded, genre)
+
+    def _with_new(
+        self,
+        found: RecommendationList,
+        n: int,
+        ratings: dict[int, float],
+        excluded: set[int],
+        genre: str | None,
+    ) -> RecommendationList:
+        """``found`` with added movies the model cannot rank yet matched on their genres
+        (:mod:`movierec.new_movies`) in its last places: at most ``share_of(n)``."""
+        if self._new is None:
+            return found
+        shown = {r.movie.movie_id for r in found.items}
+        new = self._new.picks(ratings, share_of(n), found.year, excluded | shown, genre)
+        if not new:
+            return found
+        extra = [
+            Recommendation(
+                movie=self._movie(p.movie_id),
+                predicted_stars=p.predicted_stars,
+                because=(self._movie(p.like),),
+                personal=True,
+                score=p.similarity,
+                note=p.reason(self._movie(p.like).display_title),
+            )
+            for p in new
+        ]
+        kept = found.items[: max(n - len(extra), 0)]
+        message = found.message if found.items else None  # "nothing left" no more
+        return replace(found, items=kept + extra, message=message)
 
     @property
     def genres(self) -> list[str]:

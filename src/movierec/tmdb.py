@@ -371,6 +371,17 @@ class TmdbClient:
             providers=trim_providers(providers),
         )
 
+    def movie_details(self, tmdb_id: int) -> dict[str, Any] | None:
+        """TMDB's details of one movie (``/movie/{id}``: ``id``, ``title``,
+        ``original_title``, ``release_date`` ``"YYYY-MM-DD"``, ``genres`` ``[{"id",
+        "name"}]``, ``imdb_id`` ``"tt..."``), for adding it to the catalogue; ``None`` if
+        TMDB has no such movie, ``TmdbUnavailable`` if it cannot be asked."""
+        details = self.get(f"/movie/{int(tmdb_id)}")
+        if details is None:
+            return None
+        keys = ("id", "title", "original_title", "release_date", "genres", "imdb_id")
+        return {k: details.get(k) for k in keys}
+
     def region_services(self, region: str) -> list[tuple[int, str]]:
         """``[(provider_id, name)]`` of the services TMDB knows in ``region``, by TMDB's
         display priority there."""

@@ -57,14 +57,45 @@ class Catalog:
     ``title`` (str), ``year`` (nullable Int64), ``genres`` (tuple of str),
     ``tmdb_id`` (nullable Int64), ``n_ratings`` (int64), ``mean_rating`` (float64, NaN if none).
     tags: optional ``movieId -> list of tag strings`` (ml-latest-small tags.csv).
+    added: the ids of movies the operator added (:mod:`movierec.data.added`), not in the
+    data set itself.
     """
 
-    def __init__(self, frame: pd.DataFrame, tags: dict[int, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        tags: dict[int, list[str]] | None = None,
+        added: Iterable[int] = (),
+    ) -> None:
         missing = [c for c in CATALOG_COLUMNS if c not in frame.columns]
         if missing:
             raise InvalidInput(f"catalog frame lacks column(s) {', '.join(missing)}")
         self.frame = frame.sort_index()
         self.tags = tags or {}
+        #: movie ids added by the operator (unrated in the data set)
+        self.added_ids: frozenset[int] = frozenset(int(m) for m in added)
+
+    @property
+    def n_added(self) -> int:
+        """How many movies the operator added to the data set's."""
+        return len(self.added_ids)
+
+    @cached_property
+    def last_year(self) -> int | None:
+        """The latest release year among the data set's own movies (added ones left out):
+        where the catalogue ends (2018 for ml-latest-small)."""
+        years = self.frame["year"]
+        if self.added_ids:
+            years = years[~self.frame.index.isin(list(self.added_ids))]
+        years = years.dropna()
+        return int(years.max()) if len(years) else None
+
+    def without_added(self) -> Catalog:
+        """The data set's own movies (this catalogue if none were added)."""
+        if not self.added_ids:
+            return self
+        keep = ~self.frame.index.isin(list(self.added_ids))
+        return Catalog(self.frame[keep], tags=self.tags)
 
     def __len__(self) -> int:
         return len(self.frame)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from movierec.config import load_settings
+from movierec.data.added import added_path, read_added, with_added
 from movierec.data.fetch import fetch_dataset
 from movierec.data.movielens import Dataset, dataset_dir, get_spec, read_dataset
 from movierec.errors import DataError, InvalidInput
@@ -26,10 +28,15 @@ def load_dataset(
     With ``fetch`` a missing set is first fetched from the configured source (see
     ``fetch_dataset``); without it a missing set is a ``DataError``. Each call re-reads
     the files (about 0.1-0.2 s for the small sets); a big ratings file is parsed once and
-    then read from a binary copy beside it (``movierec.data.cache``).
+    then read from a binary copy beside it (``movierec.data.cache``). The catalogue
+    includes the movies the operator added (:mod:`movierec.data.added`).
     """
     get_spec(name, home=_home(home))
-    return read_dataset(name, _folder(name, home, fetch, progress))
+    dataset = read_dataset(name, _folder(name, home, fetch, progress))
+    added = read_added(added_path(name, _home(home)))
+    if not added:
+        return dataset
+    return replace(dataset, catalog=with_added(dataset.catalog, added))
 
 
 def official_folds(

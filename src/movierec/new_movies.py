@@ -1,0 +1,162 @@
+"""Movies added to the catalogue, recommended by their genres until they have ratings.
+
+An added movie (``movierec catalog add``) has no ratings in the data set, so no model has
+learned it: collaborative filtering cannot rank it, and the models' popularity floor
+(``DEFAULT_MIN_RATINGS``) keeps it out anyway. Until a retrain with visitors' ratings
+gives it that signal, :class:`NewMovies` matches it to the visitor on content:
+
+- its similarity to each movie the visitor liked (``LIKED_FROM`` stars or more; the
+  ``LIKED_TRIED`` best-rated) is the Jaccard index of their genre sets (shared genres
+  over all genres of the two), so the reason can say exactly what they share;
+- it is offered when its best similarity reaches ``CONTENT_MIN`` (half or more of the
+  genres in common);
+- its predicted stars are the similarity-weighted mean of the visitor's stars over the
+  rated movies it shares a genre with (dislikes included: a content-based neighbour
+  estimate), and no like probability is given (nothing calibrated it).
+
+Genres only, not tags: an added movie carries no tags (nobody has tagged it), so tags
+could only ever lower its similarity. :class:`movierec.recommend.RecommendService`
+merges these picks into the model's, at most ``share_of(n)`` of them, in the last
+places, each with the reason "New to the catalogue; shares Horror with Alien."
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from movierec.data.catalog import Catalog
+from movierec.models.base import LIKED_FROM
+
+#: Jaccard index of genre sets a liked movie must share with an added one (0-1)
+CONTENT_MIN = 0.5
+#: liked movies compared (the best-rated, most recent first among equals)
+LIKED_TRIED = 40
+#: rated movies whose stars feed the estimate (the most recent)
+RATED_TRIED = 500
+
+
+def share_of(n: int) -> int:
+    """How many of ``n`` picks may be added movies: one in five, at least one."""
+    return max(1, n // 5)
+
+
+@dataclass(frozen=True)
+class NewPick:
+    """An added movie for one visitor: its estimate (stars 0.5-5), its best Jaccard
+    similarity (0-1), the liked movie it is most like and the genres they share."""
+
+    movie_id: int
+    predicted_stars: float
+    similarity: float
+    like: int
+    shared: tuple[str, ...]
+
+    def reason(self, like_title: str) -> str:
+        genres = list(self.shared)
+        named = genres[0] if len(genres) == 1 else ", ".join(genres[:-1]) + " and " + genres[-1]
+        return f"New to the catalogue; shares {named} with {like_title}."
+
+
+class NewMovies:
+    """The added movies of one catalogue as genre rows, for :meth:`picks`.
+
+    ``(n_added, n_genres)`` bool rows over the catalogue's genre vocabulary; built once
+    per catalogue (a few ms for thousands of added movies).
+    """
+
+    def __init__(self, catalog: Catalog, split_year: int) -> None:
+        self.catalog = catalog
+        self.split_year = int(split_year)
+        frame = catalog.frame
+        self.movie_ids = np.array(sorted(catalog.added_ids), dtype=np.int64)
+        names = sorted({g for genres in frame["genres"] for g in genres})
+        self.genre_names = names
+        self._column = {g: j for j, g in enumerate(names)}
+        added = frame.loc[self.movie_ids] if self.movie_ids.size else frame.iloc[:0]
+        self.rows = self._rows(added["genres"].tolist())  # (n_added, n_genres) bool
+        self.years = added["year"].astype("Float64").fillna(np.nan).to_numpy(np.float64)
+
+    def __len__(self) -> int:
+        return int(self.movie_ids.size)
+
+    def picks(
+        self,
+        ratings: Mapping[int, float],
+        k: int,
+        year: str = "any",
+        exclude: Collection[int] = (),
+        genre: str | None = None,
+    ) -> list[NewPick]:
+        """Up to ``k`` added movies for a visitor with ``ratings`` ({movieId: stars},
+        catalogue movies), best first; never one rated or in ``exclude``, only of
+        ``genre`` if given, and within the ``year`` preference (old/new/any)."""
+        if not len(self) or k <= 0:
+            return []
+        rated = list(ratings.items())[-RATED_TRIED:]
+        liked = [(m, s) for m, s in rated if s >= LIKED_FROM]
+        if not liked:
+            return []
+        liked = sorted(liked, key=lambda ms: -ms[1])[:LIKED_TRIED]  # stable: recent kept
+        keep = ~np.isin(self.movie_ids, [*ratings, *exclude])
+        if year == "old":
+            keep &= self.years < self.split_year
+        elif year == "new":
+            keep &= self.years >= self.split_year
+        if genre is not None:
+            column = self._column.get(genre)
+            keep &= self.rows[:, column] if column is not None else False
+        candidates = np.flatnonzero(keep)
+        if not candidates.size:
+            return []
+        rows = self.rows[candidates]
+        liked_sim = _jaccard(rows, self._rated_rows([m for m, _ in liked]))  # (c, n_liked)
+        best = liked_sim.argmax(axis=1)
+        best_sim = liked_sim[np.arange(candidates.size), best]
+        good = np.flatnonzero(best_sim >= CONTENT_MIN)
+        if not good.size:
+            return []
+        rated_sim = _jaccard(rows[good], self._rated_rows([m for m, _ in rated]))
+        stars = np.array([s for _, s in rated], dtype=np.float64)
+        weight = rated_sim.sum(axis=1)
+        estimate = (rated_sim @ stars) / np.maximum(weight, 1e-12)
+        order = sorted(range(good.size), key=lambda i: (-best_sim[good[i]], -estimate[i]))
+        picks = []
+        for i in order[:k]:
+            row = good[i]
+            like = liked[int(best[row])][0]
+            shared = self.rows[candidates[row]] & self._rated_rows([like])[0]
+            picks.append(
+                NewPick(
+                    movie_id=int(self.movie_ids[candidates[row]]),
+                    predicted_stars=float(min(max(estimate[i], 0.5), 5.0)),
+                    similarity=float(best_sim[row]),
+                    like=int(like),
+                    shared=tuple(self.genre_names[j] for j in np.flatnonzero(shared)),
+                )
+            )
+        return picks
+
+    def _rows(self, genre_lists: list) -> np.ndarray:
+        rows = np.zeros((len(genre_lists), len(self.genre_names)), dtype=bool)
+        for i, genres in enumerate(genre_lists):
+            if isinstance(genres, tuple | list):
+                rows[i, [self._column[g] for g in genres if g in self._column]] = True
+        return rows
+
+    def _rated_rows(self, movie_ids: list[int]) -> np.ndarray:
+        """``(len(movie_ids), n_genres)`` bool genre rows of catalogue movies."""
+        return self._rows(self.catalog.frame["genres"].reindex(movie_ids).tolist())
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(len(a), len(b))`` Jaccard indices of bool genre rows (0 where both are empty)."""
+    a_i, b_i = a.astype(np.float64), b.astype(np.float64)
+    shared = a_i @ b_i.T
+    union = a_i.sum(axis=1)[:, None] + b_i.sum(axis=1)[None, :] - shared
+    return np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+
+
+__all__ = ["CONTENT_MIN", "NewMovies", "NewPick", "share_of"]
