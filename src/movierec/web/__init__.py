@@ -87,6 +87,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from movierec.web import (
         api,
         api_catalog,  # noqa: F401  (adds its routes to api.bp)
+        api_model,  # noqa: F401  (adds GET /api/v1/model to api.bp)
         errors,
         health,
         limits,

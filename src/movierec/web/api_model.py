@@ -1,0 +1,125 @@
+"""``GET /api/v1/model``: the model a server is using, added to the ``api`` blueprint
+(``/api/v1``, rate limited, errors as ``{"error", "field"}``).
+
+The answer names the model in use by this process (``?model=svd`` for another served
+one): its data set, its version (content hash plus when it was trained, see
+:class:`movierec.models.files.FileVersion`), how many data-set users and visitors it was
+trained on, and the last training of its file, good or failed (from the record
+:func:`movierec.training.train_model` leaves beside the file). After a retraining the
+version changes here, without a restart, once the process has swapped the new file in
+(within ``MODEL_CHECK_EVERY`` seconds plus its load).
+
+Importing this module registers the route; :func:`movierec.web.create_app` does so before
+it registers the blueprint.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from flask import request
+from pydantic import Field
+
+from movierec.inputs import validated
+from movierec.training import read_training_record
+from movierec.web.api import bp
+from movierec.web.schemas import Operation, Strict, documented
+from movierec.web.serve import MODEL_CHECK_EVERY
+from movierec.web.services import get_services
+
+__all__ = ["model_in_use"]
+
+#: figures of a training record the answer repeats (the record may hold more)
+TRAINING_FIGURES = ("seconds", "ratings", "dataset_users", "visitors", "rmse", "mean_rmse")
+
+
+class ModelQuery(Strict):
+    """``GET /api/v1/model``'s query string."""
+
+    model: str | None = Field(None, description="a served model; absent: the default")
+
+
+class TrainedOn(Strict):
+    ratings: int | None = Field(None, ge=0, description="ratings it was fitted on")
+    dataset_users: int | None = Field(None, ge=0, description="users from the data set")
+    visitors: int | None = Field(None, ge=0, description="visitors of this site")
+
+
+class LastTraining(Strict):
+    outcome: Literal["saved", "failed"] = Field(
+        description="saved: its file replaced the old one; failed: the old one stayed"
+    )
+    started_at: str | None = Field(None, description="UTC, ISO 8601")
+    finished_at: str | None = Field(None, description="UTC, ISO 8601")
+    seconds: float | None = Field(None, ge=0, description="how long it ran")
+    version: str | None = Field(None, description="the version it saved")
+    reason: str | None = Field(None, description="why it failed")
+    ratings: int | None = Field(None, ge=0)
+    dataset_users: int | None = Field(None, ge=0)
+    visitors: int | None = Field(None, ge=0)
+    rmse: float | None = Field(None, ge=0, description="stars, on a sample of its ratings")
+    mean_rmse: float | None = Field(None, ge=0, description="the mean rating's, same sample")
+
+
+class ModelInfo(Strict):
+    name: str = Field(description="the model's name, as `model` in recommendation requests")
+    dataset: str
+    version: str | None = Field(
+        description="<trained at, UTC>-<content hash prefix>; changes with every new file"
+    )
+    content_hash: str | None = Field(description="sha256 of the file's arrays and parameters")
+    trained_at: str | None = Field(description="UTC, ISO 8601")
+    trained_on: TrainedOn
+    last_training: LastTraining | None = Field(
+        description="the latest training of this model's file, whether it replaced it or not"
+    )
+    checks_every_seconds: float = Field(
+        description="how often a server process looks for a newer file of its models"
+    )
+
+
+@bp.get("/model")
+@documented(
+    Operation(
+        "The model in use: name, data set, version, what it was trained on, the last training",
+        ModelInfo,
+        errors=(400, 429, 503),
+        query=ModelQuery,
+    )
+)
+def model_in_use() -> dict[str, Any]:
+    """What this process serves for ``model`` (default: the default model)."""
+    query = validated(ModelQuery, request.args.to_dict(), "parameter")
+    services = get_services()
+    name = services.model_name(query.model)
+    model = services.recommender(name).model
+    version, training = model.version, model.training
+    record = read_training_record(services.recommenders.path(name))
+    return {
+        "name": name,
+        "dataset": services.settings.dataset,
+        "version": version.version if version else None,
+        "content_hash": version.content_hash if version else None,
+        "trained_at": version.trained_at if version else None,
+        "trained_on": {
+            key: training.get(key) if isinstance(training.get(key), int) else None
+            for key in ("ratings", "dataset_users", "visitors")
+        },
+        "last_training": _last_training(record),
+        "checks_every_seconds": MODEL_CHECK_EVERY,
+    }
+
+
+def _last_training(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The documented part of a training record (None without a usable one)."""
+    if record is None or record.get("outcome") not in ("saved", "failed"):
+        return None
+    out: dict[str, Any] = {"outcome": record["outcome"]}
+    for key in ("started_at", "finished_at", "version", "reason"):
+        if isinstance(record.get(key), str):
+            out[key] = record[key]
+    for key in TRAINING_FIGURES:
+        value = record.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            out[key] = value
+    return out
