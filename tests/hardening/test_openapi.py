@@ -88,12 +88,57 @@ def test_every_reference_resolves(document):
             node = node[part]
 
 
-def test_the_model_choices_and_cap_are_this_apps(app, document):
-    schema = document["components"]["schemas"]["RecommendationRequest"]
+def test_the_model_choices_genres_and_cap_are_this_apps(app, document):
+    """The choices that depend on the app are enums of what it serves; null is documented
+    where it is accepted (the default model, any genre)."""
+    schemas = document["components"]["schemas"]
     services = app.extensions["movierec"]
-    assert schema["properties"]["model"]["enum"] == list(services.model_choices)
+    model = schemas["RecommendationRequest"]["properties"]["model"]
+    assert model["anyOf"] == [
+        {"enum": list(services.model_choices), "type": "string"},
+        {"type": "null"},
+    ]
+    genres = services.onboarding().genres
+    genre = schemas["OnboardingNextRequest"]["properties"]["genre"]
+    assert genre["anyOf"][0]["enum"] == list(genres) and genre["anyOf"][1] == {"type": "null"}
+    (param,) = [
+        p
+        for p in operation(document, "/api/v1/onboarding", "get")["parameters"]
+        if p["name"] == "genre"
+    ]
+    assert param["in"] == "query" and list(genres) == param["schema"]["anyOf"][0]["enum"]
     body = operation(document, "/api/v1/recommendations", "post")["requestBody"]
     assert str(app.config["MAX_CONTENT_LENGTH"]) in body["description"]
+
+
+def test_the_issue_19_disagreements_are_settled(client, document):
+    """Each place issue 19 found the document and the code apart, now as documented."""
+    post = "/api/v1/recommendations"
+    # null model and genre: documented, accepted as the default
+    assert client.post(post, json={"ratings": LIKES, "model": None}).status_code == 200
+    nxt = client.post("/api/v1/onboarding/next", json={"genre": None, "n": 3})
+    assert nxt.status_code == 200 and len(nxt.get_json()["movies"]) == 3
+    # 38.0 is an integer in JSON Schema, so n: 38.0 is 38
+    picks = client.post(post, json={"ratings": LIKES, "n": 38.0}).get_json()
+    assert len(picks["recommendations"]) == 38
+    # an unknown genre is outside the documented enum and a 400
+    assert client.get("/api/v1/onboarding?genre=Comedyy").status_code == 400
+    # well-formed movieIds this catalogue lacks are ignored and listed, not a 400
+    got = client.post(post, json={"ratings": {**LIKES, "99999999": 4}}).get_json()
+    assert 99999999 in got["ignored"] and len(got["recommendations"]) == 5
+    got = client.post(
+        "/api/v1/onboarding/next", json={"ratings": {"99999999": 4}, "shown": [356, 88888888]}
+    ).get_json()
+    assert got["ignored"] == [88888888, 99999999]
+    assert 356 not in [m["movieId"] for m in got["movies"]]
+    # the import's file is documented as UTF-8 text; a file part that is not is a 400
+    form = document["paths"]["/api/v1/ratings/import"]["post"]["requestBody"]["content"]
+    variants = form["multipart/form-data"]["schema"]["oneOf"]
+    for ref in variants:
+        name = ref["$ref"].rsplit("/", 1)[1]
+        file = document["components"]["schemas"][name]["properties"]["file"]
+        assert file["type"] == "string" and file["contentMediaType"] == "text/csv"
+        assert "UTF-8" in file["description"]
 
 
 def test_like_probability_replaces_match(client, document):
@@ -101,7 +146,8 @@ def test_like_probability_replaces_match(client, document):
     are trained by ``train_model``, so calibrated), documented as such; no "match"."""
     schema = document["components"]["schemas"]["Recommendation"]["properties"]
     assert "match" not in schema
-    assert schema["like_probability"]["maximum"] == 1
+    number, null = schema["like_probability"]["anyOf"]
+    assert number["maximum"] == 1 and number["minimum"] == 0 and null == {"type": "null"}
     assert "4 stars or more" in schema["like_probability"]["description"]
     picks = client.post("/api/v1/recommendations", json={"ratings": LIKES}).get_json()
     chances = [r["like_probability"] for r in picks["recommendations"]]

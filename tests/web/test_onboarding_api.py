@@ -72,6 +72,13 @@ def test_next_with_the_original_random_draw_and_a_genre(client):
     assert all("Comedy" in m["genres"] and m["year"] < NEW for m in got["movies"])
 
 
+def test_next_ignores_and_lists_movies_the_catalogue_lacks(client):
+    body = {"ratings": {"999999999": 4}, "shown": [356, 999999998]}
+    response = client.post("/api/v1/onboarding/next", json=body)
+    assert response.status_code == 200
+    assert response.get_json()["ignored"] == [999999998, 999999999]
+
+
 def test_next_refuses_bad_fields_naming_them(client):
     for body, field in (
         ({"strategy": "smart"}, "strategy"),
@@ -79,9 +86,10 @@ def test_next_refuses_bad_fields_naming_them(client):
         ({"n": 0}, "n"),
         ({"n": True}, "n"),
         ({"shown": "356"}, "shown"),
-        ({"shown": [356, 999999999]}, "shown"),
+        ({"shown": [356, 0]}, "shown"),
         ({"shown": [True]}, "shown"),
-        ({"ratings": {"999999999": 4}}, "ratings"),
+        ({"shown": [35.5]}, "shown"),
+        ({"ratings": {"0356": 4}}, "ratings"),
         ({"ratings": {"356": 7}}, "ratings"),
         ({"year": "soon"}, "year"),
         ({"colour": "red"}, "colour"),

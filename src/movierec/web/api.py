@@ -9,53 +9,62 @@
 - ``GET /api/v1/movies/<movieId>``: one movie.
 - ``GET /api/v1/openapi.json``: the OpenAPI 3.1 document of all of this.
 
-Input rules (bad input answers 400 ``{"error": ..., "field": ...}``, quoting at most 100
-characters of it; unknown paths and movies 404):
+Every request is declared once in :mod:`movierec.web.schemas` (pydantic), which both
+validates it and writes the OpenAPI document; the rules themselves live in
+:mod:`movierec.inputs`. Bad input answers 400 ``{"error": ..., "field": ...}``, quoting at
+most 100 characters of it; unknown paths and movies 404:
 
 - the POST body is ``Content-Type: application/json`` (charset, if given, utf-8), else 415,
   so a cross-site "simple" ``text/plain`` POST is refused; at most ``MAX_CONTENT_LENGTH``
-  bytes, else 413; JSON nested at most ``MAX_JSON_DEPTH`` deep; no ``NaN``/``Infinity``;
+  bytes, else 413; UTF-8; JSON nested at most ``MAX_JSON_DEPTH`` deep; no ``NaN``/``Infinity``;
 - movieIds are ASCII decimal digits without sign, spaces or leading zeros (``"356"``, not
   ``"0356"``, ``"+356"``, ``" 356"``, ``"3_56"``, ``"３５６"``), so each movie has one spelling;
+  well-formed ids this catalogue lacks are ignored and listed in ``ignored``;
 - stars are JSON numbers (not strings or booleans) from 0.5 to 5 in half steps;
-- ``n`` a whole number 1-100, ``year`` one of old/new/any, ``model`` a served model name.
+- ``n`` a whole number 1-100 (``38.0`` is 38, as JSON Schema counts it), ``year`` one of
+  old/new/any, ``model`` a served model name or null (the default), ``genre`` one of the
+  catalogue's genres or null (any).
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from movierec.data import Catalog
-from movierec.errors import QUOTE_LIMIT, InvalidInput, quoted
-from movierec.onboarding import DEFAULT_STRATEGY, MAX_CARDS, STRATEGIES, min_new_for
-from movierec.recommend import MAX_N, YEAR_CHOICES
+from movierec.errors import InvalidInput, quoted
+from movierec.inputs import MAX_JSON_DEPTH, json_depth_exceeds, load_json, movie_id_text, validated
+from movierec.onboarding import min_new_for
+from movierec.recommend import YEAR_CHOICES
+from movierec.web import schemas
 from movierec.web.cards import info_for, movie_json, recommendation_json, tmdb_ids
-from movierec.web.services import ONBOARDING_CARDS, get_services
+from movierec.web.schemas import ONBOARDING_CARDS, Operation, documented, request_models
+from movierec.web.services import Services, get_services
 from movierec.web.visits import PicksQuery, Visits
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-REQUEST_FIELDS = ("ratings", "year", "n", "model")
-#: deepest JSON nesting accepted; a request needs 2 (``{"ratings": {...}}``)
-MAX_JSON_DEPTH = 5
-#: a movieId as the API accepts it: ASCII digits, no sign or leading zero, at most 10 digits
-MOVIE_ID = re.compile(r"[1-9][0-9]{0,9}")
 JSON_CHARSETS = ("utf-8", "utf8")
-NEXT_FIELDS = ("ratings", "shown", "n", "strategy", "genre", "year")
-#: ``page`` of GET /onboarding: ASCII digits without sign or leading zero
-PAGE = re.compile(r"[1-9][0-9]{0,5}")
-MAX_PAGE = 100_000
-#: the most movieIds ``shown`` may list
-MAX_SHOWN = 20_000
+__all__ = ["MAX_JSON_DEPTH", "bp", "json_depth_exceeds", "unknown_movie"]
+
+
+def app_requests(services: Services) -> schemas.Requests:
+    """The request models for this app's served models and catalogue genres."""
+    return request_models(tuple(services.model_choices), tuple(services.onboarding().genres))
 
 
 @bp.get("/onboarding")
+@documented(
+    Operation(
+        "15 movies to rate: a page of the catalogue (or one genre) by popularity, 5 of them "
+        "from 2010 on while there are such movies",
+        schemas.Onboarding,
+        errors=(400, 429, 503),
+        query=lambda r: r.onboarding_query,
+    )
+)
 def onboarding() -> dict[str, Any]:
     """Page ``page`` (default 1) of movies to rate: the catalogue (or ``genre``) by
     popularity, 15 a page, 5 of them from 2010 on while there are such movies.
@@ -66,19 +75,9 @@ def onboarding() -> dict[str, Any]:
     """
     services = get_services()
     onboarding = services.onboarding()
-    genre = request.args.get("genre") or None
-    if genre is not None and genre not in onboarding.genres:
-        raise InvalidInput(
-            f"unknown genre {quoted(genre)}; choose from {', '.join(onboarding.genres)}",
-            field="genre",
-        )
-    page_text = request.args.get("page", "1")
-    if not PAGE.fullmatch(page_text) or int(page_text) > MAX_PAGE:
-        raise InvalidInput(
-            f"page must be a whole number from 1 to {MAX_PAGE}, got {quoted(page_text)}",
-            field="page",
-        )
-    page = int(page_text)
+    args = {k: v for k, v in request.args.items() if not (k == "genre" and v == "")}
+    query: Any = validated(app_requests(services).onboarding_query, args)
+    page, genre = query.page, query.genre
     movies, pages = onboarding.catalogue_page(
         page, ONBOARDING_CARDS, genre=genre, min_new=min_new_for(ONBOARDING_CARDS)
     )
@@ -97,69 +96,68 @@ def onboarding() -> dict[str, Any]:
 
 
 @bp.post("/onboarding/next")
+@documented(
+    Operation(
+        "The next movies to ask, chosen from the answers so far (never a rated or shown movie)",
+        schemas.OnboardingNext,
+        errors=(400, 413, 415, 429, 503),
+        body=lambda r: r.onboarding_next,
+    )
+)
 def onboarding_next() -> dict[str, Any]:
     """The next movies to ask: ``{"ratings": {...}, "shown": [movieId, ...], "n": 15,
     "strategy": "adaptive", "genre": "Comedy", "year": "any"}`` (all optional) ->
-    ``{"movies", "strategy", "exhausted"}``; never a rated or shown movie."""
+    ``{"movies", "strategy", "exhausted", "ignored"}``; never a rated or shown movie.
+
+    movieIds this catalogue lacks (in ``ratings`` or ``shown``) are left out and listed in
+    ``ignored``, as ``/recommendations`` does: a client's list may come from another
+    MovieLens release."""
     services = get_services()
-    body = _json_object(NEXT_FIELDS)
+    body: Any = validated(app_requests(services).onboarding_next, _json_body())
     catalog = services.recommenders.catalog
-    ratings = _ratings(body.get("ratings", {}))
-    for movie_id in ratings:
-        if movie_id not in catalog:
-            raise InvalidInput(f"unknown movieId {movie_id}", field="ratings")
-    shown = _shown(body.get("shown", []), catalog)
-    n = body.get("n", ONBOARDING_CARDS)
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CARDS:
-        raise InvalidInput(f"n must be a whole number from 1 to {MAX_CARDS}, got {quoted(n)}", "n")
-    strategy = body.get("strategy", DEFAULT_STRATEGY)
-    if not isinstance(strategy, str) or strategy not in STRATEGIES:
-        raise InvalidInput(
-            f"unknown strategy {quoted(strategy)}; choose from {', '.join(STRATEGIES)}",
-            field="strategy",
-        )
-    genre = body.get("genre")
-    if genre is not None and (
-        not isinstance(genre, str) or genre not in services.onboarding().genres
-    ):
-        raise InvalidInput(f"unknown genre {quoted(genre)}", field="genre")
-    year = body.get("year", "any")
-    if not isinstance(year, str) or year not in YEAR_CHOICES:
-        raise InvalidInput(f"year must be one of old, new, any, got {quoted(year)}", field="year")
+    ratings, ignored = _known(body.ratings, catalog)
+    shown = [m for m in body.shown if m in catalog]
+    ignored = sorted({*ignored, *(m for m in body.shown if m not in catalog)})
     batch = services.draw_onboarding(
-        ratings, fresh_first=True, shown=shown, strategy=strategy, genre=genre, n=n, year=year
+        ratings,
+        fresh_first=True,
+        shown=shown,
+        strategy=body.strategy,
+        genre=body.genre,
+        n=body.n,
+        year=body.year,
     )
     infos = services.tmdb.info_many(tmdb_ids(batch.movies))
     return {
         "movies": [movie_json(m, info_for(m, infos)) for m in batch.movies],
-        "strategy": strategy,
+        "strategy": body.strategy,
         "exhausted": batch.exhausted,
+        "ignored": ignored,
     }
 
 
 @bp.post("/recommendations")
+@documented(
+    Operation(
+        "Ranked picks for the posted ratings",
+        schemas.RecommendationList,
+        errors=(400, 413, 415, 429, 503),
+        body=lambda r: r.recommendations,
+    )
+)
 def recommendations() -> dict[str, Any]:
-    """Ranked picks for the posted ratings."""
+    """Ranked picks for the posted ratings; movieIds this catalogue lacks are ignored and
+    listed in ``ignored`` (with those the model cannot use)."""
     services = get_services()
-    body = _json_object(REQUEST_FIELDS)
-    ratings = _ratings(body.get("ratings", {}))
-    year = body.get("year", "any")
-    if not isinstance(year, str) or year not in YEAR_CHOICES:
-        raise InvalidInput(f"year must be one of old, new, any, got {quoted(year)}", field="year")
-    n = body.get("n", 5)
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_N:
-        raise InvalidInput(f"n must be a whole number from 1 to {MAX_N}, got {quoted(n)}", "n")
-    model = body.get("model")
-    if model is not None and (not isinstance(model, str) or model not in services.model_choices):
-        raise InvalidInput(
-            f"unknown model {quoted(model)}; choose from {', '.join(services.model_choices)}",
-            field="model",
-        )
-    query = PicksQuery(year=year, model=services.model_name(model), n=n)
+    body: Any = validated(app_requests(services).recommendations, _json_body())
+    ratings, unknown = _known(body.ratings, services.recommenders.catalog)
+    query = PicksQuery(year=body.year, model=services.model_name(body.model), n=body.n)
     # API calls are anonymous: nothing is stored or recorded for them (bounded storage)
     result = Visits(services).picks(services.store.scoped, query, ratings=ratings).result
     infos = services.tmdb.info_many(tmdb_ids(r.movie for r in result.items))
     payload = result.to_dict()
+    if unknown:
+        payload["ignored"] = sorted({*payload["ignored"], *unknown})
     payload["recommendations"] = [
         recommendation_json(r, info_for(r.movie, infos)) for r in result.items
     ]
@@ -167,6 +165,14 @@ def recommendations() -> dict[str, Any]:
 
 
 @bp.get("/movies/<movie_id>")
+@documented(
+    Operation(
+        "One movie with its TMDB extras",
+        schemas.Movie,
+        errors=(404, 429, 503),
+        path=schemas.MoviePath,
+    )
+)
 def movie(movie_id: str) -> dict[str, Any] | tuple[dict[str, Any], int]:
     """One movie with its TMDB extras; 404 for an unknown or malformed movieId."""
     services = get_services()
@@ -178,27 +184,47 @@ def movie(movie_id: str) -> dict[str, Any] | tuple[dict[str, Any], int]:
 
 
 @bp.get("/openapi.json")
+@documented(Operation("This document", None, errors=(429,), responses=()))
 def openapi() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of this API."""
-    from flask import current_app
-
+    """The OpenAPI 3.1 document of this API (made once per app)."""
     from movierec.web.openapi import document
 
-    return document(get_services().model_choices, current_app.config.get("MAX_CONTENT_LENGTH"))
+    services = get_services()
+    cached = current_app.extensions.get("movierec.openapi")
+    if cached is None:
+        cached = document(
+            current_app, tuple(services.model_choices), tuple(services.onboarding().genres)
+        )
+        current_app.extensions["movierec.openapi"] = cached
+    return cached
 
 
 def unknown_movie(movie_id: str, catalog: Catalog) -> tuple[dict[str, Any], int] | None:
     """The JSON 404 for a malformed or unknown ``movieId`` path part; None if known."""
-    if not MOVIE_ID.fullmatch(movie_id):
+    number = movie_id_text(movie_id)
+    if number is None:
         return {"error": f"no movieId like {quoted(movie_id)}", "field": "movieId"}, 404
-    if int(movie_id) not in catalog:
+    if number not in catalog:
         return {"error": f"unknown movieId {movie_id}", "field": "movieId"}, 404
     return None
 
 
-def _json_object(fields: tuple[str, ...]) -> dict[str, Any]:
-    """The request body as a JSON object, after the content type, size and depth checks,
-    with no field outside ``fields``."""
+def _known(ratings: dict[str, float], catalog: Catalog) -> tuple[dict[int, float], list[int]]:
+    """``{movieId: stars}`` of the catalogue's movies, and the movieIds it lacks."""
+    known: dict[int, float] = {}
+    unknown: list[int] = []
+    for key, stars in ratings.items():
+        movie_id = int(key)
+        if movie_id in catalog:
+            known[movie_id] = stars
+        else:
+            unknown.append(movie_id)
+    return known, unknown
+
+
+def _json_body() -> dict[str, Any]:
+    """The request body as a JSON object, after the content type, size, encoding, depth
+    and NaN checks (the fields are the schema's to check)."""
     if request.mimetype != "application/json" or (
         request.mimetype_params.get("charset", "utf-8").lower() not in JSON_CHARSETS
     ):
@@ -212,86 +238,7 @@ def _json_object(fields: tuple[str, ...]) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"the request body is not UTF-8: {exc.reason}", field="body") from None
-    if json_depth_exceeds(text, MAX_JSON_DEPTH):
-        raise InvalidInput(
-            f"the request body is nested more than {MAX_JSON_DEPTH} levels deep", field="body"
-        )
-    try:
-        body = json.loads(text, parse_constant=_no_constant)
-    except ValueError as exc:  # also int() of more than 4300 digits
-        message = str(exc)[:QUOTE_LIMIT]
-        raise InvalidInput(f"the request body is not valid JSON: {message}", field="body") from None
+    body = load_json(text)
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object", field="body")
-    unknown = [k for k in body if k not in fields]
-    if unknown:
-        raise InvalidInput(
-            f"unknown field {quoted(unknown[0])}; expected {', '.join(fields)}",
-            field=unknown[0][:QUOTE_LIMIT],
-        )
     return body
-
-
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _ratings(value: object) -> dict[int, float]:
-    """``{"<movieId>": stars}`` with well-formed ids and stars (the catalogue check is later)."""
-    if not isinstance(value, dict):
-        raise InvalidInput('ratings must be an object like {"1": 4.5}', field="ratings")
-    clean: dict[int, float] = {}
-    for key, stars in value.items():
-        if not MOVIE_ID.fullmatch(key):
-            raise InvalidInput(
-                "movieId must be ASCII digits without sign, spaces or leading zeros, "
-                f"got {quoted(key)}",
-                field="ratings",
-            )
-        if not _is_star_value(stars):
-            raise InvalidInput(
-                f"stars for movieId {key} must be a number from 0.5 to 5 in half steps, "
-                f"got {quoted(stars)}",
-                field="ratings",
-            )
-        clean[int(key)] = float(stars)
-    return clean
-
-
-def _shown(value: object, catalog: Any) -> list[int]:
-    """``shown``: a list of known movieIds (JSON whole numbers), at most ``MAX_SHOWN``."""
-    if not isinstance(value, list) or len(value) > MAX_SHOWN:
-        raise InvalidInput(f"shown must be a list of at most {MAX_SHOWN} movieIds", field="shown")
-    for movie_id in value:
-        if isinstance(movie_id, bool) or not isinstance(movie_id, int) or movie_id not in catalog:
-            raise InvalidInput(f"unknown movieId in shown: {quoted(movie_id)}", field="shown")
-    return [int(m) for m in value]
-
-
-def _is_star_value(stars: object) -> bool:
-    if isinstance(stars, bool) or not isinstance(stars, int | float):
-        return False
-    if isinstance(stars, int):  # before float(): a 4,000-digit int overflows a float
-        return 1 <= stars <= 5
-    return math.isfinite(stars) and 0.5 <= stars <= 5.0 and (stars * 2).is_integer()
-
-
-# Written by hand because the standard json module has no depth limit and recurses once
-# per level (a RecursionError, i.e. a 500, near 1,000 levels), while catching RecursionError
-# would leave the limit to the interpreter's stack. Strings are blanked out first (one C-speed
-# regex pass) so brackets inside them don't count; then only the brackets are walked.
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_BRACKETS = re.compile(r"[\[\]{}]")
-
-
-def json_depth_exceeds(text: str, limit: int) -> bool:
-    """Whether JSON ``text`` opens more than ``limit`` arrays/objects inside each other."""
-    depth = 0
-    for match in _BRACKETS.finditer(_JSON_STRING.sub('""', text)):
-        if match.group() in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        else:
-            depth -= 1
-    return False

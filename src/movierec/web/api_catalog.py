@@ -10,7 +10,10 @@ CSRF-exempt, errors as ``{"error", "field"}``):
   {"<movieId>": stars}, ...}``. The API is anonymous: the file is parsed and matched, nothing
   is stored (post the ratings to ``/api/v1/recommendations``). This is the one POST that is
   not JSON: any other content type is refused with 415 (so a cross-site ``text/plain`` form
-  cannot reach it either); files up to 5 MB / 20,000 rows.
+  cannot reach it either); files up to 5 MB / 20,000 rows, UTF-8.
+
+Each request is declared in :mod:`movierec.web.schemas` (query strings refuse unknown
+parameters, so a typo is not silently ignored).
 
 Importing this module registers the routes; :func:`movierec.web.create_app` does so before
 it registers the blueprint.
@@ -25,51 +28,74 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from movierec.errors import InvalidInput, quoted
 from movierec.imports import FORMATS, MAX_BYTES, read_import
-from movierec.search import MAX_QUERY
+from movierec.inputs import validated
+from movierec.web import schemas
 from movierec.web.api import bp, unknown_movie
 from movierec.web.cards import info_for, movie_json, tmdb_ids
 from movierec.web.catalogue import get_catalogue
+from movierec.web.schemas import MAX_LIMIT, Operation, documented
 from movierec.web.services import get_services
 
-MAX_LIMIT = 50
-QUERY_FIELDS = {"search": ("q", "limit"), "similar": ("n",)}
+__all__ = ["MAX_LIMIT", "import_ratings", "search_movies", "similar_movies"]
 
 
 @bp.get("/movies")
+@documented(
+    Operation(
+        "Movies whose title matches q: exact, prefix, words, then typos",
+        schemas.MovieList,
+        errors=(400, 429, 503),
+        query=schemas.SearchQuery,
+    )
+)
 def search_movies() -> dict[str, Any]:
     """Movies whose title matches ``q``, best first."""
-    _known_params("search")
-    q = request.args.get("q")
-    if q is None or not q.strip():
-        raise InvalidInput("q must be 1 to 200 characters of a title to search for", field="q")
-    if len(q) > MAX_QUERY:
-        raise InvalidInput(f"q is {len(q)} characters long; at most {MAX_QUERY}", field="q")
-    limit = _whole(request.args.get("limit", "10"), "limit")
+    query = validated(schemas.SearchQuery, request.args.to_dict(), "parameter")
     services = get_services()
     catalog = services.recommenders.catalog
-    movies = [catalog.get(h.movie_id) for h in get_catalogue().index.search(q, limit)]
+    movies = [catalog.get(h.movie_id) for h in get_catalogue().index.search(query.q, query.limit)]
     infos = services.tmdb.info_many(tmdb_ids(movies))
     return {"movies": [movie_json(m, info_for(m, infos)) for m in movies]}
 
 
 @bp.get("/movies/<movie_id>/similar")
+@documented(
+    Operation(
+        "Movies most like this one (by the default model)",
+        schemas.MovieList,
+        errors=(400, 404, 429, 503),
+        query=schemas.SimilarQuery,
+        path=schemas.MoviePath,
+    )
+)
 def similar_movies(movie_id: str) -> dict[str, Any] | tuple[dict[str, Any], int]:
     """Up to ``n`` movies most like this one, most similar first."""
-    _known_params("similar")
+    query = validated(schemas.SimilarQuery, request.args.to_dict(), "parameter")
     services = get_services()
     catalog = services.recommenders.catalog
     if (missing := unknown_movie(movie_id, catalog)) is not None:
         return missing
-    n = _whole(request.args.get("n", "10"), "n")
     finder = get_catalogue().similar_for(services.default_model, services.recommender())
-    movies = [catalog.get(m) for m in finder.similar(int(movie_id), n)]
+    movies = [catalog.get(m) for m in finder.similar(int(movie_id), query.n)]
     infos = services.tmdb.info_many(tmdb_ids(movies))
     return {"movies": [movie_json(m, info_for(m, infos)) for m in movies]}
 
 
 @bp.post("/ratings/import")
+@documented(
+    Operation(
+        "Match an IMDb, Letterboxd or movierec CSV (nothing stored)",
+        schemas.ImportResult,
+        errors=(400, 413, 415, 429, 503),
+        body=schemas.ImportForm,
+        body_media="multipart/form-data",
+    )
+)
 def import_ratings() -> dict[str, Any]:
-    """Parse and match an uploaded rating history; nothing is stored."""
+    """Parse and match an uploaded rating history; nothing is stored.
+
+    ``file`` may be a file part (what a browser sends) or a plain text part (the CSV as
+    text, as OpenAPI clients send a ``string`` field)."""
     if request.mimetype != "multipart/form-data":
         raise UnsupportedMediaType(
             "send the file as multipart/form-data with fields file and format, "
@@ -82,31 +108,11 @@ def import_ratings() -> dict[str, Any]:
             field="format",
         )
     upload = request.files.get("file")
-    if upload is None:
+    if upload is not None:
+        data = upload.read(MAX_BYTES + 1)
+    elif "file" in request.form:
+        data = request.form["file"].encode("utf-8", "surrogatepass")
+    else:
         raise InvalidInput("no file field: send the CSV as the multipart field file", "file")
-    result = read_import(upload.read(MAX_BYTES + 1), fmt, get_catalogue().matcher)
+    result = read_import(data, fmt, get_catalogue().matcher)
     return result.to_dict()
-
-
-def _whole(text: str, name: str) -> int:
-    """A query parameter that must be a whole number 1-``MAX_LIMIT`` (ASCII digits)."""
-    if (
-        not (text.isascii() and text.isdigit())
-        or not 1 <= int(text[:4]) <= MAX_LIMIT
-        or len(text) > 4
-    ):
-        raise InvalidInput(
-            f"{name} must be a whole number from 1 to {MAX_LIMIT}, got {quoted(text)}", field=name
-        )
-    return int(text)
-
-
-def _known_params(endpoint: str) -> None:
-    """Refuse a query parameter the endpoint does not take (a typo would be ignored)."""
-    allowed = QUERY_FIELDS[endpoint]
-    for name in request.args:
-        if name not in allowed:
-            raise InvalidInput(
-                f"unknown parameter {quoted(name)}; expected {', '.join(allowed)}",
-                field=name[:100],
-            )

@@ -24,6 +24,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from movierec.store.migrate import UPGRADE_HINT, read_status
 from movierec.store.outage import is_unavailable
 from movierec.web import metrics
+from movierec.web.schemas import Health, Operation, Readiness, documented
 from movierec.web.services import get_services
 
 bp = Blueprint("health", __name__)
@@ -31,11 +32,19 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 @bp.get("/healthz")
+@documented(Operation("The server process answers (nothing else checked)", Health))
 def healthz() -> tuple[dict[str, str], int, dict[str, str]]:
     return {"status": "ok"}, 200, NO_STORE
 
 
 @bp.get("/readyz")
+@documented(
+    Operation(
+        "Ready for visitors: model loaded, database reachable and migrated",
+        Readiness,
+        responses=((503, "not ready; `reasons` says why", Readiness),),
+    )
+)
 def readyz() -> tuple[dict[str, Any], int, dict[str, str]]:
     services = get_services()
     checks: dict[str, str] = {}
@@ -79,6 +88,17 @@ def readyz() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 
 @bp.get("/metrics")
+@documented(
+    Operation(
+        "Prometheus metrics, with Authorization: Bearer MOVIEREC_METRICS_TOKEN",
+        None,
+        media="text/plain",
+        responses=(
+            (401, "missing or wrong token", None),
+            (404, "metrics are off (no MOVIEREC_METRICS_TOKEN)", None),
+        ),
+    )
+)
 def prometheus() -> Response:
     token = current_app.config["SETTINGS"].metrics_token
     if not token:
