@@ -317,6 +317,27 @@ def import_report(session: Session, visitor_id: str) -> dict[str, Any] | None:
     return None if report is None else dict(report.payload)
 
 
+def unhide_movie(session: Session, visitor_id: str, movie_id: int) -> bool:
+    """Undo "not interested" in ``movie_id``; True if it was hidden."""
+    touch_visitor(session, visitor_id)
+    gone = session.execute(
+        delete(HiddenMovie).where(
+            HiddenMovie.visitor_id == visitor_id, HiddenMovie.movie_id == int(movie_id)
+        )
+    )
+    return bool(gone.rowcount)
+
+
+def hidden_rows(session: Session, visitor_id: str) -> list[tuple[int, datetime]]:
+    """``(movieId, hidden_at)`` of the visitor's hidden movies, most recently hidden first."""
+    rows = session.execute(
+        select(HiddenMovie.movie_id, HiddenMovie.hidden_at)
+        .where(HiddenMovie.visitor_id == visitor_id)
+        .order_by(HiddenMovie.hidden_at.desc(), HiddenMovie.movie_id)
+    )
+    return [(int(m), when) for m, when in rows]
+
+
 def hidden_movies(session: Session, visitor_id: str) -> set[int]:
     """Movie ids the visitor marked "not interested"."""
     rows = session.execute(select(HiddenMovie.movie_id).where(HiddenMovie.visitor_id == visitor_id))

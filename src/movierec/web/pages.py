@@ -7,10 +7,14 @@ or going back never re-posts:
   favours movies not rated yet).
 - ``POST /recommendations``: stores the stars (CSRF-protected; "seen it" on a result card
   posts here too) -> 303 to ``GET /recommendations``.
-- ``GET /recommendations?year=&model=&n=``: the picks from the stored ratings (5 by
-  default, "show more" up to 20); with nothing rated, a 200 page inviting the visitor to
-  rate, with popular picks (the API answers 400 there).
-- ``POST /recommendations/hide``: "not interested" in one pick -> 303 back to the picks.
+- ``GET /recommendations?year=&model=&n=&genre=&like=``: the picks from the stored ratings
+  (5 by default, "show 5 more" up to 50), optionally only of one genre or among the movies
+  most like one (``like``: "more like this", ranked for the visitor); with nothing rated, a
+  200 page inviting the visitor to rate, with popular picks (the API answers 400 there).
+- ``POST /recommendations/hide``: "not interested" in one pick -> 303 back to the picks,
+  which offer to undo it (JavaScript asks for JSON and undoes it in place).
+- ``POST /recommendations/unhide``: undo "not interested" -> 303 back to the picks, or to
+  ``/ratings/hidden`` when posted from there.
 - ``GET /start-over``: asks for confirmation; ``POST /start-over`` forgets the visitor
   (ratings, hidden movies, picks shown, the id itself) -> 303 to ``/``.
 
@@ -32,6 +36,7 @@ from typing import Any
 from flask import (
     Blueprint,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -58,12 +63,16 @@ from movierec.web.cards import (
 from movierec.web.services import MODEL_HELP, MODEL_LABELS, Services, get_services
 from movierec.web.visitor import visitor_id
 from movierec.web.visits import DEFAULT_PICKS, MAX_PICKS, PICKS_STEP, Picks, PicksQuery, Visits
+from movierec.web.watchlist import on_my_services, watch_context, watch_summary
 
 bp = Blueprint("pages", __name__)
 
 RATING_PREFIX = "rating-"
 #: session key of the movies shown this visit (compact, see Onboarding.encode_shown)
 SHOWN_KEY = "shown"
+#: session key of a notice for one place of the picks page (saved stars, "choose stars",
+#: "hidden. Undo"), shown once in the card standing there after the redirect
+NOTICE_KEY = "pick_notice"
 MAX_SHOWN_COOKIE = 2000
 #: a rating field's name: the prefix and a movieId of 1-9 ASCII digits (``int`` would
 #: also read "²", "١" or 5,000 digits, so the name is checked before conversion)
@@ -115,6 +124,7 @@ def index() -> str:
         "pages/index.html",
         cards=cards,
         n_rated=len(rated),
+        n_rated_shown=len(set(rated) & shown),
         n_rated_hidden=len(set(rated) - shown),
         year=session.get("year", "any"),
         model=services.default_model,
@@ -147,11 +157,21 @@ def submit() -> Response:
     form_ratings = parse_form_ratings(request.form, services)
     visits = Visits(services)
     query = _form_query(visits)
+    rank = request.form.get("rank")
+    seen = request.form.get("seen")  # "Seen it? Rate it" on a pick: that movie's id
+    if seen is not None and not any(s > 0 for s in form_ratings.values()):
+        text = "Choose stars first: click the stars you would give it, then Save rating."
+        _pick_notice(rank, text, error=True)
+        return _to_picks(services, query, rank)
     db = services.store.scoped
     visitor = visitor_id(db, create=True)
     session["year"] = query.year
     visits.save_ratings(db, visitor, form_ratings)
-    return _to_picks(services, query.year, query.model, query.n, request.form.get("rank"))
+    if seen is not None:
+        catalog = services.recommenders.catalog
+        saved = [f"{catalog.get(m).display_title} {star_label(s)}" for m, s in form_ratings.items()]
+        _pick_notice(rank, f"Saved: you gave {', '.join(saved)}. Your picks are updated.")
+    return _to_picks(services, query, rank)
 
 
 @bp.get("/recommendations")
@@ -163,20 +183,41 @@ def results() -> tuple[str, int] | str:
         request.args.get("year", session.get("year", "any")),
         request.args.get("model"),
         request.args.get("n"),
+        request.args.get("genre"),
+        request.args.get("like"),
     )
     db = services.store.scoped
     visitor = visitor_id(db)
-    picks = visits.picks(db, query, visitor=visitor)
+    on = request.args.get("on", "")
+    if on not in ("", "mine"):
+        raise InvalidInput(f"on must be mine or left out, got {quoted(on)}", field="on")
+    watch = watch_context(db)
+    narrow, checked = None, {"unchecked": 0}
+    if on == "mine" and watch.configured and watch.services:
+        narrow, checked = on_my_services(services, watch)  # "on my services"
+    picks = visits.picks(db, query, visitor=visitor, narrow=narrow)
     if not picks.n_rated:
         return _nothing_rated(services, picks)
     result = picks.result
+    first = visits.watchlist_first(db, query, visitor)
+    catalog = services.recommenders.catalog
+    notice = session.pop(NOTICE_KEY, None)
     return render_template(
         "pages/results.html",
         cards=_cards(services, result),
+        on=on,
+        watch=watch,
+        unchecked=checked["unchecked"],
+        n_watchlist=picks.n_watchlist,
+        watchlist_cards=_cards(services, first) if first else [],
         result=result,
         year=query.year,
         model=query.model,
         n=query.n,
+        genre=query.genre,
+        genres=services.recommender(query.model).genres,
+        like=catalog.get(query.like) if query.like is not None else None,
+        notice=notice if isinstance(notice, dict) else None,
         more=min(query.n + PICKS_STEP, MAX_PICKS) if query.n < MAX_PICKS else None,
         models=services.model_choices,
         n_rated=picks.n_rated,
@@ -196,16 +237,70 @@ def hide() -> Response:
     visitor = visitor_id(db, create=True)
     visits.hide(db, visitor, movie_id)
     title = services.recommenders.catalog.get(movie_id).display_title
-    flash(f"{title} is hidden: we will not suggest it again.")
-    return _to_picks(services, query.year, query.model, query.n, request.form.get("rank"))
+    if _wants_json():  # app.js: the card says "Hidden. Undo" in place
+        return jsonify(movie_id=movie_id, title=title, hidden=True)
+    rank = request.form.get("rank")
+    _pick_notice(rank, f"{title} is hidden: we will not suggest it again.", undo=movie_id)
+    return _to_picks(services, query, rank)
+
+
+@bp.post("/recommendations/unhide")
+def unhide() -> Response:
+    """Undo "not interested": the movie may be suggested again; 303 back to the picks,
+    or to the Hidden tab of /ratings when ``back=hidden``."""
+    services = get_services()
+    visits = Visits(services)
+    movie_id = _movie_id(request.form.get("movie_id", ""))
+    back = request.form.get("back", "")
+    query = _form_query(visits) if back != "hidden" else None
+    db = services.store.scoped
+    visitor = visitor_id(db)
+    if visitor:
+        visits.unhide(db, visitor, movie_id)
+    elif movie_id not in services.recommenders.catalog:
+        raise InvalidInput(f"unknown movie {movie_id}", field="movie_id")
+    title = services.recommenders.catalog.get(movie_id).display_title
+    if _wants_json():
+        return jsonify(movie_id=movie_id, title=title, hidden=False)
+    text = f"{title} is no longer hidden: it may be suggested again."
+    if query is None:
+        flash(text)
+        return redirect(url_for("ratings.hidden"), code=303)
+    _pick_notice(request.form.get("rank"), text)
+    return _to_picks(services, query, request.form.get("rank"))
+
+
+def _pick_notice(
+    rank: str | None, text: str, undo: int | None = None, *, error: bool = False
+) -> None:
+    """Say ``text`` once in the card at ``rank`` of the next picks page (where the visitor
+    acted; above the list without a rank), with an "Undo" of hiding movie ``undo``;
+    ``error``: the card's "Seen it? Rate it" stays open."""
+    place = _rank(rank)
+    session[NOTICE_KEY] = {"rank": place, "text": text, "undo": undo, "error": error}
+
+
+def _rank(rank: str | None) -> int | None:
+    """A posted card place 1-``MAX_PICKS``, else None."""
+    if rank and len(rank) <= 2 and rank.isascii() and rank.isdigit() and 0 < int(rank) <= MAX_PICKS:
+        return int(rank)
+    return None
+
+
+def _wants_json() -> bool:
+    """The request asks for JSON (app.js's in-place hide and undo), not a page."""
+    accept = request.accept_mimetypes
+    return accept.best_match(["application/json", "text/html"]) == "application/json"
 
 
 def _form_query(visits: Visits) -> PicksQuery:
-    """Year (else the visitor's last), model and count from a posted form."""
+    """Year (else the visitor's last), model, count, genre and "like" from a posted form."""
     return visits.query(
         request.form.get("year", session.get("year", "any")),
         request.form.get("model"),
         request.form.get("n"),
+        request.form.get("genre"),
+        request.form.get("like"),
     )
 
 
@@ -261,23 +356,25 @@ def parse_form_ratings(form: MultiDict[str, str], services: Services) -> dict[in
     return ratings
 
 
-def _to_picks(
-    services: Services, year: str, model: str, n: int, rank: str | None = None
-) -> Response:
-    """303 to the picks page, with only the parameters that differ from the defaults.
+def _to_picks(services: Services, query: PicksQuery, rank: str | None = None) -> Response:
+    """303 to the picks page of ``query``, with only the parameters that differ from the
+    defaults.
 
     ``rank``: the place of the card acted on ("seen it", "not interested"); the page
     opens there (``#rank-3``), where the pick that moved up now stands, so the visitor
     does not lose their place. Anything else opens at the list.
     """
-    args: dict[str, Any] = {"year": year}
-    if model != services.default_model:
-        args["model"] = model
-    if n != DEFAULT_PICKS:
-        args["n"] = n
-    anchor = "picks"
-    if rank and len(rank) <= 2 and rank.isascii() and rank.isdigit() and 0 < int(rank) <= MAX_PICKS:
-        anchor = f"rank-{int(rank)}"
+    args: dict[str, Any] = {"year": query.year}
+    if query.model != services.default_model:
+        args["model"] = query.model
+    if query.n != DEFAULT_PICKS:
+        args["n"] = query.n
+    if query.genre is not None:
+        args["genre"] = query.genre
+    if query.like is not None:
+        args["like"] = query.like
+    place = _rank(rank)
+    anchor = f"rank-{place}" if place is not None else "picks"
     return redirect(url_for("pages.results", **args, _anchor=anchor), code=303)
 
 
@@ -294,7 +391,14 @@ def _cards(services: Services, result: RecommendationList) -> list[dict[str, Any
     movies = [r.movie for r in result.items]
     infos = services.tmdb.info_many(tmdb_ids(movies))
     tags = services.recommenders.catalog.tags
-    return [recommendation_card(r, info_for(r.movie, infos), tags) for r in result.items]
+    watch = watch_context()
+    return [
+        {
+            **recommendation_card(r, info_for(r.movie, infos), tags),
+            "watch": watch_summary(info_for(r.movie, infos), watch),
+        }
+        for r in result.items
+    ]
 
 
 def _movie_id(value: str) -> int:

@@ -3,6 +3,11 @@
 - ``GET /ratings?sort=date|title|stars&order=asc|desc``: every rated movie with stars and
   date; each row has a stars form and a remove button (both post to
   ``/movies/<id>/rate`` and come back here).
+- ``POST /ratings/training`` (``use=yes|no``): whether the visitor's ratings help train
+  the site's next model (``movierec train --with-visitors``); the page says so in one
+  sentence and offers the choice either way.
+- ``GET /ratings/hidden``: the movies the visitor marked "not interested", newest first, each
+  with "Unhide" (posts to ``/recommendations/unhide``, which comes back here).
 - ``GET /ratings/export.csv``: Letterboxd's import layout (``LETTERBOXD_COLUMNS``: TMDB and
   IMDb ids, the display title, year, stars 0.5-5, the date rated as ISO 8601 ``WatchedDate``,
   which Letterboxd turns into a diary entry); movierec's import reads it back.
@@ -39,6 +44,7 @@ from movierec.web.catalogue import get_catalogue
 from movierec.web.movies import parse_stars
 from movierec.web.services import get_services
 from movierec.web.visitor import visitor_id
+from movierec.web.visits import Visits
 
 bp = Blueprint("ratings", __name__)
 
@@ -81,7 +87,63 @@ def index() -> str:
         "stars": lambda r: (r["stars"], r["sort_title"]),
     }[sort]
     rows.sort(key=key, reverse=order == "desc")
-    return render_template("ratings/index.html", rows=rows, sort=sort, order=order)
+    db = services.store.scoped
+    visitor = visitor_id(db)
+    opted_out = visitor is not None and repo.training_opt_out(db, visitor)
+    return render_template(
+        "ratings/index.html",
+        rows=rows,
+        sort=sort,
+        order=order,
+        n_hidden=_n_hidden(services),
+        opted_out=opted_out,
+    )
+
+
+@bp.post("/ratings/training")
+def training_choice():  # type: ignore[no-untyped-def]
+    """Whether the visitor's ratings may train the site's next model: form field ``use``
+    is ``yes`` (the default) or ``no`` (opt out); stored at once, honoured by the next
+    ``movierec train --with-visitors``, reversible. Redirects (303) to ``/ratings``."""
+    use = request.form.get("use", "")
+    if use not in ("yes", "no"):
+        raise InvalidInput(f"use must be yes or no, got {quoted(use)}", field="use")
+    services = get_services()
+    db = services.store.scoped
+    repo.set_training_opt_out(db, visitor_id(db, create=True), opted_out=use == "no")
+    db.commit()
+    if use == "no":
+        flash("Your ratings will not be used to train the site's next model.")
+    else:
+        flash("Thank you: your ratings will help train the site's next model.")
+    return redirect(url_for("ratings.index"), code=303)
+
+
+@bp.get("/ratings/hidden")
+def hidden() -> str:
+    """The movies the visitor hid ("not interested"), most recently hidden first."""
+    services = get_services()
+    db = services.store.scoped
+    found = Visits(services).hidden(db, visitor_id(db))
+    catalog = services.recommenders.catalog
+    rows = [
+        {
+            "movie_id": m,
+            "title": catalog.get(m).display_title,
+            "year": catalog.get(m).year,
+            "date": (when if when.tzinfo else when.replace(tzinfo=UTC)).strftime("%Y-%m-%d"),
+            "iso": (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat(
+                timespec="seconds"
+            ),
+        }
+        for m, when in found
+    ]
+    return render_template("ratings/hidden.html", rows=rows, n_rated=len(_rows(services)))
+
+
+def _n_hidden(services: Any) -> int:
+    db = services.store.scoped
+    return len(Visits(services).hidden(db, visitor_id(db)))
 
 
 @bp.get("/ratings/export.csv")
