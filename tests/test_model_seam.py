@@ -17,13 +17,10 @@ import movierec
 SRC = Path(movierec.__file__).resolve().parent
 #: attributes only the model itself may read (besides any ``_private`` one)
 MODEL_SPECIFIC = frozenset({"kept", "item_item", "member"})
-#: leaks known when this test was written, listed so that no new one comes in; each is
-#: to go (issue 21 item 1: ``rank_at`` and the onboarding simulator use the protocol)
-KNOWN_LEAKS = {
-    "onboarding/simulate.py": {"kept", "item_item", "member"},
-    "onboarding/index.py": {"member"},
-    "spark_engine.py": {"_set_ids", "_set_arrays"},  # builds a model from Spark's factors
-}
+#: leaks known when this test was written, listed so that no new one comes in: none left
+#: (the onboarding simulator uses ``pull_ranking``, the index ``fold_in_reg``, the Spark
+#: engine ``set_fitted``)
+KNOWN_LEAKS: dict[str, set[str]] = {}
 
 
 def _is_model(node: ast.expr) -> bool:

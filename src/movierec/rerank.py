@@ -68,7 +68,7 @@ class Calibration:
     @classmethod
     def of(cls, model: Recommender) -> Calibration:
         """The settings for ``model``: its ``genre_weight`` parameter where it declares
-        one (:data:`~movierec.models.base.GENRE_WEIGHT`), the default weight otherwise.
+        one (:class:`~movierec.models.base.GenreWeightParams`), the default weight otherwise.
         A model that ranks every visitor alike (``popular``) keeps none of its picks
         first and offers a wider pool: the crowd's favourites in the visitor's genres."""
         weight = float(model.params.get("genre_weight", cls.weight))

@@ -245,8 +245,8 @@ def train_on_spark(
     factors and the bias-only fit's user biases (compared in ``bench/spark_accuracy.py``).
     """
     model = unfitted_model(seed, **params)
-    k, epochs = int(model.params["n_factors"]), int(model.params["n_epochs"])
-    reg, reg_bias = float(model.params["reg"]), float(model.params["reg_bias"])
+    k, epochs = model.config.n_factors, model.config.n_epochs
+    reg, reg_bias = model.config.reg, model.config.reg_bias
     users, items, stars = ratings.triples()
     mu = ratings.global_mean
     user_bias, item_bias = fit_biases(
@@ -311,25 +311,22 @@ def set_fitted(
 
     ``user_factors`` ``(n_users, k)``, ``item_factors`` ``(n_items, k)``, biases
     ``(n_users,)`` / ``(n_items,)`` in stars, rows in ``ratings``' user / movie order.
-    Goes through the model's own array round-trip (what ``load`` uses), so the result is
-    the same object a saved file would give.
+    Goes through the model's public ``set_fitted`` (the arrays checked and restored as
+    ``load`` does), so the result is the same object a saved file would give.
     """
-    model._set_ids(ratings.user_ids, ratings.movie_ids)
-    model.global_mean = float(global_mean)
     rated = {
         "rated_indptr": ratings.matrix.indptr.astype(np.int64),
         "rated_items": ratings.matrix.indices.astype(np.int32),
         "rated_stars": ratings.matrix.data.astype(np.float32),
     }
-    model._set_arrays(
-        {
-            "user_factors": user_factors,
-            "item_factors": item_factors,
-            "user_bias": user_bias,
-            "item_bias": item_bias,
-            **rated,
-        }
-    )
+    arrays = {
+        "user_factors": user_factors,
+        "item_factors": item_factors,
+        "user_bias": user_bias,
+        "item_bias": item_bias,
+        **rated,
+    }
+    model.set_fitted(ratings.user_ids, ratings.movie_ids, global_mean, arrays)
 
 
 # -- command line (also the spark-submit entry) ------------------------------------------

@@ -1,7 +1,10 @@
-"""Declared parameters (``Param``) and declared arrays, as the base class applies them."""
+"""Typed parameters (``ModelParams`` of ``Param`` checks) and declared arrays, as the base
+class applies them."""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -9,7 +12,7 @@ import pytest
 
 from movierec import models
 from movierec.errors import InvalidInput
-from movierec.models.params import Param
+from movierec.models.params import ModelParams, Param, param
 
 
 @pytest.mark.parametrize(
@@ -71,12 +74,41 @@ def test_factor_models_declare_their_parameters(name: str) -> None:
 
 @pytest.mark.parametrize("name", models.available())
 def test_every_model_declares_its_parameters(name: str) -> None:
-    """No model keeps a hand-written ``defaults`` dict: each follows from ``param_specs``,
-    and every default passes its own spec."""
+    """Each model declares its own frozen, typed parameters; ``defaults`` and the checks
+    follow from them, and every default passes its own check."""
     klass = models.model_class(name)
-    assert "param_specs" in klass.__dict__ and klass.param_specs
-    assert klass.defaults == {spec.name: spec.default for spec in klass.param_specs}
-    assert klass().params == klass.defaults
+    assert "params_type" in klass.__dict__ and klass.params_type is not ModelParams
+    assert klass.params_type.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    assert [spec.name for spec in klass.param_specs] == [
+        f.name for f in dataclasses.fields(klass.params_type)
+    ]
+    assert klass.defaults == {spec.name: spec.default for spec in klass.param_specs} | {
+        k: list(v) for k, v in klass.defaults.items() if isinstance(v, list)
+    }
+    model = klass()
+    assert model.params == klass.defaults and isinstance(model.config, klass.params_type)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(model.config, klass.param_specs[0].name, None)
+
+
+def test_config_is_typed_from_annotations() -> None:
+    """Fitting code reads ``model.config``: ints are ints, floats floats (``3`` -> 3.0),
+    optional ones None, lists tuples; ``params`` gives the JSON-able dict back."""
+    svd = models.create("svd", n_factors=8.0, reg_all=1, lr_bias=None)
+    assert svd.config.n_factors == 8 and type(svd.config.n_factors) is int
+    assert svd.config.reg_all == 1.0 and type(svd.config.reg_all) is float
+    assert svd.config.lr_bias is None and svd.params["lr_bias"] is None
+    blend = models.create("blend", members=["svd", "als"])
+    assert blend.config.members == ("svd", "als") and blend.params["members"] == ["svd", "als"]
+
+
+def test_an_unsupported_annotation_is_refused_when_declared() -> None:
+    @dataclass(frozen=True)
+    class Odd(ModelParams):
+        when: complex = param(1j)
+
+    with pytest.raises(TypeError, match="when"):
+        Odd.specs()
 
 
 @pytest.mark.parametrize(
@@ -126,9 +158,14 @@ def test_a_model_written_as_maths_only_round_trips(tmp_path, small_split) -> Non
     from movierec.models.base import ArraySpec, Recommender, UserState
     from movierec.models.foldin import RatedItems
 
+    @dataclass(frozen=True)
+    class ItemMeanParams(ModelParams):
+        shrink: float = param(5.0)
+
     class ItemMean(Recommender):
         name: ClassVar[str] = "item-mean-test"
-        param_specs: ClassVar[tuple[Param, ...]] = (Param("shrink", 5.0),)
+        params_type: ClassVar[type[ModelParams]] = ItemMeanParams
+        config: ItemMeanParams
         array_specs: ClassVar[dict[str, ArraySpec]] = {
             "item_mean": ArraySpec("float32", ("n_items",)),
             **RatedItems.specs,
@@ -137,7 +174,7 @@ def test_a_model_written_as_maths_only_round_trips(tmp_path, small_split) -> Non
         def _fit(self, ratings, progress):  # noqa: ANN001
             m = ratings.matrix
             totals = np.bincount(m.indices, m.data, minlength=ratings.n_items)
-            shrink = self.params["shrink"]
+            shrink = self.config.shrink
             counts = ratings.item_counts()
             self.item_mean = (totals + shrink * self.global_mean) / (counts + shrink)
 

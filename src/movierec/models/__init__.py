@@ -40,7 +40,8 @@ def model_class(name: str) -> type[Recommender]:
         ) from None
     module_name, class_name = target.split(":")
     module = importlib.import_module(f"movierec.models.{module_name}")
-    return getattr(module, class_name)
+    klass: type[Recommender] = getattr(module, class_name)
+    return klass
 
 
 def create(name: str, **params: Any) -> Recommender:

@@ -17,6 +17,7 @@ their own ratings gives. ``cg_steps=0`` solves every half-step exactly.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -25,9 +26,9 @@ from tqdm.auto import tqdm
 from movierec.data.ratings import Ratings
 from movierec.models._kernels import ByRow, als_cg_side, als_exact_side
 from movierec.models.base import UserState
-from movierec.models.factor import FactorModel
+from movierec.models.factor import FactorModel, FactorParams
 from movierec.models.foldin import ridge_with_bias
-from movierec.models.params import Param
+from movierec.models.params import ModelParams, param
 
 
 def solve_side(
@@ -40,6 +41,18 @@ def solve_side(
     such as the Spark engine's closing user step)."""
     als_exact_side(ByRow(indptr, indices, stars), global_mean, other_factors, other_bias,
                    reg, reg_bias, factors_out, bias_out)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ALSParams(FactorParams):
+    """The typed parameters of :class:`ALS` (documented there)."""
+
+    n_factors: int = param(50, strict=True)
+    n_epochs: int = param(15)
+    reg: float = param(0.15, strict=True)  # > 0 keeps every solve well posed
+    reg_bias: float = param(2.0)
+    init_std: float = param(0.1)
+    cg_steps: int = param(3)
 
 
 class ALS(FactorModel):
@@ -58,20 +71,14 @@ class ALS(FactorModel):
     """
 
     name: ClassVar[str] = "als"
-    param_specs: ClassVar[tuple[Param, ...]] = (
-        Param("n_factors", 50, int, strict=True),
-        Param("n_epochs", 15, int),
-        Param("reg", 0.15, strict=True),  # > 0 keeps every solve well posed
-        Param("reg_bias", 2.0),
-        Param("init_std", 0.1),
-        Param("cg_steps", 3, int),
-    )
+    params_type: ClassVar[type[ModelParams]] = ALSParams
+    config: ALSParams
 
     # -- Recommender -------------------------------------------------------------------
     def _fit(self, ratings: Ratings, progress: bool) -> None:
         rng = np.random.default_rng(self.seed)
-        k = int(self.params["n_factors"])
-        steps = int(self.params["cg_steps"])
+        k = self.config.n_factors
+        steps = self.config.cg_steps
         by_user = ratings.matrix
         by_item = by_user.tocsc()  # column-major = CSR of the transpose
         user_rows = ByRow(by_user.indptr.astype(np.int64), by_user.indices, by_user.data)
@@ -79,13 +86,13 @@ class ALS(FactorModel):
         # float32 throughout, as saved: the half-steps are bound by random reads of the
         # other side's factors, so half the bytes is most of the speed (the per-row
         # solves still accumulate their dot products in float64)
-        init_std = float(self.params["init_std"])
+        init_std = self.config.init_std
         user_factors = rng.normal(0.0, init_std, (ratings.n_users, k)).astype(np.float32)
         user_bias = np.zeros(ratings.n_users, dtype=np.float32)
         item_factors = np.zeros((ratings.n_items, k), dtype=np.float32)
         item_bias = np.zeros(ratings.n_items, dtype=np.float32)
         mu = self.global_mean
-        n_epochs = int(self.params["n_epochs"])
+        n_epochs = self.config.n_epochs
         for epoch in tqdm(range(n_epochs), desc="als", unit="epoch", disable=not progress):
             exact_items = steps == 0 or epoch == 0
             exact_users = steps == 0 or epoch == n_epochs - 1
@@ -101,12 +108,12 @@ class ALS(FactorModel):
         out: np.ndarray, out_bias: np.ndarray, exact: bool,
     ) -> None:  # fmt: skip
         """Solve every row of ``rows`` for ``(out, out_bias)`` against the fixed other side."""
-        reg, reg_bias = float(self.params["reg"]), float(self.params["reg_bias"])
+        reg, reg_bias = self.config.reg, self.config.reg_bias
         if exact:
             als_exact_side(rows, mu, other, other_bias, reg, reg_bias, out, out_bias)
         else:
             als_cg_side(rows, mu, other, other_bias, reg, reg_bias, out, out_bias,
-                        int(self.params["cg_steps"]))  # fmt: skip
+                        self.config.cg_steps)  # fmt: skip
 
     def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
         """The user half-step for one visitor: ridge on ``r - mu - b_i`` with ``[q_i, 1]``,
@@ -115,7 +122,7 @@ class ALS(FactorModel):
         factors, bias = ridge_with_bias(
             self.item_factors[items],
             residual,
-            reg_factors=items.size * float(self.params["reg"]),
-            reg_bias=float(self.params["reg_bias"]),
+            reg_factors=items.size * self.config.reg,
+            reg_bias=self.config.reg_bias,
         )
         return UserState(items=items, stars=stars, factors=factors.astype(np.float32), bias=bias)

@@ -170,6 +170,9 @@ class Recommender(ABC):
         #: figures of the training that made it (seconds, ratings, users, ...), saved in
         #: the file's metadata as ``training``; empty if none were recorded
         self.training: dict[str, Any] = {}
+        #: ``(n_items,)`` int64 training ratings per movie (data set plus any visitors'),
+        #: saved as ``item_counts``; None for a file saved before they were recorded
+        self.item_counts: np.ndarray | None = None
         for name, spec in self._own_array_specs().items():  # empty until fitted
             if spec.dtype != "str":
                 setattr(self, name, np.zeros((0,) * len(spec.shape), dtype=spec.dtype))
@@ -203,6 +206,7 @@ class Recommender(ABC):
         self.global_mean = ratings.global_mean
         self.calibration = None  # calibrated for the previous fit, if any
         self.version, self.training = None, {}  # not saved yet; figures of another fit
+        self.item_counts = np.bincount(ratings.matrix.indices, minlength=ratings.n_items)
         if self._keeps_rated():
             self.rated = RatedItems.from_ratings(ratings)
         self._unit_vectors = None  # item vectors change
@@ -215,13 +219,17 @@ class Recommender(ABC):
 
     @property
     def n_items(self) -> int:
-        self._check_fitted()
-        return int(self.movie_ids.size)  # type: ignore[union-attr]
+        return int(self._ids()[1].size)
 
     @property
     def n_users(self) -> int:
-        self._check_fitted()
-        return int(self.user_ids.size)  # type: ignore[union-attr]
+        return int(self._ids()[0].size)
+
+    def _ids(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(user_ids, movie_ids)`` of a fitted model (``ModelError`` before a fit)."""
+        if self.user_ids is None or self.movie_ids is None:
+            raise ModelError(f"model {self.name!r} is not fitted; call fit(ratings) first")
+        return self.user_ids, self.movie_ids
 
     # -- Surprise-style prediction in raw ids ------------------------------------
     def predict(self, user_ids: Iterable[int], movie_ids: Iterable[int]) -> np.ndarray:
@@ -480,9 +488,10 @@ class Recommender(ABC):
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
+        user_ids, movie_ids = self._ids()
         arrays = {
-            "user_ids": self.user_ids,
-            "movie_ids": self.movie_ids,
+            "user_ids": user_ids,
+            "movie_ids": movie_ids,
             **{f"{MODEL_PREFIX}{k}": np.asarray(v) for k, v in self._arrays().items()},
         }
         try:  # never write a file that load would refuse
@@ -502,6 +511,8 @@ class Recommender(ABC):
             meta["calibration"] = self.calibration.info
         if self.training:
             meta["training"] = self.training
+        if self.item_counts is not None:
+            arrays["item_counts"] = np.asarray(self.item_counts, dtype=np.int64)
         self.version = FileVersion.of(write_model_file(path, arrays, meta))
         return path
 
@@ -542,7 +553,7 @@ class Recommender(ABC):
             for name, spec in self._own_array_specs().items()
         }
         if self._keeps_rated():
-            arrays.update(self.rated.arrays())  # type: ignore[union-attr]
+            arrays.update(self._rated_items().arrays())
         return arrays
 
     def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
@@ -553,11 +564,17 @@ class Recommender(ABC):
         if self._keeps_rated():
             self.rated = RatedItems.from_arrays(arrays)
 
+    def _rated_items(self) -> RatedItems:
+        """``self.rated``: the training ratings by user (``ModelError`` before a fit)."""
+        if self.rated is None:
+            raise ModelError(f"model {self.name!r} holds no training ratings; fit it first")
+        return self.rated
+
     # -- trained users -----------------------------------------------------------------
     def _user_state(self, user: int) -> UserState:
         """A training user's ratings (``self.rated``), factors (``_user_factors``) and
         bias (``self.user_bias`` where the model has one)."""
-        items, stars = self.rated.row(user)  # type: ignore[union-attr]
+        items, stars = self._rated_items().row(user)
         bias = getattr(self, "user_bias", None)
         return UserState(
             items=items,
@@ -631,7 +648,7 @@ def _model_from(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Recommen
 
     name, params, seed = meta.get("model"), meta.get("params"), meta.get("seed")
     try:
-        klass = model_class(name)  # type: ignore[arg-type]
+        klass = model_class(str(name))
     except InvalidInput:
         raise damaged(f"unknown model {str(name)[:40]!r}") from None
     try:
@@ -649,6 +666,9 @@ def _model_from(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Recommen
             raise damaged(f"{ids} has duplicates")
     model._set_ids(arrays["user_ids"], arrays["movie_ids"])
     model._check_arrays(arrays, model._sizes(), MODEL_PREFIX)
+    if "item_counts" in arrays:  # older files have none
+        ArraySpec("int64", ("n_items",)).check("item_counts", arrays["item_counts"], model._sizes())
+        model.item_counts = arrays["item_counts"]
     n = len(MODEL_PREFIX)
     try:
         model._set_arrays({k[n:]: v for k, v in arrays.items() if k.startswith(MODEL_PREFIX)})

@@ -23,9 +23,9 @@ import numpy as np
 
 from movierec.data.ratings import Ratings
 from movierec.errors import InvalidInput
-from movierec.models.base import STAR_MAX, STAR_MIN, ArraySpec, Recommender, UserState
-from movierec.models.files import check_specs
-from movierec.models.params import Param
+from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
+from movierec.models.files import ArraySpec, check_specs
+from movierec.models.params import ModelParams, param
 
 #: fewer held-out ratings than this per weight and the blend is the members' plain mean
 MIN_HELD_OUT_PER_WEIGHT = 20
@@ -39,6 +39,15 @@ class BlendState(UserState):
     """A blend's user state: the shared ratings plus each member's own state."""
 
     members: tuple[UserState, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class BlendParams(ModelParams):
+    """The typed parameters of :class:`Blend` (documented there)."""
+
+    members: tuple[str, ...] = param(("svdpp", "itemknn"), accepts=MEMBERS_ARE)
+    member_params: dict[str, dict[str, Any]] = param({}, accepts=MEMBER_PARAMS_ARE)
+    validation_fraction: float = param(0.1, strict=True)  # and below 1: __init__
 
 
 class Blend(Recommender):
@@ -56,24 +65,21 @@ class Blend(Recommender):
     """
 
     name: ClassVar[str] = "blend"
-    param_specs: ClassVar[tuple[Param, ...]] = (
-        Param("members", ["svdpp", "itemknn"], list, accepts=MEMBERS_ARE),
-        Param("member_params", {}, dict, accepts=MEMBER_PARAMS_ARE),
-        Param("validation_fraction", 0.1, strict=True),  # and below 1: __init__
-    )
+    params_type: ClassVar[type[ModelParams]] = BlendParams
+    config: BlendParams
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         super().__init__(seed=seed, **params)
         from movierec.models import model_class
 
-        members = self.params["members"]
+        members = self.config.members
         if not members or len(set(members)) != len(members):
             raise InvalidInput(f"members must be {MEMBERS_ARE}, got {members!r}", field="members")
         for name in members:
             if name == self.name:
                 raise InvalidInput("a blend cannot be its own member", field="members")
             model_class(name)  # unknown name -> InvalidInput naming it
-        overrides = self.params["member_params"]
+        overrides = self.config.member_params
         if not all(isinstance(v, dict) for v in overrides.values()):
             raise InvalidInput(
                 "member_params must map member names to {param: value} dicts",
@@ -85,7 +91,7 @@ class Blend(Recommender):
                 f"member_params names model(s) not among members: {', '.join(extra)}",
                 field="member_params",
             )
-        if not self.params["validation_fraction"] < 1:
+        if not self.config.validation_fraction < 1:
             raise InvalidInput("validation_fraction must be below 1", field="validation_fraction")
         self.weights = np.zeros(0, dtype=np.float64)  # (n_members,) one per member
         self.members: list[Recommender] = self._new_members()  # bad member_params fail here
@@ -93,14 +99,14 @@ class Blend(Recommender):
     def _new_members(self) -> list[Recommender]:
         from movierec.models import create
 
-        overrides = self.params["member_params"]
+        overrides = self.config.member_params
         return [
             create(name, seed=self.seed + index, **overrides.get(name, {}))
-            for index, name in enumerate(self.params["members"])
+            for index, name in enumerate(self.config.members)
         ]
 
     @property
-    def needs_catalog(self) -> bool:
+    def needs_catalog(self) -> bool:  # type: ignore[override]  # per blend: its members
         """True when a member needs movie text (``fit(ratings, catalog=...)``)."""
         return any(member.needs_catalog for member in self.members)
 
@@ -113,7 +119,7 @@ class Blend(Recommender):
     def _fit(self, ratings: Ratings, progress: bool) -> None:
         rng = np.random.default_rng(self.seed)
         frame = ratings.to_frame()
-        held_out = rng.random(len(frame)) < float(self.params["validation_fraction"])
+        held_out = rng.random(len(frame)) < self.config.validation_fraction
         n_members = len(self.members)
         if held_out.sum() < MIN_HELD_OUT_PER_WEIGHT * n_members or held_out.all():
             # too little data to learn weights: the plain mean of the members
@@ -195,7 +201,7 @@ class Blend(Recommender):
         self.members = self._new_members()
         for index, member in enumerate(self.members):
             prefix = f"{index}.{member.name}."
-            member._set_ids(self.user_ids, self.movie_ids)  # type: ignore[arg-type]
+            member._set_ids(*self._ids())
             member.global_mean = self.global_mean
             member._set_arrays(
                 {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}

@@ -24,6 +24,7 @@ as a blend member.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -33,10 +34,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
-from movierec.models.base import ArraySpec, Recommender, UserState
+from movierec.models.base import Recommender, UserState
 from movierec.models.baselines import als_baselines, user_baseline_bias
+from movierec.models.files import ArraySpec
 from movierec.models.foldin import RatedItems
-from movierec.models.params import Param
+from movierec.models.params import ModelParams, param
 
 #: dense profile cells (users x vocabulary, float64) built at a time: 256 MB
 PROFILE_BLOCK_CELLS = 32 * 1024 * 1024
@@ -105,6 +107,18 @@ def tfidf_rows(
     return sp.csr_matrix(rows, dtype=np.float32), vocabulary
 
 
+@dataclass(frozen=True)
+class ContentParams(ModelParams):
+    """The typed parameters of :class:`ContentModel` (documented there)."""
+
+    min_df: int = param(2)
+    tag_weight: float = param(1.0)
+    profile_reg: float = param(25.0)
+    reg_user: float = param(15.0)
+    reg_item: float = param(2.0)
+    bias_epochs: int = param(10)
+
+
 class ContentModel(Recommender):
     """TF-IDF (genres + tags) profile model with baselines.
 
@@ -120,14 +134,8 @@ class ContentModel(Recommender):
     name: ClassVar[str] = "content"
     #: fit needs movie text: ``fit(ratings, catalog=...)`` or ``with_catalog`` first
     needs_catalog: ClassVar[bool] = True
-    param_specs: ClassVar[tuple[Param, ...]] = (
-        Param("min_df", 2, int),
-        Param("tag_weight", 1.0),
-        Param("profile_reg", 25.0),
-        Param("reg_user", 15.0),
-        Param("reg_item", 2.0),
-        Param("bias_epochs", 10, int),
-    )
+    params_type: ClassVar[type[ModelParams]] = ContentParams
+    config: ContentParams
     array_specs: ClassVar[dict[str, ArraySpec]] = {
         "text_indptr": ArraySpec("int64", ("n_items+1",)),
         "text_indices": ArraySpec("int32", ("n_text",)),
@@ -160,13 +168,13 @@ class ContentModel(Recommender):
         else:
             documents = movie_tokens(self.catalog, ratings.movie_ids)
         self.item_text, self.vocabulary = tfidf_rows(
-            documents, int(self.params["min_df"]), float(self.params["tag_weight"])
+            documents, self.config.min_df, self.config.tag_weight
         )
         user_bias, item_bias = als_baselines(
             ratings,
-            reg_user=float(self.params["reg_user"]),
-            reg_item=float(self.params["reg_item"]),
-            n_epochs=int(self.params["bias_epochs"]),
+            reg_user=self.config.reg_user,
+            reg_item=self.config.reg_item,
+            n_epochs=self.config.bias_epochs,
         )
         self.user_bias = user_bias.astype(np.float32)
         self.item_bias = item_bias.astype(np.float32)
@@ -193,7 +201,7 @@ class ContentModel(Recommender):
             sums = (weighted[first * block : (first + 1) * block] @ self.item_text).toarray()
             feature[lo:hi] = self._row_dots(sums, users[lo:hi] - first * block, items[lo:hi])
         feature -= weights * own[items]
-        feature /= counts[users] - 1 + float(self.params["profile_reg"])
+        feature /= counts[users] - 1 + self.config.profile_reg
         denom = float(feature @ feature)
         return float(feature @ weights / denom) if denom > 0 else 0.0
 
@@ -214,7 +222,7 @@ class ContentModel(Recommender):
 
     def _training_profiles(self, users: np.ndarray) -> np.ndarray:
         """``(len(users), vocab)`` float64 profiles of training users."""
-        rated = self.rated  # type: ignore[union-attr]
+        rated = self._rated_items()
         users = np.asarray(users, dtype=np.int64)
         counts = np.diff(rated.indptr)[users]
         take = (
@@ -228,12 +236,12 @@ class ContentModel(Recommender):
         indptr = np.r_[0, np.cumsum(counts)]
         weighted = sp.csr_matrix((weights, items, indptr), (users.size, self.n_items))
         sums = (weighted @ self.item_text).toarray()
-        return sums / (counts + float(self.params["profile_reg"]))[:, None]
+        return sums / (counts + self.config.profile_reg)[:, None]
 
     def _profile(self, items: np.ndarray, residual: np.ndarray) -> np.ndarray:
         """``(vocab,)`` float32 ``sum r_j x_j / (n + profile_reg)``."""
         total = self.item_text[items].T @ residual.astype(np.float64)
-        return (total / (items.size + float(self.params["profile_reg"]))).astype(np.float32)
+        return (total / (items.size + self.config.profile_reg)).astype(np.float32)
 
     def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         known_u, known_i = users >= 0, items >= 0
@@ -262,12 +270,12 @@ class ContentModel(Recommender):
     def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
         """Baseline bias ``sum (r - mu - b_i) / (reg_user + n)``, then the profile."""
         bias = user_baseline_bias(
-            stars - self.global_mean - self.item_bias[items], float(self.params["reg_user"])
+            stars - self.global_mean - self.item_bias[items], self.config.reg_user
         )
         return self._state(items, stars, bias)
 
     def _user_state(self, user: int) -> UserState:
-        items, stars = self.rated.row(user)  # type: ignore[union-attr]
+        items, stars = self._rated_items().row(user)
         return self._state(items, stars, float(self.user_bias[user]))
 
     def _score(self, state: UserState) -> np.ndarray:
@@ -304,7 +312,7 @@ class ContentModel(Recommender):
             "scale": np.asarray([self.scale], dtype=np.float64),
             "user_bias": self.user_bias,
             "item_bias": self.item_bias,
-            **self.rated.arrays(),  # type: ignore[union-attr]
+            **self._rated_items().arrays(),
         }
 
     def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:

@@ -73,6 +73,7 @@ folds, with an earlier re-ranking that shrank the genre target towards the popul
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -84,19 +85,20 @@ from movierec.data.ratings import Ratings
 from movierec.errors import ModelError
 from movierec.models.base import (
     DISLIKE_BELOW,
-    GENRE_WEIGHT,
     STAR_MAX,
     STAR_MIN,
-    ArraySpec,
+    GenreWeightParams,
+    PullRanking,
     Recommender,
     UserState,
     top_indices,
 )
-from movierec.models.params import Param
-from movierec.models.svd import SVD
+from movierec.models.files import ArraySpec
+from movierec.models.params import ModelParams, param
+from movierec.models.svd import SVD, SVDMemberParams
 
 #: member (SVD) parameters this model passes through, with SVD's defaults
-MEMBER_PARAMS = ("n_factors", "n_epochs", "lr_all", "reg_all")
+MEMBER_PARAMS = tuple(f.name for f in fields(SVDMemberParams))  # the SVD member's
 MEMBER_PREFIX = "svd_"
 
 
@@ -276,6 +278,22 @@ def _add_weighted_rows(
             out[j] += np.float64(weight * row[j])
 
 
+@dataclass(frozen=True)
+class EASEParams(SVDMemberParams, GenreWeightParams):
+    """The typed parameters of :class:`EASE` (documented there)."""
+
+    l2: float = param(500.0, strict=True)
+    min_count: int = param(20)
+    max_items: int = param(10000, strict=True)
+    memory_budget_gb: float = param(6.0, strict=True)
+    fit_to_budget: bool = param(True)
+    like_offset: float = param(1.5)
+    dislike_weight: float | None = param(1.0)
+    star_power: float = param(1.0)
+    popularity: float = param(0.001)
+    popularity_debias: float = param(0.5)
+
+
 class EASE(Recommender):
     """EASE relevance x predicted-stars ranking; stars from a biased-MF member.
 
@@ -298,20 +316,8 @@ class EASE(Recommender):
     """
 
     name: ClassVar[str] = "ease"
-    param_specs: ClassVar[tuple[Param, ...]] = (
-        Param("l2", 500.0, strict=True),
-        Param("min_count", 20, int),
-        Param("max_items", 10000, int, strict=True),
-        Param("memory_budget_gb", 6.0, strict=True),
-        Param("fit_to_budget", True, bool),
-        Param("like_offset", 1.5),
-        Param("dislike_weight", 1.0, optional=True),
-        Param("star_power", 1.0),
-        Param("popularity", 0.001),
-        Param("popularity_debias", 0.5),
-        GENRE_WEIGHT,
-        *(spec for spec in SVD.param_specs if spec.name in MEMBER_PARAMS),
-    )
+    params_type: ClassVar[type[ModelParams]] = EASEParams
+    config: EASEParams
     #: plus the SVD member's arrays, prefixed ``svd.``
     array_specs: ClassVar[dict[str, ArraySpec]] = {
         "kept": ArraySpec("int64", ("n_kept",)),
@@ -329,7 +335,7 @@ class EASE(Recommender):
         self._raters: sp.csc_matrix | None = None  # (n_users, n_items) for item_similarity
 
     def _new_member(self) -> SVD:
-        return SVD(seed=self.seed, **{k: self.params[k] for k in MEMBER_PARAMS})
+        return SVD(seed=self.seed, **{k: getattr(self.config, k) for k in MEMBER_PARAMS})
 
     # -- Recommender -------------------------------------------------------------------
     def _fit(self, ratings: Ratings, progress: bool) -> None:
@@ -346,15 +352,15 @@ class EASE(Recommender):
 
     def _choose_kept(self, counts: np.ndarray) -> np.ndarray:
         """The kept movies: ``kept_items``, then cut to ``memory_budget_gb`` (or refuse)."""
-        kept = kept_items(counts, int(self.params["min_count"]), int(self.params["max_items"]))
-        budget = float(self.params["memory_budget_gb"]) * GB
+        kept = kept_items(counts, self.config.min_count, self.config.max_items)
+        budget = self.config.memory_budget_gb * GB
         need = fit_bytes(kept.size, int(counts[kept].sum()))
         if need <= budget:
             return kept
-        if not self.params["fit_to_budget"]:
+        if not self.config.fit_to_budget:
             raise ModelError(
                 f"ease needs {need / GB:.2f} GB for its {kept.size} x {kept.size} item-item "
-                f"matrix, over memory_budget_gb={self.params['memory_budget_gb']:g}; lower "
+                f"matrix, over memory_budget_gb={self.config.memory_budget_gb:g}; lower "
                 "max_items, raise memory_budget_gb or allow fit_to_budget"
             )
         fitting = budget_items(budget, counts, kept)
@@ -374,7 +380,7 @@ class EASE(Recommender):
             by_item.indptr.astype(np.int64), by_item.indices.astype(np.int32), *by_user, gram
         )
         del by_item, by_user
-        return ease_weights_inplace(gram, float(self.params["l2"]))
+        return ease_weights_inplace(gram, self.config.l2)
 
     def _set_relevance(self, kept: np.ndarray, item_item: np.ndarray, pop: np.ndarray) -> None:
         """Hold the item-item part (the member must be fitted or loaded first)."""
@@ -388,7 +394,7 @@ class EASE(Recommender):
         self._kept_factors = np.ascontiguousarray(self.member.item_factors[self.kept])
         self._kept_bias = np.ascontiguousarray(self.member.item_bias[self.kept])
         # (m,) float64 log(1 + n_j) of the kept movies, from the member's training ratings
-        counts = np.bincount(self.member.rated.items, minlength=self.n_items)  # type: ignore[union-attr]
+        counts = np.bincount(self.member._rated_items().items, minlength=self.n_items)
         self._kept_log_counts = np.log1p(counts[self.kept].astype(np.float64))
         # (popularity, popularity_debias) -> (m,) float64 debias and popularity terms
         self._terms: tuple[tuple[float, float], np.ndarray, np.ndarray] | None = None
@@ -409,12 +415,39 @@ class EASE(Recommender):
         """``(n_items,)`` float32 the member's predicted stars, 0.5-5."""
         return self.member._score(state)
 
+    def pull_ranking(self) -> PullRanking | None:
+        """The kept movies' ranking as parts (module doc): ``B``'s rows debiased by
+        popularity, ``(stars / 5) ** star_power`` gain, stars before any rating from the
+        member (``mu + b_i``). None before fitting or with no kept movie."""
+        if not self.is_fitted or not self.kept.size:
+            return None
+        member = self.member
+
+        def pulls(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+            position = self._position
+            return self.item_item[np.ix_(position[rows], position[cols])]
+
+        def start_stars(cols: np.ndarray) -> np.ndarray:
+            return np.clip(member.global_mean + member.item_bias[cols], STAR_MIN, STAR_MAX)
+
+        return PullRanking(
+            items=self.kept.copy(),
+            pulls=pulls,
+            terms=lambda cols: self.kept_terms(self._position[cols]),
+            gain=self.kept_gain,
+            weights=self.rating_weights,
+            start_stars=start_stars,
+        )
+
+    def fold_in_reg(self) -> float | None:
+        return self.member.fold_in_reg()
+
     def rating_weights(self, stars: np.ndarray) -> np.ndarray:
         """``(r,)`` float64: how much each rating given with ``stars`` ``(r,)`` pulls its
         companions up (> 0) or pushes them down (< 0) in :meth:`relevance` (module doc)."""
         stars = np.asarray(stars, dtype=np.float64)
-        weights = stars - float(self.params["like_offset"])
-        dislike = self.params["dislike_weight"]
+        weights = stars - self.config.like_offset
+        dislike = self.config.dislike_weight
         if dislike is not None:
             below = stars < DISLIKE_BELOW
             weights[below] = float(dislike) * (stars[below] - DISLIKE_BELOW)
@@ -444,13 +477,13 @@ class EASE(Recommender):
         multiplied by (:meth:`rank_kept`), in ``kept_stars``' float type."""
         kept_stars = np.asarray(kept_stars)
         kind = kept_stars.dtype.type
-        return (kept_stars / kind(STAR_MAX)) ** kind(self.params["star_power"])
+        return (kept_stars / kind(STAR_MAX)) ** kind(self.config.star_power)
 
     def kept_terms(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(debias, prior)``, each ``(r,)`` float64 at ``rows`` (None: all kept movies):
         ``(1 + n_j) ** -popularity_debias`` and ``popularity * log1p(n_j) /
         log1p(n_max)``, computed once per setting of the two parameters."""
-        key = (float(self.params["popularity"]), float(self.params["popularity_debias"]))
+        key = (self.config.popularity, self.config.popularity_debias)
         if self._terms is None or self._terms[0] != key:
             debias = np.exp(-key[1] * self._kept_log_counts)
             prior = key[0] * self.popularity[self.kept].astype(np.float64)
@@ -627,7 +660,7 @@ class EASE(Recommender):
 
     def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.member = self._new_member()
-        self.member._set_ids(self.user_ids, self.movie_ids)  # type: ignore[arg-type]
+        self.member._set_ids(*self._ids())
         self.member.global_mean = self.global_mean
         n = len(MEMBER_PREFIX)
         self.member._set_arrays(

@@ -9,17 +9,19 @@ of users for Hogwild SGD.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numba
 import numpy as np
 
 from movierec.models._kernels import Biased, score_items
-from movierec.models.base import ArraySpec, Recommender, UserState
+from movierec.models.base import Recommender, UserState
+from movierec.models.files import ArraySpec
 from movierec.models.foldin import RatedItems
-from movierec.models.params import Param
+from movierec.models.params import ModelParams, param
 
 #: fits with at least this many ratings use every core by default (``n_threads=0``);
 #: smaller ones run on one, so they are reproducible from the seed alone
@@ -29,9 +31,25 @@ PARALLEL_FROM = 500_000
 BLOCK_RATINGS = 8192
 
 
-def threads_param() -> Param:
-    """``n_threads``: 0 = all cores from ``PARALLEL_FROM`` ratings up, else one."""
-    return Param("n_threads", 0, int, low=0)
+@dataclass(frozen=True)
+class FactorParams(ModelParams):
+    """What every factor model declares: ``n_factors``, the latent dimensions ``k`` (> 0;
+    each model re-declares it with its own default)."""
+
+    n_factors: int = param(20, strict=True)
+
+
+@dataclass(frozen=True)
+class ThreadedParams(ModelParams):
+    """``n_threads``: 0 = all cores from ``PARALLEL_FROM`` ratings up, else one; ``n`` =
+    that many (more than one: results vary in the last bits)."""
+
+    n_threads: int = param(0)
+
+
+def either(value: float | None, fallback: float) -> float:
+    """``value``, or ``fallback`` where it is None (``lr_bias=None``: use ``lr_all``)."""
+    return fallback if value is None else value
 
 
 class FactorModel(Recommender):
@@ -41,6 +59,12 @@ class FactorModel(Recommender):
     ``user_bias`` ``(n_users,)``, ``item_bias`` ``(n_items,)`` (float32, stars) and
     ``rated`` (what each training user rated). Subclasses set them in ``_fit``.
     """
+
+    config: FactorParams
+    user_factors: np.ndarray  # (n_users, k) float32
+    item_factors: np.ndarray  # (n_items, k) float32
+    user_bias: np.ndarray  # (n_users,) float32, stars
+    item_bias: np.ndarray  # (n_items,) float32, stars
 
     array_specs: ClassVar[dict[str, ArraySpec]] = {
         "user_factors": ArraySpec("float32", ("n_users", "n_factors")),
@@ -56,15 +80,16 @@ class FactorModel(Recommender):
         return self.global_mean
 
     # -- fitting helpers --------------------------------------------------------------
-    def _param_or(self, name: str, fallback: str) -> float:
-        """``params[name]``, or ``params[fallback]`` where it is None."""
-        value = self.params[name]
-        return float(self.params[fallback] if value is None else value)
-
-    def _start(self, n_users: int, n_items: int, draw, dtype=np.float32) -> Biased:  # noqa: ANN001
+    def _start(
+        self,
+        n_users: int,
+        n_items: int,
+        draw: Callable[[tuple[int, int]], Any],
+        dtype: type[np.floating[Any]] = np.float32,
+    ) -> Biased:
         """Fresh arrays: factors from ``draw(shape)`` (users first), zero biases; also
         set as the model's (so the fit fills them in place)."""
-        k = int(self.params["n_factors"])
+        k = self.config.n_factors
         arrays = Biased(
             user_bias=np.zeros(n_users, dtype=dtype),
             item_bias=np.zeros(n_items, dtype=dtype),
@@ -81,8 +106,9 @@ class FactorModel(Recommender):
 
     def _threads(self, nnz: int) -> int:
         """How many threads the parallel kernels use for a fit of ``nnz`` ratings."""
-        asked = int(self.params.get("n_threads", 1))
-        cores = min(numba.config.NUMBA_NUM_THREADS, len(os.sched_getaffinity(0)))
+        asked = self.config.n_threads if isinstance(self.config, ThreadedParams) else 1
+        most = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]  # set at import
+        cores = min(most, len(os.sched_getaffinity(0)))
         if asked == 0:
             return cores if nnz >= PARALLEL_FROM else 1
         return max(1, min(asked, cores))
@@ -111,7 +137,7 @@ class FactorModel(Recommender):
         )
         return est
 
-    def _score(self, state) -> np.ndarray:  # noqa: ANN001
+    def _score(self, state: UserState) -> np.ndarray:
         """``(n_items,)`` float32: ``offset + b_u + b_i + Q p``; unclipped.
 
         A numba loop rather than ``item_factors @ p``: the matrix-vector product wakes

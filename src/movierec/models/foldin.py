@@ -136,6 +136,7 @@ def nnls_ridge(
     """
     n, k = factors.shape
     n_bias = 0 if reg_bias is None else 2
+    bias_weight = np.sqrt(reg_bias or 0.0)
     width = k + n_bias
     design = np.zeros((n + width, width), dtype=np.float64)
     design[:n, :k] = factors
@@ -143,7 +144,7 @@ def nnls_ridge(
     if n_bias:
         design[:n, k] = 1.0
         design[:n, k + 1] = -1.0
-        design[n + k, k] = design[n + k + 1, k + 1] = np.sqrt(reg_bias)
+        design[n + k, k] = design[n + k + 1, k + 1] = bias_weight
     rhs = np.zeros(n + width, dtype=np.float64)
     rhs[:n] = target
     solution, _ = nnls(design, rhs)

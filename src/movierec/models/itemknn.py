@@ -35,6 +35,7 @@ bytes needed and the budget.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numba
@@ -44,15 +45,16 @@ from numba import njit, prange
 
 from movierec.data.ratings import Ratings
 from movierec.errors import ModelError
-from movierec.models.base import ArraySpec, Recommender, UserState
+from movierec.models.base import Recommender, UserState
 from movierec.models.baselines import (
     ALS_BASELINE_BYTES_PER_RATING,
     als_baselines,
     rows_of,
     user_baseline_bias,
 )
+from movierec.models.files import ArraySpec
 from movierec.models.foldin import RatedItems
-from movierec.models.params import Param
+from movierec.models.params import ModelParams, param
 
 GB = 1024**3
 #: per rating while the residuals are built: row numbers (int32), the baseline being
@@ -315,6 +317,21 @@ def visitor_offsets(
     return out
 
 
+@dataclass(frozen=True)
+class ItemKNNParams(ModelParams):
+    """The typed parameters of :class:`ItemKNN` (documented there)."""
+
+    k: int = param(40, strict=True)
+    min_k: int = param(5)
+    shrinkage: float = param(400.0)
+    min_support: int = param(1)
+    max_neighbors: int = param(500, strict=True)
+    reg_user: float = param(15.0)
+    reg_item: float = param(2.0)
+    bias_epochs: int = param(10)
+    memory_budget_gb: float = param(6.0, strict=True)
+
+
 class ItemKNN(Recommender):
     """Item-item kNN with baselines and shrunk Pearson-baseline similarity.
 
@@ -340,17 +357,8 @@ class ItemKNN(Recommender):
         "nb_sims": ArraySpec("float32", ("n_neighbours",)),
         **RatedItems.specs,
     }
-    param_specs: ClassVar[tuple[Param, ...]] = (
-        Param("k", 40, int, strict=True),
-        Param("min_k", 5, int),
-        Param("shrinkage", 400.0),
-        Param("min_support", 1, int),
-        Param("max_neighbors", 500, int, strict=True),
-        Param("reg_user", 15.0),
-        Param("reg_item", 2.0),
-        Param("bias_epochs", 10, int),
-        Param("memory_budget_gb", 6.0, strict=True),
-    )
+    params_type: ClassVar[type[ModelParams]] = ItemKNNParams
+    config: ItemKNNParams
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         super().__init__(seed=seed, **params)
@@ -361,16 +369,16 @@ class ItemKNN(Recommender):
         self._check_budget(ratings)
         user_bias, item_bias = als_baselines(
             ratings,
-            reg_user=float(self.params["reg_user"]),
-            reg_item=float(self.params["reg_item"]),
-            n_epochs=int(self.params["bias_epochs"]),
+            reg_user=self.config.reg_user,
+            reg_item=self.config.reg_item,
+            n_epochs=self.config.bias_epochs,
         )
         residuals = residual_matrix(ratings, self.global_mean, user_bias, item_bias)
         self.nb_indptr, self.nb_items, self.nb_sims = pearson_baseline_neighbours(
             residuals,
-            shrinkage=float(self.params["shrinkage"]),
-            min_support=int(self.params["min_support"]),
-            max_neighbors=int(self.params["max_neighbors"]),
+            shrinkage=self.config.shrinkage,
+            min_support=self.config.min_support,
+            max_neighbors=self.config.max_neighbors,
         )
         self.user_bias = user_bias.astype(np.float32)
         self.item_bias = item_bias.astype(np.float32)
@@ -378,15 +386,15 @@ class ItemKNN(Recommender):
     def _check_budget(self, ratings: Ratings) -> None:
         """``ModelError`` naming the bytes needed if the fit would exceed the budget."""
         need = fit_bytes(
-            ratings.n_users, ratings.n_items, ratings.nnz, int(self.params["max_neighbors"]),
+            ratings.n_users, ratings.n_items, ratings.nnz, self.config.max_neighbors,
             numba.get_num_threads(),
         )  # fmt: skip
-        budget = float(self.params["memory_budget_gb"])
+        budget = self.config.memory_budget_gb
         if need > budget * GB:
             raise ModelError(
                 f"itemknn needs {need / GB:.2f} GB ({need:,} bytes) to fit {ratings.nnz:,} "
                 f"ratings of {ratings.n_items:,} movies with max_neighbors="
-                f"{self.params['max_neighbors']}, over memory_budget_gb={budget:g}; lower "
+                f"{self.config.max_neighbors}, over memory_budget_gb={budget:g}; lower "
                 "max_neighbors or raise memory_budget_gb"
             )
 
@@ -404,7 +412,7 @@ class ItemKNN(Recommender):
     ) -> np.ndarray:
         return neighbourhood_offsets(
             *rated, *targets, self.nb_indptr, self.nb_items, self.nb_sims,
-            self.n_items, int(self.params["k"]), int(self.params["min_k"]),
+            self.n_items, self.config.k, self.config.min_k,
         )  # fmt: skip
 
     def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -423,7 +431,7 @@ class ItemKNN(Recommender):
 
     def _rated_residuals(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CSR (indptr, items, ``r - b_uj``) of the training ratings of ``users``."""
-        rated = self.rated  # type: ignore[union-attr]
+        rated = self._rated_items()
         counts = np.diff(rated.indptr)[users]
         indptr = np.zeros(users.size + 1, dtype=np.int64)
         indptr[1:] = np.cumsum(counts)
@@ -440,7 +448,7 @@ class ItemKNN(Recommender):
     def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
         """The visitor's baseline bias ``sum (r - mu - b_i) / (reg_user + n)``."""
         bias = user_baseline_bias(
-            stars - self.global_mean - self.item_bias[items], float(self.params["reg_user"])
+            stars - self.global_mean - self.item_bias[items], self.config.reg_user
         )
         return UserState(items=items, stars=stars, factors=None, bias=bias)
 
@@ -456,7 +464,7 @@ class ItemKNN(Recommender):
         if distinct:
             offsets = visitor_offsets(
                 items, rated[2], *self._reverse_table(), self.nb_indptr, self.nb_items,
-                self.nb_sims, int(self.params["k"]), int(self.params["min_k"]),
+                self.nb_sims, self.config.k, self.config.min_k,
             )  # fmt: skip
         else:
             targets = (

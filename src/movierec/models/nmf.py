@@ -11,6 +11,7 @@ in by non-negative ridge least squares against the fixed item factors.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -18,10 +19,24 @@ from tqdm.auto import tqdm
 
 from movierec.data.ratings import Ratings
 from movierec.models._kernels import ByRow, SGDRates, Triples, nmf_epoch, nmf_half_step
-from movierec.models.base import GENRE_WEIGHT, UserState
-from movierec.models.factor import FactorModel, numba_threads, threads_param
+from movierec.models.base import GenreWeightParams, UserState
+from movierec.models.factor import FactorModel, FactorParams, ThreadedParams, numba_threads
 from movierec.models.foldin import nnls_ridge
-from movierec.models.params import Param
+from movierec.models.params import ModelParams, param
+
+
+@dataclass(frozen=True)
+class NMFParams(FactorParams, ThreadedParams, GenreWeightParams):
+    """The typed parameters of :class:`NMF` (documented there)."""
+
+    n_factors: int = param(20, strict=True)
+    n_epochs: int = param(150)
+    reg_pu: float = param(0.15)
+    reg_qi: float = param(0.12)
+    init_high: float = param(1.0, strict=True)
+    biased: bool = param(False)
+    lr_bias: float = param(0.005)
+    reg_bias: float = param(0.02)
 
 
 class NMF(FactorModel):
@@ -45,22 +60,12 @@ class NMF(FactorModel):
     """
 
     name: ClassVar[str] = "nmf"
-    param_specs: ClassVar[tuple[Param, ...]] = (
-        Param("n_factors", 20, int, strict=True),
-        Param("n_epochs", 150, int),
-        Param("reg_pu", 0.15),
-        Param("reg_qi", 0.12),
-        Param("init_high", 1.0, strict=True),
-        Param("biased", False, bool),
-        Param("lr_bias", 0.005),
-        Param("reg_bias", 0.02),
-        threads_param(),
-        GENRE_WEIGHT,
-    )
+    params_type: ClassVar[type[ModelParams]] = NMFParams
+    config: NMFParams
 
     @property
     def biased(self) -> bool:
-        return bool(self.params["biased"])
+        return self.config.biased
 
     @property
     def _offset(self) -> float:
@@ -70,14 +75,14 @@ class NMF(FactorModel):
     # -- Recommender -------------------------------------------------------------------
     def _fit(self, ratings: Ratings, progress: bool) -> None:
         rng = np.random.default_rng(self.seed)
-        high = float(self.params["init_high"])
+        high = self.config.init_high
         # trained in float64 (the multiplicative ratios are sensitive), stored as float32
         draw = lambda shape: rng.uniform(0.0, high, shape)  # noqa: E731
         model = self._start(ratings.n_users, ratings.n_items, draw, dtype=np.float64)
-        lr_b, reg_b = float(self.params["lr_bias"]), float(self.params["reg_bias"])
+        lr_b, reg_b = self.config.lr_bias, self.config.reg_bias
         rates = SGDRates(lr_b, lr_b, 0.0, 0.0, reg_b, reg_b,
-                         float(self.params["reg_pu"]), float(self.params["reg_qi"]))  # fmt: skip
-        epochs = range(int(self.params["n_epochs"]))
+                         self.config.reg_pu, self.config.reg_qi)  # fmt: skip
+        epochs = range(self.config.n_epochs)
         bar = tqdm(epochs, desc="nmf", unit="epoch", disable=not progress)
         if self.biased:
             triples = Triples(*ratings.triples())
@@ -113,7 +118,7 @@ class NMF(FactorModel):
         factors, bias = nnls_ridge(
             self.item_factors[items],
             target,
-            reg_factors=n * float(self.params["reg_pu"]),
-            reg_bias=n * float(self.params["reg_bias"]) if self.biased else None,
+            reg_factors=n * self.config.reg_pu,
+            reg_bias=n * self.config.reg_bias if self.biased else None,
         )
         return UserState(items=items, stars=stars, factors=factors.astype(np.float32), bias=bias)

@@ -14,15 +14,25 @@ agree on stars and a generous rater sees generous predictions. A large
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from movierec.data.ratings import Ratings
-from movierec.models.base import GENRE_WEIGHT, ArraySpec, Recommender, UserState
+from movierec.models.base import GenreWeightParams, Recommender, UserState
 from movierec.models.baselines import damped_means
+from movierec.models.files import ArraySpec
 from movierec.models.foldin import RatedItems
-from movierec.models.params import Param
+from movierec.models.params import ModelParams, param
+
+
+@dataclass(frozen=True)
+class PopularParams(GenreWeightParams):
+    """The typed parameters of :class:`Popular` (documented there)."""
+
+    damping: float = param(10.0)
+    user_damping: float = param(10.0)
 
 
 class Popular(Recommender):
@@ -38,11 +48,8 @@ class Popular(Recommender):
 
     name: ClassVar[str] = "popular"
     ranks_alike: ClassVar[bool] = True
-    param_specs: ClassVar[tuple[Param, ...]] = (
-        Param("damping", 10.0),
-        Param("user_damping", 10.0),
-        GENRE_WEIGHT,
-    )
+    params_type: ClassVar[type[ModelParams]] = PopularParams
+    config: PopularParams
     array_specs: ClassVar[dict[str, ArraySpec]] = {
         "item_mean": ArraySpec("float32", ("n_items",)),
         "user_bias": ArraySpec("float32", ("n_users",)),
@@ -53,13 +60,13 @@ class Popular(Recommender):
         matrix = ratings.matrix
         totals = np.bincount(matrix.indices, weights=matrix.data, minlength=ratings.n_items)
         self.item_mean = damped_means(
-            totals, ratings.item_counts(), self.global_mean, float(self.params["damping"])
+            totals, ratings.item_counts(), self.global_mean, self.config.damping
         ).astype(np.float32)
         residual = matrix.data - self.item_mean[matrix.indices]
         rows = np.repeat(np.arange(ratings.n_users), np.diff(matrix.indptr))
         user_totals = np.bincount(rows, weights=residual, minlength=ratings.n_users)
         self.user_bias = damped_means(
-            user_totals, np.diff(matrix.indptr), 0.0, float(self.params["user_damping"])
+            user_totals, np.diff(matrix.indptr), 0.0, self.config.user_damping
         ).astype(np.float32)
 
     def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -74,7 +81,7 @@ class Popular(Recommender):
         residual = stars.astype(np.float64) - self.item_mean[items]
         bias = damped_means(
             np.array([residual.sum()]), np.array([items.size]), 0.0,
-            float(self.params["user_damping"]),
+            self.config.user_damping,
         )[0]  # fmt: skip
         return UserState(items=items, stars=stars, factors=None, bias=float(bias))
 

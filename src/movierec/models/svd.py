@@ -11,6 +11,7 @@ in by ridge least squares against the fixed item parameters.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -18,16 +19,37 @@ from tqdm.auto import tqdm
 
 from movierec.data.ratings import Ratings
 from movierec.models._kernels import SGDRates, Triples, svd_epoch_blocks
-from movierec.models.base import GENRE_WEIGHT, UserState
+from movierec.models.base import GenreWeightParams, UserState
 from movierec.models.factor import (
     FactorModel,
+    FactorParams,
+    ThreadedParams,
+    either,
     numba_threads,
     shuffled_within,
-    threads_param,
     user_blocks,
 )
 from movierec.models.foldin import ridge_with_bias, ridge_with_bias_leave_one_out
-from movierec.models.params import Param
+from movierec.models.params import ModelParams, param
+
+
+@dataclass(frozen=True)
+class SVDMemberParams(FactorParams):
+    """The parameters of an SVD fit, also those of ``ease``'s SVD member."""
+
+    n_factors: int = param(100, strict=True)
+    n_epochs: int = param(60)
+    lr_all: float = param(0.005)
+    reg_all: float = param(0.08)
+
+
+@dataclass(frozen=True)
+class SVDParams(SVDMemberParams, ThreadedParams, GenreWeightParams):
+    """The typed parameters of :class:`SVD` (documented there)."""
+
+    lr_bias: float | None = param(None)
+    reg_bias: float | None = param(None)
+    init_std: float = param(0.05)
 
 
 class SVD(FactorModel):
@@ -50,34 +72,30 @@ class SVD(FactorModel):
     """
 
     name: ClassVar[str] = "svd"
-    param_specs: ClassVar[tuple[Param, ...]] = (
-        Param("n_factors", 100, int, strict=True),
-        Param("n_epochs", 60, int),
-        Param("lr_all", 0.005),
-        Param("reg_all", 0.08),
-        Param("lr_bias", None, optional=True),
-        Param("reg_bias", None, optional=True),
-        Param("init_std", 0.05),
-        threads_param(),
-        GENRE_WEIGHT,
-    )
+    params_type: ClassVar[type[ModelParams]] = SVDParams
+    config: SVDParams
 
     # -- Recommender -------------------------------------------------------------------
+    def fold_in_reg(self) -> float | None:
+        """``reg_all``: a visitor's factors are folded in with ``n * reg_all``."""
+        return self.config.reg_all
+
     def _fit(self, ratings: Ratings, progress: bool) -> None:
         rng = np.random.default_rng(self.seed)
-        std = float(self.params["init_std"])
+        std = self.config.init_std
         model = self._start(
             ratings.n_users, ratings.n_items, lambda shape: rng.normal(0, std, shape)
         )
-        lr, reg = float(self.params["lr_all"]), float(self.params["reg_all"])
-        lr_b, reg_b = self._param_or("lr_bias", "lr_all"), self._param_or("reg_bias", "reg_all")
+        lr, reg = self.config.lr_all, self.config.reg_all
+        lr_b = either(self.config.lr_bias, self.config.lr_all)
+        reg_b = either(self.config.reg_bias, self.config.reg_all)
         rates = SGDRates(lr_b, lr_b, lr, lr, reg_b, reg_b, reg, reg)
         triples = Triples(*ratings.triples())  # user-major
-        indptr = self.rated.indptr  # type: ignore[union-attr]
+        indptr = self._rated_items().indptr
         block_users = user_blocks(indptr)
         block_starts = indptr[block_users]
         order = shuffled_within(block_starts, rng)
-        epochs = range(int(self.params["n_epochs"]))
+        epochs = range(self.config.n_epochs)
         bar = tqdm(epochs, desc="svd", unit="epoch", disable=not progress)
         with numba_threads(self._threads(ratings.nnz)):
             for _ in bar:
@@ -100,8 +118,8 @@ class SVD(FactorModel):
         factors, bias = ridge_with_bias(
             self.item_factors[items],
             residual,
-            reg_factors=n * float(self.params["reg_all"]),
-            reg_bias=n * self._param_or("reg_bias", "reg_all"),
+            reg_factors=n * self.config.reg_all,
+            reg_bias=n * either(self.config.reg_bias, self.config.reg_all),
         )
         return UserState(items=items, stars=stars, factors=factors.astype(np.float32), bias=bias)
 
@@ -112,8 +130,8 @@ class SVD(FactorModel):
         factors, biases = ridge_with_bias_leave_one_out(
             self.item_factors[items],
             residual,
-            reg_factors=(n - 1) * float(self.params["reg_all"]),
-            reg_bias=(n - 1) * self._param_or("reg_bias", "reg_all"),
+            reg_factors=(n - 1) * self.config.reg_all,
+            reg_bias=(n - 1) * either(self.config.reg_bias, self.config.reg_all),
         )
         keep = ~np.eye(n, dtype=bool)
         return [

@@ -18,6 +18,7 @@ hold the effective vector ``p + z``, so scoring is one matrix-vector product.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -26,18 +27,36 @@ from tqdm.auto import tqdm
 
 from movierec.data.ratings import Ratings
 from movierec.models._kernels import ByRow, SGDRates, svdpp_epoch
-from movierec.models.base import ArraySpec, UserState
+from movierec.models.base import UserState
 from movierec.models.factor import (
     FactorModel,
+    FactorParams,
+    ThreadedParams,
+    either,
     numba_threads,
     shuffled_within,
-    threads_param,
 )
+from movierec.models.files import ArraySpec
 from movierec.models.foldin import ridge_with_bias
-from movierec.models.params import Param
+from movierec.models.params import ModelParams, param
 
 #: users per block: blocks are shuffled each epoch (and run in parallel at scale)
 BLOCK_USERS = 16
+
+
+@dataclass(frozen=True)
+class SVDppParams(FactorParams, ThreadedParams):
+    """The typed parameters of :class:`SVDpp` (documented there)."""
+
+    n_factors: int = param(20, strict=True)
+    n_epochs: int = param(20)
+    lr_all: float = param(0.007)
+    reg_all: float = param(0.08)
+    lr_bias: float | None = param(None)
+    reg_bias: float | None = param(None)
+    reg_implicit: float | None = param(0.002)
+    lr_decay: float = param(1.0, strict=True)
+    init_std: float = param(0.1)
 
 
 class SVDpp(FactorModel):
@@ -62,39 +81,33 @@ class SVDpp(FactorModel):
         **FactorModel.array_specs,
         "implicit_factors": ArraySpec("float32", ("n_items", "n_factors")),  # y_j
     }
-    param_specs: ClassVar[tuple[Param, ...]] = (
-        Param("n_factors", 20, int, strict=True),
-        Param("n_epochs", 20, int),
-        Param("lr_all", 0.007),
-        Param("reg_all", 0.08),
-        Param("lr_bias", None, optional=True),
-        Param("reg_bias", None, optional=True),
-        Param("reg_implicit", 0.002, optional=True),
-        Param("lr_decay", 1.0, strict=True),
-        Param("init_std", 0.1),
-        threads_param(),
-    )
+    params_type: ClassVar[type[ModelParams]] = SVDppParams
+    config: SVDppParams
 
     # -- Recommender -------------------------------------------------------------------
+    def fold_in_reg(self) -> float | None:
+        """``reg_all``: a visitor's factors are folded in with ``n * reg_all``."""
+        return self.config.reg_all
+
     def _fit(self, ratings: Ratings, progress: bool) -> None:
         rng = np.random.default_rng(self.seed)
-        std = float(self.params["init_std"])
+        std = self.config.init_std
         model = self._start(
             ratings.n_users, ratings.n_items, lambda shape: rng.normal(0, std, shape)
         )
         self.implicit_factors = rng.normal(0.0, std, self.item_factors.shape).astype(np.float32)
-        rated = self.rated  # type: ignore[union-attr]
+        rated = self._rated_items()
         rows = ByRow(rated.indptr, rated.items, rated.stars)
         rating_order = shuffled_within(rated.indptr, rng).astype(np.int64)
         block_starts = np.arange(0, ratings.n_users + BLOCK_USERS, BLOCK_USERS).clip(
             max=ratings.n_users
         )
         block_starts = np.unique(block_starts).astype(np.int64)
-        lr, lr_bias = float(self.params["lr_all"]), self._param_or("lr_bias", "lr_all")
-        reg, reg_bias = float(self.params["reg_all"]), self._param_or("reg_bias", "reg_all")
-        reg_implicit = self._param_or("reg_implicit", "reg_all")
-        decay = float(self.params["lr_decay"])
-        epochs = range(int(self.params["n_epochs"]))
+        lr, lr_bias = self.config.lr_all, either(self.config.lr_bias, self.config.lr_all)
+        reg, reg_bias = self.config.reg_all, either(self.config.reg_bias, self.config.reg_all)
+        reg_implicit = either(self.config.reg_implicit, self.config.reg_all)
+        decay = self.config.lr_decay
+        epochs = range(self.config.n_epochs)
         bar = tqdm(epochs, desc="svdpp", unit="epoch", disable=not progress)
         with numba_threads(self._threads(ratings.nnz)):
             for _ in bar:
@@ -117,7 +130,7 @@ class SVDpp(FactorModel):
 
     def _effective_user_factors(self, users: np.ndarray) -> np.ndarray:
         """``(len(users), k)`` float32 ``p_u + z_u`` of training users."""
-        rated = self.rated  # type: ignore[union-attr]
+        rated = self._rated_items()
         n_users = rated.indptr.size - 1
         counts = np.diff(rated.indptr).astype(np.float64)
         weights = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1.0)), np.diff(rated.indptr))
@@ -138,8 +151,8 @@ class SVDpp(FactorModel):
         factors, bias = ridge_with_bias(
             q,
             residual,
-            reg_factors=n * float(self.params["reg_all"]),
-            reg_bias=n * self._param_or("reg_bias", "reg_all"),
+            reg_factors=n * self.config.reg_all,
+            reg_bias=n * either(self.config.reg_bias, self.config.reg_all),
         )
         effective = (factors + implicit).astype(np.float32)
         return UserState(items=items, stars=stars, factors=effective, bias=bias)

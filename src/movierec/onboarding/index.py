@@ -189,6 +189,5 @@ def rating_entropy(histogram: np.ndarray) -> np.ndarray:
 
 def _factor_prior(model: Recommender) -> float:
     """The ridge weight the model folds a visitor in with (its ``reg_all``), if it says."""
-    member = getattr(model, "member", model)
-    reg = getattr(member, "params", {}).get("reg_all")
-    return float(reg) if isinstance(reg, int | float) and reg > 0 else DEFAULT_PRIOR
+    reg = model.fold_in_reg()
+    return float(reg) if reg is not None and reg > 0 else DEFAULT_PRIOR

@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from movierec.data.ratings import Ratings
+from movierec.models.base import Recommender
 
 #: the metric simulated: NDCG at this cut
 TOP_K = 10
@@ -151,40 +152,37 @@ class Simulator:
     def build(
         cls,
         train: Ratings,
-        model: object,
+        model: Recommender,
         movie_ids: np.ndarray,
         user_rows: np.ndarray,
         seed: int = 0,
     ) -> Simulator | None:
-        """The simulator of ``model`` (None unless it is an ``ease``-like model with
-        ``kept``, ``item_item``, ``popularity`` and an SVD ``member``) over the index's
-        ``movie_ids``; ``user_rows``: the training users the index samples (rows of
-        ``train.matrix``), of which at most ``SIM_USERS`` are simulated."""
-        needed = ("kept", "item_item", "popularity", "member", "movie_ids")
-        if not all(hasattr(model, name) for name in needed) or not model.kept.size:
+        """The simulator of ``model`` (None unless its ranking is linear in what each
+        rating pulls: :meth:`~movierec.models.base.Recommender.pull_ranking`, ``ease``)
+        over the index's ``movie_ids``; ``user_rows``: the training users the index
+        samples (rows of ``train.matrix``), of which at most ``SIM_USERS`` are simulated."""
+        parts = model.pull_ranking()
+        if parts is None:
             return None
+        model_movies = np.asarray(model.movie_ids)  # fitted: it has a pull ranking
         position = {int(m): i for i, m in enumerate(movie_ids)}
-        model_pos = np.array([position.get(int(m), -1) for m in model.movie_ids])
-        kept = model.kept[model_pos[model.kept] >= 0]  # model columns the index knows
-        rows_of = np.full(model.n_items, -1)
-        rows_of[model.kept] = np.arange(model.kept.size)
-        kept_counts = _counts_of(train, model.movie_ids[kept])
+        model_pos = np.array([position.get(int(m), -1) for m in model_movies])
+        kept = parts.items[model_pos[parts.items] >= 0]  # model columns the index knows
+        kept_counts = _counts_of(train, model_movies[kept])
         by_count = np.lexsort((kept, -kept_counts))
         ranked = np.sort(kept[by_count[:SIM_RANKED]])  # model columns, ascending
         cands = np.sort(kept[by_count[:SIM_CANDIDATES]])
-        debias, prior = model.kept_terms(rows_of[ranked])  # relevance = pull * debias + prior
-        b = model.item_item[np.ix_(rows_of[cands], rows_of[ranked])] * debias.astype(np.float32)
+        debias, prior = parts.terms(ranked)  # relevance = pull * debias + prior
+        b = parts.pulls(cands, ranked) * debias.astype(np.float32)
         rng = np.random.default_rng(seed)
         users = np.asarray(user_rows, dtype=np.int64)
         if users.size > SIM_USERS:
             users = np.sort(rng.choice(users, SIM_USERS, replace=False))
-        member = model.member
-        start = np.clip(member.global_mean + member.item_bias[ranked], 0.5, 5.0)
-        gain = model.kept_gain(start)
+        gain = parts.gain(parts.start_stars(ranked))
         base = prior
-        stars, liked, n_liked = _user_arrays(train, users, model.movie_ids[cands],
-                                             model.movie_ids[ranked])  # fmt: skip
-        pulls = np.where(stars > 0, model.rating_weights(stars.ravel()).reshape(stars.shape), 0)
+        stars, liked, n_liked = _user_arrays(train, users, model_movies[cands],
+                                             model_movies[ranked])  # fmt: skip
+        pulls = np.where(stars > 0, parts.weights(stars.ravel()).reshape(stars.shape), 0)
         cand_pos = model_pos[cands]
         cand_of = np.full(len(movie_ids), -1, dtype=np.int64)
         cand_of[cand_pos] = np.arange(cands.size)
