@@ -53,14 +53,18 @@ Operating a public site (see docs/operating.md):
 
 Settings are a pure function of the environment: :func:`load_settings` with no argument
 reads ``os.environ`` once and returns the same object until the environment changes.
+Each field of :class:`Settings` declares its variable and its one parser (a blank value
+counts as unset), so ``ENV_KEYS`` and every error message follow from the declaration.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from platformdirs import user_data_dir
@@ -93,78 +97,188 @@ MIN_SECRET_KEY = 16  # characters
 MIN_METRICS_TOKEN = 16  # characters
 LOG_FORMATS = ("text", "json")
 
-#: every environment variable that settings are read from
-ENV_KEYS = (
-    "MOVIEREC_HOME",
-    "MOVIEREC_DATA_SOURCE",
-    "MOVIEREC_DATASET",
-    "MOVIEREC_MODEL",
-    "TMDB_API_KEY",
-    "TMDB_READ_TOKEN",
-    "MOVIEREC_TMDB_URL",
-    "MOVIEREC_REGION",
-    "DATABASE_URL",
-    "SECRET_KEY",
-    "MOVIEREC_SECRET_KEY",
-    "MOVIEREC_MAX_BODY",
-    "MOVIEREC_RATE_LIMIT",
-    "REDIS_URL",
-    "MOVIEREC_RETENTION_DAYS",
-    "MOVIEREC_SHOWN_PER_VISITOR",
-    "MOVIEREC_MAX_RATINGS_PER_VISITOR",
-    "MOVIEREC_MAX_IMPORT_REPORT",
-    "MOVIEREC_NEW_VISITORS_PER_HOUR",
-    "MOVIEREC_HTTPS",
-    "MOVIEREC_TRUSTED_HOSTS",
-    "MOVIEREC_TRUSTED_PROXIES",
-    "MOVIEREC_WORKERS",
-    "MOVIEREC_THREADS",
-    "MOVIEREC_CONNECTION_LIMIT",
-    "MOVIEREC_CHANNEL_TIMEOUT",
-    "MOVIEREC_CONNECTIONS_PER_ADDRESS",
-    "MOVIEREC_REQUEST_READ_TIMEOUT",
-    "MOVIEREC_WORKER_TIMEOUT",
-    "MOVIEREC_LOG_FORMAT",
-    "MOVIEREC_ACCESS_LOG",
-    "MOVIEREC_METRICS_TOKEN",
-)
+#: how a setting's text becomes its value: ``(variable, raw text)`` -> value, or
+#: ``InvalidInput`` naming the variable and the bad value
+Parser = Callable[[str, str], Any]
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """Where one setting comes from: the first of ``names`` set to something other than
+    blanks, read by ``parse``; unset, ``default`` (a value, or a function of the settings
+    read before it, e.g. the database next to ``home``)."""
+
+    names: tuple[str, ...]
+    parse: Parser
+    default: Any = None
+    derived: Callable[[dict[str, Any]], Any] | None = None
+
+    def read(self, env: Mapping[str, str], earlier: dict[str, Any]) -> Any:
+        for name in self.names:
+            raw = env.get(name)
+            if raw is not None and raw.strip():
+                return self.parse(name, raw)
+        return self.derived(earlier) if self.derived is not None else self.default
+
+
+def setting(
+    names: str | tuple[str, ...],
+    parse: Parser,
+    default: Any = dataclasses.MISSING,
+    derived: Callable[[dict[str, Any]], Any] | None = None,
+) -> Any:
+    """A :class:`Settings` field read from ``names`` by ``parse`` (its one parser).
+
+    ``default``: the value when unset (also the dataclass default); ``derived``: instead,
+    a function of the fields before it (the field is then required by the dataclass).
+    """
+    names = (names,) if isinstance(names, str) else names
+    var = EnvVar(names, parse, None if default is dataclasses.MISSING else default, derived)
+    return dataclasses.field(default=default, metadata={"env": var})
+
+
+# -- one parser per kind of value ----------------------------------------------------------
+def text(name: str, raw: str) -> str:
+    """Any text, as given."""
+    return raw
+
+
+def whole(minimum: int) -> Parser:
+    """A whole number of at least ``minimum`` (digits only)."""
+
+    def parse(name: str, raw: str) -> int:
+        value = raw.strip()
+        if not (value.isascii() and value.isdigit()) or int(value) < minimum:
+            raise InvalidInput(
+                f"{name}={raw[:100]!r} is not a whole number of at least {minimum}", field=name
+            )
+        return int(value)
+
+    return parse
+
+
+def flag(name: str, raw: str) -> bool:
+    """1/0, true/false, yes/no, on/off."""
+    value = raw.strip().lower()
+    if value in ("0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise InvalidInput(f"{name}={value[:100]!r}: expected 1 or 0", field=name)
+
+
+def names_list(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated names, blanks dropped."""
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def home_dir(name: str, raw: str) -> Path:
+    """A directory (``~`` expanded)."""
+    return Path(raw).expanduser()
+
+
+def log_format(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in LOG_FORMATS:
+        raise InvalidInput(f"{name}={value[:100]!r}: expected text or json", field=name)
+    return value
+
+
+def metrics_token(name: str, raw: str) -> str:
+    token = raw.strip()
+    if len(token) < MIN_METRICS_TOKEN or not token.isascii() or not token.isprintable():
+        raise InvalidInput(
+            f"{name} must be at least {MIN_METRICS_TOKEN} printable ASCII "
+            f"characters (it is {len(token)} long); unset it to turn /metrics off",
+            field=name,
+        )
+    return token
+
+
+def tmdb_url(name: str, raw: str) -> str:
+    value = raw.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise InvalidInput(
+            f"{name}={value[:100]!r}: expected an http(s) base URL like {DEFAULT_TMDB_URL}",
+            field=name,
+        )
+    return value.rstrip("/")
+
+
+def region(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not (len(value) == 2 and value.isascii() and value.isalpha()):
+        raise InvalidInput(
+            f"{name}={value[:100]!r}: expected a two-letter country code like US or GB",
+            field=name,
+        )
+    return value.upper()
+
+
+def _default_home(earlier: dict[str, Any]) -> Path:
+    return Path(user_data_dir("movierec", appauthor=False)).expanduser()
+
+
+def _default_database(earlier: dict[str, Any]) -> str:
+    return f"sqlite:///{earlier['home'] / 'movierec.db'}"
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything movierec reads from the environment."""
+    """Everything movierec reads from the environment: each field names its variable(s)
+    and its parser (:func:`setting`); :func:`load_settings` reads them in field order."""
 
-    home: Path
-    data_source: str | None
-    tmdb_api_key: str | None
-    tmdb_read_token: str | None
-    database_url: str
-    dataset: str
-    model: str
-    secret_key: str | None = None
-    max_body: int = DEFAULT_MAX_BODY  # bytes
-    rate_limit: str = DEFAULT_RATE_LIMIT
-    redis_url: str | None = None
-    retention_days: int = DEFAULT_RETENTION_DAYS
-    shown_per_visitor: int = DEFAULT_SHOWN_PER_VISITOR
-    max_ratings_per_visitor: int = DEFAULT_MAX_RATINGS_PER_VISITOR
-    max_import_report: int = DEFAULT_MAX_IMPORT_REPORT  # bytes
-    new_visitors_per_hour: int = DEFAULT_NEW_VISITORS_PER_HOUR  # per client address
-    https: bool = False
-    trusted_hosts: tuple[str, ...] = ()
-    trusted_proxies: int = 0  # reverse proxies in front; 0: X-Forwarded-* ignored
-    workers: int = DEFAULT_WORKERS
-    threads: int = DEFAULT_THREADS
-    connection_limit: int = DEFAULT_CONNECTION_LIMIT
-    channel_timeout: int = DEFAULT_CHANNEL_TIMEOUT  # seconds
-    connections_per_address: int = DEFAULT_CONNECTIONS_PER_ADDRESS  # per process; 0: no cap
-    request_read_timeout: int = DEFAULT_REQUEST_READ_TIMEOUT  # seconds
-    worker_timeout: int = DEFAULT_WORKER_TIMEOUT  # seconds
-    log_format: str = "text"  # or "json"
-    access_log: bool = True
-    metrics_token: str | None = None  # /metrics is served only with one
-    tmdb_url: str = DEFAULT_TMDB_URL  # TMDB v3 API base, no trailing slash
-    region: str = DEFAULT_REGION  # ISO 3166-1 alpha-2, upper case
+    home: Path = setting("MOVIEREC_HOME", home_dir, derived=_default_home)
+    data_source: str | None = setting("MOVIEREC_DATA_SOURCE", text, derived=lambda _: None)
+    tmdb_api_key: str | None = setting("TMDB_API_KEY", text, derived=lambda _: None)
+    tmdb_read_token: str | None = setting("TMDB_READ_TOKEN", text, derived=lambda _: None)
+    database_url: str = setting("DATABASE_URL", text, derived=_default_database)
+    dataset: str = setting("MOVIEREC_DATASET", text, derived=lambda _: DEFAULT_DATASET)
+    model: str = setting("MOVIEREC_MODEL", text, derived=lambda _: DEFAULT_MODEL)
+    secret_key: str | None = setting(("SECRET_KEY", "MOVIEREC_SECRET_KEY"), text, None)
+    max_body: int = setting("MOVIEREC_MAX_BODY", whole(1024), DEFAULT_MAX_BODY)  # bytes
+    rate_limit: str = setting("MOVIEREC_RATE_LIMIT", text, DEFAULT_RATE_LIMIT)
+    redis_url: str | None = setting("REDIS_URL", text, None)
+    retention_days: int = setting("MOVIEREC_RETENTION_DAYS", whole(1), DEFAULT_RETENTION_DAYS)
+    shown_per_visitor: int = setting(
+        "MOVIEREC_SHOWN_PER_VISITOR", whole(0), DEFAULT_SHOWN_PER_VISITOR
+    )
+    max_ratings_per_visitor: int = setting(
+        "MOVIEREC_MAX_RATINGS_PER_VISITOR", whole(1), DEFAULT_MAX_RATINGS_PER_VISITOR
+    )
+    max_import_report: int = setting(  # bytes
+        "MOVIEREC_MAX_IMPORT_REPORT", whole(1024), DEFAULT_MAX_IMPORT_REPORT
+    )
+    new_visitors_per_hour: int = setting(  # per client address
+        "MOVIEREC_NEW_VISITORS_PER_HOUR", whole(1), DEFAULT_NEW_VISITORS_PER_HOUR
+    )
+    https: bool = setting("MOVIEREC_HTTPS", flag, False)
+    trusted_hosts: tuple[str, ...] = setting("MOVIEREC_TRUSTED_HOSTS", names_list, ())
+    #: reverse proxies in front; 0: X-Forwarded-* ignored
+    trusted_proxies: int = setting("MOVIEREC_TRUSTED_PROXIES", whole(0), 0)
+    workers: int = setting("MOVIEREC_WORKERS", whole(1), DEFAULT_WORKERS)
+    threads: int = setting("MOVIEREC_THREADS", whole(1), DEFAULT_THREADS)
+    connection_limit: int = setting("MOVIEREC_CONNECTION_LIMIT", whole(1), DEFAULT_CONNECTION_LIMIT)
+    channel_timeout: int = setting(  # seconds
+        "MOVIEREC_CHANNEL_TIMEOUT", whole(1), DEFAULT_CHANNEL_TIMEOUT
+    )
+    connections_per_address: int = setting(  # per process; 0: no cap
+        "MOVIEREC_CONNECTIONS_PER_ADDRESS", whole(0), DEFAULT_CONNECTIONS_PER_ADDRESS
+    )
+    request_read_timeout: int = setting(  # seconds
+        "MOVIEREC_REQUEST_READ_TIMEOUT", whole(1), DEFAULT_REQUEST_READ_TIMEOUT
+    )
+    worker_timeout: int = setting(  # seconds
+        "MOVIEREC_WORKER_TIMEOUT", whole(1), DEFAULT_WORKER_TIMEOUT
+    )
+    log_format: str = setting("MOVIEREC_LOG_FORMAT", log_format, "text")  # or "json"
+    access_log: bool = setting("MOVIEREC_ACCESS_LOG", flag, True)
+    #: /metrics is served only with one
+    metrics_token: str | None = setting("MOVIEREC_METRICS_TOKEN", metrics_token, None)
+    #: TMDB v3 API base, no trailing slash
+    tmdb_url: str = setting("MOVIEREC_TMDB_URL", tmdb_url, DEFAULT_TMDB_URL)
+    region: str = setting("MOVIEREC_REGION", region, DEFAULT_REGION)  # ISO 3166-1 alpha-2
 
     @property
     def data_dir(self) -> Path:
@@ -176,6 +290,14 @@ class Settings:
         """Where trained models live: ``<home>/models/<dataset>-<model>.npz``."""
         return self.home / "models"
 
+
+def env_vars() -> dict[str, EnvVar]:
+    """``{field name: where it comes from}`` for every :class:`Settings` field."""
+    return {f.name: f.metadata["env"] for f in dataclasses.fields(Settings)}
+
+
+#: every environment variable that settings are read from
+ENV_KEYS = tuple(name for var in env_vars().values() for name in var.names)
 
 _cache: tuple[tuple[str | None, ...], Settings] | None = None
 
@@ -196,125 +318,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def _parse(env: Mapping[str, str]) -> Settings:
-    home = Path(env.get("MOVIEREC_HOME") or user_data_dir("movierec", appauthor=False))
-    home = home.expanduser()
-    database_url = env.get("DATABASE_URL") or f"sqlite:///{home / 'movierec.db'}"
-    hosts = env.get("MOVIEREC_TRUSTED_HOSTS") or ""
-    return Settings(
-        home=home,
-        data_source=env.get("MOVIEREC_DATA_SOURCE") or None,
-        tmdb_api_key=env.get("TMDB_API_KEY") or None,
-        tmdb_read_token=env.get("TMDB_READ_TOKEN") or None,
-        database_url=database_url,
-        dataset=env.get("MOVIEREC_DATASET") or DEFAULT_DATASET,
-        model=env.get("MOVIEREC_MODEL") or DEFAULT_MODEL,
-        secret_key=env.get("SECRET_KEY") or env.get("MOVIEREC_SECRET_KEY") or None,
-        max_body=_int(env, "MOVIEREC_MAX_BODY", DEFAULT_MAX_BODY, minimum=1024),
-        rate_limit=env.get("MOVIEREC_RATE_LIMIT") or DEFAULT_RATE_LIMIT,
-        redis_url=env.get("REDIS_URL") or None,
-        retention_days=_int(env, "MOVIEREC_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, minimum=1),
-        shown_per_visitor=_int(
-            env, "MOVIEREC_SHOWN_PER_VISITOR", DEFAULT_SHOWN_PER_VISITOR, minimum=0
-        ),
-        max_ratings_per_visitor=_int(
-            env, "MOVIEREC_MAX_RATINGS_PER_VISITOR", DEFAULT_MAX_RATINGS_PER_VISITOR, minimum=1
-        ),
-        max_import_report=_int(
-            env, "MOVIEREC_MAX_IMPORT_REPORT", DEFAULT_MAX_IMPORT_REPORT, minimum=1024
-        ),
-        new_visitors_per_hour=_int(
-            env, "MOVIEREC_NEW_VISITORS_PER_HOUR", DEFAULT_NEW_VISITORS_PER_HOUR, minimum=1
-        ),
-        https=_flag(env, "MOVIEREC_HTTPS"),
-        trusted_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
-        trusted_proxies=_int(env, "MOVIEREC_TRUSTED_PROXIES", 0, minimum=0),
-        workers=_int(env, "MOVIEREC_WORKERS", DEFAULT_WORKERS, minimum=1),
-        threads=_int(env, "MOVIEREC_THREADS", DEFAULT_THREADS, minimum=1),
-        connection_limit=_int(
-            env, "MOVIEREC_CONNECTION_LIMIT", DEFAULT_CONNECTION_LIMIT, minimum=1
-        ),
-        channel_timeout=_int(env, "MOVIEREC_CHANNEL_TIMEOUT", DEFAULT_CHANNEL_TIMEOUT, minimum=1),
-        connections_per_address=_int(
-            env, "MOVIEREC_CONNECTIONS_PER_ADDRESS", DEFAULT_CONNECTIONS_PER_ADDRESS, minimum=0
-        ),
-        request_read_timeout=_int(
-            env, "MOVIEREC_REQUEST_READ_TIMEOUT", DEFAULT_REQUEST_READ_TIMEOUT, minimum=1
-        ),
-        worker_timeout=_int(env, "MOVIEREC_WORKER_TIMEOUT", DEFAULT_WORKER_TIMEOUT, minimum=1),
-        log_format=_log_format(env),
-        access_log=_flag(env, "MOVIEREC_ACCESS_LOG", default=True),
-        metrics_token=_metrics_token(env),
-        tmdb_url=_tmdb_url(env),
-        region=_region(env),
-    )
-
-
-def _tmdb_url(env: Mapping[str, str]) -> str:
-    raw = (env.get("MOVIEREC_TMDB_URL") or "").strip()
-    if not raw:
-        return DEFAULT_TMDB_URL
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise InvalidInput(
-            f"MOVIEREC_TMDB_URL={raw[:100]!r}: expected an http(s) base URL like "
-            f"{DEFAULT_TMDB_URL}",
-            field="MOVIEREC_TMDB_URL",
-        )
-    return raw.rstrip("/")
-
-
-def _region(env: Mapping[str, str]) -> str:
-    raw = (env.get("MOVIEREC_REGION") or "").strip()
-    if not raw:
-        return DEFAULT_REGION
-    if not (len(raw) == 2 and raw.isascii() and raw.isalpha()):
-        raise InvalidInput(
-            f"MOVIEREC_REGION={raw[:100]!r}: expected a two-letter country code like US or GB",
-            field="MOVIEREC_REGION",
-        )
-    return raw.upper()
-
-
-def _log_format(env: Mapping[str, str]) -> str:
-    raw = (env.get("MOVIEREC_LOG_FORMAT") or "text").strip().lower()
-    if raw not in LOG_FORMATS:
-        raise InvalidInput(
-            f"MOVIEREC_LOG_FORMAT={raw[:100]!r}: expected text or json", field="MOVIEREC_LOG_FORMAT"
-        )
-    return raw
-
-
-def _metrics_token(env: Mapping[str, str]) -> str | None:
-    token = (env.get("MOVIEREC_METRICS_TOKEN") or "").strip()
-    if not token:
-        return None
-    if len(token) < MIN_METRICS_TOKEN or not token.isascii() or not token.isprintable():
-        raise InvalidInput(
-            f"MOVIEREC_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} printable ASCII "
-            f"characters (it is {len(token)} long); unset it to turn /metrics off",
-            field="MOVIEREC_METRICS_TOKEN",
-        )
-    return token
-
-
-def _int(env: Mapping[str, str], key: str, default: int, minimum: int) -> int:
-    raw = env.get(key)
-    if raw is None or raw.strip() == "":
-        return default
-    text = raw.strip()
-    if not (text.isascii() and text.isdigit()) or int(text) < minimum:
-        raise InvalidInput(
-            f"{key}={raw[:100]!r} is not a whole number of at least {minimum}", field=key
-        )
-    return int(text)
-
-
-def _flag(env: Mapping[str, str], key: str, default: bool = False) -> bool:
-    raw = (env.get(key) or "").strip().lower()
-    if raw == "":
-        return default
-    if raw in ("0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise InvalidInput(f"{key}={raw[:100]!r}: expected 1 or 0", field=key)
+    values: dict[str, Any] = {}
+    for name, var in env_vars().items():
+        values[name] = var.read(env, values)
+    return Settings(**values)

@@ -11,13 +11,14 @@ For a movie ``a`` and every candidate ``j`` of the catalogue:
   same 0-1 scale as the content term;
 - ``content``: cosine of TF-IDF rows over each movie's genres and tags (tags.csv), as
   :mod:`movierec.models.content` builds them;
-- ``n``: rating counts from the catalogue. A pair with few ratings between them has a
-  noisy collaborative similarity, so it leans on content (at ``m = SHRINK`` the model
-  has half its full weight); a movie the model does not know is matched on content
-  alone. Even for the most-rated pairs content keeps ``1 - COLLAB_MAX``: co-rating
-  alone puts the era's blockbusters beside anything of the era (*Toy Story* ->
-  *Independence Day, Star Wars*), and a share of genres and tags is what brings
-  *Toy Story 2, A Bug's Life, Monsters, Inc.* up.
+- ``n``: rating counts from the catalogue (or the model's training counts where larger:
+  a model trained with visitors' ratings, ``train --with-visitors``, has seen more). A
+  pair with few ratings between them has a noisy collaborative similarity, so it leans
+  on content (at ``m = SHRINK`` the model has half its full weight); a movie the model
+  does not know is matched on content alone. Even for the most-rated pairs content keeps
+  ``1 - COLLAB_MAX``: co-rating alone puts the era's blockbusters beside anything of the
+  era (*Toy Story* -> *Independence Day, Star Wars*), and a share of genres and tags is
+  what brings *Toy Story 2, A Bug's Life, Monsters, Inc.* up.
 
 Candidates are movies with at least ``min_ratings`` ratings (fewer: nobody has seen
 them) and a positive score; ``TIEBREAK * log1p(n_j)`` lets the better known of two
@@ -112,17 +113,21 @@ class SimilarMovies:
         #: (n_movies,) int64 raw ids of every catalogue movie, in catalogue order
         self.movie_ids = frame.index.to_numpy(np.int64)
         self._position = pd.Index(self.movie_ids)
-        #: (n_movies,) float64 rating counts
-        self.counts = frame["n_ratings"].fillna(0).to_numpy(np.float64)
-        self.allowed = self.counts >= min_ratings  # (n_movies,) bool
-        self.text = content_rows(catalog, self.movie_ids)  # (n_movies, vocab)
-        self._text_t = self.text.T.tocsr()  # (vocab, n_movies): one row product per look-up
-        self.tiebreak = TIEBREAK * np.log1p(self.counts)
         # the model's columns -> catalogue positions (-1: not in the catalogue)
         model_ids = np.asarray(model.movie_ids, dtype=np.int64)
         where = self._position.get_indexer(model_ids)
         self._model_cols = np.flatnonzero(where >= 0)  # (k,) model columns in the catalogue
         self._model_rows = where[self._model_cols]  # (k,) their catalogue positions
+        #: (n_movies,) float64 rating counts: the catalogue's, or the model's training
+        #: counts where larger (a model trained with visitors' ratings knows more)
+        self.counts = frame["n_ratings"].fillna(0).to_numpy(np.float64, copy=True)
+        if model.item_counts is not None:
+            trained = model.item_counts[self._model_cols].astype(np.float64)
+            self.counts[self._model_rows] = np.maximum(self.counts[self._model_rows], trained)
+        self.allowed = self.counts >= min_ratings  # (n_movies,) bool
+        self.text = content_rows(catalog, self.movie_ids)  # (n_movies, vocab)
+        self._text_t = self.text.T.tocsr()  # (vocab, n_movies): one row product per look-up
+        self.tiebreak = TIEBREAK * np.log1p(self.counts)
 
     def scores(self, movie_id: int) -> np.ndarray:
         """``(n_movies,)`` float64 blended similarity of every catalogue movie to

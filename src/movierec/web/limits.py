@@ -80,6 +80,10 @@ class SweptMemoryStorage(MemoryStorage):
     with bench/load.py). Counters are already expired lazily when read, so a sweep only
     frees memory: here it runs inline, at most once per ``SWEEP_INTERVAL``. Registered
     with ``limits`` under the ``movierec-memory://`` scheme by subclassing.
+
+    It overrides the stock storage's private (name-mangled) ``__schedule_expiry``, so
+    pyproject.toml pins ``limits`` to the minor release it was checked on, and
+    tests/web/test_limits_pin.py fails if an upgrade moves it.
     """
 
     STORAGE_SCHEME = ["movierec-memory"]
