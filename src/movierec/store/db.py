@@ -56,7 +56,7 @@ class Store:
         except OSError as exc:  # the SQLite file's folder cannot be made or written
             raise StoreError(store_message(self.safe_url, exc)) from None
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
-        self.scoped = scoped_session(self.sessionmaker)
+        self._scoped = scoped_session(self.sessionmaker)
         #: one log line per outage; a committed transaction that wrote ends one (a read
         #: that works while writes fail, e.g. SQLite locked, does not)
         self.outage = OutageLog(self.safe_url)
@@ -64,6 +64,11 @@ class Store:
         event.listen(self.sessionmaker, "after_begin", _note_connection)
         event.listen(self.sessionmaker, "after_commit", self._committed)
         event.listen(self.sessionmaker, "after_transaction_end", _forget_connections)
+
+    @property
+    def scoped(self) -> Session:
+        """This thread's request session: the same one until :meth:`remove`."""
+        return self._scoped()
 
     @property
     def dialect(self) -> str:
@@ -101,11 +106,11 @@ class Store:
 
     def remove(self) -> None:
         """Close this thread's scoped session (end of a request)."""
-        self.scoped.remove()
+        self._scoped.remove()
 
     def dispose(self) -> None:
         """Close every pooled connection."""
-        self.scoped.remove()
+        self._scoped.remove()
         self.engine.dispose()
 
     def _committed(self, session: Session) -> None:
