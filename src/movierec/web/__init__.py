@@ -88,6 +88,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         api,
         api_catalog,  # noqa: F401  (adds its routes to api.bp)
         api_model,  # noqa: F401  (adds GET /api/v1/model to api.bp)
+        catalogue,
         errors,
         health,
         limits,
@@ -152,6 +153,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)  # /healthz, /readyz, /metrics: not rate limited
     limits.init_limits(app, settings)  # after the blueprints it limits
     app.before_request(visitor.note_visit)  # after CSRF and the limits have refused theirs
+    app.before_request(catalogue.notice_added_movies)  # movies added: a stat every few s
+    app.context_processor(catalogue.catalogue_context)  # the footer's "Movies up to 2018"
     app.teardown_appcontext(_remove_session)
     app.after_request(_security_headers)
     observe.init_observe(app, settings)  # request ids, access log, request metrics

@@ -5,7 +5,13 @@
 IMDb ids from links.csv, tag counts from tags.csv, and similar movies per model
 (:class:`movierec.similar.SimilarMovies`, which asks the model only through its public
 ``item_similarity``). Everything is built on first use (about 1 s for ml-latest-small) and
-then only read.
+then only read; when the catalogue changes (movies added, see
+:meth:`~movierec.web.services.Recommenders.refresh_catalog`) the next request builds it
+again for the new catalogue (keeping links.csv's IMDb ids and the tag counts), while
+requests already running keep the old one.
+
+:func:`coverage` says where the catalogue ends ("Movies up to 2018, plus 12 added"), for
+the footer and for searches that find nothing recent.
 """
 
 from __future__ import annotations
@@ -14,13 +20,17 @@ import logging
 import math
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from flask import current_app
 
 from movierec.data import Catalog, dataset_dir
+from movierec.data.added import added_path, imdb_numbers, read_added
+from movierec.errors import DataError
 from movierec.imports import Matcher
 from movierec.recommend import RecommendService
 from movierec.search import TitleIndex
@@ -29,12 +39,20 @@ from movierec.similar import SimilarMovies
 log = logging.getLogger(__name__)
 EXTENSION = "movierec.catalogue"
 TOP_TAGS = 12
+#: a search with no hit from the catalogue's last this many years says where it ends
+RECENT_YEARS = 3
 
 
 class CatalogueExtras:
     """Search index, import matcher, IMDb ids and tag counts of one catalogue."""
 
-    def __init__(self, catalog: Catalog, folder: Path | None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        folder: Path | None,
+        added_file: Path | None = None,
+        previous: CatalogueExtras | None = None,
+    ) -> None:
         frame = catalog.frame
         rows = list(
             zip(
@@ -46,9 +64,13 @@ class CatalogueExtras:
         )
         self.catalog = catalog
         self.index = TitleIndex(rows)
-        self.imdb_of: dict[int, int] = _imdb_ids(folder)  # movieId -> IMDb number
+        #: movieId -> IMDb number, links.csv's (kept from ``previous``) and the added ones
+        self._links = previous._links if previous is not None else imdb_numbers(folder)
+        self.imdb_of: dict[int, int] = {**self._links, **_added_imdb(added_file, catalog)}
         self.matcher = Matcher(rows, {imdb: movie for movie, imdb in self.imdb_of.items()})
-        self.tags: dict[int, list[tuple[str, int]]] = _tag_counts(folder)
+        self.tags: dict[int, list[tuple[str, int]]] = (
+            previous.tags if previous is not None else _tag_counts(folder)
+        )
         #: model name -> (the service it was built from, its neighbour finder)
         self._similar: dict[str, tuple[RecommendService, SimilarMovies]] = {}
         self._lock = threading.Lock()
@@ -84,34 +106,97 @@ def predicted_stars(
 
 
 def get_catalogue() -> CatalogueExtras:
-    """The current app's extras, built on first use (once, even with concurrent requests)."""
+    """The current app's extras for its current catalogue, built on first use and again
+    when the catalogue changed (once, even with concurrent requests: while one request
+    builds them for a changed catalogue, others keep the previous ones)."""
     app = current_app
+    services = app.extensions["movierec"]
+    catalog = services.recommenders.catalog
     extras = app.extensions.get(EXTENSION)
-    if extras is None:
-        lock = app.extensions.setdefault(EXTENSION + ".lock", threading.Lock())
-        with lock:
-            extras = app.extensions.get(EXTENSION)
-            if extras is None:
-                services = app.extensions["movierec"]
-                settings = services.settings
-                folder = dataset_dir(settings.dataset, settings.home)
-                extras = CatalogueExtras(services.recommenders.catalog, folder)
-                app.extensions[EXTENSION] = extras
-    return extras
+    if extras is not None and extras.catalog is catalog:
+        return extras
+    lock = app.extensions.setdefault(EXTENSION + ".lock", threading.Lock())
+    if not lock.acquire(blocking=extras is None):
+        return extras  # being built for the new catalogue by another request
+    try:
+        found = app.extensions.get(EXTENSION)
+        if found is None or found.catalog is not catalog:
+            settings = services.settings
+            found = CatalogueExtras(
+                catalog,
+                dataset_dir(settings.dataset, settings.home),
+                added_path(settings.dataset, settings.home),
+                previous=found,
+            )
+            app.extensions[EXTENSION] = found
+        return found
+    finally:
+        lock.release()
 
 
-def _imdb_ids(folder: Path | None) -> dict[int, int]:
-    """``movieId -> IMDb number`` from links.csv (empty when the set has none)."""
-    path = folder / "links.csv" if folder else None
-    if path is None or not path.is_file():
+def notice_added_movies() -> None:
+    """Before each request: reload the catalogue if movies were added (a ``stat`` at most
+    every few seconds, see :meth:`~movierec.web.services.Recommenders.refresh_catalog`)."""
+    current_app.extensions["movierec"].recommenders.refresh_catalog()
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Where the catalogue ends: the data set's last release year and how many movies
+    were added to it."""
+
+    last_year: int | None
+    added: int
+
+    @property
+    def text(self) -> str:
+        """``"Movies up to 2018, plus 12 added"`` (``"Movies up to 2018"`` if none)."""
+        head = f"Movies up to {self.last_year}" if self.last_year else "Movies of MovieLens"
+        return f"{head}, plus {self.added:,} added" if self.added else head
+
+    @property
+    def note(self) -> str:
+        """What a search that found nothing recent says."""
+        added = f", plus {self.added:,} movie{'s' if self.added != 1 else ''} added here"
+        return (
+            f"The catalogue ends in {self.last_year}{added if self.added else ''}: "
+            "a newer film may not be in it yet."
+        )
+
+    def misses_recent(self, years: Iterable[int | None]) -> bool:
+        """Whether hits of these ``years`` include none from the catalogue's last
+        ``RECENT_YEARS`` years or later (so the visitor should know where it ends)."""
+        if self.last_year is None:
+            return False
+        recent = self.last_year - RECENT_YEARS + 1
+        return not any(y is not None and y >= recent for y in years)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"last_year": self.last_year, "added": self.added}
+
+
+def coverage(catalog: Catalog) -> Coverage:
+    return Coverage(catalog.last_year, catalog.n_added)
+
+
+def catalogue_context() -> dict[str, Any]:
+    """For every template: ``coverage`` when the catalogue is loaded (else None: an error
+    page never loads it)."""
+    services = current_app.extensions.get("movierec")
+    catalog = services.recommenders.loaded_catalog if services is not None else None
+    return {"coverage": coverage(catalog) if catalog is not None else None}
+
+
+def _added_imdb(path: Path | None, catalog: Catalog) -> dict[int, int]:
+    """``movieId -> IMDb number`` of the added movies in ``catalog`` (from their file)."""
+    if path is None or not catalog.added_ids:
         return {}
-    links = pd.read_csv(path, dtype={"movieId": "int64", "imdbId": "string"})
-    links = links.dropna(subset=["imdbId"])
-    numbers = pd.to_numeric(links["imdbId"].str.strip(), errors="coerce")
-    good = numbers.notna() & (numbers > 0)
-    return dict(
-        zip(links["movieId"][good].tolist(), numbers[good].astype("int64").tolist(), strict=True)
-    )
+    try:
+        added = read_added(path)
+    except DataError as exc:  # the catalogue was read; the links are not worth a failure
+        log.warning("IMDb links of added movies not read: %s", exc)
+        return {}
+    return {m.movie_id: m.imdb_id for m in added if m.imdb_id and m.movie_id in catalog}
 
 
 def _tag_counts(folder: Path | None) -> dict[int, list[tuple[str, int]]]:

@@ -22,7 +22,7 @@ from movierec.errors import InvalidInput, quoted
 from movierec.search import MAX_QUERY
 from movierec.store import repo
 from movierec.web.cards import STAR_STEPS, info_for, movie_card, star_label, tmdb_ids
-from movierec.web.catalogue import get_catalogue, predicted_stars
+from movierec.web.catalogue import coverage, get_catalogue, predicted_stars
 from movierec.web.services import Services, get_services
 from movierec.web.visitor import visitor_id
 
@@ -101,11 +101,15 @@ def search() -> str | tuple[str, int]:
     q = request.args.get("q", "")
     if len(q) > MAX_QUERY:
         raise InvalidInput(f"q is {len(q)} characters long; at most {MAX_QUERY}", field="q")
+    q = q if q.strip() else ""  # only spaces: the empty form
     hits: list[dict[str, Any]] = []
-    if q.strip():
+    ends = None  # where the catalogue ends, when no hit is recent
+    if q:
         extras = get_catalogue()
         catalog = services.recommenders.catalog
         movies = [catalog.get(h.movie_id) for h in extras.index.search(q, SEARCH_PAGE)]
+        span = coverage(catalog)
+        ends = span if span.misses_recent(m.year for m in movies) else None
         db = services.store.scoped
         ratings = stored_ratings(db, services)
         db.commit()
@@ -119,7 +123,7 @@ def search() -> str | tuple[str, int]:
             }
             for m in movies
         ]
-    return render_template("search/results.html", q=q, hits=hits)
+    return render_template("search/results.html", q=q, hits=hits, ends=ends)
 
 
 # -- helpers shared with the ratings pages -----------------------------------------------
