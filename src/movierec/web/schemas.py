@@ -389,12 +389,23 @@ class Unmatched(Strict):
     reason: str
 
 
+class Duplicate(Strict):
+    line: int = Field(ge=3)
+    earlier: int = Field(ge=2, description="the line of the earlier row naming the movie")
+    movie_id: int = Field(ge=1)
+    message: str = Field(description='"line 9 repeats line 3; the later stars were kept"')
+
+
 class ImportResult(Strict):
-    format: Literal[FORMATS]  # type: ignore[valid-type]
+    format: Literal[FORMATS] = Field(description="the format the file was read as")  # type: ignore[valid-type]
+    detected: bool = Field(description="true when the header named another format than sent")
     rows: int = Field(ge=0, description="data rows read")
     matched: int = Field(ge=0, description="movies matched")
     skipped: int = Field(ge=0, description="rows without a rating")
     unmatched: list[Unmatched]
+    duplicates: list[Duplicate] = Field(
+        description="rows naming a movie an earlier row named (the later stars are kept)"
+    )
     ratings: dict[MovieIdKey, Stars] = Field(
         description="matched stars by movieId (nothing is stored)",
         json_schema_extra={"additionalProperties": False},
