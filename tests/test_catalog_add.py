@@ -7,11 +7,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from movierec import models
 from movierec.cli import main
-from movierec.data import load_dataset
+from movierec.data import Ratings, load_dataset
 from movierec.data.added import (
     ADDED_FROM,
     NewMovie,
@@ -265,3 +266,26 @@ def test_an_added_movie_can_be_rated_and_is_then_never_offered(added_service):
     assert not any(p.movie.movie_id == ADDED_FROM for p in picks)  # rated: never offered
     with pytest.raises(InvalidInput, match="unknown movieId 999999999"):
         added_service.recommend({999_999_999: 4.0})
+
+
+def test_an_added_movie_the_model_learned_is_left_to_the_model(ml_small, added_service):
+    """After a retrain in which 30 visitors rated The Irishman, the model ranks it like any
+    movie; it is no longer matched on genres (and so never twice in one list)."""
+    frame = ml_small.frame
+    users = np.arange(100_001, 100_031)
+    extra_users = np.repeat(users, 2)
+    extra_movies = np.tile([ADDED_FROM + 1, 858], users.size)
+    ratings = Ratings.from_arrays(
+        np.concatenate([frame["userId"].to_numpy(), extra_users]),
+        np.concatenate([frame["movieId"].to_numpy(), extra_movies]),
+        np.concatenate([frame["rating"].to_numpy(), np.full(extra_users.size, 5.0)]),
+    )
+    model = models.create("svd", seed=0, n_epochs=3).fit(ratings)
+    service = RecommendService(model, added_service.catalog)
+    for n in (5, 20, 50):
+        picks = service.recommend({858: 5.0, 296: 4.5}, n=n).items
+        irishman = [p for p in picks if p.movie.movie_id == ADDED_FROM + 1]
+        assert len(irishman) <= 1 and all(p.note is None for p in irishman)
+    # Parasite, which nobody rated, is still matched on its genres
+    picks = service.recommend({296: 5.0}, n=5).items
+    assert picks[-1].movie.movie_id == ADDED_FROM and picks[-1].note

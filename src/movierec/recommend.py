@@ -234,6 +234,13 @@ class RecommendService:
         self._mix = GenreMix.of(catalog, model_movies)
         #: the catalogue's added movies, matched on genres until a model learns them
         self._new = NewMovies(catalog, self.split_year) if catalog.added_ids else None
+        #: added movies the model has learned well enough to rank (a retrain with
+        #: visitors' ratings): they leave the genre matching for the model's own ranking
+        self._learned = frozenset(
+            int(m)
+            for m in self.movie_ids[self._allowed_items["any"]]
+            if int(m) in catalog.added_ids
+        )
         #: whether picks are explained (models with item vectors rank per movie)
         self._explains = model.item_vectors() is not None
         # Popular fallback over the whole catalogue (movies the model may not know too)
@@ -336,7 +343,8 @@ class RecommendService:
         if self._new is None:
             return found
         shown = {r.movie.movie_id for r in found.items}
-        new = self._new.picks(ratings, share_of(n), found.year, excluded | shown, genre)
+        skip = excluded | shown | self._learned
+        new = self._new.picks(ratings, share_of(n), found.year, skip, genre)
         if not new:
             return found
         extra = [
