@@ -3,10 +3,13 @@ address from the right; with none, the header is ignored (anyone can send it).""
 
 from __future__ import annotations
 
+import http.client
+
 import pytest
 
 from movierec.config import load_settings
 from movierec.errors import InvalidInput
+from movierec.web.testing import serve_env, serve_process
 
 PROXY = "10.0.0.1"  # the TCP peer every request comes from here
 BUDGET = 3  # requests per minute per client
@@ -65,3 +68,32 @@ def test_the_scheme_comes_from_the_proxy_only_when_trusted(make_app, monkeypatch
 def test_a_malformed_trusted_proxies_value_names_the_variable(raw: str):
     with pytest.raises(InvalidInput, match="MOVIEREC_TRUSTED_PROXIES"):
         load_settings({"MOVIEREC_TRUSTED_PROXIES": raw})
+
+
+@pytest.mark.slow
+def test_movierec_serve_passes_the_proxy_headers_on(web_home, tmp_path):
+    """waitress drops X-Forwarded-* by default; with trusted proxies serve keeps them."""
+    env = serve_env(
+        MOVIEREC_HOME=str(web_home),
+        MOVIEREC_MODEL="svd",
+        MOVIEREC_WORKERS="1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'serve.db'}",
+        MOVIEREC_SECRET_KEY="proxies-test-secret-key",
+        MOVIEREC_RATE_LIMIT=f"{BUDGET}/minute",
+        MOVIEREC_TRUSTED_PROXIES="1",
+    )
+    with serve_process(env, tmp_path / "serve.log") as server:
+
+        def get(forwarded_for: str) -> int:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            try:
+                conn.request("GET", "/api/v1/movies/1", headers={"X-Forwarded-For": forwarded_for})
+                answer = conn.getresponse()
+                answer.read()
+                return answer.status
+            finally:
+                conn.close()
+
+        first = [get(f"203.0.113.{i}, 198.51.100.7") for i in range(BUDGET + 1)]
+        assert first == [200] * BUDGET + [429]
+        assert get("198.51.100.8") == 200

@@ -176,6 +176,9 @@ def run_waitress(
         asyncore_use_poll=True,  # select() cannot watch more than 1024 sockets
         backlog=BACKLOG,
         ident="movierec",
+        # waitress drops X-Forwarded-* unless told its proxy; behind MOVIEREC_TRUSTED_PROXIES
+        # they reach the app, whose ProxyFix trusts exactly that many (web/__init__.py)
+        clear_untrusted_proxy_headers=not settings.trusted_proxies,
     )
     server.channel_class = _secure_channel(settings)
     if started is not None:
