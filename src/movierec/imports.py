@@ -22,6 +22,11 @@ names, and :attr:`ImportResult.detected` says so. A movie named on several rows 
 later row's stars; each repeat is reported (:class:`Duplicate`: "line 9 repeats line 3").
 Line numbers count the header as line 1, as a text editor does.
 
+Watchlists (:func:`read_watchlist`, ``WATCHLIST_FORMATS``): Letterboxd's ``watchlist.csv``
+(``Date,Name,Year,Letterboxd URI``, matched by title and year as above) and IMDb's watchlist
+export (``Const``, ``Created``, ``Title``, ``Title Type``, ``Year``, ..., matched by ``Const``);
+the same limits, encodings and line-numbered errors.
+
 Limits and encodings: at most ``MAX_BYTES`` (5 MB) and ``MAX_ROWS`` (20,000) data rows. Files
 are read as UTF-8, with or without a byte-order mark (what IMDb and Letterboxd write). There is
 deliberately no Latin-1 fallback: a wrong guess would not fail but silently garble accented
@@ -418,8 +423,103 @@ def _add(
         result.rated_at.pop(movie_id, None)
 
 
+WATCHLIST_FORMATS = ("letterboxd", "imdb")
+
+
+@dataclass
+class WatchlistImport:
+    """What a watchlist file held: ``added`` ``{movieId: when added (or None)}`` matched,
+    in the file's order, rows ``unmatched``, and ``rows`` read."""
+
+    format: str
+    added: dict[int, datetime | None] = field(default_factory=dict)
+    unmatched: list[Unmatched] = field(default_factory=list)
+    rows: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "format": self.format,
+            "rows": self.rows,
+            "matched": len(self.added),
+            "movie_ids": list(self.added),
+            "unmatched": [u.to_dict() for u in self.unmatched],
+        }
+
+
+def read_watchlist(data: bytes, fmt: str, matcher: Matcher) -> WatchlistImport:
+    """Parse ``data`` (a whole uploaded watchlist file) as ``fmt`` (``letterboxd`` or
+    ``imdb``) and match its rows; ``InvalidInput`` naming the line of the first problem."""
+    if fmt not in WATCHLIST_FORMATS:
+        raise InvalidInput(
+            f"format must be one of {', '.join(WATCHLIST_FORMATS)}, got {quoted(fmt)}",
+            field="format",
+        )
+    if len(data) > MAX_BYTES:
+        raise InvalidInput(
+            f"the file is {size_text(len(data))}; at most {size_text(MAX_BYTES)}", field="file"
+        )
+    result = WatchlistImport(format=fmt)
+    columns, rows = _rows(decode(data))
+    need, named = ("Name", "a Letterboxd watchlist.csv") if fmt == "letterboxd" else (
+        "Const", "an IMDb watchlist export")  # fmt: skip
+    if need not in columns:
+        raise InvalidInput(f"line 1: no {need!r} column; is this {named}?", field="file")
+    for line, row in rows:
+        result.rows += 1
+        if result.rows > MAX_ROWS:
+            raise InvalidInput(
+                f"line {line}: the file has more than {MAX_ROWS:,} rows; split it", field="file"
+            )
+        if fmt == "letterboxd":
+            _letterboxd_watch_row(line, row, matcher, result)
+        else:
+            _imdb_watch_row(line, row, matcher, result)
+    return result
+
+
+def _letterboxd_watch_row(
+    line: int, row: dict[str, str], matcher: Matcher, result: WatchlistImport
+) -> None:
+    name = _need(line, row, "Name")
+    year_text = row.get("Year", "")
+    if year_text and not _YEAR.fullmatch(year_text):
+        raise InvalidInput(f"line {line}: Year must be 4 digits, got {quoted(year_text)}", "file")
+    year = int(year_text) if year_text else None
+    movie_id = matcher.by_name(name, year) if name else None
+    if movie_id is None:
+        reason = "no title given" if not name else "no movie with this title and year"
+        result.unmatched.append(Unmatched(line, name, year, row.get("Letterboxd URI", ""), reason))
+        return
+    result.added[movie_id] = _date(line, row.get("Date", ""), "Date")
+
+
+def _imdb_watch_row(
+    line: int, row: dict[str, str], matcher: Matcher, result: WatchlistImport
+) -> None:
+    const = _need(line, row, "Const")
+    match = _IMDB_ID.fullmatch(const)
+    if match is None:
+        raise InvalidInput(
+            f"line {line}: Const must be an IMDb id like tt0133093, got {quoted(const)}",
+            field="file",
+        )
+    movie_id = matcher.by_imdb(int(match.group(1)))
+    if movie_id is None:
+        kind = row.get("Title Type", "")
+        reason = "not in the catalogue"
+        if kind and kind.casefold() not in ("movie", "feature film", "tv movie"):
+            reason = f"not a movie ({kind})"
+        title, year = row.get("Title", ""), _year(row.get("Year", ""))
+        result.unmatched.append(Unmatched(line, title, year, const, reason))
+        return
+    result.added[movie_id] = _date(line, row.get("Created", ""), "Created")
+
+
 __all__ = [
     "FORMATS",
+    "WATCHLIST_FORMATS",
+    "WatchlistImport",
+    "read_watchlist",
     "FORMAT_NAMES",
     "MAX_BYTES",
     "MAX_ROWS",

@@ -404,12 +404,24 @@ class TmdbClient:
         rows.sort(key=priority)
         return [(p["provider_id"], p["provider_name"]) for p in rows]
 
+    def watch_regions(self) -> list[tuple[str, str]]:
+        """``[(country code, English name)]`` TMDB lists watch providers for, by name."""
+        body = self.get("/watch/providers/regions") or {}
+        rows = [
+            (r["iso_3166_1"].upper(), r.get("english_name") or r["iso_3166_1"])
+            for r in body.get("results") or []
+            if isinstance(r, dict)
+            and isinstance(r.get("iso_3166_1"), str)
+            and len(r["iso_3166_1"]) == 2
+        ]
+        return sorted(set(rows), key=lambda r: r[1])
+
 
 def pick_trailer(videos: list[Any]) -> str | None:
     """The YouTube key of the best trailer: official trailers first, then teasers."""
 
     def rank(video: dict[str, Any]) -> tuple[int, int, int]:
-        kind = {"Trailer": 0, "Teaser": 1}.get(video.get("type"), 2)
+        kind = {"Trailer": 0, "Teaser": 1}.get(str(video.get("type")), 2)
         return (kind, 0 if video.get("official") else 1, -int(video.get("size") or 0))
 
     youtube = [
@@ -441,8 +453,8 @@ class TmdbService:
         self._lock = threading.Lock()
         self._in_flight: dict[int, Future[MovieInfo | None]] = {}
         self._down_until = 0.0
-        #: region -> (monotonic expiry, [(provider_id, name)])
-        self._regions: dict[str, tuple[float, list[tuple[int, str]]]] = {}
+        #: per-process answers not tied to a movie: key -> (monotonic expiry, answer)
+        self._regions: dict[str, tuple[float, Any]] = {}
 
     @property
     def configured(self) -> bool:
@@ -477,7 +489,7 @@ class TmdbService:
             done, _ = wait(futures.values(), timeout=self.deadline)
             for tmdb_id, future in futures.items():
                 if future in done and future.exception() is None and future.result():
-                    infos[tmdb_id] = future.result()  # type: ignore[assignment]
+                    infos[tmdb_id] = future.result()  # type: ignore[assignment]  # not None: tested above
         return {i: info for i, info in infos.items() if info.found}
 
     def info(self, tmdb_id: int | None) -> MovieInfo | None:
@@ -490,9 +502,17 @@ class TmdbService:
         """The services TMDB lists for ``region`` (``[(provider_id, name)]``), kept in this
         process for ``REGION_SERVICES_TTL`` s; None when not configured, TMDB is paused
         after a failure, or the answer is not back within the deadline."""
+        key = region.upper()
+        return self._kept(f"services:{key}", lambda: self.client.region_services(key))
+
+    def watch_regions(self) -> list[tuple[str, str]] | None:
+        """``[(country code, English name)]`` TMDB has watch providers for, by name; kept
+        and missing as :meth:`region_services`."""
+        return self._kept("regions", self.client.watch_regions)
+
+    def _kept(self, key: str, fetch: Callable[[], Any]) -> Any:
         if not self.configured:
             return None
-        key = region.upper()
         held = self._regions.get(key)
         if held is not None and held[0] > time.monotonic():
             return held[1]
@@ -501,17 +521,17 @@ class TmdbService:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix="tmdb")
-            future = self._pool.submit(self.client.region_services, key)
+            future = self._pool.submit(fetch)
         try:
-            services = future.result(timeout=self.deadline)
+            value = future.result(timeout=self.deadline)
         except TmdbUnavailable as exc:
             log.warning("%s; not asking TMDB again for %.0f s", exc, DOWN_PAUSE)
             self._down_until = time.monotonic() + DOWN_PAUSE
             return held[1] if held else None
         except Exception:  # not back in time (it may still arrive and be dropped)
             return held[1] if held else None
-        self._regions[key] = (time.monotonic() + REGION_SERVICES_TTL, services)
-        return services
+        self._regions[key] = (time.monotonic() + REGION_SERVICES_TTL, value)
+        return value
 
     def close(self) -> None:
         """Stop the worker threads (pending look-ups are dropped)."""

@@ -10,6 +10,7 @@ Configuration, lowest precedence first: the environment (:mod:`movierec.config`)
 ``instance/config.py`` (skipped when ``TESTING``), then ``test_config``. Keys read:
 ``MOVIEREC_HOME``, ``DATASET`` (or ``MOVIEREC_DATASET``), ``MOVIEREC_MODEL``,
 ``MOVIEREC_DATA_SOURCE``, ``DATABASE_URL``, ``TMDB_API_KEY``, ``TMDB_READ_TOKEN``,
+``MOVIEREC_TMDB_URL``, ``MOVIEREC_REGION``,
 ``SETTINGS`` (a ready :class:`~movierec.config.Settings`; its ``trusted_proxies`` wraps the
 app in werkzeug's ``ProxyFix``), ``MAX_CONTENT_LENGTH`` (else
 ``settings.max_body``; a body past it, declared or chunked, is a 413:
@@ -33,7 +34,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -78,6 +79,8 @@ CONFIG_TO_ENV = {
     "DATABASE_URL": "DATABASE_URL",
     "TMDB_API_KEY": "TMDB_API_KEY",
     "TMDB_READ_TOKEN": "TMDB_READ_TOKEN",
+    "MOVIEREC_TMDB_URL": "MOVIEREC_TMDB_URL",
+    "MOVIEREC_REGION": "MOVIEREC_REGION",
 }
 
 
@@ -88,6 +91,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         api,
         api_catalog,  # noqa: F401  (adds its routes to api.bp)
         api_model,  # noqa: F401  (adds GET /api/v1/model to api.bp)
+        api_watch,  # noqa: F401  (adds its routes to api.bp)
         catalogue,
         errors,
         health,
@@ -99,6 +103,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         posters,
         ratings,
         visitor,
+        watchlist,
     )
     from movierec.web.services import Services
 
@@ -132,7 +137,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config["TRUSTED_HOSTS"] = list(settings.trusted_hosts)
     if settings.trusted_proxies:  # the client address from X-Forwarded-For, no further
         n = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]  # Flask's documented way
 
     services = Services.from_app_config(settings, app.config)
     # an empty database gets the tables; one behind this code's revision: one line,
@@ -146,6 +151,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(movies.bp)
     app.register_blueprint(ratings.bp)
+    app.register_blueprint(watchlist.bp)
     app.register_blueprint(posters.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
@@ -263,7 +269,7 @@ def _remove_session(_exc: BaseException | None) -> None:
         log.debug("closing the request's database session failed", exc_info=True)
 
 
-def _security_headers(response):  # type: ignore[no-untyped-def]
+def _security_headers(response: Response) -> Response:
     from flask import current_app, session
 
     if session.accessed:  # built from the visitor's cookie: theirs alone, never cached

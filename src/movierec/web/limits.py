@@ -36,6 +36,7 @@ import logging
 import math
 import threading
 import time
+from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
@@ -55,7 +56,8 @@ log = logging.getLogger(__name__)
 SCOPE = "recommend"
 #: the page views that compute recommendations or store a visitor's answers, limited along
 #: with the API blueprint: the form POST, the picks it redirects to (where ranking happens),
-#: "not interested", "show me 15 more", and rating a movie from its page or the search
+#: "not interested", "show me 15 more", rating a movie from its page or the search, and
+#: the watchlist's writes and ranked list
 LIMITED_ENDPOINTS = (
     "pages.submit",
     "pages.results",
@@ -63,6 +65,11 @@ LIMITED_ENDPOINTS = (
     "pages.more",
     "movies.rate",
     "ratings.import_file",
+    "watchlist.add",
+    "watchlist.remove",
+    "watchlist.index",
+    "watchlist.import_file",
+    "watchlist.save_settings",
 )
 #: seconds to wait for Redis before counting in memory instead
 REDIS_TIMEOUT = 0.5
@@ -99,7 +106,7 @@ class SweptMemoryStorage(MemoryStorage):
             return
         try:
             self._next_sweep = now + SWEEP_INTERVAL
-            self._MemoryStorage__expire_events()
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]  # limits' private (pinned)
         finally:
             self._sweep_lock.release()
 
@@ -129,10 +136,13 @@ def init_limits(app: Flask, settings: Settings) -> Limiter | None:
     if not app.config.setdefault("RATELIMIT_ENABLED", True):
         return None
     storage = app.config.get("RATELIMIT_STORAGE_URI") or settings.redis_url or MEMORY_STORAGE
-    options = {}
+    options: dict[str, Any] = {}
     if storage.startswith(("redis://", "rediss://", "unix://")):
         require("redis", "redis", "REDIS_URL (rate limits shared in Redis)")
-        options = {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT}
+        options = {
+            "socket_connect_timeout": REDIS_TIMEOUT,
+            "socket_timeout": REDIS_TIMEOUT,
+        }
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "movierec")
     limiter = Limiter(
         key_func=get_remote_address,
@@ -157,10 +167,10 @@ def init_limits(app: Flask, settings: Settings) -> Limiter | None:
     app.after_request(retry_after_as_meant)
     limiter.init_app(app)
     shared = limiter.shared_limit(rate, scope=SCOPE)
-    shared(app.blueprints["api"])
+    shared(app.blueprints["api"])  # type: ignore[call-overload]  # a blueprint is accepted too
     for endpoint in LIMITED_ENDPOINTS:
         if endpoint in app.view_functions:
-            app.view_functions[endpoint] = shared(app.view_functions[endpoint])
+            app.view_functions[endpoint] = shared(app.view_functions[endpoint])  # type: ignore[assignment]  # a view
     log.debug("rate limit %s per address on the API and the form", rate)
     app.extensions["movierec_limiter"] = limiter
     prefix = str(app.config["RATELIMIT_KEY_PREFIX"])

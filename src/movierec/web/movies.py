@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
 from movierec.data import Movie
@@ -36,6 +37,8 @@ MAX_ID_DIGITS = 10
 @bp.get("/movies/<movie_id>")
 def movie(movie_id: str) -> str:
     """One movie's page; the styled 404 for an unknown or malformed id."""
+    from movierec.web.watchlist import watch_context, watch_summary  # (it imports this)
+
     services = get_services()
     found = known_movie(services, movie_id)
     extras = get_catalogue()
@@ -57,6 +60,7 @@ def movie(movie_id: str) -> str:
         tags=extras.tags.get(found.movie_id, []),
         imdb_url=extras.imdb_url(found.movie_id),
         predicted_stars=predicted_stars(recommender, ratings, found.movie_id),
+        watch=watch_summary(info_for(found, infos), watch_context(db)),
     )
     cards = [
         {**movie_card(m, info_for(m, infos)), "stars": ratings.get(m.movie_id, 0.0)}
@@ -72,7 +76,7 @@ def movie(movie_id: str) -> str:
 
 
 @bp.post("/movies/<movie_id>/rate")
-def rate(movie_id: str):  # type: ignore[no-untyped-def]
+def rate(movie_id: str) -> ResponseReturnValue:
     """Store the visitor's stars for one movie (0 removes them) and go back where they were."""
     services = get_services()
     found = known_movie(services, movie_id)

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from movierec.errors import InvalidInput, quoted
 from movierec.imports import FORMAT_NAMES, FORMATS, MAX_BYTES, ImportResult, Unmatched, read_import
@@ -101,7 +102,7 @@ def index() -> str:
 
 
 @bp.post("/ratings/training")
-def training_choice():  # type: ignore[no-untyped-def]
+def training_choice() -> ResponseReturnValue:
     """Whether the visitor's ratings may train the site's next model: form field ``use``
     is ``yes`` (the default) or ``no`` (opt out); stored at once, honoured by the next
     ``movierec train --with-visitors``, reversible. Redirects (303) to ``/ratings``."""
@@ -303,7 +304,7 @@ def import_done() -> Any:
 
 
 @bp.post("/ratings/import/replace")
-def import_replace():  # type: ignore[no-untyped-def]
+def import_replace() -> ResponseReturnValue:
     """Replace stored stars with the imported ones the visitor confirmed (``rating-<id>``)."""
     services = get_services()
     catalog = services.recommenders.catalog
@@ -402,7 +403,14 @@ def _rows(services: Any) -> list[dict[str, Any]]:
 
 
 #: endpoints that take an uploaded rating history (bigger bodies than the app-wide cap)
-IMPORT_ENDPOINTS = frozenset({"ratings.import_file", "api.import_ratings"})
+IMPORT_ENDPOINTS = frozenset(
+    {
+        "ratings.import_file",
+        "api.import_ratings",
+        "watchlist.import_file",
+        "api.import_watchlist",
+    }
+)
 
 
 def allow_import_bodies() -> None:

@@ -86,6 +86,11 @@ class FakeTmdb:
         parts = path.strip("/").split("/")
         if parts == ["watch", "providers", "movie"]:
             return 200, self.region_services(params.get("watch_region", ""))
+        if parts == ["watch", "providers", "regions"]:
+            names = {"US": "United States of America", "GB": "United Kingdom", "FR": "France"}
+            return 200, {
+                "results": [{"iso_3166_1": c, "english_name": n} for c, n in names.items()]
+            }
         if len(parts) < 2 or parts[0] != "movie" or not parts[1].isdigit():
             return 404, {"status_message": "not found"}
         tmdb_id = int(parts[1])

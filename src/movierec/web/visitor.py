@@ -32,7 +32,7 @@ from movierec.web.services import get_services
 LAST_SEEN_EVERY = timedelta(hours=1)
 #: blueprints whose pages read or change the cookie visitor's stored data (not the
 #: cookie-less JSON API, the drawn posters or static files)
-VISITOR_BLUEPRINTS = frozenset({"pages", "movies", "ratings"})
+VISITOR_BLUEPRINTS = frozenset({"pages", "movies", "ratings", "watchlist"})
 
 
 @overload
