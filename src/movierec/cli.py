@@ -579,10 +579,10 @@ def _cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
     if args.catalog_command == "list-added":
         added = read_added(path)
         for m in added:
-            ids = f"tt{m.imdb_id:07d}" if m.imdb_id else "-", m.tmdb_id or "-"
-            genres = "|".join(m.genres) or "-"
-            print(f"{m.movie_id}  {m.title} ({m.year or '?'})  {genres}  imdb {ids[0]}  "
-                  f"tmdb {ids[1]}  added {m.added_at}")  # fmt: skip
+            links = f"tt{m.imdb_id:07d}" if m.imdb_id else "-", m.tmdb_id or "-"
+            named = "|".join(m.genres) or "-"
+            print(f"{m.movie_id}  {m.title} ({m.year or '?'})  {named}  imdb {links[0]}  "
+                  f"tmdb {links[1]}  added {m.added_at}")  # fmt: skip
         print(f"{len(added)} movie(s) added to {args.dataset} ({path})")
         return 0
     dataset = load_dataset(args.dataset, home=settings.home, progress=False)

@@ -173,7 +173,7 @@ def _check_stars(value: object, movie_id: int) -> float:
     if isinstance(value, bool):
         value = None  # True/False are not stars
     try:
-        stars = float(value)  # type: ignore[arg-type]
+        stars = float(value)  # type: ignore[arg-type]  # any object: TypeError caught
     except (TypeError, ValueError):
         stars = float("nan")
     if not (0.5 <= stars <= 5.0) or (stars * 2) != int(stars * 2):
@@ -396,7 +396,7 @@ class RecommendService:
         year: str,
         n: int,
         ignored: list[int],
-        excluded: set[int] = frozenset(),  # type: ignore[assignment]
+        excluded: set[int] = frozenset(),  # type: ignore[assignment]  # read only
         chosen: set[int] | None = None,
         genre: str | None = None,
     ) -> RecommendationList:

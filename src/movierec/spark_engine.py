@@ -406,8 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def summary(model: ALS, dataset: str, path: Path, seconds: float) -> str:
     """The one line ``train --engine spark`` prints."""
+    n_ratings = model.rated.stars.size if model.rated is not None else 0
     return (
-        f"trained als on Spark in {seconds:.1f} s on {dataset} ({model.rated.stars.size:,} "  # type: ignore[union-attr]
+        f"trained als on Spark in {seconds:.1f} s on {dataset} ({n_ratings:,} "
         f"ratings, {model.n_users:,} users, {model.n_items:,} movies); saved {path}"
     )
 

@@ -245,7 +245,7 @@ def from_tmdb(details: Mapping[str, object], genres: Iterable[str]) -> NewMovie:
     vocabulary (``genres``); TMDB genres without a MovieLens twin are left out."""
     vocabulary = frozenset(genres)
     names = []
-    for genre in details.get("genres") or []:  # type: ignore[attr-defined]
+    for genre in details.get("genres") or []:  # type: ignore[attr-defined]  # TMDB JSON
         name = genre.get("name") if isinstance(genre, dict) else None
         if isinstance(name, str):
             name = TMDB_GENRES.get(name, name)
@@ -310,13 +310,13 @@ def _check_new(
     for movie_id, title, year in zip(frame.index.tolist(), titles, frame["year"], strict=True):
         key = (fold(display_title(title)), None if pd.isna(year) else int(year))
         seen_title.setdefault(key, named[movie_id])
-    for movie in current:
-        where = f"added movieId {movie.movie_id} ({movie.catalog_title})"
-        if movie.imdb_id:
-            seen_imdb.setdefault(movie.imdb_id, where)
-        if movie.tmdb_id:
-            seen_tmdb.setdefault(movie.tmdb_id, where)
-        seen_title.setdefault((fold(movie.title), movie.year), where)
+    for added in current:
+        where = f"added movieId {added.movie_id} ({added.catalog_title})"
+        if added.imdb_id:
+            seen_imdb.setdefault(added.imdb_id, where)
+        if added.tmdb_id:
+            seen_tmdb.setdefault(added.tmdb_id, where)
+        seen_title.setdefault((fold(added.title), added.year), where)
     for movie in new:
         this = f"{movie.source or movie.describe()} of this batch"
         key = (fold(movie.title), movie.year)

@@ -102,7 +102,7 @@ class Catalog:
 
     def __contains__(self, movie_id: object) -> bool:
         try:
-            return int(movie_id) in self.frame.index  # type: ignore[arg-type]
+            return int(movie_id) in self.frame.index  # type: ignore[call-overload]  # TypeError caught
         except (TypeError, ValueError):
             return False
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -67,7 +67,7 @@ MOVIES_CSV = TableFormat((_MOVIE, Column("title", "str"), Column("genres", "str"
 LINKS_CSV = TableFormat((_MOVIE, Column("imdbId", "str"), Column("tmdbId", "int?")))
 TAGS_CSV = TableFormat((_USER, _MOVIE, Column("tag", "str"), _TIMESTAMP))
 
-_ML100K = {"header": False, "encoding": "latin-1", "quoted": False}
+_ML100K: dict[str, Any] = {"header": False, "encoding": "latin-1", "quoted": False}
 U_DATA = TableFormat(
     (_USER, _MOVIE, Column("rating", "float", low=1, high=5, step=1), _TIMESTAMP),
     sep="\t",
@@ -93,7 +93,7 @@ GENOME_SCORES_CSV = TableFormat(
 )
 GENOME_TAGS_CSV = TableFormat((Column("tagId", low=1), Column("tag", "str")))
 
-_DAT = {"sep": "::", "header": False, "quoted": False}
+_DAT: dict[str, Any] = {"sep": "::", "header": False, "quoted": False}
 _WHOLE_STARS = Column("rating", "float", low=1, high=5, step=1)
 _HALF_STARS = Column("rating", "float", low=0.5, high=5, step=0.5)
 ML1M_RATINGS = TableFormat((_USER, _MOVIE, _WHOLE_STARS, _TIMESTAMP), encoding="latin-1", **_DAT)

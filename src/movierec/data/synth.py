@@ -283,7 +283,9 @@ def _pick_movies(
     extra = [
         user * n_movies
         + rng.choice(
-            np.setdiff1d(np.arange(n_movies), keys[_user_slice(keys, user, n_movies)] % n_movies),
+            np.setdiff1d(
+                np.arange(n_movies), keys[_user_slice(keys, int(user), n_movies)] % n_movies
+            ),
             need[user],
             replace=False,
         )

@@ -16,7 +16,7 @@ measured by the same lines.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -42,7 +42,7 @@ class Method(ABC):
     #: whether ``score_users`` is worth calling (top-N metrics)
     can_rank: ClassVar[bool] = True
 
-    def __init__(self, name: str, seed: int = 0, params: dict[str, Any] | None = None) -> None:
+    def __init__(self, name: str, seed: int = 0, params: Mapping[str, Any] | None = None) -> None:
         self.name = name
         self.seed = int(seed)
         self.params: dict[str, Any] = dict(params or {})
@@ -114,7 +114,7 @@ class OurModel(Method):
         self,
         name: str,
         seed: int = 0,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
         catalog: Catalog | None = None,
     ) -> None:
         super().__init__(name, seed, params)
@@ -128,7 +128,7 @@ class OurModel(Method):
         self.model = models.create(self.name, seed=self.seed, **self.params)
         # movie text (genres, tags) for models that read it; no ratings
         self.model.fit(train, progress=False, catalog=self.catalog)
-        movie_ids = self.model.movie_ids
+        movie_ids = np.asarray(self.model.movie_ids)  # fitted just above
         self._mix = None if self.catalog is None else GenreMix.of(self.catalog, movie_ids)
         if movie_ids is not None and np.array_equal(movie_ids, train.movie_ids):
             self._columns = None
@@ -177,7 +177,7 @@ class OurModel(Method):
     def _personal(self, rankings: np.ndarray, states: Sequence[UserState]) -> np.ndarray:
         """``rankings`` ``(n, n_items)`` (model columns) with each row's first ``RERANKED``
         unrated movies re-ordered by ``personal_order`` and lifted above the rest."""
-        if self._mix is None:
+        if self._mix is None or self.model is None:
             return rankings
         for row, state in enumerate(states):
             allowed = np.isfinite(rankings[row])

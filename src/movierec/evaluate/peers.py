@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from movierec.data.ratings import Ratings
-from movierec.errors import InvalidInput
+from movierec.errors import InvalidInput, ModelError
 from movierec.evaluate.adapters import Method
 
 SURPRISE_PEERS = ("surprise-svd", "surprise-svdpp", "surprise-nmf", "surprise-knnbaseline")
@@ -84,7 +84,7 @@ def create_peer(
     name: str,
     scale: tuple[float, float],
     seed: int = 0,
-    params: dict[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> Method:
     """A peer by name (see :data:`PEERS`); ``scale`` is the data set's (lowest, highest) stars."""
     classes: dict[str, type[Method]] = {
@@ -119,7 +119,7 @@ class SurpriseMethod(Method):
         name: str,
         scale: tuple[float, float],
         seed: int = 0,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(name, seed, {**self.defaults, **(params or {})})
         self.surprise = import_surprise()
@@ -157,8 +157,11 @@ class SurpriseMethod(Method):
         Pairs of known ids take :meth:`_pair_estimates` (vectorised, the same formula)
         where a subclass has one; the rest go through ``algo.predict`` one by one.
         """
-        users = self._inner(self.train.users_of(user_ids), self._inner_users)
-        items = self._inner(self.train.items_of(movie_ids), self._inner_items)
+        train = self.train
+        if train is None:
+            raise ModelError(f"{self.name} is not fitted")
+        users = self._inner(train.users_of(user_ids), self._inner_users)
+        items = self._inner(train.items_of(movie_ids), self._inner_items)
         out = np.empty(users.size, dtype=np.float64)
         known = (users >= 0) & (items >= 0)
         fast = self._pair_estimates(users[known], items[known])
@@ -277,7 +280,7 @@ class SurpriseKNNBaseline(SurpriseMethod):
         return self.surprise.KNNBaseline(verbose=False, **self.params)
 
     @property
-    def can_rank(self) -> bool:  # type: ignore[override]
+    def can_rank(self) -> bool:  # type: ignore[override]  # per fold: from its size
         if self.train is None:
             return True
         return float(self.train.n_items) * self.train.nnz <= KNN_TOP_N_BUDGET

@@ -69,7 +69,7 @@ def movie_genres(source: GenreSource, movie_ids: Iterable[int]) -> list[frozense
         genres = frame["genres"].reindex(ids)
         return [frozenset(g) if isinstance(g, tuple | list) else frozenset() for g in genres]
     get: Callable[[int], Collection[str] | None]
-    get = source if callable(source) else source.get  # type: ignore[union-attr]
+    get = source if callable(source) else source.get
     return [frozenset(get(m) or ()) for m in ids]
 
 

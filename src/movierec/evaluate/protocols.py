@@ -603,7 +603,7 @@ def strategy_fold(
             name = strategy if len(methods) == 1 else f"{method.name}:{strategy}"
             _tell(report, name, "ask")
             rankings = {a: _Ranking(k_values) for a in asked_points}
-            rated = {a: [] for a in asked_points}
+            rated: dict[int, list[int]] = {a: [] for a in asked_points}
             choose_s, n_rounds = 0.0, 0
             for user_id, truth in users:
                 answers: dict[int, float | None] = {}

@@ -434,7 +434,7 @@ def write_plots(result: EvaluationResult, out: Path) -> list[Path]:
         ax.set_title(f"RMSE{cold}, {result.dataset} {result.split} (mean ± std)")
         ax.tick_params(axis="x", rotation=30)
         for tick in ax.get_xticklabels():
-            tick.set_ha("right")
+            tick.set_horizontalalignment("right")
         save(fig, "rmse.png")
 
     # recall@k curves
@@ -442,7 +442,7 @@ def write_plots(result: EvaluationResult, out: Path) -> list[Path]:
     ranked = [n for n in names if not math.isnan(result.mean(n, f"recall@{ks[0]}"))]
     if ranked:
         fig, ax = plt.subplots(figsize=(8, 4.5))
-        palette = plt.get_cmap("tab20").colors
+        palette = [plt.get_cmap("tab20")(i) for i in range(20)]  # its 20 colours
         for i, n in enumerate(ranked):
             means = [result.mean(n, f"recall@{k}") for k in ks]
             stds = [result.std(n, f"recall@{k}") for k in ks]

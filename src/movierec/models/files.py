@@ -123,7 +123,7 @@ def check_specs(
 # -- checksums --------------------------------------------------------------------------------
 def _bytes_of(array: np.ndarray) -> memoryview:
     """The array's raw bytes in C order (no copy for a C-contiguous array)."""
-    return memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
 
 
 def describe(array: np.ndarray) -> dict[str, Any]:
@@ -199,7 +199,7 @@ def write_model_file(
     tmp = path.with_name(f"{path.stem}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.npz")
     try:
         with _private_new_file(tmp) as fh:
-            np.savez(fh, **members)
+            np.savez(fh, **members)  # type: ignore[arg-type]  # numpy's stub: ** as allow_pickle
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -399,7 +399,7 @@ def _read_array(
         if "CRC" not in str(exc):
             raise
         raise damaged(f"checksum of {name} does not match (zip CRC-32)") from None
-    if hashlib.sha256(memoryview(buffer)).hexdigest() != listed["sha256"]:
+    if hashlib.sha256(buffer.data).hexdigest() != listed["sha256"]:
         raise damaged(f"checksum of {name} does not match")
     array = buffer.view(dtype).reshape(shape)
     check_finite(name, array)
@@ -437,6 +437,6 @@ def _read_member(
         if mapped is not None and info.compress_type == zipfile.ZIP_STORED:
             return _mapped_member(mapped, info, fh.tell(), nbytes, name)
         buffer = np.empty(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, dtype=np.uint8)
-        if fh.readinto(buffer) != buffer.size:
+        if fh.readinto(buffer) != buffer.size:  # type: ignore[attr-defined]  # a ZipExtFile
             raise damaged(f"array {name} is truncated")
     return buffer

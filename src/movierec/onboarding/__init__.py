@@ -211,9 +211,9 @@ class Onboarding:
         for item in shown_items:
             answers[item] = None
         for movie_id, stars in ratings.items():
-            item = position.get(int(movie_id))
-            if item is not None:
-                answers[item] = float(stars)
+            rated = position.get(int(movie_id))
+            if rated is not None:
+                answers[rated] = float(stars)
         strategy = validate_strategy(strategy)
         if answers or not isinstance(genre, str | None) or not isinstance(year, str):
             return self._batch(answers, shown_items, n, strategy, seed, genre, year, min_new)
@@ -238,7 +238,6 @@ class Onboarding:
         min_new: int,
     ) -> Batch:
         """:meth:`batch` given the answers and shown movies as item positions."""
-        filters = {"genre": genre, "year": year}
         picks = choose_items(
             self.index,
             answers,
@@ -247,9 +246,10 @@ class Onboarding:
             strategy,
             seed=seed,
             min_new=min_new,
-            **filters,
+            genre=genre,
+            year=year,
         )
-        left = candidate_mask(self.index, answers, shown_items, **filters)
+        left = candidate_mask(self.index, answers, shown_items, genre=genre, year=year)
         left[picks] = False
         exhausted = not left.any()
         return Batch([self.movie(int(self.index.movie_ids[i])) for i in picks], exhausted)
@@ -289,7 +289,7 @@ class Onboarding:
         **filters: object,
     ) -> list[Movie]:
         """:meth:`batch`'s movies only."""
-        return self.batch(ratings, shown, n, strategy, **filters).movies  # type: ignore[arg-type]
+        return self.batch(ratings, shown, n, strategy, **filters).movies  # type: ignore[arg-type]  # batch checks them
 
     def encode_shown(self, movie_ids: Iterable[int]) -> str:
         """The movies shown this visit as compact cookie text (:func:`encode_positions`)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -174,7 +174,7 @@ class _naming:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: BaseException | None, _tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: BaseException | None, _tb: Any) -> Literal[False]:
         from movierec.store.db import store_message
 
         if exc is None or isinstance(exc, StoreError):

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from movierec.errors import RatingsFull
@@ -68,7 +68,7 @@ def note_visit(
         .values(last_seen=when)
         .execution_options(synchronize_session=False)
     )
-    return bool(session.execute(stmt).rowcount)
+    return bool(_rowcount(session.execute(stmt)))
 
 
 def upsert_ratings(
@@ -145,7 +145,7 @@ def delete_ratings(
         if not ids:
             return 0
         stmt = stmt.where(Rating.movie_id.in_(ids))
-    return session.execute(stmt).rowcount or 0
+    return _rowcount(session.execute(stmt))
 
 
 def visitor_rating_rows(session: Session, visitor_id: str) -> list[tuple[int, float, datetime]]:
@@ -186,7 +186,7 @@ def forget_visitor(session: Session, visitor_id: str) -> int:
         (Rating, Rating.visitor_id),
         (Visitor, Visitor.id),
     ):  # children first, not relying on the foreign keys' cascade
-        deleted += session.execute(delete(table).where(column == visitor_id)).rowcount or 0
+        deleted += _rowcount(session.execute(delete(table).where(column == visitor_id)))
     return deleted
 
 
@@ -242,7 +242,7 @@ def remove_from_watchlist(session: Session, visitor_id: str, movie_ids: Iterable
     stmt = delete(WatchlistEntry).where(
         WatchlistEntry.visitor_id == visitor_id, WatchlistEntry.movie_id.in_(ids)
     )
-    return session.execute(stmt).rowcount or 0
+    return _rowcount(session.execute(stmt))
 
 
 def watchlist_rows(session: Session, visitor_id: str) -> list[tuple[int, datetime]]:
@@ -325,7 +325,7 @@ def unhide_movie(session: Session, visitor_id: str, movie_id: int) -> bool:
             HiddenMovie.visitor_id == visitor_id, HiddenMovie.movie_id == int(movie_id)
         )
     )
-    return bool(gone.rowcount)
+    return bool(_rowcount(gone))
 
 
 def hidden_rows(session: Session, visitor_id: str) -> list[tuple[int, datetime]]:
@@ -385,13 +385,13 @@ def record_shown(
         }
         for rank, (movie_id, stars) in enumerate(picks[:keep], start=1)
     ]
-    session.connection().execute(insert(ShownRecommendation.__table__), rows)
+    session.connection().execute(insert(_table(ShownRecommendation)), rows)
     trim_shown(session, visitor_id, keep)
 
 
 def trim_shown(session: Session, visitor_id: str, keep: int) -> int:
     """Delete all but the visitor's ``keep`` newest shown rows; returns how many went."""
-    table = ShownRecommendation.__table__
+    table = _table(ShownRecommendation)
     newest = (
         select(table.c.id)
         .where(table.c.visitor_id == visitor_id)
@@ -458,13 +458,24 @@ def cache_put(
     session.execute(stmt)
 
 
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE or DELETE touched (its result is a ``CursorResult``; 0 if unknown)."""
+    return int(result.rowcount or 0)
+
+
+def _table(entity: Any) -> Table:
+    """The ``Table`` of an ORM class (``__table__`` is typed as any ``FromClause``)."""
+    table: Table = entity.__table__
+    return table
+
+
 def _dialect_insert(session: Session) -> Any:
     """The dialect's ``insert`` with ``on_conflict_do_update``, or None (generic path)."""
     name = session.get_bind().dialect.name
     if name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     elif name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]  # the same API
     else:
         return None
     return insert

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, delete, func, or_, select, true
 from sqlalchemy.exc import SQLAlchemyError
@@ -72,7 +72,7 @@ def prune(
                     counts[table] = _count(session, table, doomed[table])
                 else:
                     stmt = delete(table).where(doomed[table])
-                    counts[table] = session.execute(stmt).rowcount or 0
+                    counts[table] = int(getattr(session.execute(stmt), "rowcount", 0) or 0)
     except SQLAlchemyError as exc:
         raise StoreError(store_message(store.safe_url, exc)) from None
     return PruneResult(
@@ -80,7 +80,7 @@ def prune(
     )
 
 
-def _doomed_shown(idle: Select[tuple[str]], keep: int) -> ColumnElement[bool]:
+def _doomed_shown(idle: Select[Any], keep: int) -> ColumnElement[bool]:
     """Shown rows of nobody, of idle visitors, or beyond each visitor's newest ``keep``."""
     shown = ShownRecommendation
     if keep <= 0:

@@ -87,7 +87,7 @@ class WatchlistForm(Strict):
 
 
 class WatchlistResult(Strict):
-    format: Literal[WATCHLIST_FORMATS]  # type: ignore[valid-type]
+    format: Literal[WATCHLIST_FORMATS]  # type: ignore[valid-type]  # a tuple of choices
     rows: int = Field(ge=0, description="data rows read")
     matched: int = Field(ge=0, description="movies matched")
     movie_ids: list[int] = Field(description="matched movieIds, in the file's order")

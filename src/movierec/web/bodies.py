@@ -52,9 +52,9 @@ class CappedRequest(Request):
 
     form_data_parser_class = CappedFormDataParser
 
-    def get_data(  # type: ignore[override]
+    def get_data(  # type: ignore[override]  # one signature for Werkzeug's overloads
         self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False
     ) -> bytes | str:
-        data = super().get_data(cache=cache, as_text=as_text, parse_form_data=parse_form_data)
+        data = super().get_data(cache, as_text, parse_form_data)  # type: ignore[call-overload]  # as_text: bool
         refuse_if_cut(self.stream)
         return data

@@ -65,7 +65,9 @@ class CatalogueExtras:
         self.catalog = catalog
         self.index = TitleIndex(rows)
         #: movieId -> IMDb number, links.csv's (kept from ``previous``) and the added ones
-        self._links = previous._links if previous is not None else imdb_numbers(folder)
+        self._links: dict[int, int] = (
+            previous._links if previous is not None else imdb_numbers(folder)
+        )
         self.imdb_of: dict[int, int] = {**self._links, **_added_imdb(added_file, catalog)}
         self.matcher = Matcher(rows, {imdb: movie for movie, imdb in self.imdb_of.items()})
         self.tags: dict[int, list[tuple[str, int]]] = (
@@ -117,7 +119,7 @@ def get_catalogue() -> CatalogueExtras:
         return extras
     lock = app.extensions.setdefault(EXTENSION + ".lock", threading.Lock())
     if not lock.acquire(blocking=extras is None):
-        return extras  # being built for the new catalogue by another request
+        return extras  # type: ignore[return-value]  # being built for the new catalogue by another request
     try:
         found = app.extensions.get(EXTENSION)
         if found is None or found.catalog is not catalog:

@@ -85,7 +85,7 @@ def guarded_channel(per_address: int, read_timeout: float) -> type[HTTPChannel]:
         f"{read_timeout:g} s (MOVIEREC_REQUEST_READ_TIMEOUT), latest from %s"
     )
 
-    class GuardedChannel(HTTPChannel):
+    class GuardedChannel(HTTPChannel):  # type: ignore[misc]  # waitress has no type information
         client: str | None = None  # counted against this key while open
         read_started: float | None = None  # monotonic time of the unfinished request's first byte
         read_bytes = 0  # bytes of the unfinished request received so far
@@ -139,6 +139,6 @@ def guarded_channel(per_address: int, read_timeout: float) -> type[HTTPChannel]:
             allowed = read_timeout
             if self.request is not None and self.request.headers_finished:
                 allowed += self.read_bytes / MIN_BODY_RATE
-            return time.monotonic() - self.read_started > allowed  # type: ignore[operator]
+            return time.monotonic() - self.read_started > allowed  # type: ignore[operator]  # set: readable() checked
 
     return GuardedChannel

@@ -95,9 +95,9 @@ def too_large(exc: RequestEntityTooLarge) -> tuple[Any, int]:
     limit = request.max_content_length  # the app's cap, or the import's on its endpoints
     if not _wants_json():
         return _answer(
-            413, f"What you sent was too large: this site takes at most {size_text(limit)}."
+            413, f"What you sent was too large: this site takes at most {size_text(limit or 0)}."
         )
-    return _answer(413, f"request body too large: at most {size_text(limit)}", "body")
+    return _answer(413, f"request body too large: at most {size_text(limit or 0)}", "body")
 
 
 @bp.app_errorhandler(UnsupportedMediaType)

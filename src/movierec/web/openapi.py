@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Flask
 from pydantic import BaseModel, TypeAdapter
-from pydantic.json_schema import GenerateJsonSchema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 
 from movierec.inputs import MAX_JSON_DEPTH
 from movierec.web.schemas import Error, Operation, Requests, request_models
@@ -75,11 +75,11 @@ class _Schemas:
     """Models met while building the paths; their JSON Schemas, with shared definitions."""
 
     def __init__(self) -> None:
-        self.wanted: dict[tuple[int, str], tuple[Any, str]] = {}
+        self.wanted: dict[tuple[int, str], tuple[Any, JsonSchemaMode]] = {}
         self.refs: dict[tuple[int, str], dict[str, Any]] = {}
         self._error = self.ref(Error)
 
-    def ref(self, kind: Any, mode: str = "serialization") -> dict[str, Any]:
+    def ref(self, kind: Any, mode: JsonSchemaMode = "serialization") -> dict[str, Any]:
         """A reference to ``kind``'s schema (filled in by :meth:`definitions`)."""
         key = (id(kind), mode)
         self.wanted[key] = (kind, mode)

@@ -84,7 +84,7 @@ class Retrainer:
         every: float,
         settings: Settings,
         models: Sequence[str],
-        on_trained: Callable[[str], None] | None = None,
+        on_trained: Callable[[str], object] | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.every = float(every)

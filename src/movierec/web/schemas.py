@@ -30,6 +30,7 @@ from typing import Annotated, Any, Literal
 
 from annotated_types import Interval
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic.json_schema import SkipJsonSchema
 
 from movierec import inputs
 from movierec.errors import InvalidInput, quoted
@@ -111,7 +112,7 @@ def _choice(name: str, choices: Sequence[str], nullable: bool, message: str) -> 
             )
         return value
 
-    kind: Any = Literal[allowed] if allowed else str  # type: ignore[valid-type]  # built at run time
+    kind: Any = Literal[allowed] if allowed else str  # built at run time
     return Annotated[kind | None if nullable else kind, BeforeValidator(parse)]
 
 
@@ -134,11 +135,13 @@ Shown = Annotated[
     BeforeValidator(_shown),
 ]
 Year = Annotated[
-    Literal[inputs.YEAR_CHOICES],  # type: ignore[valid-type]
+    Literal[inputs.YEAR_CHOICES],  # type: ignore[valid-type]  # a tuple of choices
     BeforeValidator(inputs.year_preference),
     Field(description="old: before 2010; new: from 2010 on; any"),
 ]
-Strategy = _choice("strategy", STRATEGIES, False, "unknown strategy {value}; choose from {choices}")
+Strategy = _choice(
+    "strategy", list(STRATEGIES), False, "unknown strategy {value}; choose from {choices}"
+)
 PositiveId = Annotated[int, Field(ge=1)]
 
 
@@ -152,6 +155,8 @@ class Requests:
     recommendations: type[BaseModel]
     onboarding_next: type[BaseModel]
     onboarding_query: type[BaseModel]
+    #: ``?model=`` of ``GET /api/v1/model``
+    model_query: type[BaseModel]
 
 
 @lru_cache(maxsize=16)
@@ -193,7 +198,15 @@ def request_models(models: tuple[str, ...], genres: tuple[str, ...]) -> Requests
             Field(1, description="1-based; past the last page: no movies, exhausted true"),
         ),
     )
-    return Requests(recommendations, onboarding_next, onboarding_query)
+    model_query = create_model(
+        "ModelQuery",
+        __config__=config,
+        model=(
+            _choice("model", models, False, "unknown model {value}; choose from {choices}") | None,  # type: ignore[maybe-unrecognized-str-typeform]  # a type built at run time
+            Field(None, description=f"a served model; absent: {models[0]}"),
+        ),
+    )
+    return Requests(recommendations, onboarding_next, onboarding_query, model_query)
 
 
 # --- requests that do not depend on the app ---------------------------------------------
@@ -227,13 +240,13 @@ class SearchQuery(Strict):
         ),
         BeforeValidator(_query),
     ]
-    limit: Limit = 10
+    limit: Limit = 10  # type: ignore[valid-type]  # an Annotated type made by _count
 
 
 class SimilarQuery(Strict):
     """``GET /api/v1/movies/<id>/similar``'s query string."""
 
-    n: SimilarCount = 10
+    n: SimilarCount = 10  # type: ignore[valid-type]  # an Annotated type made by _count
 
 
 class MoviePath(Strict):
@@ -244,51 +257,46 @@ class MoviePath(Strict):
     ]
 
 
-def _csv_file(fmt: str, header: str, row: str) -> Any:
-    """A file of ``fmt``: the export's header and rows, as a pattern of what is read."""
-    return Annotated[
-        str,
-        Field(
-            pattern=f"^{header}\\r?\\n(?:{row}\\r?\\n)*$",
-            description=f"the {fmt} CSV file (UTF-8; at most {MAX_BYTES // 1024 // 1024} MB "
-            f"and {MAX_ROWS:,} rows); any column order and extra columns are read too",
-            json_schema_extra={"contentMediaType": "text/csv"},
-        ),
-    ]
+def _csv_layout(header: str, row: str) -> str:
+    """A file pattern: ``header``, then rows, lines ending in LF or CRLF."""
+    return f"(?:{header}(?:\\r?\\n{row})*(?:\\r?\\n)?)"
 
 
 _STARS_CELL = r"(?:0\.5|[1-4](?:\.[05])?|5(?:\.0)?)"
 _TEXT_CELL = r"[A-Za-z0-9 .:'!?&-]{1,40}"
-
-
-ImdbFile = _csv_file("IMDb", "Const,Your Rating", r"tt[0-9]{7,8},(?:[1-9]|10)?")
-LetterboxdFile = _csv_file(
-    "Letterboxd", "Name,Year,Rating", f"{_TEXT_CELL},(?:19|20)[0-9]{{2}},{_STARS_CELL}"
+#: the layouts the document promises are read: IMDb's, Letterboxd's and movierec's exports
+#: in their plain form (:mod:`movierec.imports` reads more: any column order, extra
+#: columns, quoted cells, dates; the pattern only has to be a subset of what it accepts)
+FILE_LAYOUTS = (
+    _csv_layout("Const,Your Rating", r"tt[0-9]{7,8},(?:[1-9]|10)?"),
+    _csv_layout("Name,Year,Rating", f"{_TEXT_CELL},(?:19|20)[0-9]{{2}},{_STARS_CELL}"),
+    _csv_layout("movieId,rating", f"[1-9][0-9]{{0,5}},{_STARS_CELL}"),
 )
-MovielensFile = _csv_file(
-    "movierec or MovieLens", "movieId,rating", f"[1-9][0-9]{{0,5}},{_STARS_CELL}"
-)
 
 
-class ImdbImport(Strict):
-    format: Literal["imdb"]
-    file: ImdbFile
+def _no_default(schema: dict[str, Any]) -> None:
+    """Leave out ``"default": null``: a form field is absent, never null."""
+    schema.pop("default", None)
 
 
-class LetterboxdImport(Strict):
-    format: Literal["letterboxd"]
-    file: LetterboxdFile
+class ImportForm(Strict):
+    """``POST /api/v1/ratings/import``'s multipart form, for the document: the view checks
+    ``format`` against the same ``FORMATS`` and :func:`movierec.imports.read_import` reads
+    ``file`` (its pattern documents the plain layouts; the parser reads more)."""
 
-
-class MovielensImport(Strict):
-    format: Literal["movielens"]
-    file: MovielensFile
-
-
-ImportForm = Annotated[
-    ImdbImport | LetterboxdImport | MovielensImport, Field(discriminator="format")
-]
-assert FORMATS == ("imdb", "letterboxd", "movielens")  # one variant per format
+    format: Literal[FORMATS] | SkipJsonSchema[None] = Field(  # type: ignore[valid-type]  # a tuple of names
+        None,
+        description="the format chosen; absent, or another than the file's header names: "
+        "the header's (the answer's `detected` says so)",
+        json_schema_extra=_no_default,
+    )
+    file: str = Field(
+        pattern=f"^(?:{'|'.join(FILE_LAYOUTS)})$",
+        description=f"the CSV file, a file part or text (UTF-8; at most "
+        f"{MAX_BYTES // 1024 // 1024} MB and {MAX_ROWS:,} rows; a header and rows of one "
+        "of the formats)",
+        json_schema_extra={"contentMediaType": "text/csv"},
+    )
 
 
 # --- responses ----------------------------------------------------------------------------
@@ -343,7 +351,7 @@ class Recommendation(Movie):
 
 class RecommendationList(Strict):
     model: str
-    year: Literal[inputs.YEAR_CHOICES]  # type: ignore[valid-type]
+    year: Literal[inputs.YEAR_CHOICES]  # type: ignore[valid-type]  # a tuple of choices
     fallback: bool = Field(description="true when no rating was usable: popular picks instead")
     message: str | None
     liked_nothing: bool = Field(
@@ -370,13 +378,13 @@ class Onboarding(Strict):
     genre: str | None
     genres: list[str]
     stars: StarScale
-    years: list[Literal[inputs.YEAR_CHOICES]]  # type: ignore[valid-type]
+    years: list[Literal[inputs.YEAR_CHOICES]]  # type: ignore[valid-type]  # a tuple of choices
     models: list[str]
 
 
 class OnboardingNext(Strict):
     movies: list[Movie]
-    strategy: Literal[tuple(STRATEGIES)]  # type: ignore[valid-type]
+    strategy: Literal[tuple(STRATEGIES)]  # type: ignore[valid-type]  # a tuple of choices
     exhausted: bool = Field(description="true when nothing is left to ask after these movies")
     ignored: list[int] = Field(description="movieIds of ratings and shown not in this catalogue")
 
@@ -397,7 +405,7 @@ class Duplicate(Strict):
 
 
 class ImportResult(Strict):
-    format: Literal[FORMATS] = Field(description="the format the file was read as")  # type: ignore[valid-type]
+    format: Literal[FORMATS] = Field(description="the format the file was read as")  # type: ignore[valid-type]  # a tuple of choices
     detected: bool = Field(description="true when the header named another format than sent")
     rows: int = Field(ge=0, description="data rows read")
     matched: int = Field(ge=0, description="movies matched")
@@ -450,7 +458,7 @@ def documented(operation: Operation) -> Callable[[Callable[..., Any]], Callable[
     """Attach ``operation`` to a view; :func:`movierec.web.openapi.document` reads it."""
 
     def attach(view: Callable[..., Any]) -> Callable[..., Any]:
-        view.openapi = operation  # type: ignore[attr-defined]
+        view.openapi = operation  # type: ignore[attr-defined]  # read by openapi.document
         return view
 
     return attach

@@ -25,15 +25,17 @@ killed when they hang (``MOVIEREC_WORKER_TIMEOUT``), replaced one by one on SIGH
 gone when it is.
 
 **New model files go live without a restart.** Each worker looks at its models' files
-when it starts and every ``MODEL_CHECK_EVERY`` seconds (10, jittered by a fifth so that
-workers do not all load at once; one ``stat`` a model when nothing changed), from a
-thread of its own, off the request path; a newer good file is loaded memory-mapped and
+when it starts and every ``MOVIEREC_MODEL_CHECK_EVERY`` seconds (10, jittered by a fifth
+so that workers do not all load at once; one ``stat`` a model when nothing changed), from
+a thread of its own, off the request path; a newer good file is loaded memory-mapped and
 swapped in atomically (:meth:`~movierec.web.services.Recommenders.refresh`), so it serves
 within about 12 s of being renamed into place plus its load (about a second for
 ml-latest-small). SIGHUP swaps newer files into the supervisor's own copy first, then
 replaces the workers one by one, so every worker serves them once the SIGHUP's reload
-is done. ``--retrain-every`` (:mod:`movierec.web.retrain`) retrains on a schedule in
-processes of their own.
+is done. ``MOVIEREC_MODEL_CHECK_EVERY=0`` leaves only SIGHUP (workers then never look by
+themselves, not even when they start), so that hosts sharing the model files each take a
+new one when told, one host at a time (deploy/). ``--retrain-every``
+(:mod:`movierec.web.retrain`) retrains on a schedule in processes of their own.
 """
 
 from __future__ import annotations
@@ -50,21 +52,27 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from movierec import logs
-from movierec.config import Settings, load_settings
+from movierec.config import DEFAULT_MODEL_CHECK_EVERY, Settings, load_settings
 from movierec.errors import MovierecError
 from movierec.training import ensure_model
 from movierec.web.observe import REQUEST_ID_HEADER, SANE_ID, access_log
 from movierec.web.supervisor import Supervisor, WorkerWatch
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from movierec.data import Dataset
+    from movierec.models.base import Recommender
 
 log = logging.getLogger(__name__)
 
 CLEANUP_INTERVAL = 2  # seconds between waitress's sweeps for timed-out connections
 BACKLOG = 1024  # connections the kernel queues before waitress accepts them
 #: seconds between a serving process's looks at its models' files (see the module doc)
-MODEL_CHECK_EVERY = 10.0
+MODEL_CHECK_EVERY = float(DEFAULT_MODEL_CHECK_EVERY)  # seconds (the setting's default)
 
 
 def serve(
@@ -102,7 +110,8 @@ def serve(
         if retrain_every is not None:
             retrainer = _retrainer(app, settings, retrain_every)
         if workers == 1:
-            watch_model_files(app)
+            if settings.model_check_every:
+                watch_model_files(app, settings.model_check_every)
             if retrainer is not None:
                 _poll_in_thread(retrainer)
             with _stop_on_sigterm():
@@ -199,7 +208,7 @@ def _secure_channel(settings: Settings) -> type:
 
     headers = static_security_headers(settings.https)
 
-    class SecureErrorTask(ErrorTask):
+    class SecureErrorTask(ErrorTask):  # type: ignore[misc]  # waitress has no type information
         def execute(self) -> None:
             request_id = error_request_id(self.request.headers)
             self.response_headers.extend(headers)
@@ -209,7 +218,7 @@ def _secure_channel(settings: Settings) -> type:
 
     guarded = guarded_channel(settings.connections_per_address, settings.request_read_timeout)
 
-    class SecureChannel(guarded):  # type: ignore[valid-type,misc]
+    class SecureChannel(guarded):  # type: ignore[valid-type,misc]  # a class made at run time
         error_task_class = SecureErrorTask
 
     return SecureChannel
@@ -258,7 +267,9 @@ def largest_body(settings: Settings) -> int:
     return max(settings.max_body, IMPORT_MAX_BODY)
 
 
-def prepare_app(settings: Settings | None = None, progress: bool = True, train: bool = True):  # type: ignore[no-untyped-def]
+def prepare_app(
+    settings: Settings | None = None, progress: bool = True, train: bool = True
+) -> Flask:
     """The app with every offered model loaded and one recommendation computed.
 
     Every model the page and the API offer (``Recommenders.choices``) is loaded here,
@@ -278,7 +289,7 @@ def prepare_app(settings: Settings | None = None, progress: bool = True, train: 
         f"movierec: preparing {settings.dataset} / {settings.model} in {settings.home}", flush=True
     )
 
-    def loader(dataset: str, model: str, s: Settings):  # type: ignore[no-untyped-def]
+    def loader(dataset: str, model: str, s: Settings) -> tuple[Recommender, Dataset]:
         return ensure_model(dataset, model, s, progress=progress, train=train, isolate=True)
 
     recommenders = Recommenders(settings, loader=loader)
@@ -320,7 +331,7 @@ def load_offered(recommenders: Any) -> None:
     recommenders.freeze()
 
 
-def warm(app) -> None:  # type: ignore[no-untyped-def]
+def warm(app: Flask) -> None:
     """Load the default model, run one recommendation, choose one page of cards to rate,
     and build the title search index, so the first visitor waits for none of them (and
     forked workers share them)."""
@@ -411,7 +422,8 @@ def _worker_main(app: Any, listener: socket.socket, settings: Settings, watch: W
     # pool inherited from the parent has no threads here, so start afresh.
     services.tmdb.close()
     _limit_blas_threads()
-    watch_model_files(app)  # a worker started after a new file was saved takes it now
+    if settings.model_check_every:  # 0: only what the supervisor has (SIGHUP)
+        watch_model_files(app, settings.model_check_every)  # a newer file, at start too
     app.wsgi_app = watch.track(app.wsgi_app)  # this process's copy of the app only
     run_waitress(app, listener, settings, started=watch.serving)
 

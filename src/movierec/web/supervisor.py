@@ -186,13 +186,13 @@ class WorkerWatch:
         plain = server.readable
         watch = self
 
-        class DrainingTask(server.channel_class.task_class):  # type: ignore[name-defined]
+        class DrainingTask(server.channel_class.task_class):  # type: ignore[misc]  # waitress has no type information
             def build_response_header(self) -> Any:
                 if watch.draining_until is not None:
                     self.set_close_on_finish()
                 return super().build_response_header()
 
-        class DrainingChannel(server.channel_class):  # type: ignore[name-defined]
+        class DrainingChannel(server.channel_class):  # type: ignore[misc]  # waitress has no type information
             task_class = DrainingTask
 
         server.channel_class = DrainingChannel
@@ -234,7 +234,7 @@ class Supervisor:
         child: Callable[[WorkerWatch], None],
         workers: int,
         timeout: float,
-        on_reload: Callable[[], None] | None = None,
+        on_reload: Callable[[], object] | None = None,
         every_turn: Callable[[float], None] | None = None,
     ) -> None:
         self.child = child

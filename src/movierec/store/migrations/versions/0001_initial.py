@@ -27,7 +27,7 @@ def _when(timezone: bool = True) -> sa.DateTime:
 def upgrade() -> None:
     present = set(sa.inspect(op.get_bind()).get_table_names())
 
-    def create(name: str, *columns: sa.SchemaItem) -> None:
+    def create(name: str, *columns: sa.schema.SchemaItem) -> None:
         if name not in present:
             op.create_table(name, *columns)
 
@@ -38,7 +38,7 @@ def upgrade() -> None:
         sa.Column("last_seen", _when(), nullable=False),
     )
     for name, when in (("ratings", "rated_at"), ("hidden_movies", "hidden_at")):
-        columns = [
+        columns: list[sa.schema.SchemaItem] = [
             sa.Column(
                 "visitor_id",
                 sa.String(64),
