@@ -254,3 +254,75 @@ def test_service_through_near_cache_reads_the_shared_cache_once_per_ttl():
         assert shared.asked == [] and len(fake.calls) == 2
     finally:
         tmdb.close()
+
+
+# -- where to watch ----------------------------------------------------------------------
+def test_watch_providers_from_their_own_endpoint_trimmed_and_by_country():
+    fake = FakeTmdb(append_providers=False)
+    info = TmdbClient(api_key="k", transport=fake).movie_info(6)  # even and a multiple of 3
+    assert fake.calls == ["/movie/6", "/movie/6/watch/providers"]
+    gb = info.watch_options("gb")
+    assert gb is not None and gb.region == "GB"
+    assert gb.offers["flatrate"] == [(8, "Netflix"), (337, "Disney Plus")]
+    assert gb.offers["rent"] == [(2, "Apple TV")] and gb.offers["buy"] == [(10, "Amazon Video")]
+    assert gb.included_with([337, 2]) == ["Disney Plus"]  # renting is not "included"
+    assert gb.included_with([]) == []
+    assert info.watch_options("FR") is None  # nothing listed there
+    assert MovieInfo.from_payload(6, info.to_payload()) == info  # what the cache keeps
+
+
+def test_trim_providers_drops_junk_and_orders_by_display_priority():
+    body = {
+        "results": {
+            "us": {
+                "link": "https://www.themoviedb.org/movie/1/watch?locale=US",
+                "flatrate": [
+                    {"provider_id": 9, "provider_name": "Later", "display_priority": 7},
+                    {"provider_id": 8, "provider_name": "First", "display_priority": 1},
+                    {"provider_id": "x", "provider_name": "Bad id"},
+                    "junk",
+                ],
+                "ads": [{"provider_id": 3, "provider_name": "Tubi"}],
+            },
+            "USA": {"flatrate": []},
+            "GB": "junk",
+        }
+    }
+    assert trim_providers(body) == {
+        "US": {
+            "link": "https://www.themoviedb.org/movie/1/watch?locale=US",
+            "flatrate": [[8, "First"], [9, "Later"]],
+            "ads": [[3, "Tubi"]],
+        }
+    }
+    assert trim_providers(None) == {} and trim_providers({"results": []}) == {}
+
+
+def test_an_answer_cached_before_providers_is_fetched_again_once():
+    fake, clock = FakeTmdb(), Clock()
+    tmdb = service(fake, clock)
+    old = {"poster_path": "/p.jpg", "overview": None, "trailer_key": None, "found": True}
+    tmdb.cache.put(4, old, clock() + timedelta(days=10))
+    assert tmdb.info_many([4])[4].providers is not None  # asked again: it had no providers
+    assert fake.calls == ["/movie/4"]
+    tmdb.info_many([4])
+    assert fake.calls == ["/movie/4"]  # now cached with them
+
+
+def test_region_services_are_kept_and_bounded_by_the_deadline():
+    fake = FakeTmdb()
+    tmdb = service(fake)
+    services = tmdb.region_services("gb")
+    assert services == [(8, "Netflix"), (337, "Disney Plus"), (2, "Apple TV"), (10, "Amazon Video")]
+    assert tmdb.region_services("GB") == services and fake.calls == ["/watch/providers/movie"]
+    assert tmdb.watch_regions() == [("FR", "France"), ("GB", "United Kingdom"),
+                                    ("US", "United States of America")]  # fmt: skip
+    slow = service(FakeTmdb(delay=0.5), deadline=0.05)
+    started = time.perf_counter()
+    assert slow.region_services("US") is None
+    assert time.perf_counter() - started < 0.4
+    slow.close()
+    down = service(FakeTmdb(fail=True))
+    assert down.region_services("US") is None
+    assert down.info_many([1]) == {}  # paused after the failure, like movie look-ups
+    assert TmdbService(TmdbClient(transport=FakeTmdb())).region_services("US") is None  # no key
