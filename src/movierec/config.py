@@ -46,6 +46,9 @@ Operating a public site (see docs/operating.md):
   headers must be in (default 10); its body must then come at 500 bytes a second or more.
 - ``MOVIEREC_WORKER_TIMEOUT``: seconds before a worker whose oldest request has run that
   long, or that stopped serving, is killed and replaced (default 60).
+- ``MOVIEREC_MODEL_CHECK_EVERY``: seconds between a server process's looks for newer model
+  files (default 10); ``0``: only on SIGHUP, so several hosts sharing the files can take a
+  new model one at a time (deploy/, docs/operating.md).
 - ``MOVIEREC_LOG_FORMAT``: ``text`` (default) or ``json`` (one JSON object a line).
 - ``MOVIEREC_ACCESS_LOG``: ``0`` turns off the one access-log line per request.
 - ``MOVIEREC_METRICS_TOKEN``: serve Prometheus metrics at ``/metrics`` to requests with
@@ -90,6 +93,7 @@ DEFAULT_CONNECTION_LIMIT = 1000  # per process; an idle socket costs a slot, not
 DEFAULT_CHANNEL_TIMEOUT = 15  # seconds of silence before a connection is closed
 DEFAULT_CONNECTIONS_PER_ADDRESS = 50  # per process; 0: no cap (every client is the proxy)
 DEFAULT_REQUEST_READ_TIMEOUT = 10  # seconds from a request's first byte to its last header
+DEFAULT_MODEL_CHECK_EVERY = 10  # seconds between looks for newer model files; 0: SIGHUP only
 DEFAULT_WORKER_TIMEOUT = 60  # seconds a request may run (or a worker stay silent) before a kill
 DEFAULT_TMDB_URL = "https://api.themoviedb.org/3"
 DEFAULT_REGION = "US"
@@ -271,6 +275,9 @@ class Settings:
     )
     worker_timeout: int = setting(  # seconds
         "MOVIEREC_WORKER_TIMEOUT", whole(1), DEFAULT_WORKER_TIMEOUT
+    )
+    model_check_every: int = setting(  # seconds; 0: newer model files only on SIGHUP
+        "MOVIEREC_MODEL_CHECK_EVERY", whole(0), DEFAULT_MODEL_CHECK_EVERY
     )
     log_format: str = setting("MOVIEREC_LOG_FORMAT", log_format, "text")  # or "json"
     access_log: bool = setting("MOVIEREC_ACCESS_LOG", flag, True)

@@ -7,7 +7,7 @@ one): its data set, its version (content hash plus when it was trained, see
 trained on, and the last training of its file, good or failed (from the record
 :func:`movierec.training.train_model` leaves beside the file). After a retraining the
 version changes here, without a restart, once the process has swapped the new file in
-(within ``MODEL_CHECK_EVERY`` seconds plus its load).
+(within ``MOVIEREC_MODEL_CHECK_EVERY`` seconds plus its load; with 0, once it is sent SIGHUP).
 
 Importing this module registers the route; :func:`movierec.web.create_app` does so before
 it registers the blueprint.
@@ -24,7 +24,6 @@ from movierec.inputs import validated
 from movierec.training import read_training_record
 from movierec.web.api import bp
 from movierec.web.schemas import Operation, Strict, documented
-from movierec.web.serve import MODEL_CHECK_EVERY
 from movierec.web.services import get_services
 
 __all__ = ["model_in_use"]
@@ -74,7 +73,10 @@ class ModelInfo(Strict):
         description="the latest training of this model's file, whether it replaced it or not"
     )
     checks_every_seconds: float = Field(
-        description="how often a server process looks for a newer file of its models"
+        description=(
+            "how often a server process looks for a newer file of its models "
+            "(MOVIEREC_MODEL_CHECK_EVERY; 0: only when the server is sent SIGHUP)"
+        )
     )
 
 
@@ -106,7 +108,7 @@ def model_in_use() -> dict[str, Any]:
             for key in ("ratings", "dataset_users", "visitors")
         },
         "last_training": _last_training(record),
-        "checks_every_seconds": MODEL_CHECK_EVERY,
+        "checks_every_seconds": services.settings.model_check_every,
     }
 
 
