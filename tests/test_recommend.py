@@ -210,3 +210,23 @@ def test_a_genre_narrows_the_picks_and_the_popular_fallback(service):
     with pytest.raises(InvalidInput, match="unknown genre 'Gore'") as info:
         service.recommend(LIKES, genre="Gore")
     assert info.value.field == "genre"
+
+
+def test_only_ranks_just_the_given_movies_in_the_models_order(service):
+    ratings = {260: 5.0, 1196: 5.0, 2571: 4.5, 1: 2.0}
+    chosen = [4993, 356, 6, 858, 1210]  # 1210 is rated: never picked
+    ratings[1210] = 4.0
+    ranked = service.recommend(ratings, n=10, only=chosen, exclude=[6])
+    ids = [r.movie.movie_id for r in ranked.items]
+    assert sorted(ids) == [356, 858, 4993]  # excluded and rated ones left out
+    # the same order and stars as those movies have in the full ranking
+    full = service.recommend(ratings, n=100, year="any")
+    stars = {r.movie.movie_id: r.predicted_stars for r in full.items}
+    for r in ranked.items:
+        if r.movie.movie_id in stars:
+            assert r.predicted_stars == pytest.approx(stars[r.movie.movie_id])
+    assert ranked.items[0].predicted_stars >= ranked.items[-1].predicted_stars
+    # the year preference does not apply to movies the visitor chose
+    old = service.recommend(ratings, n=10, year="new", only=[858])
+    assert [r.movie.movie_id for r in old.items] == [858]
+    assert service.recommend(ratings, n=5, only=[]).items == []
