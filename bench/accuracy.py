@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from collections import defaultdict
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from common import default_source  # bench/common.py (scripts run from bench/)
+from common import default_source, stopwatch, temp_home  # bench/common.py (scripts run from bench/)
 
 from movierec import models
 from movierec.data import Ratings, fetch_dataset, official_folds
@@ -54,9 +52,9 @@ def errors(predicted: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
 
 def timed(fit: Callable[[], object]) -> float:
     """Seconds ``fit()`` takes."""
-    start = time.perf_counter()
-    fit()
-    return time.perf_counter() - start
+    with stopwatch() as watch:
+        fit()
+    return watch.wall
 
 
 def run_ours(name: str, train: Ratings, test: pd.DataFrame) -> tuple[float, float, float]:
@@ -100,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     surprise = import_surprise()
 
     results: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
-    with tempfile.TemporaryDirectory(prefix="movierec-bench-") as home:
+    with temp_home() as home:
         fetch_dataset("ml-100k", source=args.source, home=home, progress=False)
         folds = official_folds("ml-100k", home=home, fetch=False)
     for k in args.folds:

@@ -25,10 +25,13 @@ on half of the test users and measured on the other half, both ways round.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
-from common import default_source, seed_range  # bench/common.py (scripts run from bench/)
+from common import (  # bench/common.py (scripts run from bench/)
+    default_source,
+    seed_range,
+    stopwatch,
+)
 
 from movierec import models
 from movierec.data import Ratings, fetch_dataset, load_dataset
@@ -125,12 +128,12 @@ def main() -> None:
         ids = frame["userId"].unique()
         test_ids = set(rng.choice(ids, int(0.2 * ids.size), replace=False).tolist())
         train = Ratings.from_frame(frame[~frame["userId"].isin(test_ids)])
-        start = time.perf_counter()
-        model = models.create(args.model).fit(train, catalog=data.catalog)
-        fit_s.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        calibration = cal.fit_calibration(args.model, model.params, train, data.catalog, seed)
-        cal_s.append(time.perf_counter() - start)
+        with stopwatch() as watch:
+            model = models.create(args.model).fit(train, catalog=data.catalog)
+        fit_s.append(watch.wall)
+        with stopwatch() as watch:
+            calibration = cal.fit_calibration(args.model, model.params, train, data.catalog, seed)
+        cal_s.append(watch.wall)
         test = {
             int(u): (g["movieId"].to_numpy(), g["rating"].to_numpy(np.float32))
             for u, g in frame[frame["userId"].isin(test_ids)].groupby("userId")

@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import argparse
 import resource
-import tempfile
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-from common import default_source  # bench/common.py (scripts run from bench/)
+from common import (  # bench/common.py (scripts run from bench/)
+    default_source,
+    percentiles,
+    stopwatch,
+    temp_home,
+)
 
 from movierec import models
 from movierec.data import Dataset, Ratings, fetch_dataset, load_dataset
@@ -90,10 +93,9 @@ def time_visitors(
     wall, cpu = np.empty(len(visitors)), np.empty(len(visitors))
     before = resource.getrusage(resource.RUSAGE_SELF)
     for j, (movie_ids, stars) in enumerate(visitors):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        serve_one(movie_ids, stars)
-        wall[j] = (time.perf_counter() - start) * 1000
-        cpu[j] = (time.process_time() - cpu_start) * 1000
+        with stopwatch() as watch:
+            serve_one(movie_ids, stars)
+        wall[j], cpu[j] = watch.wall_ms, watch.cpu_ms
     after = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "wall": wall,
@@ -106,10 +108,10 @@ def time_visitors(
 def row(name: str, timed: dict) -> str:
     """One table row: p50 / p99 / max wall, p50 / p99 CPU (ms), page faults."""
     wall, cpu = timed["wall"], timed["cpu"]
+    (wall_50, wall_99), (cpu_50, cpu_99) = percentiles(wall), percentiles(cpu)
     return (
-        f"| {name:<16}| {np.percentile(wall, 50):7.3f} | {np.percentile(wall, 99):7.3f} | "
-        f"{wall.max():7.3f} | {np.percentile(cpu, 50):7.3f} | {np.percentile(cpu, 99):7.3f} | "
-        f"{timed['minor']:>6} | {timed['major']:>5} |"
+        f"| {name:<16}| {wall_50:7.3f} | {wall_99:7.3f} | {wall.max():7.3f} | {cpu_50:7.3f} | "
+        f"{cpu_99:7.3f} | {timed['minor']:>6} | {timed['major']:>5} |"
     )
 
 
@@ -128,24 +130,24 @@ def refit_once(
     from sklearn.decomposition import NMF as SklearnNMF
 
     ratings = dataset.ratings
-    start = time.perf_counter()
-    dense = ratings.matrix.toarray()
-    dense[dense == 0] = fill
-    visitor = np.full((1, ratings.n_items), fill, dtype=dense.dtype)
-    visitor[0, ratings.items_of(movie_ids)] = stars
-    matrix = np.vstack([dense, visitor])
-    nmf = SklearnNMF(n_components=n_components, max_iter=200, random_state=0)
-    user_factors = nmf.fit_transform(matrix)
-    scores = user_factors[-1] @ nmf.components_
-    np.argpartition(-scores, TOP_N)[:TOP_N]
-    return time.perf_counter() - start
+    with stopwatch() as watch:
+        dense = ratings.matrix.toarray()
+        dense[dense == 0] = fill
+        visitor = np.full((1, ratings.n_items), fill, dtype=dense.dtype)
+        visitor[0, ratings.items_of(movie_ids)] = stars
+        matrix = np.vstack([dense, visitor])
+        nmf = SklearnNMF(n_components=n_components, max_iter=200, random_state=0)
+        user_factors = nmf.fit_transform(matrix)
+        scores = user_factors[-1] @ nmf.components_
+        np.argpartition(-scores, TOP_N)[:TOP_N]
+    return watch.wall
 
 
 def load_data(args: argparse.Namespace) -> Dataset:
     """``--dataset`` from ``--home``, or fetched into a temporary home from ``--source``."""
     if args.home:
         return load_dataset(args.dataset, home=args.home, fetch=False)
-    with tempfile.TemporaryDirectory(prefix="movierec-bench-") as home:
+    with temp_home() as home:
         fetch_dataset(args.dataset, source=args.source, home=home, progress=False)
         return load_dataset(args.dataset, home=home, fetch=False)
 
@@ -153,17 +155,17 @@ def load_data(args: argparse.Namespace) -> Dataset:
 def get_model(name: str, ratings: Ratings, args: argparse.Namespace) -> tuple[object, float]:
     """``(model, seconds)``: loaded from ``<home>/models/<dataset>-<name>.npz`` with
     ``--saved``, else fitted here with default parameters (numba compiled first)."""
-    start = time.perf_counter()
     if args.saved:
-        model = models.load(Path(args.home) / "models" / f"{args.dataset}-{name}.npz")
-        return model, time.perf_counter() - start
+        with stopwatch() as watch:
+            model = models.load(Path(args.home) / "models" / f"{args.dataset}-{name}.npz")
+        return model, watch.wall
     klass = models.model_class(name)
     if "n_epochs" in klass.defaults:  # compile the numba kernels before timing the fit
         models.create(name, n_epochs=1).fit(ratings)
     model = models.create(name, seed=0)
-    start = time.perf_counter()
-    model.fit(ratings)
-    return model, time.perf_counter() - start
+    with stopwatch() as watch:
+        model.fit(ratings)
+    return model, watch.wall
 
 
 def same_picks(model: models.Recommender, visitors: list) -> bool:
@@ -210,12 +212,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {name} ({'loaded' if args.saved else 'fitted'} in {seconds:.2f} s)")
         timed = time_visitors(partial(recommend, model), visitors)
         print(row("  rank", timed), flush=True)
-        p50[name] = float(np.percentile(timed["wall"], 50))
+        p50[name] = percentiles(timed["wall"], [50])[0]
         if not hasattr(model, "top_k"):  # a movierec from before top_k
             continue
         fast = time_visitors(partial(recommend_top_k, model), visitors)
         print(row("  top_k", fast), flush=True)
-        p50[name] = float(np.percentile(fast["wall"], 50))
+        p50[name] = percentiles(fast["wall"], [50])[0]
         if not same_picks(model, visitors[:100]):
             print(f"  !! {name}: top_k and rank + argpartition picked differently")
 

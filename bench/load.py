@@ -48,16 +48,13 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, default_source  # noqa: E402
+from common import REPO, default_source, percentiles, stopwatch, temp_home  # noqa: E402
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 BENCH_RATE_LIMIT = "1000000/minute"
@@ -225,7 +222,7 @@ class Level:
         return len(self.latencies_ms) + self.errors
 
     def row(self) -> str:
-        lat = np.array(self.latencies_ms) if self.latencies_ms else np.array([np.nan])
+        p50, p99 = percentiles(self.latencies_ms)  # NaN without any
         rate = self.done / self.seconds if self.seconds else 0.0
         server = (
             f"{1000 * self.server_cpu_s / self.done:6.2f}"
@@ -235,7 +232,7 @@ class Level:
         client = 100 * self.client_cpu_s / self.seconds if self.seconds else 0.0
         return (
             f"{self.endpoint:<5} {self.clients:>7} {self.done:>8} {self.errors:>6} "
-            f"{rate:>7.0f} {np.percentile(lat, 50):>7.1f} {np.percentile(lat, 99):>7.1f} "
+            f"{rate:>7.0f} {p50:>7.1f} {p99:>7.1f} "
             f"{server}    {1000 * self.client_cpu_s / max(self.done, 1):6.2f} {client:>6.0f}"
         )
 
@@ -270,23 +267,23 @@ async def run_level(
             remaining -= 1
             payload = payloads[(index * 7 + sent) % len(payloads)]
             sent += 1
-            started = time.perf_counter()
             try:
-                answer = await one_request(level.endpoint, conn, visitors[index], payload, rng)
+                with stopwatch() as watch:
+                    answer = await one_request(level.endpoint, conn, visitors[index], payload, rng)
             except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
                 level.errors += 1
                 await conn.close()
                 continue
             level.statuses[answer.status] = level.statuses.get(answer.status, 0) + 1
             if answer.status == 200:
-                level.latencies_ms.append(1000 * (time.perf_counter() - started))
+                level.latencies_ms.append(watch.wall_ms)
             else:
                 level.errors += 1
 
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-    started = time.perf_counter()
-    await asyncio.gather(*(client(i) for i in range(level.clients)))
-    level.seconds = time.perf_counter() - started
+    with stopwatch() as watch:
+        await asyncio.gather(*(client(i) for i in range(level.clients)))
+    level.seconds = watch.wall
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     level.client_cpu_s = (cpu_after.ru_utime - cpu_before.ru_utime) + (
         cpu_after.ru_stime - cpu_before.ru_stime
@@ -479,8 +476,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"target {args.url} (its own rate limit applies)")
         return asyncio.run(bench(args, host, port, args.server_pid))
 
-    with tempfile.TemporaryDirectory(prefix="movierec-load-") as tmp:
-        home = args.home or Path(tmp) / "home"
+    with temp_home("movierec-load-") as tmp:
+        home = args.home or tmp / "home"
         port = free_port()
         log = Path(tmp) / "server.log"
         started = time.monotonic()

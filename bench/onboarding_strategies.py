@@ -7,8 +7,8 @@ item-item matrix ``adaptive`` simulates visitors), an
 ``--visitors`` simulated visitors (real ml-latest-small users) is asked 3 rounds of 15
 with the app's year mix (5 of 15 from 2010 on), answering what they rated; every
 ``batch`` call (what one page view costs, ``Movie`` objects included) is timed alone
-after a warm-up, as wall time (``time.perf_counter_ns``) and as the calling thread's CPU
-time (``time.thread_time_ns``: on a shared, overloaded machine the wall time mostly
+after a warm-up (``common.stopwatch``), as wall time and as the calling thread's CPU
+time (``time.thread_time``: on a shared, overloaded machine the wall time mostly
 measures waiting for a core); figures in milliseconds.
 
     python bench/onboarding_strategies.py [--visitors 200] [--evaluate] [--seeds 0-9]
@@ -38,7 +38,7 @@ import os
 import time
 
 import numpy as np
-from common import seed_range  # bench/common.py
+from common import percentiles, seed_range, stopwatch  # bench/common.py
 
 from movierec import models
 from movierec.data import fetch_dataset, load_dataset
@@ -65,12 +65,12 @@ def main() -> None:
     if source:
         fetch_dataset("ml-latest-small", source=source, home=home, progress=False)
     data = load_dataset("ml-latest-small", home=home)
-    start = time.perf_counter()
-    model = models.create("ease").fit(data.ratings)
-    print(f"ease fitted in {time.perf_counter() - start:.1f} s")
-    start = time.perf_counter()
-    onboarding = Onboarding.build(data.ratings, model, data.catalog)
-    print(f"onboarding index built in {1000 * (time.perf_counter() - start):.0f} ms")
+    with stopwatch() as watch:
+        model = models.create("ease").fit(data.ratings)
+    print(f"ease fitted in {watch.wall:.1f} s")
+    with stopwatch() as watch:
+        onboarding = Onboarding.build(data.ratings, model, data.catalog)
+    print(f"onboarding index built in {watch.wall_ms:.0f} ms")
     rng = np.random.default_rng(args.seed)
     frame = data.frame
     users = rng.choice(frame["userId"].unique(), size=args.visitors, replace=False)
@@ -91,18 +91,18 @@ def main() -> None:
             answers: dict[int, float] = {}
             shown: list[int] = []
             for _ in range(ROUNDS):
-                t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
-                batch = onboarding.batch(
-                    answers, shown, N_CARDS, strategy, seed=user, min_new=min_new_for(N_CARDS)
-                )
-                cpu_times.append((time.thread_time_ns() - c0) / 1e6)
-                times.append((time.perf_counter_ns() - t0) / 1e6)
+                with stopwatch(time.thread_time) as watch:
+                    batch = onboarding.batch(
+                        answers, shown, N_CARDS, strategy, seed=user, min_new=min_new_for(N_CARDS)
+                    )
+                cpu_times.append(watch.cpu_ms)
+                times.append(watch.wall_ms)
                 ids = [m.movie_id for m in batch.movies]
                 shown += ids
                 answers.update({m: rated[m] for m in ids if m in rated})
             rated_counts.append(len(answers))
-        p50, p99 = np.percentile(times, [50, 99])
-        c50, c99 = np.percentile(cpu_times, [50, 99])
+        p50, p99 = percentiles(times)
+        c50, c99 = percentiles(cpu_times)
         print(
             f"{strategy:<12} {p50:9.2f} {p99:9.2f} {c50:8.2f} {c99:8.2f} "
             f"{np.mean(rated_counts):9.2f}"

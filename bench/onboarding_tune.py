@@ -38,13 +38,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import tempfile
-import time
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from common import default_source  # bench/common.py (scripts run from bench/)
+from common import default_source, stopwatch, temp_home  # bench/common.py (scripts run from bench/)
 
 from movierec import models
 from movierec.data import Ratings, fetch_dataset, load_dataset
@@ -150,9 +148,9 @@ def fit_stage(sets: list, grid: dict, rank_params: dict, seed: int) -> tuple[dic
     results = []
     for l2, min_count in itertools.product(grid["l2"], grid["min_count"]):
         params = {"l2": l2, "min_count": min_count, **rank_params}
-        start = time.perf_counter()
-        m = Fitted("ease", params, sets, seed).measure()
-        label = f"l2={l2:g} min_count={min_count} ({time.perf_counter() - start:.0f} s)"
+        with stopwatch() as watch:
+            m = Fitted("ease", params, sets, seed).measure()
+        label = f"l2={l2:g} min_count={min_count} ({watch.wall:.0f} s)"
         print(line(label, m), flush=True)
         results.append(({"l2": l2, "min_count": min_count}, m))
     best = max(results, key=lambda r: r[1]["ndcg@10"])[1]
@@ -188,7 +186,7 @@ def main() -> None:
     args = parser.parse_args()
     fit_grid, rank_grid = (QUICK_FIT_GRID, QUICK_RANK_GRID) if args.quick else (FIT_GRID, RANK_GRID)
 
-    with tempfile.TemporaryDirectory(prefix="movierec-tune-") as home:
+    with temp_home("movierec-tune-") as home:
         fetch_dataset("ml-latest-small", source=args.source, home=home, progress=False)
         frame = load_dataset("ml-latest-small", home=home).frame
     sets = validation_sets(frame, args.seed)

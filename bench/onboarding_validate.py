@@ -30,11 +30,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import time
 from typing import Any
 
 import pandas as pd
-from common import default_source, seed_range  # bench/common.py (scripts run from bench/)
+from common import (  # bench/common.py (scripts run from bench/)
+    default_source,
+    seed_range,
+    stopwatch,
+)
 
 from movierec import models
 from movierec.data import Ratings, fetch_dataset, load_dataset
@@ -175,16 +178,16 @@ def main() -> None:
     data = load_dataset("ml-latest-small", home=home, progress=False)
     seeds = args.seeds
     for params in ease_settings or [{}]:
-        start = time.perf_counter()
-        if args.untouched:
-            folds = untouched_folds(data.frame, params)
-            what = "held-back users on the evaluation's 5 folds"
-        else:
-            folds = [f for seed in seeds for f in validation_folds(data.frame, seed, params)]
-            what = f"validation user-runs, {N_FOLDS} folds x seeds {seeds}"
+        with stopwatch() as watch:
+            if args.untouched:
+                folds = untouched_folds(data.frame, params)
+                what = "held-back users on the evaluation's 5 folds"
+            else:
+                folds = [f for seed in seeds for f in validation_folds(data.frame, seed, params)]
+                what = f"validation user-runs, {N_FOLDS} folds x seeds {seeds}"
         n_users = sum(f[1]["userId"].nunique() for f in folds)
         print(f"{n_users} {what}, ease {params or 'defaults'}, "
-              f"fitted in {time.perf_counter() - start:.0f} s")  # fmt: skip
+              f"fitted in {watch.wall:.0f} s")  # fmt: skip
         print(f"{'strategy':<48} NDCG@10 after 5 / 10 / 15 asked")
         run_settings(settings, args.strategy.split(","), folds, data.catalog)
 

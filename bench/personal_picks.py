@@ -30,12 +30,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import tempfile
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from common import default_source, seed_range  # bench/common.py (scripts run from bench/)
+from common import (  # bench/common.py (scripts run from bench/)
+    default_source,
+    seed_range,
+    temp_home,
+)
 
 from movierec import models
 from movierec.data import fetch_dataset, load_dataset
@@ -162,7 +165,7 @@ def main() -> None:
     for item in args.set:
         key, value = item.split("=", 1)
         changed[key] = None if value == "null" else float(value)
-    with tempfile.TemporaryDirectory(prefix="movierec-picks-") as home:
+    with temp_home("movierec-picks-") as home:
         fetch_dataset("ml-latest-small", source=args.source, home=home, progress=False)
         data = load_dataset("ml-latest-small", home=home)
     if args.fans:

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from common import percentiles, stopwatch  # bench/common.py
 
 from movierec import models
 from movierec.data import Ratings
@@ -134,20 +135,17 @@ def foldin_latency(model: models.Recommender, ratings: Ratings, n_visitors: int 
     rng = np.random.default_rng(0)
     order = np.argsort(-ratings.item_counts(), kind="stable")[:50]
     top = ratings.movie_ids[order]
-    times = []
+    ms = []
     for _ in range(n_visitors):
         picked = rng.choice(15 * [True] + 35 * [False], 50, replace=False)
         stars = (rng.integers(1, 11, 15) / 2).tolist()
-        start = time.perf_counter()
-        allowed = np.ones(ratings.n_items, dtype=bool)
-        allowed[order[picked]] = False
-        model.top_k(model.fold_in(top[picked].tolist(), stars), 5, allowed)
-        times.append(time.perf_counter() - start)
-    ms = np.array(times[20:]) * 1000  # the first few warm caches up
-    return {
-        "foldin_p50_ms": float(np.percentile(ms, 50)),
-        "foldin_p99_ms": float(np.percentile(ms, 99)),
-    }
+        with stopwatch() as watch:
+            allowed = np.ones(ratings.n_items, dtype=bool)
+            allowed[order[picked]] = False
+            model.top_k(model.fold_in(top[picked].tolist(), stars), 5, allowed)
+        ms.append(watch.wall_ms)
+    p50, p99 = percentiles(ms[20:])  # the first few warm caches up
+    return {"foldin_p50_ms": p50, "foldin_p99_ms": p99}
 
 
 def fit_ours(name: str, ratings: Ratings, params: dict[str, Any]) -> dict:
@@ -179,9 +177,9 @@ SHORT_EPOCHS = 2
 
 def _timed_fit(model: models.Recommender, ratings: Ratings) -> tuple[float, float]:
     """``(wall s, CPU s of all this process's threads)`` of ``model.fit(ratings)``."""
-    start, cpu_start = time.perf_counter(), time.process_time()
-    model.fit(ratings)
-    return time.perf_counter() - start, time.process_time() - cpu_start
+    with stopwatch() as watch:
+        model.fit(ratings)
+    return watch.wall, watch.cpu
 
 
 def measure_svd(ratings: Ratings, args: argparse.Namespace) -> dict:
@@ -207,10 +205,9 @@ def fit_timed(
     ``(measurements, the fitted model)``."""
     models.create(name, **params).fit(synth_ratings(5_000, seed=1), catalog=catalog)
     model = models.create(name, **params)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    model.fit(ratings, catalog=catalog)
-    fit_s, fit_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
-    return {"fit_s": fit_s, "fit_cpu_s": fit_cpu_s, **foldin_latency(model, ratings)}, model
+    with stopwatch() as watch:
+        model.fit(ratings, catalog=catalog)
+    return {"fit_s": watch.wall, "fit_cpu_s": watch.cpu, **foldin_latency(model, ratings)}, model
 
 
 def measure_ease(ratings: Ratings, args: argparse.Namespace) -> dict:
@@ -285,9 +282,9 @@ def measure_implicit_als(ratings: Ratings, args: argparse.Namespace) -> dict:
             factors=args.factors, iterations=iterations, use_cg=True, num_threads=2,
             random_state=0, calculate_training_loss=False,
         )  # fmt: skip
-        start, cpu_start = time.perf_counter(), time.process_time()
-        model.fit(matrix, show_progress=False)
-        timings[iterations] = (time.perf_counter() - start, time.process_time() - cpu_start)
+        with stopwatch() as watch:
+            model.fit(matrix, show_progress=False)
+        timings[iterations] = (watch.wall, watch.cpu)
     (short_s, short_cpu), (fit_s, fit_cpu) = timings[SHORT_EPOCHS], timings[15]
     spread = 15 - SHORT_EPOCHS
     return {"fit_s": fit_s, "per_iter_s": (fit_s - short_s) / spread, "fit_cpu_s": fit_cpu,
@@ -303,9 +300,9 @@ def measure_surprise_svd(ratings: Ratings, args: argparse.Namespace) -> dict:
     frame = pd.DataFrame({"u": users, "i": items, "r": stars})
     trainset = Dataset.load_from_df(frame, Reader(rating_scale=(0.5, 5.0))).build_full_trainset()
     model = SVD(random_state=0)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    model.fit(trainset)
-    fit_s, fit_cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    with stopwatch() as watch:
+        model.fit(trainset)
+    fit_s, fit_cpu = watch.wall, watch.cpu
     return {"fit_s": fit_s, "per_iter_s": fit_s / model.n_epochs, "fit_cpu_s": fit_cpu,
             "per_iter_cpu_s": fit_cpu / model.n_epochs}  # fmt: skip
 
@@ -332,11 +329,10 @@ def measure_spark_als(ratings: Ratings, args: argparse.Namespace) -> dict:
         _spark_factors(spark, users[warm], items[warm], residual[warm], ratings.n_users,
                        ratings.n_items, args.factors, 1, 0.15, 0)  # fmt: skip
         for iterations in (2, 7):
-            start, cpu_start = time.perf_counter(), _cpu_s(jvm) + time.process_time()
-            _spark_factors(spark, users, items, residual, ratings.n_users, ratings.n_items,
-                           args.factors, iterations, 0.15, 0)  # fmt: skip
-            seconds[iterations] = time.perf_counter() - start
-            cpu[iterations] = _cpu_s(jvm) + time.process_time() - cpu_start
+            with stopwatch(lambda: _cpu_s(jvm) + time.process_time()) as watch:
+                _spark_factors(spark, users, items, residual, ratings.n_users, ratings.n_items,
+                               args.factors, iterations, 0.15, 0)  # fmt: skip
+            seconds[iterations], cpu[iterations] = watch.wall, watch.cpu
         status = (jvm / "status").read_text().splitlines()
     peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
     return {
@@ -375,15 +371,18 @@ def run_child(name: str, n_ratings: int, args: argparse.Namespace) -> dict:
             "--names", args.names]  # fmt: skip
     if args.home:
         argv += ["--home", args.home]
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    with (
+        stopwatch() as watch,
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+    ):
         proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)  # the child's own rusage, not all children's
+        _, status, usage = os.wait4(proc.pid, 0)  # the child's own rusage only
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    wall = time.perf_counter() - started
+    wall = watch.wall
     rss_mb = usage.ru_maxrss / 1024.0  # KiB on Linux
     # CPU seconds of the whole child (load + fit + fold-in, all threads): on a shared
     # machine wall time waits for other work, CPU time does not
@@ -399,9 +398,9 @@ def run_child(name: str, n_ratings: int, args: argparse.Namespace) -> dict:
 def child_main(args: argparse.Namespace) -> None:
     """Run one measurement and print it as one JSON line."""
     n_ratings = int(args.ratings)
-    start = time.perf_counter()
-    ratings = load_ratings(n_ratings, args)
-    load_s = time.perf_counter() - start
+    with stopwatch() as loading:
+        ratings = load_ratings(n_ratings, args)
+    load_s = loading.wall
     table = {**MODELS, **PEERS}
     result = table[args.child](ratings, args)
     shape = {"users": ratings.n_users, "movies": ratings.n_items, "nnz": ratings.nnz}

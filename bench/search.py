@@ -7,8 +7,8 @@ alternative title in parentheses on 1 in 10, Zipf-like rating counts. Queries mi
 visitors type: whole titles (some with "The" in front or ", The" behind), prefixes as typed
 (3-12 characters), one or two title words, titles with a typo (a swapped, dropped or
 changed letter, the first one included), accent-free spellings, and title + year. Each
-query is timed alone after a warm-up, by the wall clock (``time.perf_counter_ns``) and by
-the thread's CPU time (``time.thread_time_ns``: what the query itself cost, without the
+query is timed alone after a warm-up (``common.time_calls``), by the wall clock and by
+the thread's CPU time (``time.thread_time``: what the query itself cost, without the
 waits of a busy shared machine); figures are per query, in milliseconds. The load average
 is printed with them.
 
@@ -22,13 +22,12 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
-import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from common import default_source, percentiles, stopwatch, time_calls  # bench/common.py
 
 from movierec.search import TitleIndex, split_title
 
@@ -97,27 +96,22 @@ def queries(movies: list[tuple[int, str, int]], n: int, rng: random.Random) -> l
 
 
 def measure(movies, qs: list[str], limit: int = 10) -> dict[str, float]:
-    started = time.perf_counter()
-    index = TitleIndex(movies)
-    build = time.perf_counter() - started
+    with stopwatch() as build:
+        index = TitleIndex(movies)
     for q in qs[:50]:  # warm-up
         index.search(q, limit)
-    times, cpu = [], []
-    for q in qs:
-        c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
-        index.search(q, limit)
-        times.append((time.perf_counter_ns() - t0) / 1e6)
-        cpu.append((time.thread_time_ns() - c0) / 1e6)
-    times.sort()
-    cpu.sort()
+    asked = iter(qs)
+    times, cpu = time_calls(lambda: index.search(next(asked), limit), len(qs), warmup=0)
+    p50, p99 = percentiles(times)
+    cpu_p50, cpu_p99 = percentiles(cpu)
     return {
         "titles": len(movies),
-        "build_s": build,
-        "p50": statistics.median(times),
-        "p99": times[int(0.99 * (len(times) - 1))],
-        "max": times[-1],
-        "cpu_p50": statistics.median(cpu),
-        "cpu_p99": cpu[int(0.99 * (len(cpu) - 1))],
+        "build_s": build.wall,
+        "p50": p50,
+        "p99": p99,
+        "max": float(times.max()),
+        "cpu_p50": cpu_p50,
+        "cpu_p99": cpu_p99,
     }
 
 
@@ -126,9 +120,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--sizes", default="9742,60000")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--source", type=Path, default=Path(os.environ.get("MOVIEREC_DATA_SOURCE", "data"))
-    )
+    parser.add_argument("--source", type=Path, default=Path(default_source() or "data"))
     args = parser.parse_args()
     rng = random.Random(args.seed)
     real = real_titles(args.source)

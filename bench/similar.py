@@ -33,14 +33,17 @@ import argparse
 import itertools
 import math
 import sys
-import tempfile
-import time
 from collections import defaultdict
 from collections.abc import Callable, Collection
 
 import numpy as np
 import pandas as pd
-from common import default_source, seed_range  # bench/common.py (scripts run from bench/)
+from common import (  # bench/common.py (scripts run from bench/)
+    default_source,
+    seed_range,
+    stopwatch,
+    temp_home,
+)
 
 from movierec import models
 from movierec.data import Catalog, Dataset, Ratings, fetch_dataset, load_dataset
@@ -101,7 +104,7 @@ def after_lister(model: Recommender, catalog: Catalog, **options: float) -> List
 
 # -- data ---------------------------------------------------------------------------
 def load_data(source: str | None) -> tuple[Dataset, dict[int, dict[str, int]]]:
-    with tempfile.TemporaryDirectory(prefix="movierec-bench-") as home:
+    with temp_home() as home:
         fetch_dataset("ml-latest-small", source=source, home=home, progress=False)
         dataset = load_dataset("ml-latest-small", home=home, fetch=False)
         tags = pd.read_csv(dataset.folder / "tags.csv", usecols=["movieId", "tag"])
@@ -211,9 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         catalog = training_catalog(dataset, train)
         ratings = Ratings.from_frame(train)
         for name in args.models.split(","):
-            start = time.perf_counter()
-            model = models.create(name, seed=seed).with_catalog(catalog).fit(ratings)
-            fitted = time.perf_counter() - start
+            with stopwatch() as fitting:
+                model = models.create(name, seed=seed).with_catalog(catalog).fit(ratings)
+            fitted = fitting.wall
             methods = {}
             then = BEFORE_PARAMS.get(name, {})
             if any(model.params[k] != v for k, v in then.items()):
@@ -226,9 +229,9 @@ def main(argv: list[str] | None = None) -> int:
                 label = "after" + "".join(f" {k}={v:g}" for k, v in options.items())
                 methods[label] = after_lister(model, catalog, **options)
             for label, lister in methods.items():
-                start = time.perf_counter()
-                results[(name, label)].append(measure(lister, catalog, heldout, model, tags))
-                took = time.perf_counter() - start
+                with stopwatch() as measuring:
+                    results[(name, label)].append(measure(lister, catalog, heldout, model, tags))
+                took = measuring.wall
                 print(
                     f"seed {seed} {name:5s} {label:28s} fit {fitted:5.1f}s  measure {took:5.1f}s",
                     file=sys.stderr,

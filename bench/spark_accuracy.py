@@ -17,13 +17,11 @@ Needs the ``spark`` extra and Java 17: ``pip install -e '.[spark]'``.
 from __future__ import annotations
 
 import argparse
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import default_source  # bench/common.py (scripts run from bench/)
+from common import default_source, stopwatch, temp_home  # bench/common.py (scripts run from bench/)
 
 from movierec import models
 from movierec.data import Ratings, fetch_dataset, official_folds
@@ -53,20 +51,19 @@ def main() -> None:
     args = parser.parse_args()
     params = dict(args.param)
     rows = []
-    with tempfile.TemporaryDirectory() as scratch:
-        home = Path(scratch)
+    with temp_home() as home:
         fetch_dataset("ml-100k", source=args.source, home=home, progress=False)
         folds = official_folds("ml-100k", home=home)
         with spark_session(args.master, "1g") as spark:
             for fold in args.folds:
                 base, test = folds[fold - 1]
                 train = Ratings.from_frame(base)
-                started = time.perf_counter()
-                ours = models.create("als", seed=0, **params).fit(train)
-                ours_s = time.perf_counter() - started
-                started = time.perf_counter()
-                spark_model = train_on_spark(train, spark, seed=0, **params)
-                spark_s = time.perf_counter() - started
+                with stopwatch() as watch:
+                    ours = models.create("als", seed=0, **params).fit(train)
+                ours_s = watch.wall
+                with stopwatch() as watch:
+                    spark_model = train_on_spark(train, spark, seed=0, **params)
+                spark_s = watch.wall
                 raw = train_on_spark(train, spark, seed=0, refold_users=False, **params)
                 row = {
                     "fold": f"u{fold}",

@@ -50,14 +50,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from common import default_source  # bench/common.py (scripts run from bench/)
+from common import default_source, stopwatch, temp_home  # bench/common.py (scripts run from bench/)
 
 from movierec import models
 from movierec.data import Catalog, Ratings, fetch_dataset, load_dataset, official_folds
@@ -140,7 +138,7 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
 
 def load_100k(source: str | None) -> tuple[list[tuple[pd.DataFrame, pd.DataFrame]], Catalog]:
     """The five official (base, test) frames and the ml-100k catalogue."""
-    with tempfile.TemporaryDirectory(prefix="movierec-tune-") as home:
+    with temp_home("movierec-tune-") as home:
         fetch_dataset("ml-100k", source=source, home=home, progress=False)
         folds = official_folds("ml-100k", home=home, fetch=False)
         catalog = load_dataset("ml-100k", home=home, fetch=False, progress=False).catalog
@@ -174,10 +172,9 @@ def fit_and_score(
     its threads): steadier than wall time on a shared machine, for comparing settings.
     """
     model = models.create(name, seed=0, **params).with_catalog(catalog)
-    clock = time.process_time if cpu else time.perf_counter
-    start = clock()
-    model.fit(train)
-    seconds = clock() - start
+    with stopwatch() as watch:
+        model.fit(train)
+    seconds = watch.cpu if cpu else watch.wall
     return (*errors(model.predict(test["userId"], test["movieId"]), test["rating"]), seconds)
 
 
@@ -297,10 +294,9 @@ def run_surprise(
     columns = ["userId", "movieId", "rating"]
     trainset = surprise.Dataset.load_from_df(train[columns], reader).build_full_trainset()
     algo = SURPRISE_ALGOS[label](surprise)
-    clock = time.process_time if cpu else time.perf_counter
-    start = clock()
-    algo.fit(trainset)
-    seconds = clock() - start
+    with stopwatch() as watch:
+        algo.fit(trainset)
+    seconds = watch.cpu if cpu else watch.wall
     predictions = algo.test(list(test[columns].itertuples(index=False, name=None)))
     estimates = np.array([p.est for p in predictions])
     return (*errors(estimates, test["rating"]), seconds)
