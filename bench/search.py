@@ -27,7 +27,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import default_source, percentiles, stopwatch, time_calls  # bench/common.py
+from common import (  # bench/common.py
+    default_source,
+    markdown_table,
+    percentiles,
+    stopwatch,
+    time_calls,
+)
 
 from movierec.search import TitleIndex, split_title
 
@@ -125,18 +131,17 @@ def main() -> None:
     rng = random.Random(args.seed)
     real = real_titles(args.source)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(
-        f"{'titles':>7} {'build s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
-        f"{'cpu p50':>8} {'cpu p99':>8}"
-    )
+    rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         movies = real if size <= len(real) else synthetic(real, size, rng)
         qs = queries(movies, args.queries, random.Random(args.seed + size))
         r = measure(movies, qs)
-        print(
-            f"{r['titles']:>7} {r['build_s']:>8.2f} {r['p50']:>7.2f} {r['p99']:>7.2f} "
-            f"{r['max']:>7.2f} {r['cpu_p50']:>8.2f} {r['cpu_p99']:>8.2f}"
+        rows.append(
+            [r["titles"], f"{r['build_s']:.2f}"]
+            + [f"{r[k]:.2f}" for k in ("p50", "p99", "max", "cpu_p50", "cpu_p99")]
         )
+    headers = ["titles", "build s", "p50 ms", "p99 ms", "max ms", "cpu p50", "cpu p99"]
+    print(markdown_table(headers, rows))
 
 
 if __name__ == "__main__":
