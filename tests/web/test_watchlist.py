@@ -302,3 +302,32 @@ def test_api_watch_endpoints_are_documented(client):
     paths = client.get("/api/v1/openapi.json").get_json()["paths"]
     assert "get" in paths["/api/v1/movies/{movie_id}/watch"]
     assert "post" in paths["/api/v1/watchlist/import"]
+
+
+def test_tmdb_url_and_region_settings_name_a_bad_value():
+    from movierec.config import load_settings
+    from movierec.errors import InvalidInput
+
+    settings = load_settings(
+        {"MOVIEREC_TMDB_URL": "http://127.0.0.1:9/3/", "MOVIEREC_REGION": "gb"}
+    )
+    assert settings.tmdb_url == "http://127.0.0.1:9/3" and settings.region == "GB"
+    defaults = load_settings({})
+    assert defaults.tmdb_url == "https://api.themoviedb.org/3" and defaults.region == "US"
+    for env, name in (
+        ({"MOVIEREC_TMDB_URL": "ftp://example.org"}, "MOVIEREC_TMDB_URL"),
+        ({"MOVIEREC_TMDB_URL": "api.themoviedb.org/3"}, "MOVIEREC_TMDB_URL"),
+        ({"MOVIEREC_REGION": "GBR"}, "MOVIEREC_REGION"),
+        ({"MOVIEREC_REGION": "1A"}, "MOVIEREC_REGION"),
+    ):
+        with pytest.raises(InvalidInput, match=name):
+            load_settings(env)
+
+
+def test_on_my_services_survives_show_more_and_the_genre_form(watch_client):
+    submit(watch_client, LIKES)
+    token = csrf_token(watch_client.get("/where-to-watch").get_data(as_text=True))
+    watch_client.post("/where-to-watch", data={"csrf_token": token, "service": ["8", "337"]})
+    html = watch_client.get("/recommendations?on=mine").get_data(as_text=True)
+    assert 'name="on" value="mine"' in html
+    assert re.search(r'href="/recommendations\?[^"]*on=mine[^"]*#rank-6"', html)

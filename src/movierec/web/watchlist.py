@@ -132,8 +132,8 @@ def watch_summary(info: MovieInfo | None, context: WatchContext) -> dict[str, An
     """What a card shows of where to watch in the visitor's country, or None (no TMDB,
     not known in time, or nowhere): ``{"region", "link", "offers": [{"kind", "label",
     "names"}], "mine": [service names that include it]}``."""
-    if not context.configured or info is None:
-        return None
+    if not context.configured or info is None or info.providers is None:
+        return None  # providers not asked for yet: say nothing rather than "nowhere"
     options = info.watch_options(context.region)
     if options is None:
         return {"region": context.region, "link": None, "offers": [], "mine": []}
