@@ -87,6 +87,7 @@ def test_every_model_declares_its_parameters(name: str) -> None:
     }
     model = klass()
     assert model.params == klass.defaults and isinstance(model.config, klass.params_type)
+    assert klass.params_type.parse(klass.defaults) == model.config  # defaults pass, round trip
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(model.config, klass.param_specs[0].name, None)
 
