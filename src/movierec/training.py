@@ -147,6 +147,7 @@ def with_visitors(
         stored.visitor,
         stored.movie_ids,
         stored.stars,
+        catalogue=dataset.catalog.frame.index.to_numpy(np.int64),
         min_ratings=min_ratings,
         opted_out=stored.opted_out,
     )
@@ -328,6 +329,12 @@ def serving_problem(loaded: Recommender, model: str, dataset: Dataset, path: Pat
     if loaded.name != model:
         return f"model file {path} holds a {loaded.name!r} model, not {model!r}"
     ours, theirs = loaded.movie_ids, dataset.ratings.movie_ids
+    if ours is not None and not np.array_equal(ours, theirs):
+        # trained with visitors' ratings of added movies: the data set's and some more of
+        # its catalogue's (train --with-visitors)
+        catalogue = dataset.catalog.frame.index.to_numpy(np.int64)
+        if np.isin(theirs, ours).all() and np.isin(ours, catalogue).all():
+            theirs = ours
     if ours is None or not np.array_equal(ours, theirs):
         n_ours = 0 if ours is None else ours.size
         detail = (

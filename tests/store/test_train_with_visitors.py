@@ -45,6 +45,7 @@ def test_each_visitor_is_one_more_user_after_the_data_sets_ids():
         movie_ids=np.array([10, 20, 30, 30, 20, 10]),
         stars=np.array([5, 4, 3, 1, 2, 3], dtype=np.float32),
         min_ratings=3,
+        bound=False,  # 4 users: the bound would keep one visitor per movie
     )
     assert merged.dataset_users == 2 and merged.visitors == 2 and merged.visitor_ratings == 6
     assert merged.first_visitor_user_id == 8  # the data set's largest user id is 7
@@ -67,13 +68,57 @@ def test_only_catalogue_movies_count_and_visitors_need_the_minimum():
         stars=np.full(8, 4.0, dtype=np.float32),
         min_ratings=3,
         opted_out=4,
+        bound=False,
     )
     assert merged.visitors == 1 and merged.visitor_ratings == 3
-    assert merged.left_out == {"opted_out": 4, "few_ratings": 1, "not_in_catalogue": 3}
+    assert merged.left_out == {
+        "opted_out": 4,
+        "few_ratings": 1,
+        "not_in_catalogue": 3,
+        "held_back": 0,
+    }
     assert merged.ratings.movie_ids.tolist() == [10, 20, 30]
     figures = merged.figures()
     assert figures["dataset_users"] == 2 and figures["visitors"] == 1
     assert figures["first_visitor_user_id"] == 8 and figures["min_visitor_ratings"] == 3
+
+
+def test_added_catalogue_movies_count_and_become_columns():
+    dataset = small_dataset()
+    visitor, movies = np.array([0, 0, 0]), np.array([10, 20, 1_000_000_001])
+    stars = np.full(3, 4.0, dtype=np.float32)
+    without = merge_visitors(dataset, visitor, movies, stars, min_ratings=2)
+    assert without.ratings.movie_ids.tolist() == [10, 20, 30]
+    assert without.left_out["not_in_catalogue"] == 1
+    added = merge_visitors(
+        dataset,
+        visitor,
+        movies,
+        stars,
+        min_ratings=2,
+        catalogue=np.array([10, 20, 30, 1_000_000_001]),
+    )
+    assert added.ratings.movie_ids.tolist() == [10, 20, 30, 1_000_000_001]
+    assert added.left_out["not_in_catalogue"] == 0 and added.visitor_ratings == 3
+
+
+def test_a_crowd_of_visitors_gains_a_movie_at_most_five_percent_of_all_users():
+    # the data set: 40 users who all rated movie 20; one of them also rated movie 10
+    dataset = Ratings.from_arrays([*range(1, 41), 1], [20] * 40 + [10], [4.0] * 41)
+    # 60 visitors, in arrival order, each rating 10 and 20: 100 users in all, 5 % is 5
+    visitor = np.repeat(np.arange(60), 2)
+    movies = np.tile([10, 20], 60)
+    stars = np.full(120, 5.0, dtype=np.float32)
+    merged = merge_visitors(dataset, visitor, movies, stars, min_ratings=2)
+    counts = np.bincount(merged.ratings.matrix.indices, minlength=2)
+    assert counts.tolist() == [1 + 5, 40 + 40]  # 10: 5 % of all users; 20: as many as it had
+    assert merged.left_out["held_back"] == 55 + 20
+    assert merged.visitors == 40  # visitors 40-59 kept nothing
+    first = merged.first_visitor_user_id
+    movie_10 = merged.ratings.matrix[:, merged.ratings.item_of(10)].nonzero()[0]
+    assert sorted(merged.ratings.user_ids[movie_10].tolist()) == [1, *range(first, first + 5)]
+    unbounded = merge_visitors(dataset, visitor, movies, stars, min_ratings=2, bound=False)
+    assert np.bincount(unbounded.ratings.matrix.indices).tolist() == [61, 100]
 
 
 def test_no_visitors_gives_the_data_set_back():
@@ -164,3 +209,39 @@ def test_with_visitors_and_spark_is_one_clear_line(home: Path, capsys: pytest.Ca
     assert capsys.readouterr().err.strip() == (
         "movierec: error: --with-visitors trains locally only, not with --engine spark"
     )
+
+
+@pytest.mark.slow
+def test_an_honest_group_makes_two_movies_similar(
+    sqlite_store: Store, home: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """40 visitors rate an obscure movie (Home Alone 3, 8 ratings) and a mid-popular one
+    (Notting Hill, 56) 5 stars beside 8 movies of their own: after ``train
+    --with-visitors`` (default model, the influence bound on: 5 % of 650 users is 33 of
+    them) the obscure one is in the mid-popular one's similar list on the movie page."""
+    from movierec.data import load_dataset
+    from movierec.similar import SimilarMovies
+    from movierec.web.movies import SIMILAR
+
+    obscure, middle = 1707, 2671
+    monkeypatch.setenv("DATABASE_URL", sqlite_store.url)
+    dataset = load_dataset("ml-latest-small", home=home)
+    counts = dataset.catalog.frame["n_ratings"]
+    assert counts[obscure] < 10 and 40 <= counts[middle] <= 80
+    others = counts.index[(counts >= 20) & ~counts.index.isin([obscure, middle])].to_numpy()
+    rng = np.random.default_rng(0)
+    before = models.create("ease").fit(dataset.ratings, catalog=dataset.catalog)
+    assert obscure not in SimilarMovies(before, dataset.catalog).similar(middle, SIMILAR)
+    for n in range(40):
+        own = rng.choice(others, size=8, replace=False)
+        stars = rng.choice([2.0, 3.0, 3.5, 4.0, 4.5, 5.0], size=8)
+        rate(
+            sqlite_store,
+            f"fan-{n}",
+            {obscure: 5.0, middle: 5.0, **dict(zip(own, stars, strict=True))},
+        )
+
+    assert main(["train", "--with-visitors"]) == 0
+    after = models.load(home / "models" / "ml-latest-small-ease.npz")
+    assert after.training["visitors"] == 40
+    assert obscure in SimilarMovies(after, dataset.catalog).similar(middle, SIMILAR)
