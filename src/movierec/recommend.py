@@ -25,7 +25,8 @@ fallback for a visitor with no usable rating.
 **Faithful explanations.** ``because`` names the rated movies whose removal lowers the
 pick's rank score most, in the model that ranked it: each rated movie is left out in
 turn, the visitor is folded in again without it and the pick re-scored
-(``model.rank_at`` over the leave-one-out states: one batched product at the picks).
+(``Recommender.explain``: ``rank_at`` over the leave-one-out states, one batched
+product at the picks).
 Only movies whose removal lowers the score count, at most ``MAX_BECAUSE``, largest drop
 first, and never a dislike (under ``DISLIKE_BELOW`` stars): a movie the visitor hated is
 not a reason to watch anything, even where leaving it out lowers a pick (a 1-star
@@ -33,8 +34,8 @@ rating also lowers the visitor's bias). This is
 exact for every model (EASE's relevance and star gain, the factor models' ridge and
 non-negative fold-ins), not a similarity proxy. A visitor with more than
 ``MAX_EXPLAINED`` usable ratings has the ``MAX_EXPLAINED`` highest-starred (most recent
-first among equals) tried. Models without item representation (``popular``) move every
-movie's score equally with each rating, so they explain nothing.
+first among equals) tried. A model that ranks alike for everyone (``popular``) moves
+every movie's score equally with each rating, so it explains nothing.
 """
 
 from __future__ import annotations
@@ -46,18 +47,19 @@ import numpy as np
 
 from movierec.data.catalog import Catalog, Movie
 from movierec.errors import InvalidInput
+from movierec.inputs import MAX_N as MAX_N  # the rules of every input (re-exported)
+from movierec.inputs import STARS_RULE, is_stars
+from movierec.inputs import YEAR_CHOICES as YEAR_CHOICES
 from movierec.models.base import DISLIKE_BELOW, LIKED_FROM, Recommender, UserState, top_indices
 from movierec.models.calibration import share_at_or_above
 from movierec.new_movies import NewMovies, share_of
 from movierec.rerank import Calibration, GenreMix, personal_order
 
-YEAR_CHOICES = ("old", "new", "any")
 DEFAULT_SPLIT_YEAR = 2010  # old < 2010 <= new, as in the original app
 #: movies with fewer ratings (the catalogue's, or the model's training counts where larger)
 #: are never recommended
 DEFAULT_MIN_RATINGS = 20
 POPULAR_DAMPING = 10.0  # prior weight (in ratings) of the Bayesian average fallback
-MAX_N = 100
 MAX_BECAUSE = 3
 #: rated movies tried (left out in turn) when explaining picks
 MAX_EXPLAINED = 40
@@ -176,9 +178,9 @@ def _check_stars(value: object, movie_id: int) -> float:
         stars = float(value)  # type: ignore[arg-type]  # any object: TypeError caught
     except (TypeError, ValueError):
         stars = float("nan")
-    if not (0.5 <= stars <= 5.0) or (stars * 2) != int(stars * 2):
+    if not is_stars(stars):
         raise InvalidInput(
-            f"stars for movieId {movie_id} must be 0.5 to 5 in half steps, got {value!r}",
+            f"stars for movieId {movie_id} must be {STARS_RULE}, got {value!r}",
             field="ratings",
         )
     return stars
@@ -238,11 +240,10 @@ class RecommendService:
         #: visitors' ratings): they leave the genre matching for the model's own ranking
         self._learned = frozenset(
             int(m)
-            for m in self.movie_ids[self._allowed_items["any"]]
+            for m in (self.movie_ids[self._allowed_items["any"]] if catalog.added_ids else ())
             if int(m) in catalog.added_ids
         )
         #: whether picks are explained (models with item vectors rank per movie)
-        self._explains = model.item_vectors() is not None
         # Popular fallback over the whole catalogue (movies the model may not know too)
         cat = catalog.frame
         counts = cat["n_ratings"].to_numpy(np.float64)
@@ -458,38 +459,20 @@ class RecommendService:
     def _because(
         self, usable: dict[int, float], state: UserState, picks: np.ndarray
     ) -> list[tuple[Movie, ...]]:
-        """Per pick, the rated movies whose removal lowers its rank score most.
+        """Per pick, the rated movies whose removal lowers its rank score most
+        (``Recommender.explain``), never a dislike.
 
         ``usable``: the visitor's ratings the model knows; ``state``: their fold-in;
         ``picks``: ``(n_picks,)`` item indices. See the module doc.
         """
-        if not self._explains or not picks.size:
+        if not picks.size:
             return [()] * int(picks.size)
-        rated = list(usable)
         # a dislike is never a reason, whatever leaving it out does to the pick
-        reasons = [k for k, m in enumerate(rated) if usable[m] >= DISLIKE_BELOW]
-        if not reasons:
-            return [()] * int(picks.size)
-        if len(reasons) > MAX_EXPLAINED:
-            reasons = sorted(reasons, key=lambda k: -usable[rated[k]])[:MAX_EXPLAINED]
-        tried = [rated[k] for k in reasons]
-        stars = [usable[m] for m in rated]
-        if len(rated) <= MAX_EXPLAINED:  # one closed-form pass where the model has one
-            every = self.model.fold_in_without_each(rated, stars)
-            states = [every[k] for k in reasons]
-        else:
-            states = [
-                self.model.fold_in(rated[:k] + rated[k + 1 :], stars[:k] + stars[k + 1 :])
-                for k in reasons
-            ]
-        with_all = self.model.rank_at([state], picks)  # (1, n_picks)
-        drops = with_all - self.model.rank_at(states, picks)  # (n_tried, n_picks)
-        out = []
-        for k in range(picks.size):
-            order = np.argsort(-drops[:, k], kind="stable")
-            order = order[drops[order, k] > 0][:MAX_BECAUSE]
-            out.append(tuple(self._movie(tried[j]) for j in order))
-        return out
+        liked = [m for m, stars in usable.items() if stars >= DISLIKE_BELOW]
+        if len(liked) > MAX_EXPLAINED:  # the highest-starred, most recent first among equals
+            liked = sorted(liked, key=lambda m: -usable[m])[:MAX_EXPLAINED]
+        reasons = self.model.explain(state, picks, liked, MAX_BECAUSE, one_pass_up_to=MAX_EXPLAINED)
+        return [tuple(self._movie(m) for m in named) for named in reasons]
 
     def leave_one_out_drops(self, ratings: Mapping, movie_id: int) -> dict[int, float]:
         """``{rated movieId: rank score of movie_id with them minus without them}``.
