@@ -135,7 +135,7 @@ def test_save_load_gives_identical_scores(fitted: Recommender, small_split, tmp_
 def test_saved_file_lists_a_checksum_of_every_array(fitted: Recommender, tmp_path: Path) -> None:
     meta, arrays = read_model_file(fitted.save(tmp_path / "model.npz"))
     assert set(meta["arrays"]) == set(arrays) == {
-        "user_ids", "movie_ids", *(f"m_{name}" for name in fitted._arrays())
+        "user_ids", "movie_ids", "item_counts", *(f"m_{name}" for name in fitted._arrays())
     }  # fmt: skip
     for name, array in arrays.items():
         assert meta["arrays"][name]["sha256"] == hashlib.sha256(array.tobytes()).hexdigest()
