@@ -167,6 +167,30 @@ def test_a_first_page_is_one_of_first_pages_draws_chosen_once(onboarding):
         onboarding.batch({}, [], 15, "no-such-strategy", seed=3)
 
 
+def test_first_pages_prepared_before_serving_are_the_draws_a_visitor_would_get(
+    ml_small, monkeypatch
+):
+    """``serve`` draws every first page before forking; afterwards a new visitor's page
+    is a look-up (no choice made in a request) and the same page a lazy draw gives."""
+    model = models.create("svd", n_factors=20, n_epochs=5).fit(ml_small.ratings)
+    prepared = Onboarding.build(ml_small.ratings, model, ml_small.catalog)
+    lazy = Onboarding.build(ml_small.ratings, model, ml_small.catalog)
+    assert prepared.prepare_first_pages(15) == FIRST_PAGES
+    assert prepared.prepare_first_pages(15) == 0  # all there already
+
+    import movierec.onboarding as onboarding_module
+
+    def no_choice(*args, **kwargs):
+        raise AssertionError("a prepared first page was drawn again")
+
+    for seed in (0, 5, FIRST_PAGES - 1, FIRST_PAGES + 3, 2**31 + 17):
+        with monkeypatch.context() as patched:
+            patched.setattr(onboarding_module, "choose_items", no_choice)
+            page = prepared.batch({}, [], 15, "adaptive", seed=seed, min_new=5)
+        expected = lazy.batch({}, [], 15, "adaptive", seed=seed, min_new=5)
+        assert [m.movie_id for m in page.movies] == [m.movie_id for m in expected.movies]
+
+
 def test_adaptive_simulates_visitors_with_ease_and_not_without(onboarding, request):
     simulator = onboarding.index.simulator
     assert (simulator is not None) == (request.node.callspec.params["onboarding"] == "ease")

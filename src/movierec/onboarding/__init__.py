@@ -226,6 +226,21 @@ class Onboarding:
                 self._first_pages[key] = first
         return Batch(list(first.movies), first.exhausted)
 
+    def prepare_first_pages(
+        self, n: int = 15, strategy: str = DEFAULT_STRATEGY, *, year: str = "any"
+    ) -> int:
+        """Draw every first page a new visitor can get (all ``FIRST_PAGES`` seeds, no
+        genre, the app's year mix) now, so no visitor's request makes one: ``serve``
+        calls it before forking, and the workers share the pages. Returns how many were
+        drawn (about 9 ms each with ``adaptive`` on ml-latest-small)."""
+        drawn = 0
+        for seed in range(FIRST_PAGES):
+            key = (strategy, seed, None, year, min_new_for(n), n)
+            if key not in self._first_pages:
+                self.batch({}, [], n, strategy, seed=seed, year=year, min_new=min_new_for(n))
+                drawn += 1
+        return drawn
+
     def _batch(
         self,
         answers: dict[int, float | None],

@@ -332,18 +332,20 @@ def load_offered(recommenders: Any) -> None:
 
 
 def warm(app: Flask) -> None:
-    """Load the default model, run one recommendation, choose one page of cards to rate,
-    and build the title search index, so the first visitor waits for none of them (and
+    """Load the default model, run one recommendation, draw every first page of cards to
+    rate, and build the title search index, so the first visitor waits for none of them (and
     forked workers share them)."""
     from movierec.web.catalogue import get_catalogue
+    from movierec.web.services import ONBOARDING_CARDS
 
     services = app.extensions["movierec"]
     service = services.recommender()
     pool = services.recommenders.onboarding_pool()
     service.recommend({pool[0].movie_id: 4.0, pool[1].movie_id: 2.5}, year="any", n=5)
-    # one batch of cards: loads the onboarding strategies' compiled kernels now, not in
-    # the first visitor's request (~45 ms)
-    services.onboarding().batch({}, [], 15)
+    # every first page of cards a new visitor can get (also loads the onboarding
+    # strategies' compiled kernels): the workers share them instead of each drawing up
+    # to FIRST_PAGES of them in visitors' requests (~9 ms each)
+    services.onboarding().prepare_first_pages(ONBOARDING_CARDS)
     with app.app_context():
         get_catalogue()
 
