@@ -245,7 +245,8 @@ def from_tmdb(details: Mapping[str, object], genres: Iterable[str]) -> NewMovie:
     vocabulary (``genres``); TMDB genres without a MovieLens twin are left out."""
     vocabulary = frozenset(genres)
     names = []
-    for genre in details.get("genres") or []:  # type: ignore[attr-defined]  # TMDB JSON
+    given = details.get("genres")  # TMDB's JSON: checked, not trusted
+    for genre in given if isinstance(given, list) else []:
         name = genre.get("name") if isinstance(genre, dict) else None
         if isinstance(name, str):
             name = TMDB_GENRES.get(name, name)

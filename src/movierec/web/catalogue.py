@@ -118,8 +118,10 @@ def get_catalogue() -> CatalogueExtras:
     if extras is not None and extras.catalog is catalog:
         return extras
     lock = app.extensions.setdefault(EXTENSION + ".lock", threading.Lock())
-    if not lock.acquire(blocking=extras is None):
-        return extras  # type: ignore[return-value]  # being built for the new catalogue by another request
+    if extras is not None and not lock.acquire(blocking=False):
+        return extras  # being built for the new catalogue by another request
+    if extras is None:
+        lock.acquire()
     try:
         found = app.extensions.get(EXTENSION)
         if found is None or found.catalog is not catalog:
