@@ -245,3 +245,22 @@ def test_an_honest_group_makes_two_movies_similar(
     after = models.load(home / "models" / "ml-latest-small-ease.npz")
     assert after.training["visitors"] == 40
     assert obscure in SimilarMovies(after, dataset.catalog).similar(middle, SIMILAR)
+
+
+def test_a_model_file_keeps_its_training_ratings_per_movie(tmp_path: Path):
+    from movierec.models.files import read_model_file, write_model_file
+
+    dataset = small_dataset()
+    merged = merge_visitors(
+        dataset, np.array([0, 0]), np.array([10, 30]), np.ones(2), min_ratings=2
+    )
+    model = models.create("popular").fit(merged.ratings)
+    assert model.item_counts.tolist() == [2, 2, 2]  # movies 10, 20, 30
+    loaded = models.load(model.save(tmp_path / "m.npz"))
+    assert loaded.item_counts.tolist() == [2, 2, 2]
+    # a file saved before item_counts were recorded still loads, without them
+    meta, arrays = read_model_file(tmp_path / "m.npz")
+    del arrays["item_counts"]
+    meta = {k: v for k, v in meta.items() if k not in ("format", "arrays", "content_hash")}
+    write_model_file(tmp_path / "old.npz", arrays, meta)
+    assert models.load(tmp_path / "old.npz").item_counts is None
