@@ -173,7 +173,8 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="also learn from the site's visitors (DATABASE_URL, as serve uses): each "
         "visitor with 5+ ratings of catalogue movies is one more user; visitors who opted "
-        "out are left out, and no crowd of visitors can take over a movie",
+        "out are left out; a movie takes visitors' ratings from at most 5%% of all users "
+        "(or as many as the data set has of it)",
     )
     train.set_defaults(model=None)  # --engine spark trains als unless told otherwise
 
