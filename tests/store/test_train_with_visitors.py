@@ -264,3 +264,14 @@ def test_a_model_file_keeps_its_training_ratings_per_movie(tmp_path: Path):
     meta = {k: v for k, v in meta.items() if k not in ("format", "arrays", "content_hash")}
     write_model_file(tmp_path / "old.npz", arrays, meta)
     assert models.load(tmp_path / "old.npz").item_counts is None
+
+
+def test_a_database_that_cannot_be_reached_is_one_line_and_no_model(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres:secret@127.0.0.1:1/nothing")
+    assert main(["train", "--model", "popular", "--with-visitors"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("movierec: error: cannot use the database at postgresql")
+    assert "secret" not in err and len(err.splitlines()) == 1
+    assert not (home / "models" / "ml-latest-small-popular.npz").exists()
