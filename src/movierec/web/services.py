@@ -171,7 +171,7 @@ class Recommenders:
             old = current.model.version
             try:
                 version = FileVersion.of(read_model_meta(path))
-                if old is not None and version.content_hash == old.content_hash:
+                if version == old:  # same content and training time: the same file
                     return False
                 loaded = models.load(path)
             except (OSError, UnusableFile, MovierecError) as exc:
