@@ -172,7 +172,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         "--with-visitors",
         action="store_true",
         help="also learn from the site's visitors (DATABASE_URL, as serve uses): each "
-        "visitor with 5+ ratings of catalogue movies is one more user; visitors who opted "
+        "visitor with 2+ ratings of catalogue movies is one more user; visitors who opted "
         "out are left out; a movie takes visitors' ratings from at most 5%% of all users "
         "(or as many as the data set has of it)",
     )

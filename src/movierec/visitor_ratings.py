@@ -26,14 +26,14 @@ import numpy as np
 
 from movierec.data.ratings import Ratings
 
-#: fewest ratings (of catalogue movies) for a visitor to train the next model. 5 is what
-#: the first page tells a new visitor is plenty ("Five ratings are plenty"), so a visitor
-#: who did what the site asked counts. Fewer says next to nothing to the models: a visitor
-#: with one rating adds no co-rating pair at all (EASE and the item similarities learn
-#: from pairs), with two one pair, and a factor model cannot place a user from one or two
-#: stars. MovieLens's own
-#: releases keep users from 20 ratings, which would leave out most of a site's visitors.
-MIN_VISITOR_RATINGS = 5
+#: fewest ratings (of catalogue movies) for a visitor to train the next model. Visitors
+#: teach the models through pairs of movies rated together (EASE's co-occurrences, the
+#: similar lists' co-ratings): one rating adds no pair, so it is left out; two add one,
+#: which is what a group of visitors who love two movies together needs to make them
+#: similar. A higher floor (MovieLens's releases keep users from 20 ratings; the first
+#: page calls five plenty) would leave out many real visitors and stop no fake one, which
+#: rates as many movies as it is told to: :func:`bound_influence` is what bounds those.
+MIN_VISITOR_RATINGS = 2
 
 
 @dataclass(frozen=True)
