@@ -12,8 +12,9 @@ app.config keys (else the settings): ``RATELIMIT_ENABLED`` (default True), ``RAT
 ``RATELIMIT_KEY_PREFIX`` (default ``movierec``).
 
 The client address is ``request.remote_addr``, i.e. the TCP peer. Behind a reverse proxy every
-visitor would share the proxy's address: configure ``werkzeug.middleware.proxy_fix.ProxyFix``
-with the number of trusted proxies there. ``X-Forwarded-For`` is not trusted by default,
+visitor would share the proxy's address: ``MOVIEREC_TRUSTED_PROXIES`` (the number of proxies
+in front) makes it the client's address from ``X-Forwarded-For`` (werkzeug's ``ProxyFix``,
+in :func:`movierec.web.create_app`). ``X-Forwarded-For`` is not trusted by default,
 since any client can send it and so pick a fresh budget per request.
 
 If the Redis storage is down, requests are still served: Flask-Limiter logs one warning line,
