@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from movierec.errors import InvalidInput, quoted, size_text
+from movierec.inputs import STARS_RULE, movie_id_text, release_year, stars_text
 from movierec.search import article_first, fold, title_keys, without_article
 
 FORMATS = ("imdb", "letterboxd", "movielens")
@@ -67,8 +68,6 @@ LETTERBOXD_IMPORT_COLUMNS = ("Title", "Rating")
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 20_000
 _IMDB_ID = re.compile(r"(?:tt)?0*([0-9]{1,10})", re.IGNORECASE)
-_MOVIE_ID = re.compile(r"[1-9][0-9]{0,9}")
-_YEAR = re.compile(r"[0-9]{4}")
 
 
 @dataclass(frozen=True)
@@ -343,7 +342,7 @@ def _letterboxd_row(line: int, row: dict[str, str], matcher: Matcher, result: Im
         result.skipped += 1
         return
     stars = _stars(line, rating, "Rating")
-    if year_text and not _YEAR.fullmatch(year_text):
+    if year_text and release_year(year_text) is None:
         raise InvalidInput(f"line {line}: Year must be 4 digits, got {quoted(year_text)}", "file")
     year = int(year_text) if year_text else None
     imdb = _IMDB_ID.fullmatch(row.get("imdbID", ""))
@@ -361,7 +360,7 @@ def _letterboxd_row(line: int, row: dict[str, str], matcher: Matcher, result: Im
 def _movielens_row(line: int, row: dict[str, str], matcher: Matcher, result: ImportResult) -> None:
     movie = _need(line, row, "movieId")
     rating = _need(line, row, "rating")
-    if not _MOVIE_ID.fullmatch(movie):
+    if movie_id_text(movie) is None:
         raise InvalidInput(
             f"line {line}: movieId must be a positive whole number, got {quoted(movie)}",
             field="file",
@@ -376,14 +375,10 @@ def _movielens_row(line: int, row: dict[str, str], matcher: Matcher, result: Imp
 
 
 def _stars(line: int, text: str, column: str) -> float:
-    try:
-        stars = float(text)
-    except ValueError:
-        stars = -1.0
-    if not (0.5 <= stars <= 5 and (stars * 2).is_integer()):
+    stars = stars_text(text)
+    if stars is None:
         raise InvalidInput(
-            f"line {line}: {column} must be 0.5 to 5 in half steps, got {quoted(text)}",
-            field="file",
+            f"line {line}: {column} must be {STARS_RULE}, got {quoted(text)}", field="file"
         )
     return stars
 
@@ -405,7 +400,7 @@ def _date(line: int, text: str, column: str) -> datetime | None:
 
 
 def _year(text: str) -> int | None:
-    return int(text) if _YEAR.fullmatch(text) else None
+    return release_year(text)
 
 
 def _add(
@@ -435,10 +430,13 @@ class WatchlistImport:
     added: dict[int, datetime | None] = field(default_factory=dict)
     unmatched: list[Unmatched] = field(default_factory=list)
     rows: int = 0
+    #: True when the header named another format than the one asked for (or none was)
+    detected: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
             "format": self.format,
+            "detected": self.detected,
             "rows": self.rows,
             "matched": len(self.added),
             "movie_ids": list(self.added),
@@ -446,10 +444,11 @@ class WatchlistImport:
         }
 
 
-def read_watchlist(data: bytes, fmt: str, matcher: Matcher) -> WatchlistImport:
+def read_watchlist(data: bytes, fmt: str | None, matcher: Matcher) -> WatchlistImport:
     """Parse ``data`` (a whole uploaded watchlist file) as ``fmt`` (``letterboxd`` or
-    ``imdb``) and match its rows; ``InvalidInput`` naming the line of the first problem."""
-    if fmt not in WATCHLIST_FORMATS:
+    ``imdb``; None, or one the header contradicts: the format the header names) and match
+    its rows; ``InvalidInput`` naming the line of the first problem."""
+    if fmt is not None and fmt not in WATCHLIST_FORMATS:
         raise InvalidInput(
             f"format must be one of {', '.join(WATCHLIST_FORMATS)}, got {quoted(fmt)}",
             field="format",
@@ -458,19 +457,24 @@ def read_watchlist(data: bytes, fmt: str, matcher: Matcher) -> WatchlistImport:
         raise InvalidInput(
             f"the file is {size_text(len(data))}; at most {size_text(MAX_BYTES)}", field="file"
         )
-    result = WatchlistImport(format=fmt)
     columns, rows = _rows(decode(data))
-    need, named = ("Name", "a Letterboxd watchlist.csv") if fmt == "letterboxd" else (
-        "Const", "an IMDb watchlist export")  # fmt: skip
-    if need not in columns:
-        raise InvalidInput(f"line 1: no {need!r} column; is this {named}?", field="file")
+    named = {"letterboxd": "Name", "imdb": "Const"}  # the column each format cannot lack
+    found = [f for f in WATCHLIST_FORMATS if named[f] in columns]
+    if not found:
+        raise InvalidInput(
+            "line 1: no 'Name' column (a Letterboxd watchlist.csv) or 'Const' column "
+            "(an IMDb watchlist export)",
+            field="file",
+        )
+    chosen = fmt if fmt in found else found[0]
+    result = WatchlistImport(format=chosen, detected=chosen != fmt)
     for line, row in rows:
         result.rows += 1
         if result.rows > MAX_ROWS:
             raise InvalidInput(
                 f"line {line}: the file has more than {MAX_ROWS:,} rows; split it", field="file"
             )
-        if fmt == "letterboxd":
+        if chosen == "letterboxd":
             _letterboxd_watch_row(line, row, matcher, result)
         else:
             _imdb_watch_row(line, row, matcher, result)
@@ -482,7 +486,7 @@ def _letterboxd_watch_row(
 ) -> None:
     name = _need(line, row, "Name")
     year_text = row.get("Year", "")
-    if year_text and not _YEAR.fullmatch(year_text):
+    if year_text and release_year(year_text) is None:
         raise InvalidInput(f"line {line}: Year must be 4 digits, got {quoted(year_text)}", "file")
     year = int(year_text) if year_text else None
     movie_id = matcher.by_name(name, year) if name else None

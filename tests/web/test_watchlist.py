@@ -161,6 +161,15 @@ def test_a_broken_file_is_a_400_naming_the_line(client):
     answer = upload(client, "Date,Name,Year\n2024-01-01,Heat,95\n", "letterboxd")
     assert answer.status_code == 400 and "line 2" in answer.get_data(as_text=True)
     assert upload(client, LETTERBOXD, "trakt").status_code == 400
+    answer = upload(client, "Title,Year\nHeat,1995\n", "letterboxd")
+    assert answer.status_code == 400 and "no &#39;Name&#39; column" in answer.get_data(as_text=True)
+
+
+def test_the_header_decides_when_the_format_chosen_is_wrong(client):
+    assert upload(client, LETTERBOXD, "imdb").status_code == 303
+    html = client.get("/watchlist").get_data(as_text=True)
+    assert "Read as a Letterboxd watchlist.csv (its header says so)" in html
+    assert listed(html) == [1, 2571]
 
 
 def test_start_over_forgets_the_watchlist(client):

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 from flask import request
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 from werkzeug.exceptions import UnsupportedMediaType
 
 from movierec.errors import InvalidInput, quoted
@@ -31,7 +32,16 @@ from movierec.inputs import validated
 from movierec.tmdb import OFFER_KINDS
 from movierec.web.api import bp, unknown_movie
 from movierec.web.catalogue import get_catalogue
-from movierec.web.schemas import MoviePath, Operation, Strict, Unmatched, documented
+from movierec.web.schemas import (
+    _TEXT_CELL,
+    MoviePath,
+    Operation,
+    Strict,
+    Unmatched,
+    _csv_layout,
+    _no_default,
+    documented,
+)
 from movierec.web.services import get_services
 
 __all__ = ["import_watchlist", "where_to_watch"]
@@ -72,22 +82,41 @@ class WatchAnswer(Strict):
     attribution: str = Field(description="the credit TMDB and JustWatch ask for")
 
 
+#: the layouts the document promises are read, in their plain form (the parser reads
+#: more: any column order, extra columns, quoted cells)
+WATCHLIST_LAYOUTS = (
+    _csv_layout(
+        "Date,Name,Year,Letterboxd URI",
+        f"(?:2024-0[1-9]-[12][0-9])?,{_TEXT_CELL},(?:19|20)[0-9]{{2}},"
+        "(?:https://boxd\\.it/[A-Za-z0-9]{1,8})?",
+    ),
+    _csv_layout("Const,Title Type", "tt[0-9]{7,8},(?:Movie|TV Series)?"),
+)
+
+
 class WatchlistForm(Strict):
     """``POST /api/v1/watchlist/import``'s multipart form."""
 
-    format: Literal[WATCHLIST_FORMATS] = Field(  # type: ignore[valid-type]  # a tuple of names
+    format: Literal[WATCHLIST_FORMATS] | SkipJsonSchema[None] = Field(  # type: ignore[valid-type]
+        None,
+        json_schema_extra=_no_default,  # a form field is absent, never null
         description="letterboxd: watchlist.csv (Date,Name,Year,Letterboxd URI); "
-        "imdb: the IMDb watchlist export (Const, Created, Title, Title Type, Year, ...)"
+        "imdb: the IMDb watchlist export (Const, Created, Title, Title Type, Year, ...); "
+        "absent, or another than the file's header names: the header's (`detected` says so)",
     )
     file: str = Field(
         description=f"the CSV file, a file part or text (UTF-8; at most "
         f"{MAX_BYTES // 1024 // 1024} MB and {MAX_ROWS:,} rows)",
+        pattern=f"^(?:{'|'.join(WATCHLIST_LAYOUTS)})$",
         json_schema_extra={"contentMediaType": "text/csv"},
     )
 
 
 class WatchlistResult(Strict):
-    format: Literal[WATCHLIST_FORMATS]  # type: ignore[valid-type]  # a tuple of choices
+    format: Literal[WATCHLIST_FORMATS] = Field(description="the format the file was read as")  # type: ignore[valid-type]
+    detected: bool = Field(
+        description="true when the header named another format than sent"
+    )  # a tuple of choices
     rows: int = Field(ge=0, description="data rows read")
     matched: int = Field(ge=0, description="movies matched")
     movie_ids: list[int] = Field(description="matched movieIds, in the file's order")
@@ -144,8 +173,8 @@ def import_watchlist() -> dict[str, Any]:
             "send the file as multipart/form-data with fields file and format, "
             f"got {quoted(request.content_type or '')}"
         )
-    fmt = request.form.get("format")
-    if fmt not in WATCHLIST_FORMATS:
+    fmt = request.form.get("format") or None
+    if fmt is not None and fmt not in WATCHLIST_FORMATS:
         raise InvalidInput(
             f"format must be one of {', '.join(WATCHLIST_FORMATS)}, got {quoted(fmt or '')}",
             field="format",

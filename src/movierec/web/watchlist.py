@@ -69,6 +69,8 @@ FORMAT_LABELS = {
     "letterboxd": "Letterboxd watchlist.csv",
     "imdb": "IMDb watchlist export (CSV)",
 }
+#: how the import's message names a format it read from the header
+READ_AS = {"letterboxd": "a Letterboxd watchlist.csv", "imdb": "an IMDb watchlist export"}
 #: a country code as forms and settings take it
 REGION = re.compile(r"[A-Za-z]{2}")
 #: a language tag's country part: ``en-GB``, ``pt_BR``, ``es-419`` has none
@@ -430,6 +432,8 @@ def import_file() -> Any:
     added = sum(repo.add_to_watchlist(db, visitor, ids, when=when) for when, ids in by_date.items())
     db.commit()
     parts = [f"Read {result.rows} row{'s' if result.rows != 1 else ''}: added {added}"]
+    if result.detected:
+        parts[0] = f"Read as {READ_AS[result.format]} (its header says so). " + parts[0]
     if len(result.added) - len(fresh):
         parts.append(f"{len(result.added) - len(fresh)} already on your watchlist")
     if len(fresh) > room:
