@@ -38,6 +38,10 @@ def test_a_search_without_recent_hits_says_the_catalogue_ends_in_2018(client):
     assert "The catalogue ends in 2018: a newer film may not be in it yet." in page
     nothing = client.get("/search?q=qqqxxzzq").get_data(as_text=True)
     assert "No movie matches" in nothing and "The catalogue ends in 2018" in nothing
+    api = client.get("/api/v1/movies?q=parasite").get_json()
+    assert api["movies"][0]["movieId"] == 2256
+    assert api["catalog_ends"] == "The catalogue ends in 2018: a newer film may not be in it yet."
+    assert client.get("/api/v1/movies?q=deadpool 2").get_json()["catalog_ends"] is None
     recent = client.get("/search?q=deadpool 2").get_data(as_text=True)
     assert "/movies/189333" in recent or "Deadpool 2" in recent
     assert "The catalogue ends in" not in recent

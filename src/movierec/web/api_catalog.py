@@ -2,8 +2,9 @@
 CSRF-exempt, errors as ``{"error", "field"}``):
 
 - ``GET /api/v1/movies?q=TEXT&limit=10``: title search (see :mod:`movierec.search`) ->
-  ``{"movies": [...]}``, each as ``GET /api/v1/movies/<id>`` gives it. ``q`` 1-200
-  characters (not only spaces), ``limit`` a whole number 1-50.
+  ``{"movies": [...], "catalog_ends"}``, each as ``GET /api/v1/movies/<id>`` gives it;
+  ``catalog_ends`` says where the catalogue ends when no hit is recent (else null). ``q``
+  1-200 characters (not only spaces), ``limit`` a whole number 1-50.
 - ``GET /api/v1/movies/<id>/similar?n=10``: movies like this one (``n`` 1-50).
 - ``POST /api/v1/ratings/import``: multipart/form-data with ``file`` and ``format``
   (``imdb|letterboxd|movielens``) -> ``{"matched": n, "unmatched": [...], "ratings":
@@ -32,7 +33,7 @@ from movierec.inputs import validated
 from movierec.web import schemas
 from movierec.web.api import bp, unknown_movie
 from movierec.web.cards import info_for, movie_json, tmdb_ids
-from movierec.web.catalogue import get_catalogue
+from movierec.web.catalogue import coverage, get_catalogue
 from movierec.web.schemas import MAX_LIMIT, Operation, documented
 from movierec.web.services import get_services
 
@@ -43,7 +44,7 @@ __all__ = ["MAX_LIMIT", "import_ratings", "search_movies", "similar_movies"]
 @documented(
     Operation(
         "Movies whose title matches q: exact, prefix, words, then typos",
-        schemas.MovieList,
+        schemas.MovieSearch,
         errors=(400, 429, 503),
         query=schemas.SearchQuery,
     )
@@ -55,7 +56,11 @@ def search_movies() -> dict[str, Any]:
     catalog = services.recommenders.catalog
     movies = [catalog.get(h.movie_id) for h in get_catalogue().index.search(query.q, query.limit)]
     infos = services.tmdb.info_many(tmdb_ids(movies))
-    return {"movies": [movie_json(m, info_for(m, infos)) for m in movies]}
+    span = coverage(catalog)
+    return {
+        "movies": [movie_json(m, info_for(m, infos)) for m in movies],
+        "catalog_ends": span.note if span.misses_recent(m.year for m in movies) else None,
+    }
 
 
 @bp.get("/movies/<movie_id>/similar")

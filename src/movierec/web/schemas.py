@@ -327,6 +327,14 @@ class MovieList(Strict):
     movies: list[Movie]
 
 
+class MovieSearch(MovieList):
+    catalog_ends: str | None = Field(
+        description="where the catalogue ends, when no hit is from its last 3 years or "
+        'nothing matched ("The catalogue ends in 2018: a newer film may not be in it yet."); '
+        "null otherwise"
+    )
+
+
 class Because(Strict):
     movieId: int
     title: str
