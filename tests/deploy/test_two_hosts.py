@@ -377,6 +377,14 @@ class Proxy:
                 return cells[17].split()[0]
         return "?"
 
+    def sessions(self, server: str) -> int:
+        """Requests HAProxy has running on an app host now."""
+        for row in self.command("show stat").splitlines():
+            cells = row.split(",")
+            if len(cells) > 4 and cells[0] == "movierec" and cells[1] == server:
+                return int(cells[4] or 0)
+        raise AssertionError(f"no server {server} in HAProxy's stats")
+
     def wait_status(self, server: str, wanted: str) -> None:
         _wait(f"HAProxy sees {server} {wanted}", lambda: self.status(server) == wanted, UP_TIMEOUT)
 
@@ -805,6 +813,24 @@ def check_load(cluster: Cluster, report: LoadReport, what: str) -> None:
     outside = [f for f in report.failures if f[0] > report.gone_at or f[1] < report.stop_at]
     assert not outside, f"{what}: requests not in flight failed: {outside}\n{proxy_log}"
     assert len(report.failures) <= 2 * LOAD_VISITORS, f"{report.failures}\n{proxy_log}"
+
+
+def test_a_host_drained_then_stopped_under_write_load_fails_nothing(cluster: Cluster):
+    host, proxy = cluster.hosts["host-a"], cluster.proxy
+
+    def drain_then_stop() -> float:  # as docs/operating.md says, before maintenance
+        assert proxy.command("set server movierec/host-a state drain").strip() == ""
+        _wait("host-a drained", lambda: proxy.sessions("host-a") == 0, UP_TIMEOUT)
+        return host.stop()
+
+    report = write_load(cluster, 2 * WRITES_PER_VISITOR, drain_then_stop)
+    check_load(cluster, report, "drain, then systemctl stop host-a")
+    assert report.failures == []
+    proxy.wait_status("host-a", "DOWN")
+    host.start()
+    host.wait_ready()
+    proxy.command("set server movierec/host-a state ready")
+    proxy.wait_status("host-a", "UP")
 
 
 def test_stopping_a_host_under_write_load_loses_no_confirmed_write(cluster: Cluster):
