@@ -117,7 +117,7 @@ def test_phone_targets_sticky_bar_and_year_choice(browser, live_server, screensh
     page.goto(live_server + "/")
     # every rating target at least 24 x 24 CSS px (WCAG 2.2 target size)
     boxes = page.eval_on_selector_all(
-        ".rating label, .segmented label, .finish button",
+        ".rating label, .finish select, .finish button",
         "els => els.map(e => { const r = e.getBoundingClientRect();"
         " return [e.className || e.tagName, r.width, r.height]; })",
     )
@@ -128,15 +128,12 @@ def test_phone_targets_sticky_bar_and_year_choice(browser, live_server, screensh
     bar = page.locator(".finish").bounding_box()
     assert bar is not None and bar["height"] <= 0.15 * PHONE["height"], bar
     assert page.locator(".finish").evaluate("e => getComputedStyle(e).position") == "sticky"
-    # the year choice: one row of equal buttons, no gaps between them
-    years = [page.locator(f"label[for=year-{y}]").bounding_box() for y in ("old", "new", "any")]
-    assert len({round(b["y"]) for b in years}) == 1, years
-    for left, right in zip(years, years[1:], strict=False):
-        assert abs(left["x"] + left["width"] - right["x"]) <= 1, years
-        assert abs(left["height"] - right["height"]) <= 1, years
-    group = page.locator(".segmented").bounding_box()
-    assert abs(years[0]["x"] - group["x"]) <= 2
-    assert abs(years[-1]["x"] + years[-1]["width"] - (group["x"] + group["width"])) <= 2
+    # the year choice sits in the bar beside the button, on one row, seen before submitting
+    years = page.locator(".finish select[name=year]").bounding_box()
+    button = page.get_by_role("button", name="Show my recommendations").bounding_box()
+    assert years is not None and button is not None
+    assert abs((years["y"] + years["height"] / 2) - (button["y"] + button["height"] / 2)) <= 4
+    assert years["x"] + years["width"] <= button["x"]
     # spacing before the footer: the last control does not touch it
     _rate_five(page, live_server)
     last = page.locator(".page-aside").bounding_box()
@@ -199,12 +196,11 @@ def test_focus_is_visible_on_the_selected_year_and_buttons(browser, live_server,
     context = browser.new_context(viewport=DESKTOP, color_scheme=scheme)
     page = context.new_page()
     page.goto(live_server + "/")
-    page.locator("#year-any").check()
-    page.locator("#year-any").focus()
-    page.keyboard.press("ArrowLeft")  # keyboard focus: :focus-visible
-    focused = page.locator("input[name=year]:focus")
+    page.get_by_role("button", name="Show my recommendations").focus()
+    page.keyboard.press("Shift+Tab")  # keyboard focus on the year choice: :focus-visible
+    focused = page.locator("select[name=year]:focus")
     style = page.evaluate(
-        "() => { const l = document.querySelector('input[name=year]:focus + label');"
+        "() => { const l = document.querySelector('select[name=year]:focus');"
         " const s = getComputedStyle(l);"
         " return [s.outlineStyle, s.outlineWidth, s.outlineColor, s.backgroundColor]; }"
     )

@@ -101,7 +101,8 @@
     const bar = form.querySelector(".finish");
     if (!bar) return;
     form.addEventListener("focusin", (event) => {
-      if (bar.contains(event.target)) return;
+      // controls only (the list itself takes focus from "Skip to movies" and clicks)
+      if (bar.contains(event.target) || !event.target.matches("input, a, button, select")) return;
       const box = event.target.getBoundingClientRect();
       const top = bar.getBoundingClientRect().top;
       if (box.bottom > top - 8) window.scrollBy(0, box.bottom - top + 16);
