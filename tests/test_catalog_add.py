@@ -75,6 +75,7 @@ def test_a_csv_adds_movies_with_ids_clear_of_movielens(home, tmp_path, capsys):
     ("rows", "named"),
     [
         ("Toy Story,1995,Animation|Children,,\n", "same title and year as movieId 1"),
+        ("Toy Story (1995),,Animation,,\n", "same title and year as movieId 1"),
         ("Some Other Title,2001,Drama,tt0114709,\n", "IMDb id tt0114709 as movieId 1"),
         ("Another Title,2001,Drama,,862\n", "TMDB id 862 as movieId 1"),
         (PARASITE, "IMDb id tt6751668 as added movieId"),

@@ -55,6 +55,7 @@ TMDB_GENRES = {
     "Family": "Children",
     "Music": "Musical",
 }
+_TITLE_YEAR = re.compile(r"\s*\((\d{4})\)$")
 _IMDB = re.compile(r"^(?:tt)?0*(\d{1,10})$")
 
 
@@ -199,6 +200,10 @@ def _new_movie(row: Mapping[str, str], genres: frozenset[str] | None) -> NewMovi
     year = None
     if row["year"].strip():
         year = _whole(row["year"], "year", low=FIRST_YEAR, high=datetime.now(UTC).year + 5)
+    written = _TITLE_YEAR.search(title)  # "Parasite (2019)": the year belongs in its column
+    if written and title[: written.start()].strip() and year in (None, int(written[1])):
+        year = _whole(written[1], "year", low=FIRST_YEAR, high=datetime.now(UTC).year + 5)
+        title = title[: written.start()].strip()
     names = tuple(g.strip() for g in row["genres"].split("|") if g.strip())
     names = tuple(g for g in names if g != "(no genres listed)")
     if genres is not None:
