@@ -62,3 +62,20 @@ def test_start_over_and_retention_forget_the_watchlist(store: Store):
         owners = db.execute(select(WatchlistEntry.visitor_id, func.count()).group_by(
             WatchlistEntry.visitor_id)).all()  # fmt: skip
         assert dict(owners) == {"kept": 1}
+
+
+def test_the_foreign_key_cascades_a_deleted_visitors_watchlist(store: Store):
+    """Deleting only the visitor row (as another tool might) takes the watchlist with it:
+    ``ON DELETE CASCADE`` on both backends (SQLite with ``PRAGMA foreign_keys = ON``)."""
+    from sqlalchemy import delete
+
+    from movierec.store.schema import Visitor
+
+    with store.session() as db:
+        repo.add_to_watchlist(db, "v", [1, 2])
+        repo.add_to_watchlist(db, "w", [3])
+    with store.session() as db:
+        db.execute(delete(Visitor).where(Visitor.id == "v"))
+    with store.session() as db:
+        assert repo.watchlist_ids(db, "v") == set()
+        assert repo.watchlist_ids(db, "w") == {3}
