@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pytest
 
-from movierec.config import ENV_KEYS
+from movierec.config import DEFAULT_MODEL_CHECK_EVERY, ENV_KEYS
 
 pytestmark = pytest.mark.slow
 
@@ -528,7 +528,9 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(web_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def deploy_tools() -> None:
+    """Skip (or, with MOVIEREC_REQUIRE_DEPLOY=1, fail) before anything is built when
+    this machine cannot run the test."""
     if os.geteuid() != 0:
         _require("the two-host test needs root (ip netns, veth pairs)")
     for tool in ("ip", "openssl"):
@@ -538,6 +540,12 @@ def cluster(web_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         _require("the two-host test needs haproxy (apt install haproxy)")
     if not _tcp_up(PG) or not _tcp_up(REDIS):
         _require("the two-host test needs PostgreSQL on 127.0.0.1:5432 and Redis on :6379")
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    deploy_tools: None, web_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
     import psycopg
 
     tmp = tmp_path_factory.mktemp("two-hosts")
@@ -584,6 +592,7 @@ def cluster(web_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             "SECRET_KEY": secret,
         }
         assert set(changed) <= set(shipped), "deploy/movierec.env lacks a setting"
+        assert shipped["MOVIEREC_MODEL_CHECK_EVERY"] == "0"  # new models only on reload
         # systemd gives a service only PATH, LANG and HOME besides its EnvironmentFile
         base = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": str(home)}
         common = {
@@ -594,13 +603,14 @@ def cluster(web_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         }
         database_url = f"postgresql://postgres@{PG[0]}:{PG[1]}/{database}"
         # the documented step before the first start: the schema, once
-        subprocess.run(
+        upgraded = subprocess.run(
             [sys.executable, "-m", "movierec.cli", "db", "upgrade"],
             env={**common, "DATABASE_URL": database_url},
-            check=True,
             capture_output=True,
+            text=True,
             timeout=120,
         )
+        assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
 
         proxy = Proxy(tmp, net)
         hosts = {}
@@ -894,6 +904,9 @@ def test_a_new_model_rolls_out_host_by_host(cluster: Cluster):
         a.reload()
         _wait("host-a serves the new model", lambda: _version(a) != old, 120, a.log)
         new = _version(a)
+        # host-b would have taken the shared file by itself by now with the default
+        # MOVIEREC_MODEL_CHECK_EVERY (10 s, jittered up to 12); deploy/'s 0 waits for reload
+        time.sleep(DEFAULT_MODEL_CHECK_EVERY * 1.2 + 3)
         assert _version(b) == old  # one host at a time
         b.reload()
         _wait("host-b serves the new model", lambda: _version(b) == new, 120, b.log)
