@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 from movierec import __version__
 from movierec.config import DEFAULT_DATASET, DEFAULT_MODEL, Settings, load_settings
-from movierec.errors import InvalidInput, MovierecError
+from movierec.errors import InvalidInput, MovierecError, quoted
+from movierec.inputs import STARS_RULE, movie_id_text, stars_text
 
 if TYPE_CHECKING:
     from movierec.visitor_ratings import Merged
@@ -34,16 +35,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _rating(text: str) -> tuple[int, float]:
-    """Parse ``MOVIEID=STARS`` (e.g. ``260=4.5``)."""
+    """Parse ``MOVIEID=STARS`` (e.g. ``260=4.5``) by the rules every input follows
+    (:mod:`movierec.inputs`: one spelling of a movieId, stars 0.5-5 in half steps)."""
     movie, sep, stars = text.partition("=")
-    try:
-        if not sep:
-            raise ValueError
-        return int(movie), float(stars)
-    except ValueError:
+    movie_id = movie_id_text(movie)
+    if not sep or movie_id is None:
         raise argparse.ArgumentTypeError(
-            f"bad rating {text!r}: expected MOVIEID=STARS, e.g. 260=4.5"
-        ) from None
+            f"bad rating {quoted(text)}: expected MOVIEID=STARS, e.g. 260=4.5"
+        )
+    value = stars_text(stars)
+    if value is None:
+        raise argparse.ArgumentTypeError(
+            f"bad rating {quoted(text)}: stars must be {STARS_RULE}, got {quoted(stars)}"
+        )
+    return movie_id, value
 
 
 def _param(text: str) -> tuple[str, object]:

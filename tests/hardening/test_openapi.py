@@ -3,6 +3,7 @@ routes and methods, and real responses (200s and every error) match the document
 
 from __future__ import annotations
 
+import io
 import json
 import re
 
@@ -131,14 +132,25 @@ def test_the_issue_19_disagreements_are_settled(client, document):
     ).get_json()
     assert got["ignored"] == [88888888, 99999999]
     assert 356 not in [m["movieId"] for m in got["movies"]]
-    # the import's file is documented as UTF-8 text; a file part that is not is a 400
+    # the import's file is documented as UTF-8 CSV text of the formats' layouts, read
     form = document["paths"]["/api/v1/ratings/import"]["post"]["requestBody"]["content"]
-    variants = form["multipart/form-data"]["schema"]["oneOf"]
-    for ref in variants:
-        name = ref["$ref"].rsplit("/", 1)[1]
-        file = document["components"]["schemas"][name]["properties"]["file"]
-        assert file["type"] == "string" and file["contentMediaType"] == "text/csv"
-        assert "UTF-8" in file["description"]
+    ref = form["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
+    file = document["components"]["schemas"][ref]["properties"]["file"]
+    assert file["type"] == "string" and file["contentMediaType"] == "text/csv"
+    assert "UTF-8" in file["description"]
+    post_file = client.post(
+        "/api/v1/ratings/import",
+        data={"file": "movieId,rating\n356,4.5\n", "format": "movielens"},
+        content_type="multipart/form-data",
+    )
+    assert re.fullmatch(file["pattern"], "movieId,rating\n356,4.5\n")
+    assert post_file.status_code == 200 and post_file.get_json()["ratings"] == {"356": 4.5}
+    latin1 = client.post(
+        "/api/v1/ratings/import",
+        data={"file": (io.BytesIO(b"movieId,title,rating\n1,Am\xe9lie,4\n"), "r.csv")},
+        content_type="multipart/form-data",
+    )
+    assert latin1.status_code == 400 and "UTF-8" in latin1.get_json()["error"]
 
 
 def test_like_probability_replaces_match(client, document):

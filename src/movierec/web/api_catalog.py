@@ -6,12 +6,13 @@ CSRF-exempt, errors as ``{"error", "field"}``):
   ``catalog_ends`` says where the catalogue ends when no hit is recent (else null). ``q``
   1-200 characters (not only spaces), ``limit`` a whole number 1-50.
 - ``GET /api/v1/movies/<id>/similar?n=10``: movies like this one (``n`` 1-50).
-- ``POST /api/v1/ratings/import``: multipart/form-data with ``file`` and ``format``
-  (``imdb|letterboxd|movielens``) -> ``{"matched": n, "unmatched": [...], "ratings":
-  {"<movieId>": stars}, ...}``. The API is anonymous: the file is parsed and matched, nothing
-  is stored (post the ratings to ``/api/v1/recommendations``). This is the one POST that is
-  not JSON: any other content type is refused with 415 (so a cross-site ``text/plain`` form
-  cannot reach it either); files up to 5 MB / 20,000 rows, UTF-8.
+- ``POST /api/v1/ratings/import``: multipart/form-data with ``file`` and, optionally,
+  ``format`` (``imdb|letterboxd|movielens``; the header tells when absent or another) ->
+  ``{"matched": n, "unmatched": [...], "ratings": {"<movieId>": stars}, ...}``. The API is
+  anonymous: the file is parsed and matched, nothing is stored (post the ratings to
+  ``/api/v1/recommendations``). This is the one POST that is not JSON: any other content
+  type is refused with 415 (so a cross-site ``text/plain`` form cannot reach it either);
+  files up to 5 MB / 20,000 rows, UTF-8.
 
 Each request is declared in :mod:`movierec.web.schemas` (query strings refuse unknown
 parameters, so a typo is not silently ignored).
@@ -106,11 +107,10 @@ def import_ratings() -> dict[str, Any]:
             "send the file as multipart/form-data with fields file and format, "
             f"got {quoted(request.content_type or '')}"
         )
-    fmt = request.form.get("format")
-    if fmt not in FORMATS:
+    fmt = request.form.get("format")  # absent: the file's header tells
+    if fmt is not None and fmt not in FORMATS:
         raise InvalidInput(
-            f"format must be one of {', '.join(FORMATS)}, got {quoted(fmt or '')}",
-            field="format",
+            f"format must be one of {', '.join(FORMATS)}, got {quoted(fmt)}", field="format"
         )
     upload = request.files.get("file")
     if upload is not None:

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from movierec.inputs import validated
 from movierec.training import read_training_record
-from movierec.web.api import bp
+from movierec.web.api import app_requests, bp
 from movierec.web.schemas import Operation, Strict, documented
 from movierec.web.services import get_services
 
@@ -30,12 +30,6 @@ __all__ = ["model_in_use"]
 
 #: figures of a training record the answer repeats (the record may hold more)
 TRAINING_FIGURES = ("seconds", "ratings", "dataset_users", "visitors", "rmse", "mean_rmse")
-
-
-class ModelQuery(Strict):
-    """``GET /api/v1/model``'s query string."""
-
-    model: str | None = Field(None, description="a served model; absent: the default")
 
 
 class TrainedOn(Strict):
@@ -86,13 +80,13 @@ class ModelInfo(Strict):
         "The model in use: name, data set, version, what it was trained on, the last training",
         ModelInfo,
         errors=(400, 429, 503),
-        query=ModelQuery,
+        query=lambda r: r.model_query,
     )
 )
 def model_in_use() -> dict[str, Any]:
     """What this process serves for ``model`` (default: the default model)."""
-    query = validated(ModelQuery, request.args.to_dict(), "parameter")
     services = get_services()
+    query: Any = validated(app_requests(services).model_query, request.args.to_dict(), "parameter")
     name = services.model_name(query.model)
     model = services.recommender(name).model
     version, training = model.version, model.training

@@ -14,10 +14,10 @@ from flask import url_for
 from markupsafe import Markup
 
 from movierec.data import Movie
+from movierec.inputs import STAR_STEPS
 from movierec.recommend import Recommendation
 from movierec.tmdb import MovieInfo
 
-STAR_STEPS = tuple(i / 2 for i in range(1, 11))  # 0.5 .. 5.0
 #: tags shown on a card without TMDB text (the movie's most used MovieLens tags)
 CARD_TAGS = 4
 

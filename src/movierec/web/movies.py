@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from movierec.data import Movie
 from movierec.errors import InvalidInput, quoted
+from movierec.inputs import STARS_RULE, movie_id_text, stars_text
 from movierec.search import MAX_QUERY
 from movierec.store import repo
-from movierec.web.cards import STAR_STEPS, info_for, movie_card, star_label, tmdb_ids
+from movierec.web.cards import info_for, movie_card, star_label, tmdb_ids
 from movierec.web.catalogue import coverage, get_catalogue, predicted_stars
 from movierec.web.services import Services, get_services
 from movierec.web.visitor import visitor_id
@@ -31,7 +32,6 @@ bp = Blueprint("movies", __name__)
 
 SIMILAR = 10
 SEARCH_PAGE = 20  # hits on the search page
-MAX_ID_DIGITS = 10
 
 
 @bp.get("/movies/<movie_id>")
@@ -132,26 +132,21 @@ def search() -> str | tuple[str, int]:
 
 # -- helpers shared with the ratings pages -----------------------------------------------
 def known_movie(services: Services, movie_id: str) -> Movie:
-    """The catalogue's movie for a URL id (ASCII digits); 404 otherwise."""
+    """The catalogue's movie for a URL id in its one spelling; 404 otherwise."""
     catalog = services.recommenders.catalog
-    if not (movie_id.isascii() and movie_id.isdigit()) or len(movie_id) > MAX_ID_DIGITS:
+    number = movie_id_text(movie_id)
+    if number is None or number not in catalog:
         abort(404)
-    if int(movie_id) not in catalog:
-        abort(404)
-    return catalog.get(int(movie_id))
+    return catalog.get(number)
 
 
 def parse_stars(value: str, allow_zero: bool = True) -> float:
     """Form stars: 0.5-5 in half steps (0 = remove, when allowed)."""
-    try:
-        stars = float(value)
-    except ValueError:
-        stars = -1.0
-    if stars in STAR_STEPS or (allow_zero and stars == 0):
+    stars = stars_text(value, allow_zero=allow_zero)
+    if stars is not None:
         return stars
     raise InvalidInput(
-        f"stars must be 0.5 to 5 in half steps{' (0 removes)' if allow_zero else ''}, "
-        f"got {quoted(value)}",
+        f"stars must be {STARS_RULE}{' (0 removes)' if allow_zero else ''}, got {quoted(value)}",
         field="stars",
     )
 

@@ -29,7 +29,6 @@ over" deletes the visitor's row, and a cookie naming a visitor the store does no
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,6 +48,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from movierec.errors import QUOTE_LIMIT, InvalidInput, quoted
+from movierec.inputs import STARS_RULE, movie_id_text, stars_text
 from movierec.recommend import DEFAULT_SPLIT_YEAR, YEAR_CHOICES, RecommendationList
 from movierec.store import repo
 from movierec.web.cards import (
@@ -74,9 +74,6 @@ SHOWN_KEY = "shown"
 #: "hidden. Undo"), shown once in the card standing there after the redirect
 NOTICE_KEY = "pick_notice"
 MAX_SHOWN_COOKIE = 2000
-#: a rating field's name: the prefix and a movieId of 1-9 ASCII digits (``int`` would
-#: also read "²", "١" or 5,000 digits, so the name is checked before conversion)
-RATING_FIELD = re.compile(r"rating-([0-9]{1,9})", re.ASCII)
 YEAR_LABELS = {
     "old": f"Older, before {DEFAULT_SPLIT_YEAR}",
     "new": f"Newer, {DEFAULT_SPLIT_YEAR} and later",
@@ -340,19 +337,16 @@ def parse_form_ratings(form: MultiDict[str, str], services: Services) -> dict[in
         if not key.startswith(RATING_PREFIX):
             continue
         field = key[:QUOTE_LIMIT]
-        match = RATING_FIELD.fullmatch(key)
-        if match is None or int(match.group(1)) not in catalog:
+        movie_id = movie_id_text(key.removeprefix(RATING_PREFIX))  # its one spelling
+        if movie_id is None or movie_id not in catalog:
             raise InvalidInput(f"unknown movie in field {quoted(key)}", field=field)
-        try:
-            stars = float(value)
-        except ValueError:
-            stars = -1.0
-        if stars != 0 and stars not in STAR_STEPS:
+        stars = stars_text(value, allow_zero=True)
+        if stars is None:
             raise InvalidInput(
-                f"stars must be 0 (not seen) or 0.5 to 5 in half steps, got {quoted(value)}",
+                f"stars must be 0 (not seen) or {STARS_RULE}, got {quoted(value)}",
                 field=field,
             )
-        ratings[int(match.group(1))] = stars
+        ratings[movie_id] = stars
     return ratings
 
 
@@ -402,10 +396,11 @@ def _cards(services: Services, result: RecommendationList) -> list[dict[str, Any
 
 
 def _movie_id(value: str) -> int:
-    """A movie id form field: 1-9 ASCII digits, else 400 naming ``movie_id``."""
-    if not re.fullmatch(r"[0-9]{1,9}", value, re.ASCII):
+    """A movie id form field in its one spelling, else 400 naming ``movie_id``."""
+    movie_id = movie_id_text(value)
+    if movie_id is None:
         raise InvalidInput(f"no movie like {quoted(value)}", field="movie_id")
-    return int(value)
+    return movie_id
 
 
 def _stored_ratings(db: Session) -> dict[int, float]:

@@ -39,6 +39,7 @@ from flask.typing import ResponseReturnValue
 
 from movierec.errors import InvalidInput, quoted
 from movierec.imports import FORMAT_NAMES, FORMATS, MAX_BYTES, ImportResult, Unmatched, read_import
+from movierec.inputs import movie_id_text
 from movierec.search import fold, without_article
 from movierec.store import repo
 from movierec.web.catalogue import get_catalogue
@@ -312,11 +313,10 @@ def import_replace() -> ResponseReturnValue:
     for key, value in request.form.items():
         if not key.startswith(REPLACE_PREFIX):
             continue
-        movie = key[len(REPLACE_PREFIX) :]
-        known = movie.isascii() and movie.isdigit() and len(movie) <= 10
-        if not known or int(movie) not in catalog:
+        movie = movie_id_text(key[len(REPLACE_PREFIX) :])  # its one spelling
+        if movie is None or movie not in catalog:
             raise InvalidInput(f"unknown movie in field {quoted(key)}", field=key[:100])
-        chosen[int(movie)] = parse_stars(value, allow_zero=False)
+        chosen[movie] = parse_stars(value, allow_zero=False)
     db = services.store.scoped
     visitor = visitor_id(db, create=bool(chosen))
     if visitor and chosen:

@@ -27,6 +27,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from movierec.errors import InvalidInput, quoted
+from movierec.inputs import count_json, count_text, movie_id_text
 from movierec.recommend import Recommendation, RecommendationList, validate_year
 from movierec.store import repo
 from movierec.web import metrics
@@ -111,13 +112,12 @@ class Visits:
     def _like(self, like: object) -> int | None:
         if like is None or like == "":
             return None
-        if isinstance(like, str) and like.isascii() and like.isdigit() and len(like) <= 9:
-            like = int(like)
-        if isinstance(like, bool) or not isinstance(like, int):
+        movie_id = movie_id_text(like) if isinstance(like, str) else like  # one spelling
+        if isinstance(movie_id, bool) or not isinstance(movie_id, int):
             raise InvalidInput(f"like must be a movieId, got {quoted(str(like))}", field="like")
-        if like not in self.services.recommenders.catalog:
-            raise InvalidInput(f"unknown movie {like}", field="like")
-        return like
+        if movie_id not in self.services.recommenders.catalog:
+            raise InvalidInput(f"unknown movie {movie_id}", field="like")
+        return movie_id
 
     def known(self, ratings: Mapping[int, float]) -> dict[int, float]:
         """Ratings of movies in the current catalogue (a data set change leaves others)."""
@@ -243,8 +243,6 @@ class Visits:
 def _picks(n: object) -> int:
     if n is None or n == "":
         return DEFAULT_PICKS
-    if isinstance(n, str) and n.isascii() and n.isdigit() and len(n) <= 2:
-        n = int(n)
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PICKS:
-        raise InvalidInput(f"n must be a whole number from 1 to {MAX_PICKS}", field="n")
-    return n
+    if isinstance(n, str):  # a query parameter or form field
+        return count_text(n, "n", 1, MAX_PICKS)
+    return count_json(n, "n", 1, MAX_PICKS)
