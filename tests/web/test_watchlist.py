@@ -340,3 +340,16 @@ def test_on_my_services_survives_show_more_and_the_genre_form(watch_client):
     html = watch_client.get("/recommendations?on=mine").get_data(as_text=True)
     assert 'name="on" value="mine"' in html
     assert re.search(r'href="/recommendations\?[^"]*on=mine[^"]*#rank-6"', html)
+
+
+def test_a_full_watchlist_refuses_more_and_an_import_says_what_it_left_out(client, monkeypatch):
+    monkeypatch.setattr("movierec.web.watchlist.MAX_WATCHLIST", 2)
+    add(client, 6)
+    add(client, 2)
+    answer = add(client, 3)
+    assert answer.status_code == 400 and "holds 2 movies" in answer.get_data(as_text=True)
+    assert add(client, 2).status_code == 303  # already on it: fine
+    remove(client, 2)
+    assert upload(client, LETTERBOXD, "letterboxd").status_code == 303
+    html = client.get("/watchlist").get_data(as_text=True)
+    assert sorted(listed(html)) == [6, 2571] and "1 left out (a watchlist holds 2)" in html

@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 from movierec.data import Movie
 from movierec.errors import InvalidInput, quoted
 from movierec.imports import MAX_BYTES, WATCHLIST_FORMATS, read_watchlist
+from movierec.inputs import movie_id_text
 from movierec.recommend import Recommendation
 from movierec.search import fold, without_article
 from movierec.store import repo
@@ -232,18 +233,19 @@ def _change(add: bool) -> ResponseReturnValue:
     visitor = visitor_id(db, create=add)
     count = 0
     if visitor:
+        have = repo.watchlist_ids(db, visitor)
+        if add and movie.movie_id not in have and len(have) >= MAX_WATCHLIST:
+            raise InvalidInput(
+                f"your watchlist holds {MAX_WATCHLIST} movies, the most it may; remove some first",
+                field="movie_id",
+            )
         if add:
-            count = len(repo.watchlist_ids(db, visitor))
-            if count >= MAX_WATCHLIST and movie.movie_id not in repo.watchlist_ids(db, visitor):
-                raise InvalidInput(
-                    f"your watchlist holds {MAX_WATCHLIST} movies, the most it may; "
-                    "remove some first",
-                    field="movie_id",
-                )
             repo.add_to_watchlist(db, visitor, [movie.movie_id])
+            have.add(movie.movie_id)
         else:
             repo.remove_from_watchlist(db, visitor, [movie.movie_id])
-        count = len(repo.watchlist_ids(db, visitor))
+            have.discard(movie.movie_id)
+        count = len(have)
         db.commit()
     message = (
         f"{movie.display_title} is on your watchlist."
@@ -266,9 +268,10 @@ def _wants_json() -> bool:
 def _form_movie(services: Services, value: str) -> Movie:
     """The catalogue movie a ``movie_id`` form field names; else a 400 naming it."""
     catalog = services.recommenders.catalog
-    if not re.fullmatch(r"[0-9]{1,9}", value, re.ASCII) or int(value) not in catalog:
+    movie_id = movie_id_text(value)  # its one spelling (movierec.inputs)
+    if movie_id is None or movie_id not in catalog:
         raise InvalidInput(f"no movie like {quoted(value)}", field="movie_id")
-    return catalog.get(int(value))
+    return catalog.get(movie_id)
 
 
 # -- the list -----------------------------------------------------------------------------
