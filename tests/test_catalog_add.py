@@ -290,3 +290,14 @@ def test_an_added_movie_the_model_learned_is_left_to_the_model(ml_small, added_s
     # Parasite, which nobody rated, is still matched on its genres
     picks = service.recommend({296: 5.0}, n=5).items
     assert picks[-1].movie.movie_id == ADDED_FROM and picks[-1].note
+
+
+def test_added_movies_keep_their_places_in_every_prefix_of_a_long_list(added_service):
+    """The pages rank 50 picks and show the first 5, 10, ...: added movies sit 5th, 10th."""
+    liked = {858: 5.0, 296: 4.5}
+    picks = added_service.recommend(liked, n=50).items
+    added = [k for k, p in enumerate(picks) if p.movie.movie_id >= ADDED_FROM]
+    assert len(picks) == 50 and added == [4, 9]
+    assert [picks[k].movie.display_title for k in added] == ["The Irishman", "Parasite"]
+    short = added_service.recommend(liked, n=3).items
+    assert len(short) == 3 and short[-1].movie.movie_id == ADDED_FROM + 1

@@ -16,8 +16,10 @@ gives it that signal, :class:`NewMovies` matches it to the visitor on content:
 
 Genres only, not tags: an added movie carries no tags (nobody has tagged it), so tags
 could only ever lower its similarity. :class:`movierec.recommend.RecommendService`
-merges these picks into the model's, at most ``share_of(n)`` of them, in the last
-places, each with the reason "New to the catalogue; shares Horror with Alien."
+merges these picks into the model's, at most ``share_of(n)`` of them, in the 5th, 10th,
+... places (the last of a shorter list), each with the reason "New to the catalogue;
+shares Horror with Alien." Fixed places, not the last ones: the pages rank 50 picks and
+show the first 5, 10, ... ("Show 5 more"), so every prefix keeps its share.
 """
 
 from __future__ import annotations
@@ -38,9 +40,13 @@ LIKED_TRIED = 40
 RATED_TRIED = 500
 
 
+#: one pick in this many may be an added movie (the last of each run of this many)
+NEW_EVERY = 5
+
+
 def share_of(n: int) -> int:
     """How many of ``n`` picks may be added movies: one in five, at least one."""
-    return max(1, n // 5)
+    return max(1, n // NEW_EVERY)
 
 
 @dataclass(frozen=True)
@@ -169,4 +175,4 @@ def _jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
 
 
-__all__ = ["CONTENT_MIN", "NewMovies", "NewPick", "share_of"]
+__all__ = ["CONTENT_MIN", "NEW_EVERY", "NewMovies", "NewPick", "share_of"]

@@ -52,7 +52,7 @@ from movierec.inputs import STARS_RULE, is_stars
 from movierec.inputs import YEAR_CHOICES as YEAR_CHOICES
 from movierec.models.base import DISLIKE_BELOW, LIKED_FROM, Recommender, UserState, top_indices
 from movierec.models.calibration import share_at_or_above
-from movierec.new_movies import NewMovies, share_of
+from movierec.new_movies import NEW_EVERY, NewMovies, share_of
 from movierec.rerank import Calibration, GenreMix, personal_order
 
 DEFAULT_SPLIT_YEAR = 2010  # old < 2010 <= new, as in the original app
@@ -340,7 +340,9 @@ class RecommendService:
         genre: str | None,
     ) -> RecommendationList:
         """``found`` with added movies the model cannot rank yet matched on their genres
-        (:mod:`movierec.new_movies`) in its last places: at most ``share_of(n)``."""
+        (:mod:`movierec.new_movies`): at most ``share_of(n)``, in the 5th, 10th, ...
+        places (or last, in a shorter list), so a page showing the first 5 of 50 picks
+        shows the first of them."""
         if self._new is None:
             return found
         shown = {r.movie.movie_id for r in found.items}
@@ -359,9 +361,11 @@ class RecommendService:
             )
             for p in new
         ]
-        kept = found.items[: max(n - len(extra), 0)]
+        items = list(found.items[: max(n - len(extra), 0)])
+        for j, pick in enumerate(extra):  # 5th, 10th, ...: the same places in any prefix
+            items.insert(min(NEW_EVERY * j + NEW_EVERY - 1, len(items)), pick)
         message = found.message if found.items else None  # "nothing left" no more
-        return replace(found, items=kept + extra, message=message)
+        return replace(found, items=items, message=message)
 
     @property
     def genres(self) -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from webhelpers import result_ids, submit
 
 from movierec.config import load_settings
 from movierec.data.added import ADDED_FROM, NewMovie, add_movies, added_path
@@ -128,6 +129,10 @@ def test_an_added_movie_is_found_opened_rated_and_recommended_without_a_restart(
     assert picks[-1]["reason"] == (
         "New to the catalogue; shares Crime and Drama with The Godfather."
     )
+    # the picks page, as a visitor who rated on the first page sees it
+    page = submit(app.test_client(), {858: 5.0, 296: 4.5}).get_data(as_text=True)
+    assert result_ids(page)[-1] == ADDED_FROM + 1
+    assert "New to the catalogue; shares Crime and Drama with The Godfather." in page
 
 
 def test_a_damaged_added_file_keeps_the_catalogue_and_the_site_up(make_app, added_home):
