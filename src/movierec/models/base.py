@@ -689,7 +689,7 @@ def _as_declared(array: np.ndarray, spec: ArraySpec) -> np.ndarray:
 def _model_from(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Recommender:
     """The model ``meta`` and ``arrays`` (checksums verified) describe; ``UnusableFile``
     if they do not describe a usable one."""
-    from movierec.models import model_class  # registry lives in the package
+    from movierec.models.registry import model_class
 
     name, params, seed = meta.get("model"), meta.get("params"), meta.get("seed")
     try:

@@ -459,7 +459,7 @@ def fit_calibration(
     per fold of :func:`user_folds`, fit it on the other users and score the held-out ones
     (:func:`heldout_pairs`); then fit the maps on every fold's pairs (:func:`calibrate`).
     None when too few users to calibrate. ``progress`` shows a bar over the folds."""
-    from movierec import models
+    from movierec.models.registry import create
 
     started = time.perf_counter()
     if ratings.n_users < FOLDS * MIN_GROUP_USERS:
@@ -469,7 +469,7 @@ def fit_calibration(
     # a bar on a terminal only (None): piped stderr keeps one line per message
     bar = tqdm(folds, desc="like probability", unit="fold", disable=not progress or None)
     for k, (rest, users) in enumerate(bar):
-        model = models.create(model_name, seed=seed, **params)
+        model = create(model_name, seed=seed, **params)
         model.fit(rest, progress=False, catalog=catalog)
         parts.append(heldout_pairs(model, users, seed=seed * 100 + k))
     pairs = HeldOutPairs(

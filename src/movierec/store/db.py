@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from movierec.errors import StoreError
-from movierec.store.outage import OutageLog
+from movierec.store.outage import OutageLog, store_message
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -144,13 +144,6 @@ def _note_connection(session: Session, _transaction: Any, connection: Any) -> No
 def _forget_connections(session: Session, transaction: Any) -> None:
     if transaction.parent is None:  # the outermost transaction ended (commit or rollback)
         session.info.pop(_CONNECTIONS, None)
-
-
-def store_message(url: str, exc: BaseException) -> str:
-    """``cannot use the database at <url>: <first line of the driver's reason>``."""
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    text = reason[0] if reason else type(exc).__name__
-    return f"cannot use the database at {url}: {text[:200]}"
 
 
 def _make_engine(url: str, **kwargs: Any) -> Engine:

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from movierec.errors import StoreError
+from movierec.store.outage import store_message
 
 if TYPE_CHECKING:
     from movierec.store.db import Store
@@ -175,8 +176,6 @@ class _naming:
         return None
 
     def __exit__(self, kind: Any, exc: BaseException | None, _tb: Any) -> Literal[False]:
-        from movierec.store.db import store_message
-
         if exc is None or isinstance(exc, StoreError):
             return False
         dbapi_error = getattr(self.store.engine.dialect.dbapi, "Error", SQLAlchemyError)

@@ -107,3 +107,10 @@ class OutageLog:
             self.down, self.cause, self.failures = False, None, 0
         if was_down:
             log.warning("database back after %d failed requests", count)
+
+
+def store_message(url: str, exc: BaseException) -> str:
+    """``cannot use the database at <url>: <first line of the driver's reason>``."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    text = reason[0] if reason else type(exc).__name__
+    return f"cannot use the database at {url}: {text[:200]}"
