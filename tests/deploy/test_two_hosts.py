@@ -808,6 +808,11 @@ def check_load(cluster: Cluster, report: LoadReport, what: str) -> None:
         f"{len(report.failures)} failed; host gone {report.gone_at - report.stop_at:.1f} s "
         f"after the stop began"
     )
+    for started, ended, what_failed in report.failures:
+        print(
+            f"  failed: {what_failed} (sent {started - report.stop_at:+.2f} s after the stop "
+            f"began, ended {ended - report.stop_at:+.2f} s)"
+        )
     after = [w for w in report.confirmed.values() for _ in w]
     assert len(after) == writes and writes > 3 * LOAD_VISITORS
     for visitor, mine in report.confirmed.items():
