@@ -395,10 +395,18 @@ def _retrainer(app: Any, settings: Settings, every: float) -> Any:
     ordered = sorted(served, key=lambda name: name != settings.model)
     print(
         f"movierec: retraining {', '.join(ordered)} with visitors' ratings every "
-        f"{every / 3600:g} h, at low priority, in processes of their own",
+        f"{_duration(every)}, at low priority, in processes of their own",
         flush=True,
     )
     return Retrainer(every, settings, ordered, on_trained=lambda _model: refresh_models(app))
+
+
+def _duration(seconds: float) -> str:
+    """``21600`` -> ``6 h``, ``1800`` -> ``30 min``, ``90`` -> ``90 s``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
 
 
 def _poll_in_thread(retrainer: Any) -> None:
