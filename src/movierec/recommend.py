@@ -475,7 +475,7 @@ class RecommendService:
         liked = [m for m, stars in usable.items() if stars >= DISLIKE_BELOW]
         if len(liked) > MAX_EXPLAINED:  # the highest-starred, most recent first among equals
             liked = sorted(liked, key=lambda m: -usable[m])[:MAX_EXPLAINED]
-        reasons = self.model.explain(state, picks, liked, MAX_BECAUSE, one_pass_up_to=MAX_EXPLAINED)
+        reasons = self.model.explain(state, picks, liked, MAX_BECAUSE)
         return [tuple(self._movie(m) for m in named) for named in reasons]
 
     def leave_one_out_drops(self, ratings: Mapping, movie_id: int) -> dict[int, float]:

@@ -61,13 +61,20 @@ def test_models_leave_one_out_fold_ins_equal_folding_in_without_each(name) -> No
     model = models.create(name, seed=0).fit(Ratings.from_frame(TINY))
     items = model.items_of([10, 20, 30, 40])
     stars = np.array([5.0, 3.0, 4.0, 1.5], dtype=np.float32)
-    fast = model._fold_in_without_each(items, stars)
+    fast = model._fold_in_without_each(items, stars, np.arange(items.size))
     for i, state in enumerate(fast):
         rest = np.arange(items.size) != i
         slow = model._fold_in(items[rest], stars[rest])
         np.testing.assert_array_equal(state.items, slow.items)
         np.testing.assert_allclose(state.factors, slow.factors, rtol=1e-5, atol=1e-6)
         assert state.bias == pytest.approx(slow.bias, rel=1e-6, abs=1e-7)
+    # only some positions, in the order asked
+    some = model._fold_in_without_each(items, stars, np.array([3, 1]))
+    assert [s.items.tolist() for s in some] == [
+        fast[3].items.tolist(),
+        fast[1].items.tolist(),
+    ]
+    np.testing.assert_allclose(some[0].factors, fast[3].factors)
 
 
 def test_ridge_with_no_ratings_is_zero() -> None:

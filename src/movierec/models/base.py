@@ -338,13 +338,22 @@ class Recommender(ABC):
         return np.asarray(self.rank_users(states), dtype=np.float64)[:, items]
 
     def fold_in_without_each(
-        self, movie_ids: Iterable[int], stars: Iterable[float]
+        self,
+        movie_ids: Iterable[int],
+        stars: Iterable[float],
+        only: Iterable[int] | None = None,
     ) -> list[UserState]:
         """``fold_in`` of the ratings without each one in turn (state ``i`` lacks rating
-        ``i``): what each rating adds, e.g. to find which one moved a pick most."""
+        ``i``): what each rating adds, e.g. to find which one moved a pick most.
+        ``only``: positions (into ``movie_ids``) to leave out, one state each in that
+        order (default: every position)."""
         self._check_fitted()
+        items = self.items_of(movie_ids)
         values = np.asarray(list(stars), dtype=np.float32)
-        return self._fold_in_without_each(self.items_of(movie_ids), values)
+        positions = (
+            np.arange(items.size) if only is None else np.asarray(list(only), dtype=np.int64)
+        )
+        return self._fold_in_without_each(items, values, positions)
 
     def explain(
         self,
@@ -352,8 +361,6 @@ class Recommender(ABC):
         picks: np.ndarray,
         reasons: Iterable[int] | None = None,
         n: int = 3,
-        *,
-        one_pass_up_to: int = 40,
     ) -> list[list[int]]:
         """Per pick, up to ``n`` of the visitor's rated movieIds whose leaving-out lowers
         the pick's rank score most, largest drop first (only drops above 0).
@@ -362,9 +369,9 @@ class Recommender(ABC):
         ``(n_picks,)`` item indices; ``reasons``: the rated movieIds that may be named
         (default: all of them), e.g. only the liked ones. Each is left out in turn, the
         visitor folded in again without it and the picks re-ranked (``rank_at``), so the
-        answer is exact for every model, not a similarity proxy: one closed-form pass of
-        ``fold_in_without_each`` when at most ``one_pass_up_to`` movies are rated, else a
-        fold-in per candidate reason. A model that ranks alike for everyone
+        answer is exact for every model, not a similarity proxy (``fold_in_without_each`` at
+        the candidate reasons only: one closed-form pass where the model has one, else a
+        fold-in per candidate). A model that ranks alike for everyone
         (``ranks_alike``, ``popular``: a rating moves every movie by the same amount)
         names no reason.
         """
@@ -376,13 +383,7 @@ class Recommender(ABC):
         tried = [k for k, m in enumerate(rated) if m in allowed]
         if not picks.size or not tried or n <= 0 or self.ranks_alike:
             return [[] for _ in range(int(picks.size))]
-        if len(rated) <= one_pass_up_to:
-            every = self.fold_in_without_each(rated, stars)
-            states = [every[k] for k in tried]
-        else:
-            states = [
-                self.fold_in(rated[:k] + rated[k + 1 :], stars[:k] + stars[k + 1 :]) for k in tried
-            ]
+        states = self.fold_in_without_each(rated, stars, only=tried)
         drops = self.rank_at([state], picks) - self.rank_at(states, picks)  # (tried, picks)
         out = []
         for k in range(picks.size):
@@ -643,13 +644,16 @@ class Recommender(ABC):
     @abstractmethod
     def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState: ...
 
-    def _fold_in_without_each(self, items: np.ndarray, stars: np.ndarray) -> list[UserState]:
-        """The fold-in of ``items``/``stars`` without each rating in turn (``n`` states,
-        state ``i`` lacking rating ``i``), e.g. to find which rating moved a pick most.
-        A model with a closed form (ridge fold-ins) answers all at once."""
+    def _fold_in_without_each(
+        self, items: np.ndarray, stars: np.ndarray, only: np.ndarray
+    ) -> list[UserState]:
+        """The fold-in of ``items``/``stars`` without rating ``i``, for each position
+        ``i`` of ``only`` (``(m,)`` int64), e.g. to find which rating moved a pick most.
+        The default folds in once a position; a model with a closed form (ridge
+        fold-ins) answers all at once."""
         keep = np.ones(items.size, dtype=bool)
         states = []
-        for i in range(items.size):
+        for i in only:
             keep[i] = False
             states.append(self._fold_in(items[keep], stars[keep]))
             keep[i] = True

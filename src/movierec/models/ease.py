@@ -405,8 +405,10 @@ class EASE(Recommender):
     def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
         return self.member._fold_in(items, stars)
 
-    def _fold_in_without_each(self, items: np.ndarray, stars: np.ndarray) -> list[UserState]:
-        return self.member._fold_in_without_each(items, stars)
+    def _fold_in_without_each(
+        self, items: np.ndarray, stars: np.ndarray, only: np.ndarray
+    ) -> list[UserState]:
+        return self.member._fold_in_without_each(items, stars, only)
 
     def _user_state(self, user: int) -> UserState:
         return self.member._user_state(user)

@@ -123,8 +123,11 @@ class SVD(FactorModel):
         )
         return UserState(items=items, stars=stars, factors=factors.astype(np.float32), bias=bias)
 
-    def _fold_in_without_each(self, items: np.ndarray, stars: np.ndarray) -> list[UserState]:
-        """Every leave-one-out fold-in from one solve (penalties for ``n - 1`` ratings)."""
+    def _fold_in_without_each(
+        self, items: np.ndarray, stars: np.ndarray, only: np.ndarray
+    ) -> list[UserState]:
+        """The leave-one-out fold-ins at ``only`` from one solve (penalties for ``n - 1``
+        ratings; ``O(n k^2)``, so thousands of ratings are fine)."""
         n = items.size
         residual = stars - self.global_mean - self.item_bias[items]
         factors, biases = ridge_with_bias_leave_one_out(
@@ -133,13 +136,12 @@ class SVD(FactorModel):
             reg_factors=(n - 1) * self.config.reg_all,
             reg_bias=(n - 1) * either(self.config.reg_bias, self.config.reg_all),
         )
-        keep = ~np.eye(n, dtype=bool)
         return [
             UserState(
-                items=items[keep[i]],
-                stars=stars[keep[i]],
+                items=np.delete(items, i),
+                stars=np.delete(stars, i),
                 factors=factors[i].astype(np.float32),
                 bias=float(biases[i]),
             )
-            for i in range(n)
+            for i in only
         ]
