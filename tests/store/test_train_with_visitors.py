@@ -275,3 +275,36 @@ def test_a_database_that_cannot_be_reached_is_one_line_and_no_model(
     assert err.startswith("movierec: error: cannot use the database at postgresql")
     assert "secret" not in err and len(err.splitlines()) == 1
     assert not (home / "models" / "ml-latest-small-popular.npz").exists()
+
+
+def test_serve_takes_a_model_that_learned_an_added_movie_and_nothing_outside(ml_small, tmp_path):
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from movierec.data import Catalog
+    from movierec.training import serving_problem
+
+    added = 1_000_000_001
+    merged = merge_visitors(
+        ml_small.ratings,
+        np.array([0, 0, 1, 1]),
+        np.array([1, added, 260, added]),
+        np.full(4, 5.0, dtype=np.float32),
+        catalogue=np.array([added]),
+    )
+    assert merged.ratings.movie_ids[-1] == added and merged.visitors == 2
+    model = models.create("popular").fit(merged.ratings)
+    path = model.save(tmp_path / "ml-latest-small-popular.npz")
+    loaded = models.load(path)
+    # the data set as serve loads it once the movie is added: its catalogue has the movie
+    frame = ml_small.catalog.frame
+    row = pd.DataFrame(
+        {"title": ["A New Movie (2024)"], "year": [2024], "genres": [("Drama",)],
+         "tmdb_id": [None], "n_ratings": [0], "mean_rating": [float("nan")]},
+        index=pd.Index([added], name=frame.index.name),
+    ).astype(frame.dtypes.to_dict())  # fmt: skip
+    with_added = replace(ml_small, catalog=Catalog(pd.concat([frame, row]), added=[added]))
+    assert serving_problem(loaded, "popular", with_added, path) is None
+    problem = serving_problem(loaded, "popular", ml_small, path)  # the movie was removed
+    assert problem is not None and "does not fit ml-latest-small" in problem
