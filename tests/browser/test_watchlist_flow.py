@@ -181,5 +181,18 @@ def test_watchlist_and_where_to_watch(browser, watch_server, screenshots, tmp_pa
         assert "On your Netflix" in picks.nth(i).inner_text()
     check("on-my-services")
 
+    # the movie page: where to watch, and taking it off the watchlist in place
+    page.goto(f"{base}/movies/{first_id}")
+    assert page.locator(".watch-section").get_by_text("Rent", exact=True).count() == 1
+    check("movie")
+    button = page.locator(".your-rating .watch-button")
+    assert button.get_attribute("aria-pressed") == "true"
+    button.click()
+    page.wait_for_function(
+        "b => b.getAttribute('aria-pressed') === 'false'", arg=button.element_handle()
+    )
+    page.goto(base + "/search?q=heat")
+    check("search")
+
     context.close()
     assert problems == {}, problems
