@@ -104,7 +104,8 @@ def test_an_added_movie_is_found_opened_rated_and_recommended_without_a_restart(
     recommenders.catalog_check_every = 0.0
 
     found = client.get("/search?q=irishman").get_data(as_text=True)
-    assert f"/movies/{ADDED_FROM + 1}" in found and "No MovieLens ratings yet" in found
+    assert f"/movies/{ADDED_FROM + 1}" in found
+    assert "Added to this site's catalogue: no ratings yet" in found
     assert "Movies up to 2018, plus 2 added." in found
     assert recommenders.catalog is not catalog and len(recommenders.catalog) == len(catalog) + 2
     parasite = client.get("/search?q=parasite").get_data(as_text=True)

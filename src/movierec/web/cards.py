@@ -14,6 +14,7 @@ from flask import url_for
 from markupsafe import Markup
 
 from movierec.data import Movie
+from movierec.data.added import ADDED_FROM
 from movierec.inputs import STAR_STEPS
 from movierec.recommend import Recommendation
 from movierec.tmdb import MovieInfo
@@ -36,6 +37,8 @@ def movie_card(movie: Movie, info: MovieInfo | None) -> dict[str, Any]:
         "full_title": movie.title,
         #: also known as: MovieLens's other titles for it (shown only on the movie page)
         "alternative_titles": movie.alternative_titles,
+        #: added by the site (``movierec catalog add``), not in the MovieLens data set
+        "added": movie.movie_id >= ADDED_FROM,
         "year": movie.year,
         "genres": genres_of(movie),
         "poster_url": poster_url or placeholder,
