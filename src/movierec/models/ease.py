@@ -602,13 +602,19 @@ class EASE(Recommender):
         if (rows < 0).any() or not len(states):
             return super().rank_at(states, items)
         stars = np.clip(self.member.rank_at(states, items), STAR_MIN, STAR_MAX)
-        pull = np.empty((len(states), items.size), dtype=np.float64)
-        for row, state in enumerate(states):
-            rated = self._position[np.asarray(state.items, dtype=np.int64)]
-            known = rated >= 0
-            block = self.item_item[np.ix_(rated[known], rows)]  # (rated, len(items))
-            weights = self.rating_weights(np.asarray(state.stars)[known])
-            pull[row] = weights @ block.astype(np.float64)
+        # One (states, rated kept movies) weight matrix times one block of B: the states
+        # of a leave-one-out share nearly all their ratings, so B is read once, not once
+        # a state (40 states cost 7 ms that way).
+        sizes = [len(state.items) for state in states]
+        rated = self._position[np.concatenate([np.asarray(s.items) for s in states])]
+        weights = self.rating_weights(np.concatenate([np.asarray(s.stars) for s in states]))
+        owner = np.repeat(np.arange(len(states)), sizes)
+        known = rated >= 0
+        kept_rated, column = np.unique(rated[known], return_inverse=True)
+        matrix = np.zeros((len(states), kept_rated.size), dtype=np.float64)
+        np.add.at(matrix, (owner[known], column), weights[known])
+        block = self.item_item[np.ix_(kept_rated, rows)].astype(np.float64)  # (rated, items)
+        pull = matrix @ block
         return self.rank_kept(self.kept_relevance(pull, rows), stars, rows)
 
     def item_vectors(self) -> np.ndarray:
