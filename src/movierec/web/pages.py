@@ -48,12 +48,11 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from movierec.errors import QUOTE_LIMIT, InvalidInput, quoted
-from movierec.inputs import STARS_RULE, movie_id_text, stars_text
+from movierec.inputs import STAR_STEPS, STARS_RULE, movie_id_text, stars_text
 from movierec.recommend import DEFAULT_SPLIT_YEAR, YEAR_CHOICES, RecommendationList
 from movierec.store import repo
 from movierec.web.cards import (
     STAR_CHOICES,
-    STAR_STEPS,
     info_for,
     rating_card,
     recommendation_card,
