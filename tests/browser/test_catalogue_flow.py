@@ -80,6 +80,9 @@ def test_search_rate_movie_page_import_and_ratings(browser, live_server, screens
     conflicts = page.locator(".conflicts")
     assert "The Matrix" in conflicts.inner_text()  # rated 4.5 here, 10/10 = 5 on IMDb
     _shots(page, screenshots, "imported")
+    box = conflicts.get_by_role("checkbox", name="The Matrix")
+    assert not box.is_checked()  # nothing is replaced unless ticked
+    box.check()
     conflicts.get_by_role("button", name="Replace these").click()
     page.wait_for_url(re.compile(r"/ratings$"))
     matrix = page.locator('tr[data-movie-id="2571"] select[name=stars]')
@@ -108,6 +111,8 @@ def test_search_rate_movie_page_import_and_ratings(browser, live_server, screens
     first = page.locator("li.result").first
     gone = int(first.get_attribute("data-movie-id"))
     first.get_by_role("button", name=re.compile("Not interested")).click()
+    page.locator("li.result.hidden-pick").wait_for()  # hidden in place, with Undo
+    page.reload()
     page.locator(f"li.result[data-movie-id='{gone}']").wait_for(state="detached")
     after = [
         int(x)

@@ -215,6 +215,8 @@ def test_not_interested_replaces_the_pick_and_start_over_asks_first(browser, liv
     _rate_five(page, live_server)
     before = [page.locator("li.result").nth(i).get_attribute("data-movie-id") for i in range(5)]
     page.locator("li.result").first.get_by_role("button", name="Not interested").click()
+    page.locator("li.result.hidden-pick").wait_for()  # hidden in place, with Undo
+    page.reload()
     page.wait_for_selector("ol.results")
     after = [page.locator("li.result").nth(i).get_attribute("data-movie-id") for i in range(5)]
     # the model's own first picks move up; later ones follow the genre mix (rerank.py)
