@@ -9,7 +9,7 @@ Starts ``movierec serve`` (as bench/load.py does, on ``--home``), then sends
    version of it (the same model trained with ``seed=1`` beforehand, in a scratch home,
    so no training competes for the CPU while measuring). Each replacement is what
    ``movierec train`` does: a copy written beside the file and renamed over it. The
-   workers find it by themselves (``MODEL_CHECK_EVERY``) and swap it in.
+   workers find it by themselves (``MOVIEREC_MODEL_CHECK_EVERY``) and swap it in.
 
 Prints both phases' req/s, p50 and p99 (ms), failed requests, the p99 ratio (swaps /
 steady), how long each new version took to be served by every worker (10 fresh

@@ -268,7 +268,7 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
         type=_duration,
         metavar="DURATION",
         help="retrain the served models with visitors' ratings this often (30m, 6h, 1d), "
-        "each in its own low-priority process; workers take a new model within about 12 s, "
+        "each in its own low-priority process; workers take a new model within seconds, "
         "without a restart, and a failed training keeps the old one (default: never)",
     )
 

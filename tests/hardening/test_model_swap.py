@@ -22,16 +22,15 @@ from pathlib import Path
 import pytest
 
 from movierec import models
-from movierec.config import load_settings
+from movierec.config import DEFAULT_MODEL_CHECK_EVERY, load_settings
 from movierec.data import load_dataset
 from movierec.training import model_path
-from movierec.web.serve import MODEL_CHECK_EVERY
 from movierec.web.testing import ServeProcess, serve_env, serve_process
 
 DATASET = "ml-latest-small"
 START_TIMEOUT = 300.0
 #: the bound documented in web/serve.py: a check every 10 s (+ a fifth) plus the load
-SWAP_WITHIN = MODEL_CHECK_EVERY * 1.2 + 10.0
+SWAP_WITHIN = DEFAULT_MODEL_CHECK_EVERY * 1.2 + 10.0
 RELOAD_WITHIN = 60.0
 RETRAIN_WITHIN = 300.0
 ASKS = 10  # fresh connections asked for the version: both workers answer some

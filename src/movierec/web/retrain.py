@@ -11,7 +11,7 @@ only polls the child on each turn of its loop (``poll``); nothing blocks.
 temporary file, is read back and checked, and only then renamed over the old one, so a
 failed, killed or damaged training leaves the model in use alone. The workers then swap
 the new file in by themselves (:meth:`movierec.web.services.Recommenders.refresh`, every
-``MODEL_CHECK_EVERY`` seconds); ``on_trained`` lets the supervisor refresh its own copy,
+``MOVIEREC_MODEL_CHECK_EVERY`` seconds); ``on_trained`` lets the supervisor refresh its own copy,
 from which later workers fork. Each training's time and figures are logged in one line
 and kept in its record (:func:`movierec.training.read_training_record`), which
 ``GET /api/v1/model`` shows. The same is what a cron line running
