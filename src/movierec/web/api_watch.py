@@ -97,7 +97,7 @@ WATCHLIST_LAYOUTS = (
 class WatchlistForm(Strict):
     """``POST /api/v1/watchlist/import``'s multipart form."""
 
-    format: Literal[WATCHLIST_FORMATS] | SkipJsonSchema[None] = Field(  # type: ignore[valid-type]
+    format: Literal[WATCHLIST_FORMATS] | SkipJsonSchema[None] = Field(  # type: ignore[valid-type]  # a tuple of names
         None,
         json_schema_extra=_no_default,  # a form field is absent, never null
         description="letterboxd: watchlist.csv (Date,Name,Year,Letterboxd URI); "
@@ -113,7 +113,7 @@ class WatchlistForm(Strict):
 
 
 class WatchlistResult(Strict):
-    format: Literal[WATCHLIST_FORMATS] = Field(description="the format the file was read as")  # type: ignore[valid-type]
+    format: Literal[WATCHLIST_FORMATS] = Field(description="the format the file was read as")  # type: ignore[valid-type]  # a tuple of names
     detected: bool = Field(
         description="true when the header named another format than sent"
     )  # a tuple of choices
