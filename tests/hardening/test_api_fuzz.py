@@ -5,8 +5,9 @@ headers and body schema, valid data accepted (positive cases: never a 400) and i
 data refused (negative cases: a 4xx).
 
 In-process over WSGI, rate limiting off, derandomized so every run sends the same cases.
-Every documented operation is fuzzed in both modes (``API_RUNS``, about 2,100 cases), and
-a test keeps that list in step with the document.
+Every documented operation is fuzzed (``API_RUNS``, about 2,200 cases; both modes except
+the file imports, whose parser reads more than their documented layouts), and a test keeps
+that list in step with the document.
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ API_RUNS = [
     ("/api/v1/movies", "GET", NEG, 60),
     ("/api/v1/movies/{movie_id}/similar", "GET", POS, 100),
     ("/api/v1/movies/{movie_id}/similar", "GET", NEG, 60),
+    # positive only, as the watchlist import below: the parser reads more than the
+    # documented plain layouts, so a file outside the pattern may rightly be read;
+    # malformed files: tests/test_imports.py and tests/web/test_web_api.py
     ("/api/v1/ratings/import", "POST", POS, 150),
-    ("/api/v1/ratings/import", "POST", NEG, 60),
     ("/api/v1/movies/{movie_id}/watch", "GET", POS, 60),
     ("/api/v1/movies/{movie_id}/watch", "GET", NEG, 40),
     # positive only: the parser reads more than the documented plain layouts (any column
@@ -67,10 +70,11 @@ API_RUNS = [
     ("/api/v1/model", "GET", NEG, 20),
     ("/api/v1/openapi.json", "GET", POS, 1),
     ("/healthz", "GET", POS, 1),
-    ("/metrics", "GET", POS, 1),  # /readyz's documented 503 fails not_a_server_error
+    ("/metrics", "GET", POS, 1),
+    ("/readyz", "GET", POS, 1),  # ready here: its documented 503 would fail not_a_server_error
 ]
 #: documented operations not fuzzed, and why
-NOT_FUZZED = {("/readyz", "GET"): "its documented 503 fails not_a_server_error"}
+NOT_FUZZED: dict[tuple[str, str], str] = {}
 API = "/api/v1/recommendations"
 KNOWN_IDS = ["1", "2", "260", "296", "318", "356", "2571", "99999999"]
 

@@ -37,7 +37,7 @@ from movierec.data import Catalog
 from movierec.errors import InvalidInput, quoted
 from movierec.inputs import MAX_JSON_DEPTH, json_depth_exceeds, load_json, movie_id_text, validated
 from movierec.onboarding import min_new_for
-from movierec.recommend import YEAR_CHOICES
+from movierec.recommend import MAX_N, YEAR_CHOICES
 from movierec.web import schemas
 from movierec.web.cards import info_for, movie_json, recommendation_json, tmdb_ids
 from movierec.web.schemas import ONBOARDING_CARDS, Operation, documented, request_models
@@ -152,15 +152,25 @@ def recommendations() -> dict[str, Any]:
     body: Any = validated(app_requests(services).recommendations, _json_body())
     ratings, unknown = _known(body.ratings, services.recommenders.catalog)
     query = PicksQuery(year=body.year, model=services.model_name(body.model), n=body.n)
+    catalog = services.recommenders.catalog
+    watchlist = list(dict.fromkeys(m for m in body.watchlist if m in catalog))
+    unknown = [*unknown, *(m for m in body.watchlist if m not in catalog)]
     # API calls are anonymous: nothing is stored or recorded for them (bounded storage)
-    result = Visits(services).picks(services.store.scoped, query, ratings=ratings).result
-    infos = services.tmdb.info_many(tmdb_ids(r.movie for r in result.items))
+    visits = Visits(services)
+    result = visits.picks(services.store.scoped, query, ratings=ratings, exclude=watchlist).result
+    first: list[Any] = []  # the caller's watchlist, best match first (the same call)
+    if watchlist:
+        service = services.recommender(query.model)
+        n = min(len(watchlist), MAX_N)
+        first = service.recommend(ratings, year=query.year, n=n, only=watchlist).items
+    infos = services.tmdb.info_many(tmdb_ids(r.movie for r in [*result.items, *first]))
     payload = result.to_dict()
     if unknown:
         payload["ignored"] = sorted({*payload["ignored"], *unknown})
     payload["recommendations"] = [
         recommendation_json(r, info_for(r.movie, infos)) for r in result.items
     ]
+    payload["from_watchlist"] = [recommendation_json(r, info_for(r.movie, infos)) for r in first]
     return payload
 
 
@@ -186,17 +196,17 @@ def movie(movie_id: str) -> dict[str, Any] | tuple[dict[str, Any], int]:
 @bp.get("/openapi.json")
 @documented(Operation("This document", None, errors=(429,), responses=()))
 def openapi() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of this API (made once per app)."""
+    """The OpenAPI 3.1 document of this API, made once per app and choices (movies added
+    to a running site may bring a genre)."""
     from movierec.web.openapi import document
 
     services = get_services()
+    choices = (tuple(services.model_choices), tuple(services.onboarding().genres))
     cached = current_app.extensions.get("movierec.openapi")
-    if cached is None:
-        cached = document(
-            current_app, tuple(services.model_choices), tuple(services.onboarding().genres)
-        )
+    if cached is None or cached[0] != choices:
+        cached = (choices, document(current_app, *choices))
         current_app.extensions["movierec.openapi"] = cached
-    return cached
+    return cached[1]
 
 
 def unknown_movie(movie_id: str, catalog: Catalog) -> tuple[dict[str, Any], int] | None:
