@@ -353,3 +353,19 @@ def test_a_full_watchlist_refuses_more_and_an_import_says_what_it_left_out(clien
     assert upload(client, LETTERBOXD, "letterboxd").status_code == 303
     html = client.get("/watchlist").get_data(as_text=True)
     assert sorted(listed(html)) == [6, 2571] and "1 left out (a watchlist holds 2)" in html
+
+
+def test_api_recommendations_leave_the_watchlist_out_and_rank_it_apart(client):
+    ratings = {str(m): s for m, s in LIKES.items()}
+    plain = client.post("/api/v1/recommendations", json={"ratings": ratings}).get_json()
+    first = plain["recommendations"][0]["movieId"]
+    assert plain["from_watchlist"] == []
+    body = {"ratings": ratings, "watchlist": [first, 1, 99999999]}
+    answer = client.post("/api/v1/recommendations", json=body)
+    assert answer.status_code == 200
+    got = answer.get_json()
+    assert first not in [r["movieId"] for r in got["recommendations"]]
+    assert sorted(r["movieId"] for r in got["from_watchlist"]) == sorted([first, 1])
+    assert 99999999 in got["ignored"]
+    bad = client.post("/api/v1/recommendations", json={"ratings": ratings, "watchlist": ["x"]})
+    assert bad.status_code == 400 and bad.get_json()["field"] == "watchlist"

@@ -156,6 +156,29 @@ Shown = Annotated[
     ),
     BeforeValidator(_shown),
 ]
+
+
+def _watchlist(value: object) -> list[int]:
+    if not isinstance(value, list) or len(value) > MAX_SHOWN:
+        raise InvalidInput(
+            f"watchlist must be a list of at most {MAX_SHOWN} movieIds", field="watchlist"
+        )
+    ids = [inputs.movie_id_json(v) for v in value]
+    for raw, movie_id in zip(value, ids, strict=True):
+        if movie_id is None:
+            raise InvalidInput(f"watchlist holds no movieId like {quoted(raw)}", "watchlist")
+    return ids  # type: ignore[return-value]  # no None left
+
+
+Watchlist = Annotated[
+    list[Annotated[int, Field(ge=1, le=inputs.MAX_MOVIE_ID)]],
+    Field(
+        max_length=MAX_SHOWN,
+        description="movieIds the caller wants to see: never new picks, ranked apart in "
+        "from_watchlist (ids this catalogue lacks are ignored and listed in ignored)",
+    ),
+    BeforeValidator(_watchlist),
+]
 Year = Annotated[
     Literal[inputs.YEAR_CHOICES],  # type: ignore[valid-type]  # a tuple of choices
     BeforeValidator(inputs.year_preference),
@@ -199,6 +222,7 @@ def request_models(models: tuple[str, ...], genres: tuple[str, ...]) -> Requests
             model,
             Field(None, description=f"a served model; null or absent: {models[0]}"),
         ),
+        watchlist=(Watchlist, Field(default_factory=list)),
     )
     onboarding_next = create_model(
         "OnboardingNextRequest",
@@ -392,6 +416,10 @@ class RecommendationList(Strict):
         description="rated movieIds not used: not in this catalogue, or unknown to the model"
     )
     recommendations: list[Recommendation]
+    from_watchlist: list[Recommendation] = Field(
+        description="the request's watchlist ranked for these ratings, best match first "
+        "(year preference not applied; empty without a watchlist)"
+    )
 
 
 class StarScale(Strict):

@@ -20,7 +20,7 @@ from the views; the visitor id itself lives in the views' signed cookie.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -171,6 +171,7 @@ class Visits:
         visitor: str | None = None,
         ratings: Mapping[int, float] | None = None,
         narrow: Callable[[Sequence[Recommendation]], list[Recommendation]] | None = None,
+        exclude: Iterable[int] = (),
     ) -> Picks:
         """Recommend -> record -> commit.
 
@@ -181,7 +182,8 @@ class Visits:
         size shows the same order. ``query.like``: only among the ``LIKE_POOL`` movies
         most similar to it (:mod:`movierec.similar`), ranked for the visitor.
         ``narrow``: keeps some of the best ``NARROW_POOL`` picks (in order);
-        the first ``query.n`` of those are the picks.
+        the first ``query.n`` of those are the picks. ``exclude``: more movies never
+        picked (the API's watchlist).
         """
         hidden: set[int] = set()
         watchlist: set[int] = set()
@@ -197,7 +199,7 @@ class Visits:
             # the pages rank MAX_PICKS and show the first n, so "show 5 more" only adds
             # below (the genre-mix re-ranking is prefix-stable only within its pool)
             n = MAX_PICKS
-        excluded = hidden | watchlist
+        excluded = hidden | watchlist | {int(m) for m in exclude}
         only = None
         if query.like is not None:  # "more like this": its similar movies, ranked for them
             finder = get_catalogue().similar_for(query.model, service)
