@@ -230,3 +230,16 @@ def test_a_failed_scheduled_training_keeps_the_model_and_says_why(model_home, mo
     assert path.read_bytes() == good
     assert read_training_record(path)["outcome"] == "failed"
     assert schedule.due > time.monotonic() + 50  # the next round in `every` seconds
+
+
+def test_a_scheduled_training_that_cannot_start_is_one_line(model_home, monkeypatch):
+    settings = settings_of(model_home)
+    missing = [str(model_home / "no-such-python"), "-m", "movierec.cli", "train"]
+    monkeypatch.setattr(retrain, "train_command", lambda dataset, model: missing)
+    lines: list[str] = []
+    schedule = Retrainer(60, settings, ["popular", "svd"], log=lines.append)
+    schedule.poll(schedule.due)
+    assert schedule.child is None and schedule.queue == []
+    assert lines[-1].startswith("retraining popular could not start (")
+    assert lines[-1].endswith("the model in use stays")
+    assert schedule.due > time.monotonic() + 50

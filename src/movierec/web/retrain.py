@@ -120,18 +120,25 @@ class Retrainer:
             "MOVIEREC_HOME": str(self.settings.home),
             "MOVIEREC_DATASET": self.settings.dataset,
         }
-        # its progress and errors go to a file beside the model, not into the server's log
-        self.output = path.with_suffix(".last-training.log").open("wb")
         self.current, self.started = model, time.monotonic()
         self.log(f"retraining {model} on {self.settings.dataset} with visitors' ratings")
-        self.child = subprocess.Popen(
-            train_command(self.settings.dataset, model),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self.output,
-            stderr=self.output,
-            start_new_session=True,  # a Ctrl-C to serve is the supervisor's to pass on
-        )
+        try:
+            # its progress and errors go to a file beside the model, not the server's log
+            self.output = path.with_suffix(".last-training.log").open("wb")
+            self.child = subprocess.Popen(
+                train_command(self.settings.dataset, model),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=self.output,
+                stderr=self.output,
+                start_new_session=True,  # a Ctrl-C to serve is the supervisor's to pass on
+            )
+        except OSError as exc:  # no room, no permission: this round is over, the next comes
+            self.current = None
+            if self.output is not None:
+                self.output.close()
+            self.queue, self.due = [], time.monotonic() + self.every
+            self.log(f"retraining {model} could not start ({exc}); the model in use stays")
 
     def _finished(self, code: int) -> None:
         model, child = self.current, self.child
@@ -155,7 +162,10 @@ class Retrainer:
             write_training_record(path, record)
         self.log(describe(record))
         if record.get("outcome") == "saved" and self.on_trained is not None:
-            self.on_trained(model)
+            try:
+                self.on_trained(model)
+            except Exception as exc:  # the workers take the file by themselves anyway
+                self.log(f"after retraining {model}: {exc}")
 
     def stop(self) -> None:
         """End a training in progress (serve is stopping): its temporary file is removed

@@ -278,7 +278,10 @@ class Supervisor:
                     self._reload()
                     self._watch(now)
                     if self.every_turn is not None:
-                        self.every_turn(now)
+                        try:
+                            self.every_turn(now)
+                        except Exception as exc:  # the workers go on being watched
+                            print(f"movierec: {exc}", file=sys.stderr, flush=True)
                 time.sleep(0.1)
         finally:
             self._stop_all()
