@@ -34,7 +34,7 @@ from flask import Blueprint, current_app, request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from movierec.data import Catalog
-from movierec.errors import InvalidInput, quoted
+from movierec.errors import QUOTE_LIMIT, InvalidInput, quoted
 from movierec.inputs import MAX_JSON_DEPTH, json_depth_exceeds, load_json, movie_id_text, validated
 from movierec.onboarding import min_new_for
 from movierec.recommend import MAX_N, YEAR_CHOICES
@@ -47,7 +47,7 @@ from movierec.web.visits import PicksQuery, Visits
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 JSON_CHARSETS = ("utf-8", "utf8")
-__all__ = ["MAX_JSON_DEPTH", "bp", "json_depth_exceeds", "unknown_movie"]
+__all__ = ["MAX_JSON_DEPTH", "bp", "form_fields", "json_depth_exceeds", "unknown_movie"]
 
 
 def app_requests(services: Services) -> schemas.Requests:
@@ -75,9 +75,8 @@ def onboarding() -> dict[str, Any]:
     """
     services = get_services()
     onboarding = services.onboarding()
-    args = {k: v for k, v in request.args.items() if not (k == "genre" and v == "")}
-    query: Any = validated(app_requests(services).onboarding_query, args)
-    page, genre = query.page, query.genre
+    query: Any = validated(app_requests(services).onboarding_query, request.args.to_dict())
+    page, genre = query.page, query.genre or None  # "": any genre
     movies, pages = onboarding.catalogue_page(
         page, ONBOARDING_CARDS, genre=genre, min_new=min_new_for(ONBOARDING_CARDS)
     )
@@ -217,6 +216,17 @@ def unknown_movie(movie_id: str, catalog: Catalog) -> tuple[dict[str, Any], int]
     if number not in catalog:
         return {"error": f"unknown movieId {movie_id}", "field": "movieId"}, 404
     return None
+
+
+def form_fields(allowed: tuple[str, ...]) -> None:
+    """Refuse a multipart field (text or file) outside ``allowed``, as JSON bodies and query
+    strings refuse unknown names (the documents say ``additionalProperties: false``)."""
+    for name in (*request.form, *request.files):
+        if name not in allowed:
+            raise InvalidInput(
+                f"unknown field {quoted(name)}; expected {', '.join(allowed)}",
+                field=name[:QUOTE_LIMIT],
+            )
 
 
 def _known(ratings: dict[str, float], catalog: Catalog) -> tuple[dict[int, float], list[int]]:

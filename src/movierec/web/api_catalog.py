@@ -32,7 +32,7 @@ from movierec.errors import InvalidInput, quoted
 from movierec.imports import FORMATS, MAX_BYTES, read_import
 from movierec.inputs import validated
 from movierec.web import schemas
-from movierec.web.api import bp, unknown_movie
+from movierec.web.api import bp, form_fields, unknown_movie
 from movierec.web.cards import info_for, movie_json, tmdb_ids
 from movierec.web.catalogue import coverage, get_catalogue
 from movierec.web.schemas import MAX_LIMIT, Operation, documented
@@ -107,6 +107,7 @@ def import_ratings() -> dict[str, Any]:
             "send the file as multipart/form-data with fields file and format, "
             f"got {quoted(request.content_type or '')}"
         )
+    form_fields(("file", "format"))
     fmt = request.form.get("format")  # absent: the file's header tells
     if fmt is not None and fmt not in FORMATS:
         raise InvalidInput(

@@ -30,7 +30,7 @@ from movierec.errors import InvalidInput, quoted
 from movierec.imports import MAX_BYTES, MAX_ROWS, WATCHLIST_FORMATS, read_watchlist
 from movierec.inputs import validated
 from movierec.tmdb import OFFER_KINDS
-from movierec.web.api import bp, unknown_movie
+from movierec.web.api import bp, form_fields, unknown_movie
 from movierec.web.catalogue import get_catalogue
 from movierec.web.schemas import (
     _TEXT_CELL,
@@ -173,6 +173,7 @@ def import_watchlist() -> dict[str, Any]:
             "send the file as multipart/form-data with fields file and format, "
             f"got {quoted(request.content_type or '')}"
         )
+    form_fields(("file", "format"))
     fmt = request.form.get("format") or None
     if fmt is not None and fmt not in WATCHLIST_FORMATS:
         raise InvalidInput(

@@ -120,17 +120,20 @@ def _count(name: str, high: int, text: bool = False) -> Any:
     return Annotated[int, Interval(ge=1, le=high), BeforeValidator(parse)]
 
 
-def _choice(name: str, choices: Sequence[str], nullable: bool, message: str) -> Any:
-    """One of ``choices`` (or null when ``nullable``); ``message`` is formatted with
-    ``value`` and ``choices`` for anything else."""
-    allowed = tuple(choices)
+def _choice(
+    name: str, choices: Sequence[str], nullable: bool, message: str, empty: bool = False
+) -> Any:
+    """One of ``choices`` (or null when ``nullable``, or ``""`` when ``empty``: a query
+    string's "none chosen"); ``message`` is formatted with ``value`` and ``choices`` for
+    anything else."""
+    allowed = ("", *choices) if empty else tuple(choices)
 
     def parse(value: object) -> object:
         if value is None and nullable:
             return None
         if not isinstance(value, str) or value not in allowed:
             raise InvalidInput(
-                message.format(value=quoted(value), choices=", ".join(allowed)), field=name
+                message.format(value=quoted(value), choices=", ".join(choices)), field=name
             )
         return value
 
@@ -209,7 +212,9 @@ def request_models(models: tuple[str, ...], genres: tuple[str, ...]) -> Requests
     """The request models for an app serving ``models`` over a catalogue with ``genres``."""
     model = _choice("model", models, True, "unknown model {value}; choose from {choices}")
     genre = _choice("genre", genres, True, "unknown genre {value}; choose from {choices}")
-    query_genre = _choice("genre", genres, False, "unknown genre {value}; choose from {choices}")
+    query_genre = _choice(
+        "genre", genres, False, "unknown genre {value}; choose from {choices}", empty=True
+    )
     config = ConfigDict(extra="forbid")
     recommendations = create_model(
         "RecommendationRequest",
@@ -238,7 +243,14 @@ def request_models(models: tuple[str, ...], genres: tuple[str, ...]) -> Requests
     onboarding_query = create_model(
         "OnboardingQuery",
         __config__=ConfigDict(extra="ignore"),
-        genre=(query_genre | None, Field(None, description="only this genre of the catalogue")),
+        genre=(
+            query_genre,  # absent: None (pydantic does not check a default)
+            Field(
+                None,
+                description="only this genre of the catalogue; empty or absent: any",
+                json_schema_extra=_no_default,
+            ),
+        ),
         page=(
             _count("page", inputs.MAX_PAGE, text=True),
             Field(1, description="1-based; past the last page: no movies, exhausted true"),
