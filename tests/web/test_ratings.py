@@ -177,7 +177,33 @@ def test_import_api_parses_and_matches_but_stores_nothing(client):
     assert response.status_code == 200
     assert body["matched"] == 1 and body["ratings"] == {"2571": 4.5}
     assert [u["ref"] for u in body["unmatched"]] == ["tt9999999"]
+    assert body["detected"] is False and body["duplicates"] == []
     assert _rows(client.get("/ratings").get_data(as_text=True)) == []
+
+
+def test_import_api_reads_the_format_the_header_names_and_lists_repeats(client):
+    data = (
+        b"Date,Name,Year,Letterboxd URI,Rating\n"
+        b"2024-01-02,The Matrix,1999,u,2\n"
+        b"2024-01-04,The Matrix,1999,u,4.5\n"
+    )
+    response = client.post(
+        "/api/v1/ratings/import",
+        data={"format": "imdb", "file": (io.BytesIO(data), "ratings.csv")},
+        content_type="multipart/form-data",
+    )
+    body = response.get_json()
+    assert response.status_code == 200, body
+    assert body["format"] == "letterboxd" and body["detected"] is True
+    assert body["ratings"] == {"2571": 4.5}
+    assert body["duplicates"] == [
+        {
+            "line": 3,
+            "earlier": 2,
+            "movie_id": 2571,
+            "message": "line 3 repeats line 2; the later stars were kept",
+        }
+    ]
 
 
 def test_import_api_refuses_other_content_types_and_bad_fields(client):
