@@ -165,7 +165,7 @@ def year_preference(value: object, field: str = "year") -> str:
     """One of ``YEAR_CHOICES``, else ``InvalidInput`` naming ``field``."""
     if not isinstance(value, str) or value not in YEAR_CHOICES:
         raise InvalidInput(
-            f"year must be one of {', '.join(YEAR_CHOICES)}, got {quoted(value)}", field=field
+            f"unknown year preference {quoted(value)}; choose old, new or any", field=field
         )
     return value
 

@@ -48,7 +48,7 @@ import numpy as np
 from movierec.data.catalog import Catalog, Movie
 from movierec.errors import InvalidInput
 from movierec.inputs import MAX_N as MAX_N  # the rules of every input (re-exported)
-from movierec.inputs import STARS_RULE, is_stars
+from movierec.inputs import STARS_RULE, is_stars, year_preference
 from movierec.inputs import YEAR_CHOICES as YEAR_CHOICES
 from movierec.models.base import DISLIKE_BELOW, LIKED_FROM, Recommender, UserState, top_indices
 from movierec.models.calibration import share_at_or_above
@@ -132,12 +132,9 @@ class RecommendationList:
 
 
 def validate_year(year: str) -> str:
-    """The year preference, or ``InvalidInput`` naming the bad value."""
-    if year not in YEAR_CHOICES:
-        raise InvalidInput(
-            f"unknown year preference {year!r}; choose old, new or any", field="year"
-        )
-    return year
+    """The year preference, or ``InvalidInput`` naming the bad value (one rule:
+    :func:`movierec.inputs.year_preference`)."""
+    return year_preference(year)
 
 
 def validate_n(n: int) -> int:

@@ -32,10 +32,11 @@ import numpy as np
 from movierec.data.catalog import Catalog, Movie
 from movierec.data.ratings import Ratings
 from movierec.errors import InvalidInput
+from movierec.inputs import year_preference
 from movierec.models.base import Recommender
 from movierec.onboarding.index import OnboardingIndex
 from movierec.onboarding.strategies import STRATEGIES, seen_probability
-from movierec.recommend import DEFAULT_SPLIT_YEAR, YEAR_CHOICES
+from movierec.recommend import DEFAULT_SPLIT_YEAR
 
 __all__ = [
     "DEFAULT_STRATEGY",
@@ -103,8 +104,7 @@ def candidate_mask(
 ) -> np.ndarray:
     """``(n_items,)`` bool: movies that may be asked (not shown nor answered, within the
     genre and year preference). Unknown genre/year -> ``InvalidInput`` naming the field."""
-    if year not in YEAR_CHOICES:
-        raise InvalidInput(f"unknown year preference {year!r}; choose old, new or any", "year")
+    year_preference(year)  # InvalidInput naming "year" unless old, new or any
     candidates = np.ones(index.n_items, dtype=bool)
     gone = np.fromiter((int(i) for i in (*shown, *answers)), dtype=np.int64)
     candidates[gone[(gone >= 0) & (gone < index.n_items)]] = False

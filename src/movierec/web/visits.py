@@ -27,7 +27,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from movierec.errors import InvalidInput, quoted
-from movierec.inputs import count_json, count_text, movie_id_text
+from movierec.inputs import count_json, count_text, movie_id_text, year_preference
 from movierec.recommend import Recommendation, RecommendationList, validate_year
 from movierec.store import repo
 from movierec.web import metrics
@@ -96,8 +96,7 @@ class Visits:
         "" (all) or one of the catalogue's genres; ``like``: None or "" or a catalogue
         movieId (int or 1-9 ASCII digits).
         """
-        if not isinstance(year, str):
-            raise InvalidInput("year must be one of old, new, any", field="year")
+        year = year_preference(year)
         name = self.services.model_name(model)
         if genre == "":
             genre = None
