@@ -30,8 +30,8 @@ so that workers do not all load at once; one ``stat`` a model when nothing chang
 a thread of its own, off the request path; a newer good file is loaded memory-mapped and
 swapped in atomically (:meth:`~movierec.web.services.Recommenders.refresh`), so it serves
 within about 12 s of being renamed into place plus its load (about a second for
-ml-latest-small on an idle machine; bench/swap.py measured 5-21 s in all on a 2-core
-machine at a load average of 12-16, with 0 failed requests). SIGHUP swaps newer files
+ml-latest-small on an idle machine; bench/swap.py measured 2.6-21 s in all on a 2-core
+machine at a load average of 7-16, with 0 failed requests). SIGHUP swaps newer files
 into the supervisor's own copy first, then replaces the workers one by one, so every
 worker serves them once the SIGHUP's reload is done. ``MOVIEREC_MODEL_CHECK_EVERY=0``
 leaves only SIGHUP (workers then never look by themselves, not even when they start), so
