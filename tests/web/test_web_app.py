@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -17,14 +18,27 @@ from movierec.web.cards import star_label
 from movierec.web.services import Recommenders
 
 
-def test_importing_the_package_does_no_work():
+def test_importing_the_package_does_no_work(tmp_path):
+    """Importing the web package reads no data, loads no model and compiles no kernel
+    (web/services.py imports training.py for file paths and checks, which is cheap)."""
     code = (
         "import sys, movierec.web, movierec.web.pages, movierec.web.api;"
-        "assert 'movierec.training' not in sys.modules;"
+        "loaded = [m for m in sys.modules if m.startswith('movierec.models.')];"
+        "assert 'movierec.models._kernels' not in sys.modules, loaded;"
+        "assert not {'movierec.models.ease', 'movierec.models.svd'} & set(loaded), loaded;"
         "print('ok')"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "MOVIEREC_HOME": str(home)},
+    )
     assert out.stdout.strip() == "ok"
+    assert list(home.iterdir()) == []  # nothing fetched, trained or created
 
 
 def test_create_app_loads_nothing_until_asked(web_home, tmp_path):
