@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
@@ -25,8 +24,10 @@ from movierec.search import MAX_QUERY
 from movierec.store import repo
 from movierec.web.cards import info_for, movie_card, star_label, tmdb_ids
 from movierec.web.catalogue import coverage, get_catalogue, predicted_stars
+from movierec.web.redirects import safe_next
 from movierec.web.services import Services, get_services
 from movierec.web.visitor import visitor_id
+from movierec.web.watchlist import watch_context, watch_summary
 
 bp = Blueprint("movies", __name__)
 
@@ -37,8 +38,6 @@ SEARCH_PAGE = 20  # hits on the search page
 @bp.get("/movies/<movie_id>")
 def movie(movie_id: str) -> str:
     """One movie's page; the styled 404 for an unknown or malformed id."""
-    from movierec.web.watchlist import watch_context, watch_summary  # (it imports this)
-
     services = get_services()
     found = known_movie(services, movie_id)
     extras = get_catalogue()
@@ -149,22 +148,6 @@ def parse_stars(value: str, allow_zero: bool = True) -> float:
         f"stars must be {STARS_RULE}{' (0 removes)' if allow_zero else ''}, got {quoted(value)}",
         field="stars",
     )
-
-
-def safe_next(target: str | None, default: str) -> str:
-    """``target`` if it is a path on this site (no scheme, host or ``//``), else ``default``.
-
-    A ``target`` with a control character (CR/LF would split the ``Location`` header)
-    is ``InvalidInput``, a 400.
-    """
-    if target and any(ord(c) < 32 or ord(c) == 127 for c in target):
-        raise InvalidInput("next must be a path on this site, without control characters", "next")
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return default
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return default
-    return target
 
 
 def stored_ratings(db: Session, services: Services) -> dict[int, float]:

@@ -57,7 +57,7 @@ from movierec.store import repo
 from movierec.tmdb import OFFER_KINDS, OFFER_LABELS, MovieInfo, WatchOptions
 from movierec.web.cards import info_for, movie_card, tmdb_ids
 from movierec.web.catalogue import get_catalogue
-from movierec.web.movies import safe_next
+from movierec.web.redirects import safe_next
 from movierec.web.services import Services, get_services
 from movierec.web.visitor import visitor_id
 
