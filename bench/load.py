@@ -8,6 +8,8 @@ keep-alive HTTP/1.1 connection:
 - ``GET /``: the onboarding form;
 - ``POST /api/v1/recommendations``: 15 ratings of popular movies (from
   ``/api/v1/onboarding``), a different set of stars per request;
+- ``GET /api/v1/movies/<id>`` (``cheap``): one movie's JSON, the ceiling of the framework and
+  middleware around every route; each route's req/s is printed against it;
 - ``POST /recommendations``: the form, with the CSRF token and the session cookie
   each client got from its own ``GET /`` first, and the ``GET`` of the picks page its
   303 redirects to (Post/Redirect/Get): one submission as a browser makes it, timed whole.
@@ -59,7 +61,10 @@ from common import REPO, default_source, percentiles, stopwatch, temp_home  # no
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 BENCH_RATE_LIMIT = "1000000/minute"
 BENCH_NEW_VISITORS = "1000000"  # an hour, from the one address every client has
-ENDPOINTS = ("page", "api", "form")
+ENDPOINTS = ("page", "api", "form", "cheap")
+#: the ``cheap`` endpoint: one movie's JSON, almost no app work, so its req/s is the
+#: ceiling of the framework, middleware and server around every route (set in ``bench``)
+CHEAP_PATH = ["/api/v1/movies/1"]
 STARS = [i / 2 for i in range(1, 11)]
 PAYLOADS = 64  # distinct rating sets cycled through by the API clients
 READY_TIMEOUT = 600.0  # seconds: the first start fetches data and trains the model
@@ -179,6 +184,8 @@ async def one_request(
 ) -> Answer:
     if endpoint == "page":
         return await conn.request("GET", "/")
+    if endpoint == "cheap":
+        return await conn.request("GET", CHEAP_PATH[0], headers={"Accept": "application/json"})
     if endpoint == "api":
         return await conn.request(
             "POST",
@@ -221,9 +228,13 @@ class Level:
     def done(self) -> int:
         return len(self.latencies_ms) + self.errors
 
+    def rate(self) -> float:
+        """Requests answered a second."""
+        return self.done / self.seconds if self.seconds else 0.0
+
     def row(self) -> str:
         p50, p99 = percentiles(self.latencies_ms)  # NaN without any
-        rate = self.done / self.seconds if self.seconds else 0.0
+        rate = self.rate()
         server = (
             f"{1000 * self.server_cpu_s / self.done:6.2f}"
             if self.server_cpu_s is not None and self.done
@@ -403,6 +414,20 @@ def stop_server(server: subprocess.Popen) -> None:
         server.wait()
 
 
+def print_ceiling_ratios(levels: list[Level]) -> None:
+    """Each route's req/s against the cheap route's at the same clients, same run: how
+    close a route comes to the framework's own ceiling."""
+    cheap = {level.clients: level for level in levels if level.endpoint == "cheap"}
+    for level in levels:
+        ceiling = cheap.get(level.clients)
+        if level.endpoint == "cheap" or ceiling is None or not ceiling.rate():
+            continue
+        print(
+            f"ceiling: {level.endpoint} at {level.clients} clients: "
+            f"{level.rate() / ceiling.rate():.2f}x the cheap route's req/s"
+        )
+
+
 # -- main -------------------------------------------------------------------------------
 async def bench(args: argparse.Namespace, host: str, port: int, root_pid: int | None) -> int:
     conn = Connection(host, port)
@@ -412,6 +437,7 @@ async def bench(args: argparse.Namespace, host: str, port: int, root_pid: int | 
         raise RuntimeError(f"GET /api/v1/onboarding answered {onboarding.status}")
     movie_ids = [m["movieId"] for m in json.loads(onboarding.body)["movies"]]
     payloads = api_payloads(movie_ids, seed=args.seed)
+    CHEAP_PATH[0] = f"/api/v1/movies/{movie_ids[0]}"
 
     pids = server_pids(root_pid) if root_pid else []
     if pids:
@@ -419,9 +445,11 @@ async def bench(args: argparse.Namespace, host: str, port: int, root_pid: int | 
         print(f"server: {len(pids)} processes, RSS {rss:.0f} MB, PSS {pss:.0f} MB (before)")
     print(HEADER)
     errors = 0
+    done: list[Level] = []
     for endpoint in args.endpoints:
         for clients in args.clients:
             level = Level(endpoint, clients)
+            done.append(level)
             # warm-up: every connection's first requests, not timed
             await run_level(host, port, Level(endpoint, clients), clients * 2, 10.0, payloads)
             cpu_before = cpu_seconds(pids) if pids else None
@@ -435,6 +463,7 @@ async def bench(args: argparse.Namespace, host: str, port: int, root_pid: int | 
     if pids:
         rss, pss = memory_mb(server_pids(root_pid))  # type: ignore[arg-type]
         print(f"server: RSS {rss:.0f} MB, PSS {pss:.0f} MB (after)")
+    print_ceiling_ratios(done)
     print(f"errors: {errors}")
     return 1 if errors else 0
 
@@ -451,7 +480,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-train", action="store_true", help="start from saved models only (serve --no-train)"
     )
     parser.add_argument("--clients", default="1,8,32,64", help="concurrent clients per level")
-    parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="page,api,form")
+    parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="page,api,form,cheap")
     parser.add_argument("--requests", type=int, default=1000, help="requests per level")
     parser.add_argument("--max-seconds", type=float, default=15.0, help="cap per level")
     parser.add_argument("--seed", type=int, default=0)
