@@ -122,7 +122,13 @@ def test_serve_options_reach_serve(home, monkeypatch):
     assert main(["serve"]) == 0
     argv = ["serve", "--host", "0.0.0.0", "--port", "8080", "--workers", "1", "--no-train"]
     assert main(argv) == 0
-    first, second = ({k: v for k, v in c.items() if k != "settings"} for c in calls)
-    assert first == {"host": "127.0.0.1", "port": 5000, "train": True, "workers": 3}
-    assert second == {"host": "0.0.0.0", "port": 8080, "train": False, "workers": 1}
+    assert main(["serve", "--retrain-every", "6h"]) == 0
+    first, second, third = ({k: v for k, v in c.items() if k != "settings"} for c in calls)
+    assert first == {
+        "host": "127.0.0.1", "port": 5000, "train": True, "workers": 3, "retrain_every": None
+    }  # fmt: skip
+    assert second == {
+        "host": "0.0.0.0", "port": 8080, "train": False, "workers": 1, "retrain_every": None
+    }  # fmt: skip
+    assert third["retrain_every"] == 6 * 3600
     assert calls[0]["settings"].workers == 3
