@@ -8,7 +8,6 @@ functions count: they run, and a lazy import upwards is still a dependency upwar
 from __future__ import annotations
 
 import ast
-from collections import defaultdict
 from pathlib import Path
 
 import movierec
