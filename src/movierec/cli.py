@@ -216,8 +216,29 @@ def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     ev.add_argument(
         "--protocol",
         default="rating",
-        choices=["rating", "onboarding"],
-        help="rating: RMSE/MAE + top-N on the split; onboarding: the web app's flow simulated",
+        choices=["rating", "onboarding", "temporal"],
+        help="rating: RMSE/MAE + top-N on the split; onboarding: the web app's flow "
+        "simulated; temporal: train before --cutoff, fold in later arrivals' first "
+        "--first-k ratings, with and without retraining on earlier arrivals (the loop)",
+    )
+    ev.add_argument(
+        "--cutoff",
+        default="0.8",
+        help="temporal: a date (2015-01-01, UTC) or a fraction of the timeline from the "
+        "first to the last rating (default 0.8)",
+    )
+    ev.add_argument(
+        "--first-k",
+        type=_positive_int,
+        default=5,
+        help="temporal: each arriving visitor's first ratings folded in (default 5)",
+    )
+    ev.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=4,
+        help="temporal: equal stretches of time after the cutoff; the loop retrains at "
+        "each one's start (default 4)",
     )
     ev.add_argument(
         "--min-ratings",
@@ -475,6 +496,25 @@ def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.split is not None:
         parse_split(args.split)
     names = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.protocol == "temporal":
+        from movierec.evaluate.temporal import format_temporal, run_temporal
+
+        temporal = run_temporal(
+            dataset=args.dataset,
+            models=names,
+            peers=args.peers,
+            cutoff=args.cutoff,
+            first_k=args.first_k,
+            steps=args.steps,
+            out=args.out,
+            home=settings.home,
+            seed=args.seed,
+            min_ratings=args.min_ratings,
+        )
+        print(format_temporal(temporal))
+        if args.out:
+            print(f"report written to {args.out / 'report.md'}")
+        return 0
     result = run_evaluation(
         dataset=args.dataset,
         split=args.split,

@@ -15,6 +15,7 @@ Example::
 - :mod:`.adapters` / :mod:`.peers`: our models, Surprise and the original app's method
   behind one interface, so every number comes from the same metric code.
 - :mod:`.protocols`: the ``rating`` and ``onboarding`` protocols, fold by fold.
+- :mod:`.temporal`: the ``temporal`` protocol (does retraining on visitors help later ones?).
 - :mod:`.report`: console table, ``report.md``, ``results.json`` and plots.
 
 Nothing is imported from Surprise until a peer is asked for.

@@ -400,11 +400,48 @@ def onboarding_fold(
     """
     train = Ratings.from_frame(train_frame)
     visitors, counts = onboarding_visitors(train, heldout_frame, seed, n_popular, n_shown)
+    return visitors_fold(
+        methods,
+        train,
+        visitors,
+        {"n_heldout_ratings": int(len(heldout_frame)), **counts},
+        k_values,
+        scale,
+        seed=seed,
+        threshold=threshold,
+        min_ratings=min_ratings,
+        report=report,
+        max_visitors=max_visitors,
+        catalog=catalog,
+    )
+
+
+def visitors_fold(
+    methods: Sequence[Method],
+    train: Ratings,
+    visitors: list[_Visitor],
+    counts: dict[str, int],
+    k_values: Sequence[int],
+    scale: tuple[float, float],
+    seed: int = 0,
+    threshold: float = RELEVANT_STARS,
+    min_ratings: int = 0,
+    report: Reporter | None = None,
+    max_visitors: int = MAX_VISITORS,
+    catalog: Any = None,
+    reliability: bool = True,
+) -> FoldOutcome:
+    """Fit each method on ``train``, fold in each visitor's revealed ratings and rank every
+    training movie but those against the visitor's ``target`` ratings >= ``threshold``:
+    the second half of :func:`onboarding_fold`, shared with the temporal protocol
+    (:mod:`.temporal`). counts: fold-level counts copied into ``info``. reliability:
+    also measure the like probability's reliability (our models; seconds per fit)."""
     banned = train.item_counts() < min_ratings
     too_rare = np.flatnonzero(banned)
     visitors_ranked = [
         v for v in visitors if np.setdiff1d(v.target[v.target_stars >= threshold], too_rare).size
     ]
+    counts = dict(counts)
     counts["skipped_no_relevant"] = len(visitors) - len(visitors_ranked)
     if len(visitors_ranked) > max_visitors:
         keep = np.random.default_rng(seed + 1).choice(len(visitors_ranked), max_visitors, False)
@@ -420,7 +457,6 @@ def onboarding_fold(
     outcome = FoldOutcome(
         info={
             "n_train": train.nnz,
-            "n_heldout_ratings": int(len(heldout_frame)),
             "n_train_users": train.n_users,
             "n_train_items": train.n_items,
             **counts,
@@ -466,7 +502,7 @@ def onboarding_fold(
             values["mae"] = metrics.mae(p, a)
         values.update(ranking.summary(info_bits, train.n_items - too_rare.size, fold, liked))
         outcome.metrics[method.name] = _with_taste_and_reliability(
-            values, method, train, fold, banned, people, report
+            values, method, train, fold, banned, people if reliability else None, report
         )
     return outcome
 
@@ -508,7 +544,7 @@ def _with_taste_and_reliability(
     train: Ratings,
     fold: FoldData,
     banned: np.ndarray,
-    people: Sequence[Person],
+    people: Sequence[Person] | None,
     report: Reporter | None,
 ) -> dict[str, float]:
     """``values`` plus the genre personas' taste shares (with ``taste_s``, their seconds)
@@ -519,7 +555,8 @@ def _with_taste_and_reliability(
     if taste:
         values.update(taste, taste_s=time.perf_counter() - start)
     _tell(report, method.name, "calibrate")
-    values.update(like_reliability(method, train, people))  # ours: ece, reliability
+    if people is not None:  # None: not asked for
+        values.update(like_reliability(method, train, people))  # ours: ece, reliability
     _tell(report, method.name, "done")
     return values
 
@@ -655,3 +692,7 @@ def strategy_fold(
             outcome.metrics[name] = values
             _tell(report, name, "done")
     return outcome
+
+
+#: one visitor as the protocols fold it in (public name for :mod:`.temporal`)
+Visitor = _Visitor
