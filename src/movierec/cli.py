@@ -499,6 +499,12 @@ def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.protocol == "temporal":
         from movierec.evaluate.temporal import format_temporal, run_temporal
 
+        if args.split is not None or args.strategy is not None:
+            raise InvalidInput(
+                "the temporal protocol splits by --cutoff and --steps; drop --split and --strategy",
+                field="protocol",
+            )
+
         temporal = run_temporal(
             dataset=args.dataset,
             models=names,

@@ -136,6 +136,21 @@ def test_bad_cutoffs_exit_2_with_one_line(home, capsys, cutoff, said):
     assert repr(cutoff) in err and said in err
 
 
+def test_the_cli_writes_the_report(home, tmp_path, capsys):
+    out = tmp_path / "report"
+    args = ["evaluate", "--protocol", "temporal", "--dataset", "ml-latest-small"]
+    assert main([*args, "--models", "popular", "--steps", "2", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "NDCG@10 ratio popular+loop / popular" in text
+    assert {"report.md", "results.json"} <= {p.name for p in out.iterdir()}
+
+
+def test_the_cli_refuses_a_split_with_the_temporal_protocol(home, capsys):
+    args = ["evaluate", "--protocol", "temporal", "--split", "kfold:5", "--models", "popular"]
+    assert main(args) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
 def test_parse_cutoff_takes_a_date_or_a_fraction():
     stamps = np.array([0, 1_000_000_000])
     assert parse_cutoff("0.5", stamps) == 500_000_000

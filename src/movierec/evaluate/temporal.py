@@ -1,8 +1,9 @@
 """The ``temporal`` protocol: does the learning loop (issue 18) help later visitors?
 
-Anchors: LensKit's temporal splits (``split_global_time``: train before a point in time,
-test after it); Ji et al. 2023, "A critical study on data leakage in recommender system
-offline evaluation" (random splits let a model see the future).
+Anchors:
+
+- LensKit's temporal splits (``lenskit.splitting.split_global_time``): train before, test after.
+- Ji et al. 2023 (ACM TOIS) on data leakage: random splits let a model see the future.
 
 The timeline is cut at ``cutoff`` (an ISO date, or a fraction of the time span from the
 first to the last rating; default 0.8). Users whose first rating is at or after the cutoff
