@@ -332,8 +332,11 @@ def serving_problem(loaded: Recommender, model: str, dataset: Dataset, path: Pat
     if ours is not None and not np.array_equal(ours, theirs):
         # trained with visitors' ratings of added movies: the data set's and some more of
         # its catalogue's (train --with-visitors)
+        # (ids in ascending order, as Ratings keeps them: a file whose ids were shuffled
+        # against its arrays is not one of these)
         catalogue = dataset.catalog.frame.index.to_numpy(np.int64)
-        if np.isin(theirs, ours).all() and np.isin(ours, catalogue).all():
+        ascending = bool(np.all(np.diff(ours) > 0))
+        if ascending and np.isin(theirs, ours).all() and np.isin(ours, catalogue).all():
             theirs = ours
     if ours is None or not np.array_equal(ours, theirs):
         n_ours = 0 if ours is None else ours.size
