@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from browserhelpers import whole_page_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -64,12 +63,3 @@ def test_rate_five_by_keyboard_and_click_then_see_old_picks(browser, live_server
     assert not console_errors, console_errors
     page.close()
     assert (screenshots / "onboarding.png").stat().st_size > 10_000
-
-
-def whole_page_screenshot(page, path: Path) -> None:
-    """The whole page, with the viewport as tall as the page (sticky bars stay put)."""
-    size = page.viewport_size
-    height = page.evaluate("document.documentElement.scrollHeight")
-    page.set_viewport_size({"width": size["width"], "height": height})
-    page.screenshot(path=str(path))
-    page.set_viewport_size(size)

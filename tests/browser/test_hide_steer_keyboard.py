@@ -8,14 +8,12 @@ the new states (light and dark). Screenshots go to ``$MOVIEREC_SCREENSHOTS`` or 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from browserhelpers import blocking_violations, whole_page_screenshot
 
 pytestmark = pytest.mark.browser
 
 SIZES = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
-BLOCKING = {"serious", "critical"}
 
 #: the focused control's visible box: the label of a visually hidden radio ("Not seen"),
 #: the star row of a star radio, else the element itself; and the sticky bar's top
@@ -41,20 +39,7 @@ def _axe_blocking(page) -> list[str]:
         pytest.skip("axe-playwright-python is not installed (pip install -e '.[test]')")
     results = Axe().run(page).response
     assert results["passes"]
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes'][:3]]}"
-        for v in results["violations"]
-        if v.get("impact") in BLOCKING
-    ]
-
-
-def _shot(page, path: Path) -> None:
-    """The whole page (the viewport as tall as the page; sticky bars stay in place)."""
-    size = page.viewport_size
-    height = page.evaluate("document.documentElement.scrollHeight")
-    page.set_viewport_size({"width": size["width"], "height": min(height, 12000)})
-    page.screenshot(path=str(path))
-    page.set_viewport_size(size)
+    return blocking_violations(results)
 
 
 def _rate_five(page, base: str) -> None:
@@ -86,7 +71,7 @@ def test_hide_undo_hide_again_and_unhide_from_the_hidden_tab(
     assert title in notice.inner_text() and "Hidden" in notice.inner_text()
     undo = notice.get_by_role("button", name="Undo")
     assert undo.evaluate("e => e === document.activeElement")  # focus went to Undo
-    _shot(page, screenshots / f"hidden-undo-{size}.png")
+    whole_page_screenshot(page, screenshots / f"hidden-undo-{size}.png")
     assert not _axe_blocking(page)
     undo.click()
     page.locator("li.result.hidden-pick").wait_for(state="detached")
@@ -100,7 +85,7 @@ def test_hide_undo_hide_again_and_unhide_from_the_hidden_tab(
     page.get_by_role("link", name="Hidden (1)").click()
     rows = page.locator("tr[data-movie-id]")
     assert rows.count() == 1 and rows.first.get_attribute("data-movie-id") == before[0]
-    _shot(page, screenshots / f"hidden-tab-{size}.png")
+    whole_page_screenshot(page, screenshots / f"hidden-tab-{size}.png")
     assert not _axe_blocking(page)
     rows.first.get_by_role("button", name="Unhide").click()
     page.get_by_text("is no longer hidden").wait_for()
@@ -125,7 +110,7 @@ def test_steer_picks_by_genre_and_more_like_this(browser, live_server, screensho
     page.get_by_role("link", name="Show 5 more picks").click()
     page.wait_for_selector("#rank-10")
     assert len(_picks(page)) == 10 and "genre=Horror" in page.url
-    _shot(page, screenshots / f"picks-horror-{size}-{scheme}.png")
+    whole_page_screenshot(page, screenshots / f"picks-horror-{size}-{scheme}.png")
     assert not _axe_blocking(page)
     first = page.locator("li.result").first
     title = first.locator(".result-title a").inner_text()
@@ -133,7 +118,7 @@ def test_steer_picks_by_genre_and_more_like_this(browser, live_server, screensho
     page.wait_for_selector("ol.results")
     assert page.get_by_role("heading", level=1).inner_text().startswith(f"More like {title}")
     assert len(_picks(page)) == 5
-    _shot(page, screenshots / f"picks-more-like-{size}-{scheme}.png")
+    whole_page_screenshot(page, screenshots / f"picks-more-like-{size}-{scheme}.png")
     assert not _axe_blocking(page)
     page.get_by_role("link", name="All my picks").click()
     page.wait_for_selector("ol.results")
@@ -174,7 +159,7 @@ def test_rate_15_movies_by_keyboard_alone_with_focus_always_visible(
     checked = page.locator(".stars input:checked")
     assert checked.count() == 15
     assert page.locator("[data-rated-count]").inner_text() == "You have rated 15 movies"
-    _shot(page, screenshots / f"keyboard-rated-{size}.png")
+    whole_page_screenshot(page, screenshots / f"keyboard-rated-{size}.png")
     while (
         page.evaluate("document.activeElement.type") != "submit"
         or page.evaluate("document.activeElement.textContent") != "Show my recommendations"

@@ -9,16 +9,14 @@ to ``$MOVIEREC_SCREENSHOTS`` (e.g. ``screenshots/``) or the test's tmp_path.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from browserhelpers import blocking_violations, whole_page_screenshot
 
 pytestmark = pytest.mark.browser
 
 DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
 #: axe impacts that fail the test
-BLOCKING = {"serious", "critical"}
 #: (name, path) of the pages a visitor with ratings can open
 RATED_PAGES = [
     ("rate", "/"),
@@ -50,24 +48,6 @@ def _rate_five(page, base: str) -> None:
     page.wait_for_selector("ol.results")
 
 
-def _blocking(results: dict) -> list[str]:
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at "
-        + ", ".join(str(n["target"]) for n in v["nodes"][:3])
-        for v in results["violations"]
-        if v.get("impact") in BLOCKING
-    ]
-
-
-def _screenshot(page, path: Path) -> None:
-    """The whole page, the viewport as tall as the page (sticky bars stay in place)."""
-    size = page.viewport_size
-    height = page.evaluate("document.documentElement.scrollHeight")
-    page.set_viewport_size({"width": size["width"], "height": min(height, 12000)})
-    page.screenshot(path=str(path))
-    page.set_viewport_size(size)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("size", ["desktop", "phone"])
@@ -82,8 +62,8 @@ def test_every_page_has_no_serious_axe_violations(browser, live_server, screensh
             assert response is not None and response.status == status, (name, path)
         results = axe.run(page).response
         assert results["passes"], f"axe checked nothing on {name}"
-        found[name] = _blocking(results)
-        _screenshot(page, screenshots / f"{name}-{size}-{scheme}.png")
+        found[name] = blocking_violations(results)
+        whole_page_screenshot(page, screenshots / f"{name}-{size}-{scheme}.png")
 
     # a new visitor: the nothing-rated state and the 404 page
     fresh = browser.new_context(viewport=viewport, color_scheme=scheme)
@@ -97,7 +77,7 @@ def test_every_page_has_no_serious_axe_violations(browser, live_server, screensh
         " p.style.color = '#bbbbbb'; p.style.background = '#cccccc';"
         " document.querySelector('main').append(p); }"
     )
-    caught = _blocking(axe.run(page).response)
+    caught = blocking_violations(axe.run(page).response)
     assert any(v.startswith("color-contrast") for v in caught), caught
     fresh.close()
 

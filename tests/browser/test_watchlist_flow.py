@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browserhelpers import blocking_violations, whole_page_screenshot
 
 from movierec.web import create_app
 from movierec.web.testing import FakeTmdb, fake_tmdb_server, prepare_home
@@ -22,7 +23,6 @@ from movierec.web.testing import FakeTmdb, fake_tmdb_server, prepare_home
 pytestmark = pytest.mark.browser
 
 SIZES = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
-BLOCKING = {"serious", "critical"}
 LETTERBOXD = (
     "Date,Name,Year,Letterboxd URI\n"
     "2024-01-05,Heat,1995,https://boxd.it/1\n"
@@ -71,24 +71,6 @@ def _axe():
     return Axe()
 
 
-def _blocking(axe, page) -> list[str]:
-    results = axe.run(page).response
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at "
-        + ", ".join(str(n["target"]) for n in v["nodes"][:3])
-        for v in results["violations"]
-        if v.get("impact") in BLOCKING
-    ]
-
-
-def _screenshot(page, path: Path) -> None:
-    size = page.viewport_size
-    height = page.evaluate("document.documentElement.scrollHeight")
-    page.set_viewport_size({"width": size["width"], "height": min(height, 12000)})
-    page.screenshot(path=str(path))
-    page.set_viewport_size(size)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_watchlist_and_where_to_watch(browser, watch_server, screenshots, tmp_path, size):
@@ -105,10 +87,10 @@ def test_watchlist_and_where_to_watch(browser, watch_server, screenshots, tmp_pa
 
     def check(name: str) -> None:
         page.wait_for_load_state("networkidle")
-        found = _blocking(axe, page)
+        found = blocking_violations(axe.run(page).response)
         if found:
             problems[name] = found
-        _screenshot(page, screenshots / f"watchlist-{name}-{size}.png")
+        whole_page_screenshot(page, screenshots / f"watchlist-{name}-{size}.png")
 
     # rate five movies, then add the first pick to the watchlist (fetch: no page load)
     page.goto(base + "/")
