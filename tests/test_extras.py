@@ -96,8 +96,8 @@ def test_a_report_without_the_plots_extra_keeps_its_tables(tmp_path, session_hom
         f"""
         from pathlib import Path
         from movierec.cli import main
-        code = main(["evaluate", "--dataset", "ml-100k", "--models",
-                     "popular", "--out", {str(out)!r}])
+        code = main(["evaluate", "--dataset", "ml-100k", "--split", "holdout:0.2",
+                     "--models", "popular", "--out", {str(out)!r}])
         print("exit", code)
         """,
         session_home,

@@ -875,6 +875,13 @@ def _version(host: Host) -> str:
     return json.loads(body)["version"]
 
 
+def _settled_version(host: Host, old: str) -> str | None:
+    """The version every worker of ``host`` reports, once it is not ``old``; None while a
+    reload is still replacing workers one by one (they answer with either version)."""
+    seen = {_version(host) for _ in range(8)}
+    return seen.pop() if len(seen) == 1 and old not in seen else None
+
+
 def test_a_new_model_rolls_out_host_by_host(cluster: Cluster):
     a, b = cluster.hosts["host-a"], cluster.hosts["host-b"]
     old = _version(a)
@@ -907,14 +914,24 @@ def test_a_new_model_rolls_out_host_by_host(cluster: Cluster):
     reader.start()
     try:
         a.reload()
-        _wait("host-a serves the new model", lambda: _version(a) != old, 120, a.log)
+        _wait(
+            "host-a serves the new model in every worker",
+            lambda: _settled_version(a, old) is not None,
+            120,
+            a.log,
+        )
         new = _version(a)
         # host-b would have taken the shared file by itself by now with the default
         # MOVIEREC_MODEL_CHECK_EVERY (10 s, jittered up to 12); deploy/'s 0 waits for reload
         time.sleep(DEFAULT_MODEL_CHECK_EVERY * 1.2 + 3)
         assert _version(b) == old  # one host at a time
         b.reload()
-        _wait("host-b serves the new model", lambda: _version(b) == new, 120, b.log)
+        _wait(
+            "host-b serves the new model in every worker",
+            lambda: _settled_version(b, old) == new,
+            120,
+            b.log,
+        )
         assert _version(a) == new
     finally:
         stop.set()

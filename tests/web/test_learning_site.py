@@ -145,6 +145,7 @@ def test_visitors_ratings_train_the_next_model_which_goes_live_without_a_restart
         MOVIEREC_SECRET_KEY="learning-site-test-secret-key",
         MOVIEREC_NEW_VISITORS_PER_HOUR="1000",
         MOVIEREC_RATE_LIMIT="100000/minute",
+        MOVIEREC_MODEL_CHECK_EVERY="2",  # the workers' own look for a newer file (10 s default)
     )
     with serve_process(env, tmp_path / "serve.log", start_timeout=START_TIMEOUT) as server:
         workers = server.workers()
