@@ -88,6 +88,8 @@ def test_store_prune(home, monkeypatch, capsys):
     with store.session() as db:
         repo.upsert_ratings(db, "idle", {1: 4.0, 2: 3.0}, when=now - timedelta(days=40))
         repo.upsert_ratings(db, "active", {1: 5.0}, when=now - timedelta(days=1))
+        repo.add_to_watchlist(db, "idle", [7, 8, 9], when=now - timedelta(days=40))
+        repo.hide_movie(db, "idle", 5, when=now - timedelta(days=40))
         picks = [(10 + i, 4.0) for i in range(6)]
         repo.record_shown(db, "active", picks, "svd", "any", keep=10, when=now)
 
@@ -102,11 +104,16 @@ def test_store_prune(home, monkeypatch, capsys):
     capsys.readouterr()
     assert main(["store", "prune", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("would remove 1 visitors idle for 30 days, 2 ratings and 2 shown picks")
+    assert out.startswith(
+        "would remove 1 visitors idle for 30 days with 2 ratings, 3 watchlist entries, "
+        "1 hidden movies and 0 import reports, and 2 shown picks"
+    )
     assert "keeping 4 per visitor" in out and str(home / "movierec.db") in out
     assert counts() == [2, 3, 6]
     assert main(["store", "prune"]) == 0
-    assert capsys.readouterr().out.startswith("removed 1 visitors idle for 30 days, 2 ratings")
+    assert capsys.readouterr().out.startswith(
+        "removed 1 visitors idle for 30 days with 2 ratings, 3 watchlist entries, 1 hidden"
+    )
     assert counts() == [1, 1, 4]
     assert main(["store", "prune"]) == 0
     assert capsys.readouterr().out.startswith("removed 0 visitors")

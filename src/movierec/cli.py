@@ -587,9 +587,10 @@ def _cmd_store(args: argparse.Namespace, settings: Settings) -> int:
         store.dispose()
     print(
         f"{'would remove' if args.dry_run else 'removed'} {removed.visitors:,} visitors "
-        f"idle for {settings.retention_days:,} days, {removed.ratings:,} ratings and "
-        f"{removed.shown:,} shown picks (keeping {settings.shown_per_visitor:,} per visitor) "
-        f"from {store.safe_url}"
+        f"idle for {settings.retention_days:,} days with {removed.ratings:,} ratings, "
+        f"{removed.watchlist:,} watchlist entries, {removed.hidden:,} hidden movies and "
+        f"{removed.import_reports:,} import reports, and {removed.shown:,} shown picks "
+        f"(keeping {settings.shown_per_visitor:,} per visitor) from {store.safe_url}"
     )
     return 0
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, insert, select
 from movierec.errors import StoreError
 from movierec.store import Rating, ShownRecommendation, Store, Visitor, repo
 from movierec.store.retention import PruneResult, prune
+from movierec.store.schema import HiddenMovie, ImportReport, WatchlistEntry
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -94,7 +95,9 @@ def test_prune_forgets_idle_visitors_anonymous_rows_and_rows_over_the_cap(store:
     seed(store)
     assert counts(store) == (2, 3, 13)
     planned = prune(store, retention_days=365, shown_per_visitor=5, now=NOW, dry_run=True)
-    assert planned == PruneResult(visitors=1, ratings=2, shown=2 + 3 + 3)
+    assert planned == PruneResult(
+        visitors=1, ratings=2, watchlist=0, hidden=0, import_reports=0, shown=2 + 3 + 3
+    )
     assert counts(store) == (2, 3, 13)  # a dry run removes nothing
     done = prune(store, retention_days=365, shown_per_visitor=5, now=NOW)
     assert done == planned and done.total == 11
@@ -104,14 +107,45 @@ def test_prune_forgets_idle_visitors_anonymous_rows_and_rows_over_the_cap(store:
         assert repo.visitor_ratings(db, "new") == {1: 5.0}
         assert [s.movie_id for s in repo.shown_to(db, "new")] == [13, 14, 15, 16, 17]
     again = prune(store, retention_days=365, shown_per_visitor=5, now=NOW)
-    assert again == PruneResult(0, 0, 0)
+    assert again == PruneResult(0, 0, 0, 0, 0, 0) and again.total == 0
 
 
 def test_prune_keeps_everyone_seen_within_the_retention_period(store: Store):
     seed(store)
     result = prune(store, retention_days=500, shown_per_visitor=200, now=NOW)
-    assert result == PruneResult(visitors=0, ratings=0, shown=3)  # only the anonymous rows
+    assert result == PruneResult(0, 0, 0, 0, 0, shown=3)  # only the anonymous rows
     assert counts(store) == (2, 3, 10)
+
+
+def table_counts(store: Store) -> dict[str, int]:
+    tables = (Visitor, Rating, WatchlistEntry, HiddenMovie, ImportReport, ShownRecommendation)
+    with store.session() as db:
+        return {
+            t.__tablename__: db.scalar(select(func.count()).select_from(t)) or 0 for t in tables
+        }
+
+
+def test_prune_counts_the_idle_visitors_watchlist_hidden_movies_and_import_report(store: Store):
+    long_ago = NOW - timedelta(days=400)
+    with store.session() as db:
+        for who, when in (("idle", long_ago), ("active", NOW - timedelta(days=1))):
+            repo.upsert_ratings(db, who, {1: 4.0}, when=when)
+            repo.add_to_watchlist(db, who, [7, 8, 9], when=when)
+            repo.hide_movie(db, who, 3, when=when)
+            repo.hide_movie(db, who, 4, when=when)
+            repo.save_import_report(db, who, {"matched": 1}, when=when)
+            repo.touch_visitor(db, who, when=when)
+    before = table_counts(store)
+    planned = prune(store, retention_days=365, shown_per_visitor=10, now=NOW, dry_run=True)
+    expected = PruneResult(visitors=1, ratings=1, watchlist=3, hidden=2, import_reports=1, shown=0)
+    assert planned == expected and planned.total == 8
+    assert table_counts(store) == before  # a dry run removes nothing
+    assert prune(store, retention_days=365, shown_per_visitor=10, now=NOW) == expected
+    after = table_counts(store)
+    assert {name: before[name] - after[name] for name in before} == {
+        "visitors": 1, "ratings": 1, "watchlist": 3, "hidden_movies": 2,
+        "import_reports": 1, "recommendations_shown": 0,
+    }  # fmt: skip
 
 
 HOUR = timedelta(hours=1)
@@ -140,7 +174,7 @@ def test_a_visitor_who_only_reads_is_kept_and_one_who_stopped_is_forgotten(store
     with store.session() as db:
         repo.note_visit(db, "reader", HOUR, when=NOW)  # came back to read, rated nothing
     removed = prune(store, retention_days=365, shown_per_visitor=200, now=rated + timedelta(400))
-    assert removed == PruneResult(visitors=1, ratings=1, shown=0)
+    assert removed == PruneResult(1, 1, 0, 0, 0, 0)
     with store.session() as db:
         assert repo.visitor_ratings(db, "reader") == {1: 4.0}
         assert db.get(Visitor, "gone") is None

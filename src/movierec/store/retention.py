@@ -33,11 +33,15 @@ class PruneResult(NamedTuple):
 
     visitors: int
     ratings: int
+    watchlist: int
+    hidden: int
+    import_reports: int
     shown: int
 
     @property
     def total(self) -> int:
-        return self.visitors + self.ratings + self.shown
+        """Rows of every table together."""
+        return sum(self)
 
 
 def prune(
@@ -76,7 +80,12 @@ def prune(
     except SQLAlchemyError as exc:
         raise StoreError(store_message(store.safe_url, exc)) from None
     return PruneResult(
-        visitors=counts[Visitor], ratings=counts[Rating], shown=counts[ShownRecommendation]
+        visitors=counts[Visitor],
+        ratings=counts[Rating],
+        watchlist=counts[WatchlistEntry],
+        hidden=counts[HiddenMovie],
+        import_reports=counts[ImportReport],
+        shown=counts[ShownRecommendation],
     )
 
 
