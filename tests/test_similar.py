@@ -68,3 +68,40 @@ def test_well_rated_movies_lean_on_the_model(finder) -> None:
     assert model_first in finder.similar(toy_story, 10)
     scores = finder.scores(toy_story)
     assert scores.shape == (len(finder.catalog),)
+
+
+@pytest.mark.parametrize("year", ["old", "new"])
+def test_a_year_preference_keeps_only_movies_of_those_years(finder, year) -> None:
+    years = finder.catalog.frame["year"]
+    for movie_id in (1, 2571, 122904):  # Toy Story, The Matrix, Deadpool (2016)
+        every = finder.similar(movie_id, 10)
+        chosen = finder.similar(movie_id, 10, year=year, split_year=2010)
+        assert len(chosen) == 10 and movie_id not in chosen
+        assert all((years[m] < 2010) == (year == "old") for m in chosen)
+        # the same order as without the preference, those of other years left out
+        kept = [m for m in every if (years[m] < 2010) == (year == "old")]
+        assert chosen[: len(kept)] == kept
+    assert finder.similar(1, 10, year="any") == finder.similar(1, 10)
+
+
+def test_movies_without_a_year_are_neither_old_nor_new(finder) -> None:
+    frame = finder.catalog.frame
+    no_year = {int(m) for m in frame.index[frame["year"].isna()]}
+    assert no_year  # ml-latest-small has a few
+    for year in ("old", "new"):
+        found = {m for movie_id in no_year for m in finder.similar(movie_id, 20, year=year)}
+        assert found and not found & no_year
+
+
+def test_an_unknown_year_preference_is_invalid_input(finder) -> None:
+    from movierec.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="unknown year preference 'recent'"):
+        finder.similar(1, 10, year="recent")
+
+
+def test_the_default_split_year_is_the_recommend_services() -> None:
+    from movierec.recommend import DEFAULT_SPLIT_YEAR
+    from movierec.similar import SPLIT_YEAR
+
+    assert SPLIT_YEAR == DEFAULT_SPLIT_YEAR

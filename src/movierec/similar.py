@@ -22,7 +22,9 @@ For a movie ``a`` and every candidate ``j`` of the catalogue:
 
 Candidates are movies with at least ``min_ratings`` ratings (fewer: nobody has seen
 them) and a positive score; ``TIEBREAK * log1p(n_j)`` lets the better known of two
-equally similar movies come first.
+equally similar movies come first. A year preference (``old``: released before
+``split_year``, ``new``: from it on, as the picks apply it; a movie without a year is
+neither) only leaves candidates out: the order of those kept does not change.
 
 Why blend here and not inside a model: the collaborative part is the model's own
 (``item_similarity``, so no caller reads a model's arrays), but content needs the
@@ -60,6 +62,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from movierec.data import Catalog
+from movierec.inputs import year_preference
 from movierec.models import Recommender
 from movierec.models.base import top_indices
 from movierec.models.content import movie_tokens, tfidf_rows
@@ -76,6 +79,9 @@ MIN_DF = 2
 TAG_WEIGHT = 1.0
 #: weight of ``log1p(n_j)`` added to break ties (between equally similar movies only)
 TIEBREAK = 1e-4
+#: "old" is before this release year, "new" from it on: ``recommend.DEFAULT_SPLIT_YEAR``
+#: (a layer above; tests/test_similar.py checks the two agree)
+SPLIT_YEAR = 2010
 
 
 def content_rows(catalog: Catalog, movie_ids: np.ndarray) -> sp.csr_matrix:
@@ -125,6 +131,8 @@ class SimilarMovies:
             trained = model.item_counts[self._model_cols].astype(np.float64)
             self.counts[self._model_rows] = np.maximum(self.counts[self._model_rows], trained)
         self.allowed = self.counts >= min_ratings  # (n_movies,) bool
+        #: (n_movies,) float64 release years, NaN where unknown
+        self.years = frame["year"].astype("Float64").fillna(np.nan).to_numpy(np.float64)
         self.text = content_rows(catalog, self.movie_ids)  # (n_movies, vocab)
         self._text_t = self.text.T.tocsr()  # (vocab, n_movies): one row product per look-up
         self.tiebreak = TIEBREAK * np.log1p(self.counts)
@@ -147,14 +155,24 @@ class SimilarMovies:
         weight = self.collab_max * weight
         return weight * collab + (1.0 - weight) * content
 
-    def similar(self, movie_id: int, n: int, exclude: Collection[int] = ()) -> list[int]:
+    def similar(
+        self,
+        movie_id: int,
+        n: int,
+        exclude: Collection[int] = (),
+        *,
+        year: str = "any",
+        split_year: int = SPLIT_YEAR,
+    ) -> list[int]:
         """Up to ``n`` movieIds most like ``movie_id``, best first; never itself or
-        ``exclude``, only movies with a positive score. Empty for a movie the catalogue
-        lacks."""
+        ``exclude``, only movies with a positive score and of the ``year`` preference
+        (``old``: released before ``split_year``, ``new``: from it on, ``any``). Empty for
+        a movie the catalogue lacks; ``InvalidInput`` for an unknown ``year``."""
+        year = year_preference(year)
         if int(movie_id) not in self._position or n <= 0:
             return []
         score = self.scores(movie_id)
-        keep = self.allowed & (score > 0)
+        keep = self.allowed & (score > 0) & self._of_year(year, split_year)
         keep[self._position.get_loc(int(movie_id))] = False
         if exclude:
             banned = self._position.get_indexer(np.fromiter(exclude, np.int64, len(exclude)))
@@ -162,3 +180,14 @@ class SimilarMovies:
         candidates = np.flatnonzero(keep)
         ranked = candidates[top_indices(score[candidates] + self.tiebreak[candidates], n)]
         return [int(m) for m in self.movie_ids[ranked]]
+
+    def _of_year(self, year: str, split_year: int) -> np.ndarray:
+        """``(n_movies,)`` bool: released within the year preference (NaN: never old or new)."""
+        mask: np.ndarray
+        if year == "old":
+            mask = self.years < split_year  # NaN compares False
+        elif year == "new":
+            mask = self.years >= split_year
+        else:
+            mask = np.ones(self.years.size, dtype=bool)
+        return mask

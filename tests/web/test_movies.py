@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from webhelpers import csrf_token
+from webhelpers import csrf_token, submit
 
 MATRIX = 2571
 TOY_STORY = 1
@@ -80,6 +80,34 @@ def test_similar_api_unknown_movie_404_and_bad_n_400(client):
     assert client.get("/api/v1/movies/0123/similar").status_code == 404
     response = client.get(f"/api/v1/movies/{MATRIX}/similar?n=51")
     assert response.status_code == 400 and response.get_json()["field"] == "n"
+
+
+def _api_years(client, query: str) -> list[int | None]:
+    response = client.get(f"/api/v1/movies/{MATRIX}/similar?n=20&{query}")
+    assert response.status_code == 200, response.get_json()
+    return [m["year"] for m in response.get_json()["movies"]]
+
+
+def test_similar_api_keeps_to_the_year_asked_for_and_refuses_an_unknown_one(client):
+    every = _api_years(client, "year=any")
+    assert every == _api_years(client, "")  # any is the default
+    assert any(y < 2010 for y in every)  # The Matrix (1999): mostly its own era
+    old, new = _api_years(client, "year=old"), _api_years(client, "year=new")
+    assert len(old) == 20 and all(y is not None and y < 2010 for y in old)
+    assert len(new) == 20 and all(y is not None and y >= 2010 for y in new)
+    for bad in ("recent", "NEW", ""):
+        response = client.get(f"/api/v1/movies/{MATRIX}/similar?year={bad}")
+        assert response.status_code == 400
+        body = response.get_json()
+        assert body["field"] == "year" and "choose old, new or any" in body["error"]
+
+
+def test_similar_api_documents_its_year_parameter(client):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    params = doc["paths"]["/api/v1/movies/{movie_id}/similar"]["get"]["parameters"]
+    year = next(p for p in params if p["name"] == "year")
+    assert year["in"] == "query" and not year.get("required", False)
+    assert "new" in str(year["schema"]) and "old" in str(year["schema"])
 
 
 # -- pages -----------------------------------------------------------------------------------
@@ -207,3 +235,34 @@ def test_control_characters_in_next_are_a_400(client, back):
     assert response.status_code == 400
     assert "Set-Cookie: x=1" not in str(response.headers)
     assert "control characters" in response.get_data(as_text=True)
+
+
+def _similar_years(client, path: str) -> tuple[list[int], str]:
+    html = client.get(path).get_data(as_text=True)
+    ids = [int(m) for m in re.findall(r'<li class="similar-item">\s*<a href="/movies/(\d+)', html)]
+    years = client.application.extensions["movierec"].recommenders.catalog.frame["year"]
+    return [int(years[m]) for m in ids], html
+
+
+def test_movie_page_keeps_similar_movies_to_the_year_preference_chosen_for_the_picks(client):
+    every, html = _similar_years(client, f"/movies/{MATRIX}")
+    assert len(every) == 10 and any(y < 2010 for y in every)  # nothing chosen: any year
+    assert "as you chose for your picks" not in html
+    submit(client, {TOY_STORY: 5.0, MATRIX: 4.5}, year="new")
+    newer, html = _similar_years(client, f"/movies/{MATRIX}")
+    assert len(newer) == 10 and all(y >= 2010 for y in newer)
+    assert "Newer, 2010 and later, as you chose for your picks" in html
+    assert f'href="/movies/{MATRIX}?year=any#similar-h"' in html  # a way to every year
+    again, html = _similar_years(client, f"/movies/{MATRIX}?year=any")
+    assert again == every  # the link's year wins over the session's, for this page only
+    assert re.search(r'<li class="similar-item">\s*<a href="/movies/\d+\?year=any"', html)
+    assert "as you chose for your picks" not in html
+    older, _ = _similar_years(client, f"/movies/{MATRIX}?year=old")
+    assert len(older) == 10 and all(y < 2010 for y in older)
+    assert _similar_years(client, f"/movies/{MATRIX}")[0] == newer  # the session's is kept
+
+
+def test_movie_page_refuses_an_unknown_year_with_a_400(client):
+    response = client.get(f"/movies/{MATRIX}?year=recent")
+    assert response.status_code == 400
+    assert "unknown year preference" in response.get_data(as_text=True)

@@ -5,7 +5,10 @@ CSRF-exempt, errors as ``{"error", "field"}``):
   ``{"movies": [...], "catalog_ends"}``, each as ``GET /api/v1/movies/<id>`` gives it;
   ``catalog_ends`` says where the catalogue ends when no hit is recent (else null). ``q``
   1-200 characters (not only spaces), ``limit`` a whole number 1-50.
-- ``GET /api/v1/movies/<id>/similar?n=10``: movies like this one (``n`` 1-50).
+- ``GET /api/v1/movies/<id>/similar?n=10&year=any``: movies like this one (``n`` 1-50),
+  released before 2010 (``year=old``), from 2010 on (``new``) or in any year (``any``, the
+  default; the API is anonymous, so it knows no visitor's preference: a caller passes the
+  ``year`` it sends to ``/api/v1/recommendations``).
 - ``POST /api/v1/ratings/import``: multipart/form-data with ``file`` and, optionally,
   ``format`` (``imdb|letterboxd|movielens``; the header tells when absent or another) ->
   ``{"matched": n, "unmatched": [...], "ratings": {"<movieId>": stars}, ...}``. The API is
@@ -81,8 +84,12 @@ def similar_movies(movie_id: str) -> dict[str, Any] | tuple[dict[str, Any], int]
     catalog = services.recommenders.catalog
     if (missing := unknown_movie(movie_id, catalog)) is not None:
         return missing
-    finder = get_catalogue().similar_for(services.default_model, services.recommender())
-    movies = [catalog.get(m) for m in finder.similar(int(movie_id), query.n)]
+    recommender = services.recommender()
+    finder = get_catalogue().similar_for(services.default_model, recommender)
+    found = finder.similar(
+        int(movie_id), query.n, year=query.year, split_year=recommender.split_year
+    )
+    movies = [catalog.get(m) for m in found]
     infos = services.tmdb.info_many(tmdb_ids(movies))
     return {"movies": [movie_json(m, info_for(m, infos)) for m in movies]}
 

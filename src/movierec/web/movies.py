@@ -1,8 +1,15 @@
 """Movie pages and title search (HTML; the JSON twins are in :mod:`movierec.web.api_catalog`).
 
-- ``GET /movies/<id>``: title, year, genres, tags, average stars, the visitor's rating (a form),
-  their predicted stars, 10 similar movies (none the visitor hid as "not interested"), TMDB
-  poster/overview/trailer, TMDB and IMDb links. Search still finds hidden movies.
+- ``GET /movies/<id>?year=``: title, year, genres, tags, average stars, the visitor's rating
+  (a form), their predicted stars, 10 similar movies (none the visitor hid as "not
+  interested", and only of their year preference), TMDB poster/overview/trailer, TMDB and
+  IMDb links. Search still finds hidden movies.
+
+  The year preference is ``?year=`` (old|new|any; another value is a 400) when the link
+  carries it, else the one the visitor last chose on the picks form (kept in the session),
+  else any. A visitor who asked for newer movies expects "Similar movies" to keep to them
+  as the picks and their "More like this" do; the page says which years it shows and links
+  to every year, and the similar movies' links carry a ``?year=`` they came with.
 - ``POST /movies/<id>/rate``: store (or with ``stars=0`` remove) the visitor's stars, then
   redirect back to ``next`` (a local path) -- post/redirect/get; CSRF-protected.
 - ``GET /search?q=``: the search results as a page (works without JavaScript), each hit
@@ -19,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from movierec.data import Movie
 from movierec.errors import InvalidInput, quoted
-from movierec.inputs import STARS_RULE, movie_id_text, stars_text
+from movierec.inputs import STARS_RULE, YEAR_CHOICES, movie_id_text, stars_text, year_preference
 from movierec.search import MAX_QUERY
 from movierec.store import repo
 from movierec.web.cards import info_for, movie_card, star_label, tmdb_ids
@@ -46,8 +53,10 @@ def movie(movie_id: str) -> str:
     hidden = hidden_movies(db)  # "not interested": not offered as similar either
     db.commit()  # nothing held open while TMDB answers
     recommender = services.recommender()
+    asked = request.args.get("year")
+    year = year_preference(asked) if asked is not None else session_year()
     similar_ids = extras.similar_for(services.default_model, recommender).similar(
-        found.movie_id, SIMILAR, exclude=hidden
+        found.movie_id, SIMILAR, exclude=hidden, year=year, split_year=recommender.split_year
     )
     similar = [services.recommenders.catalog.get(m) for m in similar_ids]
     infos = services.tmdb.info_many(tmdb_ids([found, *similar]))
@@ -69,6 +78,8 @@ def movie(movie_id: str) -> str:
         "movies/movie.html",
         card=card,
         similar=cards,
+        year=year,
+        year_link=asked,  # carried into the similar movies' links only when it came in one
         n_rated=len(ratings),
         model=services.default_model,
     )
@@ -157,6 +168,12 @@ def stored_ratings(db: Session, services: Services) -> dict[int, float]:
         return {}
     catalog = services.recommenders.catalog
     return {m: s for m, s in repo.visitor_ratings(db, visitor).items() if m in catalog}
+
+
+def session_year() -> str:
+    """The year preference the visitor last chose on the picks form, else ``any``."""
+    year = session.get("year")
+    return year if isinstance(year, str) and year in YEAR_CHOICES else "any"
 
 
 def hidden_movies(db: Session) -> set[int]:

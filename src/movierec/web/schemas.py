@@ -305,6 +305,7 @@ class SimilarQuery(Strict):
     """``GET /api/v1/movies/<id>/similar``'s query string."""
 
     n: SimilarCount = 10  # type: ignore[valid-type]  # an Annotated type made by _count
+    year: Year = "any"
 
 
 class MoviePath(Strict):
