@@ -22,7 +22,13 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from common import default_source, stopwatch, temp_home  # bench/common.py (scripts run from bench/)
+from common import (  # bench/common.py (scripts run from bench/)
+    default_source,
+    header,
+    print_table,
+    stopwatch,
+    temp_home,
+)
 
 from movierec import models
 from movierec.data import Ratings, fetch_dataset, official_folds
@@ -95,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--source", default=default_source(), help="MovieLens mirror")
     parser.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     args = parser.parse_args(argv)
+    header(argv)
     surprise = import_surprise()
 
     results: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
@@ -116,18 +123,14 @@ def main(argv: list[str] | None = None) -> None:
     mean = {m: np.mean(np.array(rows), axis=0) for m, rows in results.items()}
     folds_label = ",".join(f"u{k}" for k in args.folds)
     print(f"\nml-100k official folds {folds_label}: mean over folds\n")
-    print(f"| {'model':<13}| {'RMSE':>7} | {'MAE':>7} | {'fit s':>7} |")
-    print(f"|{'-' * 14}|{'-' * 9}|{'-' * 9}|{'-' * 9}|")
-    for m in (*OURS, *THEIRS):
-        rmse, mae, seconds = mean[m]
-        print(f"| {m:<13}| {rmse:7.4f} | {mae:7.4f} | {seconds:7.3f} |")
+    rows = [(m, *(f"{v:.{d}f}" for v, d in zip(mean[m], (4, 4, 3), strict=True))) for m in mean]
+    print_table(["model", "RMSE", "MAE", "fit s"], rows)
     print("\nours / Surprise (below 1 is better)\n")
-    print(f"| {'pair':<20}| {'RMSE':>6} | {'fit time':>8} |")
-    print(f"|{'-' * 21}|{'-' * 8}|{'-' * 10}|")
-    for ours, theirs in PAIRS:
-        rmse_ratio = mean[ours][0] / mean[theirs][0]
-        time_ratio = mean[ours][2] / mean[theirs][2]
-        print(f"| {ours + ' / ' + theirs:<20}| {rmse_ratio:6.3f} | {time_ratio:8.3f} |")
+    ratios = [
+        (f"{ours} / {theirs}", *(f"{mean[ours][i] / mean[theirs][i]:.3f}" for i in (0, 2)))
+        for ours, theirs in PAIRS
+    ]
+    print_table(["pair", "RMSE", "fit time"], ratios)
     print("\nparameters:")
     for name in OURS:
         print(f"  {name}: {models.create(name).params}")

@@ -29,6 +29,8 @@ import argparse
 import numpy as np
 from common import (  # bench/common.py (scripts run from bench/)
     default_source,
+    header,
+    print_table,
     seed_range,
     stopwatch,
 )
@@ -118,6 +120,7 @@ def main() -> None:
     parser.add_argument("--home", default=None)
     parser.add_argument("--features", action="store_true")
     args = parser.parse_args()
+    header()
     fetch_dataset(args.dataset, source=args.source, home=args.home, progress=False)
     data = load_dataset(args.dataset, home=args.home)
     rows: dict[str, list[list[float]]] = {}
@@ -159,12 +162,11 @@ def main() -> None:
             flush=True,
         )
     print(f"\nECE, mean over seeds {args.seeds} ({args.dataset}, {args.model}):")
-    header = ["figure: pairs", "all", *GROUPS]
-    width = max(len(k) for k in rows) + 2
-    print(header[0].ljust(width) + "".join(h.rjust(8) for h in header[1:]))
-    for name, values in rows.items():
-        mean = np.nanmean(np.array(values), axis=0)
-        print(name.ljust(width) + "".join(f"{v:8.3f}" for v in mean))
+    table = [
+        (name, *(f"{v:.3f}" for v in np.nanmean(np.array(values), axis=0)))
+        for name, values in rows.items()
+    ]
+    print_table(["figure: pairs", "all", *GROUPS], table)
     print(
         f"\ntraining time: model fit {np.mean(fit_s):.1f} s, calibration (a second fit on "
         f"85 % of the users + scoring) {np.mean(cal_s):.1f} s"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import markdown_table, percentiles, time_calls
+from common import header, percentiles, print_table, time_calls
 
 from movierec.inputs import validated
 from movierec.web.schemas import _ratings_problem, request_models
@@ -31,6 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2000, help="timed calls per cell")
     args = parser.parse_args()
+    header()
     model = request_models(MODELS, GENRES).recommendations
     rows = []
     for size in (5, 50, 200):
@@ -50,7 +51,7 @@ def main() -> None:
         "python loop p99 us",
         "loop / pydantic (p50)",
     ]
-    print(markdown_table(headers, rows))
+    print_table(headers, rows)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -28,7 +29,9 @@ from pathlib import Path
 import numpy as np
 from common import (  # bench/common.py (scripts run from bench/)
     default_source,
+    header,
     percentiles,
+    print_table,
     stopwatch,
     temp_home,
 )
@@ -105,21 +108,16 @@ def time_visitors(
     }
 
 
-def row(name: str, timed: dict) -> str:
-    """One table row: p50 / p99 / max wall, p50 / p99 CPU (ms), page faults."""
+def row(*names: str, timed: dict) -> tuple[str, ...]:
+    """One table row: ``names``, then p50 / p99 / max wall, p50 / p99 CPU (ms), page
+    faults."""
     wall, cpu = timed["wall"], timed["cpu"]
     (wall_50, wall_99), (cpu_50, cpu_99) = percentiles(wall), percentiles(cpu)
-    return (
-        f"| {name:<16}| {wall_50:7.3f} | {wall_99:7.3f} | {wall.max():7.3f} | {cpu_50:7.3f} | "
-        f"{cpu_99:7.3f} | {timed['minor']:>6} | {timed['major']:>5} |"
-    )
+    figures = (wall_50, wall_99, float(wall.max()), cpu_50, cpu_99)
+    return (*names, *(f"{v:.3f}" for v in figures), str(timed["minor"]), str(timed["major"]))
 
 
-HEADER = (
-    f"| {'model / path':<16}| {'p50 ms':>7} | {'p99 ms':>7} | {'max ms':>7} | "
-    f"{'cpu p50':>7} | {'cpu p99':>7} | {'minflt':>6} | {'majflt':>5} |\n"
-    f"|{'-' * 17}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 8}|{'-' * 7}|"
-)
+COLUMNS = ["p50 ms", "p99 ms", "max ms", "cpu p50", "cpu p99", "minflt", "majflt"]
 
 
 def refit_once(
@@ -193,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.saved and not args.home:
         parser.error("--saved needs --home")
+    header(argv)
 
     dataset = load_data(args)
     ratings = dataset.ratings
@@ -204,32 +203,36 @@ def main(argv: list[str] | None = None) -> None:
 
     p50: dict[str, float] = {}
     fitted: dict[str, models.Recommender] = {}
-    print("fold_in + top 5 (rank: every movie ranked; top_k: the model's top_k):\n")
-    print(HEADER)
+    rows = []
+    how = "load s" if args.saved else "fit s"
     for name in args.models.split(","):
         model, seconds = get_model(name, ratings, args)
         fitted[name] = model
-        print(f"| {name} ({'loaded' if args.saved else 'fitted'} in {seconds:.2f} s)")
+        how_long = f"{name} {'loaded' if args.saved else 'fitted'} in {seconds:.2f} s"
+        print(how_long, file=sys.stderr, flush=True)
         timed = time_visitors(partial(recommend, model), visitors)
-        print(row("  rank", timed), flush=True)
+        rows.append(row(name, f"{seconds:.2f}", "rank", timed=timed))
         p50[name] = percentiles(timed["wall"], [50])[0]
         if not hasattr(model, "top_k"):  # a movierec from before top_k
             continue
         fast = time_visitors(partial(recommend_top_k, model), visitors)
-        print(row("  top_k", fast), flush=True)
+        rows.append(row(name, f"{seconds:.2f}", "top_k", timed=fast))
         p50[name] = percentiles(fast["wall"], [50])[0]
         if not same_picks(model, visitors[:100]):
             print(f"  !! {name}: top_k and rank + argpartition picked differently")
+    print("\nfold_in + top 5 (rank: every movie ranked; top_k: the model's top_k):\n")
+    print_table(["model", how, "path", *COLUMNS], rows)
 
-    print("\nthe recommend service (RecommendService.recommend, n=5, year any):\n")
-    print(HEADER)
+    rows = []
     for name, model in fitted.items():
         service = RecommendService(model, dataset.catalog)
         timed = time_visitors(
             lambda m, s, service=service: service.recommend(dict(zip(m, s, strict=True))),
             visitors,
         )
-        print(row(name, timed), flush=True)
+        rows.append(row(name, timed=timed))
+    print("\nthe recommend service (RecommendService.recommend, n=5, year any):\n")
+    print_table(["model", *COLUMNS], rows)
 
     if args.no_refit or ratings.n_users * ratings.n_items > REFIT_MAX_CELLS:
         return
@@ -238,10 +241,10 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"\noriginal design (scikit-learn NMF, {args.components} components, blanks = "
         f"{args.fill:g}, refit on {ratings.n_users + 1} x {ratings.n_items} per visitor): "
-        f"{seconds:.2f} s for one visitor"
+        f"{seconds:.2f} s for one visitor\n"
     )
-    for name in fitted:
-        print(f"  refit / {name} fold-in p50: {seconds * 1000 / p50[name]:,.0f}x")
+    rows = [(name, f"{p50[name]:.3f}", f"{seconds * 1000 / p50[name]:,.0f}x") for name in fitted]
+    print_table(["model", "fold-in + top 5 p50 ms", "refit / fold-in p50"], rows)
 
 
 if __name__ == "__main__":

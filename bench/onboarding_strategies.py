@@ -38,7 +38,7 @@ import os
 import time
 
 import numpy as np
-from common import percentiles, seed_range, stopwatch  # bench/common.py
+from common import header, percentiles, print_table, seed_range, stopwatch  # bench/common.py
 
 from movierec import models
 from movierec.data import fetch_dataset, load_dataset
@@ -60,6 +60,7 @@ def main() -> None:
         help="also run the protocol once per fold seed (e.g. 0-9 or 0,3,5): the 1.2x target",
     )
     args = parser.parse_args()
+    header()
     home = os.environ.get("MOVIEREC_HOME")
     source = os.environ.get("MOVIEREC_DATA_SOURCE")
     if source:
@@ -78,11 +79,7 @@ def main() -> None:
         int(u): dict(zip(g["movieId"].tolist(), g["rating"].tolist(), strict=True))
         for u, g in frame[frame["userId"].isin(users)].groupby("userId")
     }
-    print(f"\nnext {N_CARDS} cards, {args.visitors} visitors x {ROUNDS} rounds (ms per call)")
-    print(
-        f"{'strategy':<12} {'wall p50':>9} {'wall p99':>9} {'cpu p50':>8} {'cpu p99':>8} "
-        f"{'rated/45':>9}"
-    )
+    rows = []
     for strategy in STRATEGIES:
         for _ in range(5):  # warm-up
             onboarding.batch({}, [], N_CARDS, strategy, min_new=min_new_for(N_CARDS))
@@ -101,12 +98,11 @@ def main() -> None:
                 shown += ids
                 answers.update({m: rated[m] for m in ids if m in rated})
             rated_counts.append(len(answers))
-        p50, p99 = percentiles(times)
-        c50, c99 = percentiles(cpu_times)
-        print(
-            f"{strategy:<12} {p50:9.2f} {p99:9.2f} {c50:8.2f} {c99:8.2f} "
-            f"{np.mean(rated_counts):9.2f}"
-        )
+        figures = (*percentiles(times), *percentiles(cpu_times), np.mean(rated_counts))
+        rows.append((strategy, *(f"{v:.2f}" for v in figures)))
+    print(f"\nnext {N_CARDS} cards, {args.visitors} visitors x {ROUNDS} rounds (ms per call)")
+    titles = ["strategy", "wall p50", "wall p99", "cpu p50", "cpu p99", f"rated/{ROUNDS * N_CARDS}"]
+    print_table(titles, rows)
     if args.evaluate:
         from movierec.evaluate import format_table, run_evaluation
 
@@ -132,10 +128,8 @@ def print_seed_table(seeds: list[int], home: str | None) -> None:
     as ``movierec evaluate`` prints it), the ratio, adaptive after 10 and movies rated."""
     from movierec.evaluate import run_evaluation
 
-    print(f"\n{'seed':>4} {'adaptive':>9} {'random-top':>11} {'ratio':>6} "
-          f"{'adaptive@10':>12} {'rated a / r':>12}")  # fmt: skip
     totals = np.zeros(2)
-    ratios = []
+    ratios, rows = [], []
     for seed in seeds:
         result = run_evaluation(
             "ml-latest-small", "kfold:5", ["ease"], protocol="onboarding", home=home,
@@ -146,12 +140,13 @@ def print_seed_table(seeds: list[int], home: str | None) -> None:
         rated = [result.mean(s, "rated/15") for s in ("adaptive", "random-top")]
         totals += ndcg
         ratios.append(ndcg[0] / ndcg[1])
-        print(
-            f"{seed:>4} {ndcg[0]:9.4f} {ndcg[1]:11.4f} {ratios[-1]:6.3f} "
-            f"{result.mean('adaptive', 'ndcg@10/10'):12.4f} {rated[0]:6.2f}/{rated[1]:5.2f}",
-            flush=True,
-        )
+        after_10 = result.mean("adaptive", "ndcg@10/10")
+        rows.append((seed, f"{ndcg[0]:.4f}", f"{ndcg[1]:.4f}", f"{ratios[-1]:.3f}",
+                     f"{after_10:.4f}", f"{rated[0]:.2f} / {rated[1]:.2f}"))  # fmt: skip
+        print(f"seed {seed}: ratio {ratios[-1]:.3f}", flush=True)
     mean = totals / len(seeds)
+    titles = ["seed", "adaptive", "random-top", "ratio", "adaptive@10", "rated a / r"]
+    print_table(titles, rows)
     print(
         f"over {len(seeds)} seeds: adaptive {mean[0]:.4f}, random-top {mean[1]:.4f}, ratio of "
         f"means {mean[0] / mean[1]:.3f} (per seed {min(ratios):.3f}-{max(ratios):.3f}, "

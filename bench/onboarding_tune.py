@@ -38,11 +38,19 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from common import default_source, stopwatch, temp_home  # bench/common.py (scripts run from bench/)
+from common import (  # bench/common.py (scripts run from bench/)
+    default_source,
+    header,
+    markdown_table,
+    print_table,
+    stopwatch,
+    temp_home,
+)
 
 from movierec import models
 from movierec.data import Ratings, fetch_dataset, load_dataset
@@ -134,46 +142,63 @@ def paired_se(a: np.ndarray, b: np.ndarray) -> float:
     return float(diff.std(ddof=1) / np.sqrt(diff.size))
 
 
-def line(label: str, m: dict[str, Any]) -> str:
-    return f"{label:58s} {m['hit_rate@5']:.4f}  {m['ndcg@10']:.4f}  {m['recall@20']:.4f}"
+COLUMNS = ["parameters", "HR@5", "NDCG@10", "R@20"]
 
 
-def header(title: str) -> None:
-    print(f"\n{title}\n{'parameters':58s} HR@5    NDCG@10 R@20", flush=True)
+def line(label: str, m: dict[str, Any]) -> tuple[str, str, str, str]:
+    """One table row: ``label`` and the validation HR@5, NDCG@10 and recall@20."""
+    return (label, *(f"{m[k]:.4f}" for k in ("hit_rate@5", "ndcg@10", "recall@20")))
 
 
-def fit_stage(sets: list, grid: dict, rank_params: dict, seed: int) -> tuple[dict, dict]:
+def print_stage(title: str, rows: list[tuple[str, ...]]) -> None:
+    """A stage's trials as a table under ``title``."""
+    print(f"\n{title}\n\n{markdown_table(COLUMNS, rows)}", flush=True)
+
+
+def progress(row: tuple[str, ...]) -> None:
+    """One trial on stderr as it ends (the tables on stdout come at each stage's end)."""
+    print("  " + "  ".join(row), file=sys.stderr, flush=True)
+
+
+def fit_stage(
+    title: str, sets: list, grid: dict, rank_params: dict, seed: int
+) -> tuple[dict, dict]:
     """Fit every (l2, min_count); returns the chosen fit parameters and their metrics:
     the lowest ``min_count`` within one paired SE of the best NDCG@10 (module doc, 6)."""
-    results = []
+    results, rows = [], []
     for l2, min_count in itertools.product(grid["l2"], grid["min_count"]):
         params = {"l2": l2, "min_count": min_count, **rank_params}
         with stopwatch() as watch:
             m = Fitted("ease", params, sets, seed).measure()
-        label = f"l2={l2:g} min_count={min_count} ({watch.wall:.0f} s)"
-        print(line(label, m), flush=True)
+        rows.append(line(f"l2={l2:g} min_count={min_count} ({watch.wall:.0f} s)", m))
+        progress(rows[-1])
         results.append(({"l2": l2, "min_count": min_count}, m))
+    print_stage(title, rows)
     best = max(results, key=lambda r: r[1]["ndcg@10"])[1]
-    print(f"\nwithin one paired SE of the best NDCG@10 ({best['ndcg@10']:.4f}):")
-    close = []
+    print(f"\nwithin one paired SE of the best NDCG@10 ({best['ndcg@10']:.4f}):\n")
+    close, rows = [], []
     for params, m in results:
         se = paired_se(best["per_visitor"], m["per_visitor"])
         if best["ndcg@10"] - m["ndcg@10"] <= se:
             close.append((params, m))
-            print(f"  {params}: {m['ndcg@10']:.4f} (SE of the difference {se:.4f})")
+            rows.append((str(params), f"{m['ndcg@10']:.4f}", f"{se:.4f}"))
+    print_table(["parameters", "NDCG@10", "SE of the difference"], rows)
     return min(close, key=lambda r: (r[0]["min_count"], -r[1]["ndcg@10"]))
 
 
-def rank_stage(fitted: Fitted, grid: dict) -> tuple[dict, dict]:
+def rank_stage(title: str, fitted: Fitted, grid: dict) -> tuple[dict, dict]:
     """Every rank-time combination on the same fits; returns the best and its metrics."""
     best: tuple[float, dict, dict] | None = None
     names = list(grid)
+    rows = []
     for values in itertools.product(*(grid[n] for n in names)):
         params = dict(zip(names, values, strict=True))
         m = fitted.measure(params)
-        print(line(" ".join(f"{k}={v:g}" for k, v in params.items()), m), flush=True)
+        rows.append(line(" ".join(f"{k}={v:g}" for k, v in params.items()), m))
+        progress(rows[-1])
         if best is None or m["ndcg@10"] > best[0]:
             best = (m["ndcg@10"], params, m)
+    print_stage(title, rows)
     assert best is not None
     return best[1], best[2]
 
@@ -184,6 +209,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the evaluation's seed")
     parser.add_argument("--quick", action="store_true", help="small grid, to check the script")
     args = parser.parse_args()
+    header()
     fit_grid, rank_grid = (QUICK_FIT_GRID, QUICK_RANK_GRID) if args.quick else (FIT_GRID, RANK_GRID)
 
     with temp_home("movierec-tune-") as home:
@@ -198,20 +224,19 @@ def main() -> None:
         "average"
     )
 
-    header(f"stage 1: fit parameters at {START}")
-    fit_params, _ = fit_stage(sets, fit_grid, START, args.seed)
-    header(f"stage 2: rank parameters on the fits of {fit_params}")
-    rank_params, _ = rank_stage(Fitted("ease", {**fit_params, **START}, sets, args.seed), rank_grid)
-    header(f"stage 3: fit parameters again at {rank_params}")
-    fit_params, best = fit_stage(sets, fit_grid, rank_params, args.seed)
+    stage_1 = f"stage 1: fit parameters at {START}"
+    fit_params, _ = fit_stage(stage_1, sets, fit_grid, START, args.seed)
+    stage_2 = f"stage 2: rank parameters on the fits of {fit_params}"
+    fitted = Fitted("ease", {**fit_params, **START}, sets, args.seed)
+    rank_params, _ = rank_stage(stage_2, fitted, rank_grid)
+    stage_3 = f"stage 3: fit parameters again at {rank_params}"
+    fit_params, best = fit_stage(stage_3, sets, fit_grid, rank_params, args.seed)
 
     chosen = {**fit_params, **rank_params}
     print(f"\nchosen fit parameters: {fit_params}")
-    header("chosen, beside the baselines on the same visitors")
     baselines = {name: Fitted(name, {}, sets, args.seed).measure() for name in ("popular", "svd")}
-    print(line(f"ease {chosen}", best))
-    for name, m in baselines.items():
-        print(line(name, m))
+    rows = [line(f"ease {chosen}", best), *(line(name, m) for name, m in baselines.items())]
+    print_stage("chosen, beside the baselines on the same visitors", rows)
     ratio = best["ndcg@10"] / baselines["popular"]["ndcg@10"]
     print(f"\nease / popular NDCG@10 on validation: {ratio:.2f}x")
     print(f"defaults: {chosen}")

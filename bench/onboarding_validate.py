@@ -30,11 +30,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import sys
 from typing import Any
 
 import pandas as pd
 from common import (  # bench/common.py (scripts run from bench/)
     default_source,
+    header,
+    print_table,
     seed_range,
     stopwatch,
 )
@@ -111,14 +114,24 @@ def measure(folds: list[tuple], strategy: str, catalog: Any, seed: int = 0) -> d
     return {key: pooled[key] / weights[key] for key in pooled}
 
 
-def line(label: str, m: dict[str, float]) -> str:
-    asked = [PER_ROUND * (r + 1) for r in range(ROUNDS)]
-    ndcg = " / ".join(f"{m[f'ndcg@10/{a}']:.4f}" for a in asked)
-    last = asked[-1]
+ASKED = [PER_ROUND * (r + 1) for r in range(ROUNDS)]
+COLUMNS = [
+    "strategy",
+    f"NDCG@10 after {' / '.join(map(str, ASKED))} asked",
+    f"HR@5 after {ASKED[-1]}",
+    f"rated of {ASKED[-1]}",
+    "choose ms",
+]
+
+
+def line(label: str, m: dict[str, float]) -> tuple[str, ...]:
+    """One table row (``COLUMNS``) of a strategy's pooled metrics."""
+    ndcg = " / ".join(f"{m[f'ndcg@10/{a}']:.4f}" for a in ASKED)
+    last = ASKED[-1]
     return (
-        f"{label:<48} {ndcg}  HR@5 {m[f'hit_rate@5/{last}']:.3f}  "
-        f"rated {m[f'rated/{last}']:.2f}  choose {m['choose_ms']:.2f} ms"
-    )
+        label, ndcg, f"{m[f'hit_rate@5/{last}']:.3f}", f"{m[f'rated/{last}']:.2f}",
+        f"{m['choose_ms']:.2f}",
+    )  # fmt: skip
 
 
 def parse_settings(pairs: list[str], check: bool = True) -> list[dict[str, float]]:
@@ -171,6 +184,7 @@ def main() -> None:
                 )
     except (ValueError, MovierecError) as error:
         parser.error(str(error))
+    header()
     home = os.environ.get("MOVIEREC_HOME")
     source = default_source()
     if source:
@@ -186,25 +200,29 @@ def main() -> None:
                 folds = [f for seed in seeds for f in validation_folds(data.frame, seed, params)]
                 what = f"validation user-runs, {N_FOLDS} folds x seeds {seeds}"
         n_users = sum(f[1]["userId"].nunique() for f in folds)
-        print(f"{n_users} {what}, ease {params or 'defaults'}, "
-              f"fitted in {watch.wall:.0f} s")  # fmt: skip
-        print(f"{'strategy':<48} NDCG@10 after 5 / 10 / 15 asked")
-        run_settings(settings, args.strategy.split(","), folds, data.catalog)
+        print(f"\n{n_users} {what}, ease {params or 'defaults'}, "
+              f"fitted in {watch.wall:.0f} s\n")  # fmt: skip
+        rows = run_settings(settings, args.strategy.split(","), folds, data.catalog)
+        print_table(COLUMNS, rows)
 
 
 def run_settings(
     combos: list[dict[str, float]], strategies: list[str], folds: list[tuple], catalog: Any
-) -> None:
-    """Every ``--set`` combination x every strategy, one line each."""
+) -> list[tuple[str, ...]]:
+    """Every ``--set`` combination x every strategy, one table row each (each also on
+    stderr as it ends)."""
+    rows = []
     for settings in combos or [{}]:
         saved = {(m, n): getattr(m, n) for n in settings for m in MODULES if hasattr(m, n)}
         for module, name in saved:
             setattr(module, name, settings[name])
         for strategy in strategies:
             label = " ".join([strategy, *(f"{k}={v}" for k, v in settings.items())])
-            print(line(label, measure(folds, strategy, catalog)), flush=True)
+            rows.append(line(label, measure(folds, strategy, catalog)))
+            print("  " + "  ".join(rows[-1]), file=sys.stderr, flush=True)
         for (module, name), value in saved.items():  # back to the modules' own values
             setattr(module, name, value)
+    return rows
 
 
 if __name__ == "__main__":

@@ -36,6 +36,9 @@ import numpy as np
 import pandas as pd
 from common import (  # bench/common.py (scripts run from bench/)
     default_source,
+    header,
+    print_table,
+    ratio,
     seed_range,
     temp_home,
 )
@@ -99,16 +102,14 @@ def compare(frame, catalog, seeds: list[int], validate: bool, changed: dict) -> 
             for key, _, _ in FIGURES[:6]
         ), flush=True)  # fmt: skip
     which = "validation users (holdout:0.2 training users, kfold:4)" if validate else "kfold:5"
-    print(f"\nml-latest-small, onboarding protocol, {which}, seeds {seeds}; mean ± sd over seeds")
-    print(f"{'figure':28s} {'today':>15s} {'new':>15s} {'ratio':>6s}  target")
+    print(f"\nml-latest-small, onboarding protocol, {which}, seeds {seeds}; mean ± sd over seeds\n")
+    table = []
     for key, label, target in FIGURES:
         old = np.array([r[key] for r in rows["today"]])
         new = np.array([r[key] for r in rows["new"]])
-        ratio = new.mean() / old.mean() if old.mean() else float("nan")
-        print(
-            f"{label:28s} {old.mean():8.3f} ± {old.std():.3f} {new.mean():8.3f} ± {new.std():.3f}"
-            f" {ratio:6.2f}  {target}"
-        )
+        cells = [f"{a.mean():.3f} ± {a.std():.3f}" for a in (old, new)]
+        table.append((label, *cells, ratio(new.mean(), old.mean()), target))
+    print_table(["figure", "today", "new", "ratio", "target"], table)
 
 
 def fans(catalog, ratings) -> dict[str, dict[int, float]]:
@@ -163,8 +164,12 @@ def main() -> None:
     args = parser.parse_args()
     changed: dict[str, Any] = {}
     for item in args.set:
-        key, value = item.split("=", 1)
-        changed[key] = None if value == "null" else float(value)
+        key, _, value = item.partition("=")
+        try:
+            changed[key] = None if value == "null" else float(value)
+        except ValueError:
+            parser.error(f"--set {item!r}: NAME=NUMBER or NAME=null")
+    header()
     with temp_home("movierec-picks-") as home:
         fetch_dataset("ml-latest-small", source=args.source, home=home, progress=False)
         data = load_dataset("ml-latest-small", home=home)

@@ -44,12 +44,11 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from common import percentiles, stopwatch  # bench/common.py
+from common import header, percentiles, print_table, stopwatch  # bench/common.py
 
 from movierec import models
 from movierec.data import Ratings
 
-REPO = Path(__file__).resolve().parents[1]
 #: ml-25m's shape: users and movies at 25 M ratings; smaller sizes scale them down
 ML25M_USERS, ML25M_MOVIES, ML25M_RATINGS = 162_541, 59_047, 25_000_095
 
@@ -407,11 +406,11 @@ def child_main(args: argparse.Namespace) -> None:
     print(json.dumps({**result, **shape, "load_s": load_s}))
 
 
-def print_table(rows: list[dict]) -> None:
+def print_results(rows: list[dict]) -> None:
+    """The rows (one a child run), then ours / peer per iteration, as markdown tables."""
     cols = ("size", "name", "users", "movies", "fit_s", "per_iter_s", "fit_cpu_s",
             "per_iter_cpu_s", "rss_mb", "jvm_rss_mb", "foldin_p50_ms", "foldin_p99_ms")  # fmt: skip
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "|".join("---" for _ in cols) + "|")
+    table = []
     for row in rows:
         cells = []
         for col in cols:
@@ -419,19 +418,20 @@ def print_table(rows: list[dict]) -> None:
             cells.append(f"{value:.3f}" if isinstance(value, float) else str(value))
         if "error" in row:
             cells[-1] += f" ERROR {row['error']}"
-        print("| " + " | ".join(cells) + " |")
-    print()
-    print("| size | ours / peer | per-iteration wall (ours / peer) | per-iteration CPU |")
-    print("|---|---|---|---|")
+        table.append(cells)
+    print_table(cols, table)
+    ratios = []
     for row in rows:
         ours_name = PEER_OF.get(row["name"])
         ours = [r for r in rows if r["name"] == ours_name and r["size"] == row["size"]]
         if ours and "per_iter_s" in ours[0] and "per_iter_s" in row:
-            ratio = ours[0]["per_iter_s"] / row["per_iter_s"]
             cpu = ""
             if "per_iter_cpu_s" in ours[0] and "per_iter_cpu_s" in row:
                 cpu = f"{ours[0]['per_iter_cpu_s'] / row['per_iter_cpu_s']:.2f}"
-            print(f"| {row['size']} | {ours_name} / {row['name']} | {ratio:.2f} | {cpu} |")
+            wall = f"{ours[0]['per_iter_s'] / row['per_iter_s']:.2f}"
+            ratios.append((row["size"], f"{ours_name} / {row['name']}", wall, cpu))
+    titles = ["size", "ours / peer", "per-iteration wall (ours / peer)", "per-iteration CPU"]
+    print_table(titles, ratios)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -451,8 +451,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         child_main(args)
         return
+    header(argv)
     if args.table:  # runs made in parts (one model at a time, between other work)
-        print_table(
+        print_results(
             [row for path in args.table.split(",") for row in json.loads(Path(path).read_text())]
         )
         return
@@ -469,7 +470,7 @@ def main(argv: list[str] | None = None) -> None:
             row = {"size": size, "name": name, **run_child(name, size, args)}
             print(json.dumps(row), file=sys.stderr, flush=True)
             rows.append(row)
-    print_table(rows)
+    print_results(rows)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

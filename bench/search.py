@@ -20,7 +20,6 @@ Targets (issue 8): p99 <= 10 ms at 9.7k titles and <= 30 ms at 60k.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 from collections import Counter
 from pathlib import Path
@@ -29,8 +28,9 @@ import numpy as np
 import pandas as pd
 from common import (  # bench/common.py
     default_source,
-    markdown_table,
+    header,
     percentiles,
+    print_table,
     stopwatch,
     time_calls,
 )
@@ -130,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     real = real_titles(args.source)
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    header()
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         movies = real if size <= len(real) else synthetic(real, size, rng)
@@ -141,7 +141,7 @@ def main() -> None:
             + [f"{r[k]:.2f}" for k in ("p50", "p99", "max", "cpu_p50", "cpu_p99")]
         )
     headers = ["titles", "build s", "p50 ms", "p99 ms", "max ms", "cpu p50", "cpu p99"]
-    print(markdown_table(headers, rows))
+    print_table(headers, rows)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import default_source, markdown_table, seed_range, temp_home  # noqa: E402
+from common import default_source, header, print_table, seed_range, temp_home  # noqa: E402
 
 from movierec import models  # noqa: E402
 from movierec.data import Catalog, Dataset, Ratings, fetch_dataset, load_dataset  # noqa: E402
@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--source", default=default_source())
     args = parser.parse_args(argv)
+    header(argv)
     started = time.monotonic()
     with temp_home() as home:
         fetch_dataset("ml-latest-small", source=args.source, home=home, progress=False)
@@ -240,10 +241,10 @@ def main(argv: list[str] | None = None) -> int:
                     "bounded" if bound else "none", found,
                 ])  # fmt: skip
     headers = ["seed", "attack", "mitigation", "fakes for 10 % reach", "share of users"]
-    print("\n" + markdown_table([*headers, "highest reach seen"], rows))
+    print_table([*headers, "highest reach seen"], rows)
     headers = ["seed", "obscure (ratings)", "mid-popular (ratings)", "mitigation"]
     print(f"\n{args.group} honest visitors rate both 5 stars; obscure in the similar list?\n")
-    print(markdown_table([*headers, "in top 10"], groups))
+    print_table([*headers, "in top 10"], groups)
     print(f"\n{time.monotonic() - started:.0f} s")
     return 0
 

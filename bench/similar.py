@@ -40,6 +40,8 @@ import numpy as np
 import pandas as pd
 from common import (  # bench/common.py (scripts run from bench/)
     default_source,
+    header,
+    print_table,
     seed_range,
     stopwatch,
     temp_home,
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validate", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=A/B")
     args = parser.parse_args(argv)
-    print("$ python bench/similar.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    header(argv)
     dataset, tags = load_data(args.source)
     grid = options_grid(args.set)
     results: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
@@ -241,16 +243,14 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{'users' if not args.validate else 'validation users'}: seeds "
         f"{','.join(map(str, args.seeds))}; mean over seeds (min-max)"
     )
-    header = f"| {'model':5s} | {'method':28s} | " + " | ".join(f"{c:>21s}" for c in columns)
-    header += " |"
-    print(header)
-    print("|" + "|".join("-" * len(p) for p in header.split("|")[1:-1]) + "|")
+    rows = []
     for (name, label), runs in results.items():
         cells = []
         for column in columns:
             values = np.array([r[column] for r in runs])
             cells.append(f"{values.mean():.3f} ({values.min():.3f} to {values.max():.3f})")
-        print(f"| {name:5s} | {label:28s} | " + " | ".join(f"{c:>21s}" for c in cells) + " |")
+        rows.append((name, label, *cells))
+    print_table(["model", "method", *columns], rows)
     print(f"pairs per seed: {int(np.mean([r['pairs'] for r in next(iter(results.values()))]))}")
     return 0
 

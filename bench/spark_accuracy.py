@@ -21,7 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import default_source, stopwatch, temp_home  # bench/common.py (scripts run from bench/)
+from common import (  # bench/common.py (scripts run from bench/)
+    default_source,
+    header,
+    print_table,
+    stopwatch,
+    temp_home,
+)
 
 from movierec import models
 from movierec.data import Ratings, fetch_dataset, official_folds
@@ -49,6 +55,7 @@ def main() -> None:
     parser.add_argument("--master", default=DEFAULT_MASTER)
     parser.add_argument("-p", "--param", action="append", type=parse_param, default=[])
     args = parser.parse_args()
+    header()
     params = dict(args.param)
     rows = []
     with temp_home() as home:
@@ -83,7 +90,8 @@ def main() -> None:
                 )
     table = pd.DataFrame(rows).set_index("fold")
     table.loc["mean"] = table.mean()
-    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    cells = [(fold, *(f"{v:.4f}" for v in values)) for fold, values in table.iterrows()]
+    print_table(["fold", *table.columns], cells)
     worst = table["diff"].abs().max()
     print(f"largest |spark - als| RMSE: {worst:.4f} (goal <= 0.01)")
 

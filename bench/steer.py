@@ -18,12 +18,16 @@ page alone after a warm-up (``time_calls``):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import re
 import sys
 
-from common import markdown_table, percentiles, temp_home, time_calls  # bench/common.py
-from web_latency import BENCH_RATE_LIMIT, build_app  # bench/web_latency.py
+from common import (  # bench/common.py
+    build_rated_client,
+    header,
+    latency_rows,
+    print_table,
+    time_calls,
+)
 
 from movierec.config import load_settings
 
@@ -39,19 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--model", default="ease")
     args = parser.parse_args(argv)
-    settings = dataclasses.replace(
-        load_settings(), rate_limit=BENCH_RATE_LIMIT, new_visitors_per_hour=1_000_000,
-        model=args.model,
-    )  # fmt: skip
-    with temp_home() as tmp:
-        settings = dataclasses.replace(settings, database_url=f"sqlite:///{tmp / 'bench.db'}")
-        app = build_app(settings)
-        client = app.test_client()
-        page = client.get("/").get_data(as_text=True)
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-        form = {"csrf_token": token, "year": "any"}
-        form.update({f"rating-{m}": str(s) for m, s in RATINGS.items()})
-        assert client.post("/recommendations", data=form).status_code == 303
+    header(argv)
+    with build_rated_client(load_settings(), RATINGS, model=args.model) as rated:
+        app, settings, client = rated.app, rated.settings, rated.client
         first = re.search(
             r'<li class="result" data-movie-id="(\d+)"',
             client.get("/recommendations").get_data(as_text=True),
@@ -74,18 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         for n in (5, 50):
             wall, _ = time_calls(lambda n=n: service.recommend(RATINGS, n=n), args.repeat, 5)
             rows.append((f"recommend call alone, n={n}", wall))
-        app.extensions["movierec"].store.dispose()
 
-    base = percentiles(rows[0][1], [50])[0]
-    table = []
-    for name, wall in rows:
-        p50, p99 = percentiles(wall, [50, 99])
-        table.append((name, f"{p50:.1f}", f"{p99:.1f}", f"{p50 / base:.2f}x"))
+    table = latency_rows(rows)
     print(
         f"movierec steered picks: {settings.dataset}, model {settings.model}, SQLite, "
         f"TMDB fake with warm cache, {args.repeat} requests each (wall ms)"
     )
-    print(markdown_table(["page", "p50 ms", "p99 ms", "p50 vs plain page"], table))
+    print_table(["page", "p50 ms", "p99 ms", "p50 vs plain page"], table)
     return 0
 
 

@@ -29,14 +29,19 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, default_source  # noqa: E402
+from common import (  # noqa: E402
+    REPO,
+    default_source,
+    header,
+    percentiles,
+    print_table,
+    ratio,
+    temp_home,
+)
 from load import (  # noqa: E402
     Connection,
     Level,
@@ -125,13 +130,17 @@ def workers_rss(root: int) -> str:
     return ", ".join(f"{mb:.0f} MB" for mb in sizes)
 
 
-def summary(name: str, level: Level) -> str:
-    lat = np.array(level.latencies_ms or [np.nan])
+def summary(name: str, level: Level) -> tuple[str, ...]:
+    """One row of the phases' table (``PHASE_COLUMNS``)."""
+    p50, p99 = percentiles(level.latencies_ms)
     rate = level.done / level.seconds if level.seconds else 0.0
     return (
-        f"{name:<7} {level.clients:>7} {level.done:>8} {level.errors:>6} {rate:>7.0f} "
-        f"{np.percentile(lat, 50):>7.1f} {np.percentile(lat, 99):>7.1f}"
-    )
+        name, str(level.clients), str(level.done), str(level.errors), f"{rate:.0f}",
+        f"{p50:.1f}", f"{p99:.1f}",
+    )  # fmt: skip
+
+
+PHASE_COLUMNS = ["phase", "clients", "requests", "errors", "req/s", "p50 ms", "p99 ms"]
 
 
 async def bench(args: argparse.Namespace, port: int, root: int, files: list[Path]) -> int:
@@ -148,11 +157,11 @@ async def bench(args: argparse.Namespace, port: int, root: int, files: list[Path
     print(
         f"server: {len(server_pids(root))} processes, RSS {rss:.0f} MB, PSS {pss:.0f} MB (before)"
     )
-    print(f"workers' RSS (before): {workers_rss(root)}")
-    print("phase   clients requests errors   req/s  p50 ms  p99 ms")
+    rss_before = workers_rss(root)
+    print(f"workers' RSS (before): {rss_before}")
     steady = Level("api", args.clients)
     await run_level(HOST, port, steady, many, args.seconds, payloads)
-    print(summary("steady", steady), flush=True)
+    print("  " + "  ".join(summary("steady", steady)), file=sys.stderr, flush=True)
 
     swapping = Level("api", args.clients)
     live_after: list[float] = []
@@ -163,19 +172,20 @@ async def bench(args: argparse.Namespace, port: int, root: int, files: list[Path
         run_level(HOST, port, swapping, many, seconds, payloads),
         swapper(port, cycle, target, args.swap_every, live_after, root, rss_each),
     )
-    print(summary("swaps", swapping), flush=True)
     await asyncio.sleep(3.0)  # the last requests on the old model end
     rss_after, pss_after = memory_mb(server_pids(root))
     print(f"server: RSS {rss_after:.0f} MB, PSS {pss_after:.0f} MB (after {len(live_after)} swaps)")
-    print(f"workers' RSS (after): {workers_rss(root)}")
-    ratio = np.percentile(swapping.latencies_ms, 99) / np.percentile(steady.latencies_ms, 99)
-    print(f"p99 during swaps / steady p99: {ratio:.2f}x")
-    print(
-        "each version served by every worker after (s): "
-        + ", ".join(f"{s:.1f}" for s in live_after)
-    )
-    for i, sizes in enumerate(rss_each, 1):
-        print(f"workers' RSS once swap {i} is served: {sizes}")
+    print(f"workers' RSS (after): {workers_rss(root)}\n")
+    print_table(PHASE_COLUMNS, [summary("steady", steady), summary("swaps", swapping)])
+    steady_p99 = percentiles(steady.latencies_ms, [99])[0]
+    swaps_p99 = percentiles(swapping.latencies_ms, [99])[0]
+    print(f"\np99 during swaps / steady p99: {ratio(swaps_p99, steady_p99)}\n")
+    rows = [("before", "", rss_before)]
+    rows += [
+        (str(i), f"{after:.1f}", sizes)
+        for i, (after, sizes) in enumerate(zip(live_after, rss_each, strict=True), 1)
+    ]
+    print_table(["swap", "served by every worker after s", "workers' RSS"], rows)
     failed = steady.errors + swapping.errors
     print(f"failed requests: {failed}")
     return 1 if failed or len(live_after) != args.swaps else 0
@@ -202,16 +212,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    header(argv)
     served = model_file(args.home, args.dataset, args.model)
     if not served.exists():
         print(f"bench/swap.py: no {served}; run movierec train first", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="movierec-swap-") as tmp:
-        first = Path(tmp) / "first.npz"
+    with temp_home(prefix="movierec-swap-") as tmp:
+        first = tmp / "first.npz"
         shutil.copyfile(served, first)
-        second = second_version(args.home, args.dataset, args.model, Path(tmp) / "scratch")
+        second = second_version(args.home, args.dataset, args.model, tmp / "scratch")
         port = free_port()
-        log = Path(tmp) / "server.log"
+        log = tmp / "server.log"
         server = start_server(args.home, port, args, log)
         try:
             asyncio.run(wait_ready(HOST, port, server))

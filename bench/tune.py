@@ -55,7 +55,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from common import default_source, stopwatch, temp_home  # bench/common.py (scripts run from bench/)
+from common import (  # bench/common.py (scripts run from bench/)
+    default_source,
+    header,
+    print_table,
+    stopwatch,
+    temp_home,
+)
 
 from movierec import models
 from movierec.data import Catalog, Ratings, fetch_dataset, load_dataset, official_folds
@@ -194,8 +200,9 @@ def coordinate_search(
     evaluate: Callable[[dict[str, Any]], tuple[float, float, float]],
     passes: int,
     budget: float = float("inf"),
-) -> dict[str, Any]:
-    """Best parameters found by sweeping each grid in turn from the model's defaults.
+) -> tuple[dict[str, Any], float, float]:
+    """Best parameters found by sweeping each grid in turn from the model's defaults, with
+    their validation RMSE and fit CPU seconds.
 
     Candidates whose fit takes more than ``budget`` CPU seconds are never chosen.
 
@@ -234,7 +241,7 @@ def coordinate_search(
         print(f"  {name} after pass {sweep + 1}: RMSE {best_rmse:.4f} with {best}", flush=True)
         if not improved:
             break
-    return best
+    return best, best_rmse, best_seconds
 
 
 def search(args: argparse.Namespace) -> None:
@@ -242,18 +249,19 @@ def search(args: argparse.Namespace) -> None:
     train_frame, validation = validation_split(folds[0][0])
     train = Ratings.from_frame(train_frame)
     print(f"validation split of u1.base: {len(train_frame)} train / {len(validation)} held out")
-    chosen = {}
+    rows = []
     for name in args.models:
         warm_up(name, train, validation, catalog)
-        budget = float("inf")
+        budget, peer_cell = float("inf"), ""
         if name in BUDGET_PEER:
             peer = BUDGET_PEER[name]
             rmse, _, budget = run_surprise(
                 import_surprise(), peer, train_frame, validation, cpu=True
             )
             print(f"\n{peer}: RMSE {rmse:.4f}, fit {budget:.2f} cpu s = {name}'s budget")
+            peer_cell = f"{peer} {rmse:.4f}, {budget:.2f} s"
         print(f"\n{name}: coordinate search over {sorted(GRIDS[name])}", flush=True)
-        chosen[name] = coordinate_search(
+        best, best_rmse, best_seconds = coordinate_search(
             name,
             lambda params, name=name: fit_and_score(
                 name, params, train, validation, catalog, cpu=True
@@ -261,9 +269,11 @@ def search(args: argparse.Namespace) -> None:
             args.passes,
             budget,
         )
-    print("\nchosen defaults (validation on u1.base only):")
-    for name, params in chosen.items():
-        print(f"  {name}: {params}")
+        chosen = ", ".join(f"{k}={v}" for k, v in best.items())
+        rows.append((name, peer_cell, f"`{chosen}`", f"{best_rmse:.4f}", f"{best_seconds:.2f}"))
+    print("\nchosen defaults (validation on u1.base only):\n")
+    titles = ["model", "Surprise on the split (budget)", "chosen", "validation RMSE", "fit cpu s"]
+    print_table(titles, rows)
 
 
 # -- the official folds ------------------------------------------------------------------
@@ -323,11 +333,11 @@ def check(args: argparse.Namespace) -> None:
 
     folds_label = ",".join(f"u{k}" for k in args.folds)
     print(f"\nml-100k official folds {folds_label}: mean over folds\n")
-    print(f"| {'model':<21}| {'RMSE':>7} | {'MAE':>7} | {'fit s':>7} |")
-    print(f"|{'-' * 22}|{'-' * 9}|{'-' * 9}|{'-' * 9}|")
+    rows = []
     for label in labels:
         rmse, mae, seconds = np.mean(np.array(results[label]), axis=0)
-        print(f"| {label:<21}| {rmse:7.4f} | {mae:7.4f} | {seconds:7.2f} |")
+        rows.append((label, f"{rmse:.4f}", f"{mae:.4f}", f"{seconds:.2f}"))
+    print_table(["model", "RMSE", "MAE", "fit s"], rows)
     print("\nparameters:")
     for name in args.models:
         print(f"  {name}: {models.create(name).params}")
@@ -345,6 +355,7 @@ def main(argv: list[str] | None = None) -> None:
     check_cmd.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     check_cmd.add_argument("--no-surprise", action="store_true")
     args = parser.parse_args(argv)
+    header(argv)
     search(args) if args.command == "search" else check(args)
 
 

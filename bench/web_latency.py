@@ -23,19 +23,20 @@ import random
 import re
 import statistics
 import sys
-from datetime import UTC, datetime, timedelta
 
-from common import percentiles, stopwatch, temp_home  # bench/common.py
+from common import (  # bench/common.py
+    BENCH_RATE_LIMIT,
+    build_app,
+    header,
+    percentiles,
+    print_table,
+    stopwatch,
+    temp_home,
+)
 
 from movierec.config import load_settings
-from movierec.store import repo
-from movierec.training import ensure_model
-from movierec.web import create_app
-from movierec.web.services import Recommenders
-from movierec.web.testing import FakeTmdb
 
 TARGET_P99_MS = 50.0
-BENCH_RATE_LIMIT = "1000000/minute"
 YEARS = ("old", "new", "any")
 STARS = [i / 2 for i in range(1, 11)]
 
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", default=None, help="SQLAlchemy URL (default: temp SQLite)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    header(argv)
 
     # every request comes from one address and one visitor: the default limits would
     # throttle the bench (what they cost is still measured: they are checked)
@@ -77,40 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     dialect = database.split(":", 1)[0]
     print(f"movierec web latency: {settings.dataset}, model {settings.model}, {dialect}, "
           f"TMDB fake with warm cache, {args.requests} requests")  # fmt: skip
-    report("POST /recommendations + its 303 picks page", post_ms)
-    report("GET /", get_ms)
+    rows = [
+        summary("POST /recommendations + its 303 picks page", post_ms),
+        summary("GET /", get_ms),
+    ]
+    print_table(["request", "n", "p50 ms", "p90 ms", "p99 ms", "max ms", "mean ms"], rows)
     (p99,) = percentiles(post_ms, [99])
     verdict = "met" if p99 <= TARGET_P99_MS else "MISSED"
     print(f"target p99 <= {TARGET_P99_MS:.0f} ms for the results page: {verdict}")
     return 0 if p99 <= TARGET_P99_MS else 1
-
-
-def build_app(settings):  # type: ignore[no-untyped-def]
-    """The app with its model loaded and every movie's TMDB answer cached."""
-    print(f"preparing {settings.dataset} / {settings.model} in {settings.home} ...", flush=True)
-    recommenders = Recommenders(settings, loader=lambda d, m, s: ensure_model(d, m, s))
-    if not (settings.tmdb_api_key or settings.tmdb_read_token):
-        settings = dataclasses.replace(settings, tmdb_api_key="fake-key")  # the fake TMDB's
-    fake = FakeTmdb()
-    app = create_app(
-        {
-            "SETTINGS": settings,
-            "RECOMMENDERS": recommenders,
-            "TESTING": True,
-            "SECRET_KEY": "bench",
-            "TMDB_TRANSPORT": fake,
-        }
-    )
-    services = app.extensions["movierec"]
-    services.recommender()
-    catalog = services.recommenders.catalog
-    expires = datetime.now(UTC) + timedelta(days=1)
-    with services.store.session() as db:
-        for tmdb_id in catalog.frame["tmdb_id"].dropna().astype(int).unique():
-            info = services.tmdb.client.movie_info(int(tmdb_id))
-            repo.cache_put(db, int(tmdb_id), info.to_payload(), expires)
-    fake.calls.clear()
-    return app
 
 
 def one_request(app, client, rng: random.Random) -> float:  # type: ignore[no-untyped-def]
@@ -132,12 +109,11 @@ def one_request(app, client, rng: random.Random) -> float:  # type: ignore[no-un
     return watch.wall_ms
 
 
-def report(name: str, ms: list[float]) -> None:
+def summary(name: str, ms: list[float]) -> tuple[str, ...]:
+    """One table row: ``name``, count, p50 / p90 / p99 / max / mean milliseconds."""
     p50, p90, p99 = percentiles(ms, [50, 90, 99])
-    print(
-        f"{name:<22} n={len(ms):<4} p50 {p50:6.1f} ms   p90 {p90:6.1f} ms   p99 {p99:6.1f} ms"
-        f"   max {max(ms):6.1f} ms   mean {statistics.fmean(ms):6.1f} ms"
-    )
+    figures = (p50, p90, p99, max(ms), statistics.fmean(ms))
+    return (name, str(len(ms)), *(f"{v:.1f}" for v in figures))
 
 
 if __name__ == "__main__":
