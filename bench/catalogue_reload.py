@@ -20,17 +20,22 @@ runs; the load average is printed with them.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import default_source  # noqa: E402
+from common import (  # noqa: E402
+    default_source,
+    header,
+    markdown_table,
+    ratio,
+    stopwatch,
+    temp_home,
+)
 
 from movierec.config import load_settings  # noqa: E402
 from movierec.data import fetch_dataset  # noqa: E402
@@ -47,9 +52,9 @@ def cpu_ms(action: Callable[[], object], repeat: int) -> float:
     """Median thread CPU milliseconds of ``action()`` over ``repeat`` runs."""
     times = []
     for _ in range(repeat):
-        start = time.thread_time()
-        action()
-        times.append((time.thread_time() - start) * 1000)
+        with stopwatch(time.thread_time) as watch:
+            action()
+        times.append(watch.cpu_ms)
     return statistics.median(times)
 
 
@@ -59,10 +64,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--source", default=default_source())
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        data_home = Path(tmp) / "data-home"
+    header()
+    with temp_home() as tmp:
+        data_home = tmp / "data-home"
         fetch_dataset(DATASET, source=args.source, home=data_home, progress=False)
-        home = Path(tmp) / "home"
+        home = tmp / "home"
         prepare_home(home, data_home, DATASET)  # quick svd, nmf, popular
         settings = load_settings({"MOVIEREC_HOME": str(home), "MOVIEREC_DATASET": DATASET,
                                   "MOVIEREC_MODEL": "svd"})  # fmt: skip
@@ -93,18 +99,24 @@ def main() -> None:
             rebuilds.append(cpu_ms(lambda c=catalog: CatalogueExtras(c, folder, None, extras), 1))
         after = cpu_ms(lambda: recommenders.get("svd").recommend(visitor, n=5), args.repeat * 4)
         picks = recommenders.get("svd").recommend(visitor, n=5).items
-    load = os.getloadavg()[0]
-    print(f"{DATASET}, {len(base):,} movies + {recommenders.catalog.n_added} added; "
-          f"models {', '.join(recommenders.loaded)}; load average {load:.1f}")  # fmt: skip
-    print(f"look before a request, unchanged file: {throttled:.2f} us throttled, "
-          f"{looked:.2f} us with the stat")  # fmt: skip
-    print(f"reload after an add (catalogue + {len(recommenders.loaded)} services): "
-          f"{statistics.median(reloads):.0f} ms CPU")  # fmt: skip
-    print(f"search extras for the new catalogue: {statistics.median(rebuilds):.0f} ms CPU, "
-          f"against {first_extras:.0f} ms built the first time "
-          f"({statistics.median(rebuilds) / first_extras:.2f}x)")  # fmt: skip
-    print(f"recommend (5 picks): {before:.2f} ms before, {after:.2f} ms with the added movies "
-          f"({after / before:.2f}x); last pick: {picks[-1].reason}")  # fmt: skip
+    reload, rebuild = statistics.median(reloads), statistics.median(rebuilds)
+    n_added = recommenders.catalog.n_added
+    services = len(recommenders.loaded)
+    rows = [
+        ("the look before a request, file unchanged: throttled (no `stat`)",
+         f"{throttled:.2f} us", "", ""),
+        ("the same when it `stat`s the file", f"{looked:.2f} us", "", ""),
+        (f"reload after an add: catalogue + {services} recommend services",
+         f"{reload:.0f} ms", "", ""),
+        ("search extras (index, import matcher) for the new catalogue", f"{rebuild:.0f} ms",
+         f"built the first time: {first_extras:.0f} ms", ratio(rebuild, first_extras)),
+        (f"one recommendation, 5 picks, with {n_added} added movies", f"{after:.2f} ms",
+         f"none added: {before:.2f} ms", ratio(after, before)),
+    ]  # fmt: skip
+    print(f"{DATASET}, {len(base):,} movies + {n_added} added; models "
+          f"{', '.join(recommenders.loaded)}; thread CPU, medians")  # fmt: skip
+    print(markdown_table(["what", "CPU", "against", "ratio"], rows))
+    print(f"last pick: {picks[-1].reason}")
 
 
 if __name__ == "__main__":
