@@ -14,13 +14,10 @@ requests a minute) are raised for this server, as an operator testing their site
 
 from __future__ import annotations
 
-import http.client
-import json
 import random
 import re
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -30,7 +27,13 @@ from pathlib import Path
 import pytest
 
 from movierec.data import load_dataset
-from movierec.web.testing import ServeProcess, serve_env, serve_process
+from movierec.web.testing import (
+    BackgroundLoad,
+    ServeProcess,
+    request_json,
+    serve_env,
+    serve_process,
+)
 
 DATASET = "ml-latest-small"
 VISITORS = 40
@@ -74,61 +77,13 @@ class Visitor:
             assert "You gave" in done.read().decode()
 
 
-class Load:
-    """API clients asking for the model in use and for recommendations until stopped; each
-    request on a fresh connection, so every worker gets some. Counts what failed."""
-
-    def __init__(self, port: int, ratings: dict[str, float]) -> None:
-        self.port, self.ratings = port, ratings
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.done = 0
-        self.failed: list[str] = []
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(LOAD_CLIENTS)]
-
-    def request(self, method: str, path: str, body: dict | None = None) -> dict:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            payload = json.dumps(body) if body is not None else None
-            headers = {"Content-Type": "application/json"} if body is not None else {}
-            conn.request(method, path, payload, headers)
-            answer = conn.getresponse()
-            text = answer.read()
-            if answer.status != 200:
-                raise AssertionError(f"{method} {path}: {answer.status} {text[:200]!r}")
-            return json.loads(text)
-        finally:
-            conn.close()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                self.request("GET", "/api/v1/model")
-                self.request("POST", "/api/v1/recommendations", {"ratings": self.ratings})
-                with self.lock:
-                    self.done += 2
-            except Exception as exc:  # every failure counts, whatever its kind
-                with self.lock:
-                    self.failed.append(f"{type(exc).__name__}: {exc}")
-
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
-
-
-def versions_seen(server: ServeProcess, load: Load, asks: int) -> set[str]:
+def versions_seen(server: ServeProcess, asks: int) -> set[str]:
     """The versions ``asks`` fresh connections were answered with (spread over workers)."""
-    return {load.request("GET", "/api/v1/model")["version"] for _ in range(asks)}
+    return {request_json(server.port, "GET", "/api/v1/model")["version"] for _ in range(asks)}
 
 
-def similar_to(load: Load, movie_id: int) -> list[int]:
-    answer = load.request("GET", f"/api/v1/movies/{movie_id}/similar?n=10")
+def similar_to(server: ServeProcess, movie_id: int) -> list[int]:
+    answer = request_json(server.port, "GET", f"/api/v1/movies/{movie_id}/similar?n=10")
     return [m["movieId"] for m in answer["movies"]]
 
 
@@ -158,10 +113,14 @@ def test_visitors_ratings_train_the_next_model_which_goes_live_without_a_restart
                 visitor.rate(movie_id, rng.choice([2.0, 3.0, 3.5, 4.0, 4.5, 5.0]))
 
         asked = {str(middle): 5.0, str(popular[0]): 4.0}
-        with Load(server.port, asked) as load:
-            before = versions_seen(server, load, 10)
+        requests = [
+            ("GET", "/api/v1/model", None),
+            ("POST", "/api/v1/recommendations", {"ratings": asked}),
+        ]
+        with BackgroundLoad(server.port, requests, clients=LOAD_CLIENTS) as load:
+            before = versions_seen(server, 10)
             assert len(before) == 1, before
-            assert obscure not in similar_to(load, middle)  # 2 ratings: never offered
+            assert obscure not in similar_to(server, middle)  # 2 ratings: never offered
 
             trained = subprocess.run(
                 [sys.executable, "-m", "movierec.cli", "train", "--with-visitors"],
@@ -175,12 +134,12 @@ def test_visitors_ratings_train_the_next_model_which_goes_live_without_a_restart
 
             deadline = time.monotonic() + SWAP_WITHIN
             while True:
-                now = versions_seen(server, load, 10)
+                now = versions_seen(server, 10)
                 if len(now) == 1 and now != before:
                     break
                 assert time.monotonic() < deadline, f"still {now}:\n{server.log.read_text()}"
                 time.sleep(1.0)
-            answer = load.request("GET", "/api/v1/model")
+            answer = request_json(server.port, "GET", "/api/v1/model")
             time.sleep(2.0)  # load goes on after the swap too
         assert load.failed == [], load.failed[:5]
         assert load.done > 0
@@ -188,5 +147,5 @@ def test_visitors_ratings_train_the_next_model_which_goes_live_without_a_restart
         assert answer["trained_on"]["visitors"] == VISITORS
         assert answer["last_training"]["outcome"] == "saved"
         assert answer["last_training"]["version"] == answer["version"]
-        assert obscure in similar_to(load, middle)
+        assert obscure in similar_to(server, middle)
     assert "Traceback" not in server.log.read_text()

@@ -7,11 +7,14 @@
   quickly trained models, so an app starts in about a second.
 - :func:`serve_process`: a real ``movierec serve`` subprocess on a free loopback port,
   waited for until it answers and stopped with SIGTERM.
+- :func:`request_json` and :class:`BackgroundLoad`: JSON requests to such a server, one
+  at a time or from client threads for as long as a ``with`` block lasts.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -19,11 +22,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlparse
 
 from movierec import models
@@ -198,7 +201,8 @@ def free_port() -> int:
     """A loopback TCP port nothing listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
 def serve_env(**settings: str) -> dict[str, str]:
@@ -213,7 +217,7 @@ def serve_env(**settings: str) -> dict[str, str]:
 class ServeProcess:
     """A running ``movierec serve`` subprocess: its process, port and log file."""
 
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     port: int
     log: Path
 
@@ -276,6 +280,84 @@ def _serve_command(port: int) -> list[str]:
     return [sys.executable, "-m", "movierec.cli", "serve", "--port", str(port)]
 
 
+def request_json(port: int, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
+    """One request to ``127.0.0.1:port`` on a fresh connection (so a server's workers each
+    get some); ``body``, if not None, is sent as JSON. The answer's JSON; a status other
+    than 200 raises :class:`AssertionError` with the first 200 bytes of the answer."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        payload = json.dumps(body) if body is not None else None
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        conn.request(method, path, payload, headers)
+        answer = conn.getresponse()
+        text = answer.read()
+        if answer.status != 200:
+            raise AssertionError(f"{method} {path}: {answer.status} {text[:200]!r}")
+        return json.loads(text)
+    finally:
+        conn.close()
+
+
+#: one request of :class:`BackgroundLoad`: (method, path, JSON body or None)
+LoadRequest = tuple[str, str, Any]
+
+
+class BackgroundLoad:
+    """``clients`` threads sending ``requests`` in turn with :func:`request_json` to
+    ``127.0.0.1:port``, from entering the ``with`` block until leaving it; leaving waits
+    up to ``join_timeout`` seconds for each thread's request in flight to end.
+
+    ``done`` counts the requests answered 200; ``failed`` says what went wrong with each
+    other one (a status other than 200 or any exception: refused, reset, timed out), and
+    names a client still running after ``join_timeout``.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        requests: Sequence[LoadRequest],
+        clients: int = 4,
+        join_timeout: float = 60.0,
+    ) -> None:
+        if not requests or clients < 1:
+            raise ValueError("a load needs at least one request and one client")
+        self.port = port
+        self.requests = list(requests)
+        self.join_timeout = join_timeout
+        self.done = 0
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"load-{k}", daemon=True)
+            for k in range(clients)
+        ]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for method, path, body in self.requests:
+                try:
+                    request_json(self.port, method, path, body)
+                except Exception as exc:  # every failure counts, whatever its kind
+                    with self._lock:
+                        self.failed.append(f"{type(exc).__name__}: {exc}")
+                else:
+                    with self._lock:
+                        self.done += 1
+
+    def __enter__(self) -> Self:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.join_timeout)
+            if thread.is_alive():
+                self.failed.append(f"{thread.name} still running after {self.join_timeout} s")
+
+
 @contextmanager
 def fake_tmdb_server(fake: FakeTmdb | None = None) -> Iterator[str]:
     """A threaded HTTP server on loopback answering like TMDB's v3 API from ``fake``
@@ -283,7 +365,6 @@ def fake_tmdb_server(fake: FakeTmdb | None = None) -> Iterator[str]:
     from their own endpoint); yields the base URL for ``MOVIEREC_TMDB_URL``
     (``http://127.0.0.1:<port>/3``). A request without ``api_key`` or a bearer token
     answers 401, as TMDB does."""
-    import json
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from urllib.parse import parse_qsl
 
