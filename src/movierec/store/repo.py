@@ -8,10 +8,20 @@ PostgreSQL, so concurrent requests never lose or duplicate a row.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import (
+    Table,
+    delete,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from movierec.errors import RatingsFull
@@ -47,28 +57,78 @@ def touch_visitor(session: Session, visitor_id: str, when: datetime | None = Non
     session.connection().execute(stmt)
 
 
-def note_visit(
-    session: Session, visitor_id: str, every: timedelta, when: datetime | None = None
-) -> bool:
-    """Move a known visitor's ``last_seen`` to ``when`` (default now) if it is older than
-    ``when - every``; True if it was written.
+class VisitorRow(NamedTuple):
+    """What a request needs of a known visitor's own row (one primary-key read)."""
 
-    One primary-key read, and an ``UPDATE`` only when the stored time is stale, so a
-    visitor browsing many pages costs one write per ``every``; an unknown id is never
-    created. The ``UPDATE`` repeats the staleness test, so two requests racing write once.
+    last_seen: datetime
+    region: str | None
+    services: list[int] | None
+
+
+def visitor_row(session: Session, visitor_id: str) -> VisitorRow | None:
+    """The visitor's row, or None for an id the store does not know.
+
+    A Core statement on the table (no ORM identity map or unit of work to build): it runs
+    before every page a visitor sees, so its cost is every page's cost.
     """
-    when = when or utcnow()
-    stale = when - every
-    last_seen = session.scalar(select(Visitor.last_seen).where(Visitor.id == visitor_id))
-    if last_seen is None or last_seen >= stale:
-        return False
-    stmt = (
-        update(Visitor)
-        .where(Visitor.id == visitor_id, Visitor.last_seen < stale)
-        .values(last_seen=when)
-        .execution_options(synchronize_session=False)
+    table = _table(Visitor)
+    stmt = select(table.c.last_seen, table.c.region, table.c.services).where(
+        table.c.id == visitor_id
     )
-    return bool(_rowcount(session.execute(stmt)))
+    row = session.connection().execute(stmt).first()
+    if row is None:
+        return None
+    services = row.services if isinstance(row.services, list) else None
+    chosen = [int(s) for s in services] if services is not None else None
+    return VisitorRow(row.last_seen, row.region, chosen)
+
+
+def move_last_seen(session: Session, visitor_id: str, when: datetime, stale: datetime) -> bool:
+    """Set ``last_seen`` to ``when`` if it is older than ``stale``; True if written (the
+    ``WHERE`` repeats the test, so two requests racing write once)."""
+    table = _table(Visitor)
+    stmt = (
+        update(table)
+        .where(table.c.id == visitor_id, table.c.last_seen < stale)
+        .values(last_seen=when)
+    )
+    return bool(_rowcount(session.connection().execute(stmt)))
+
+
+class VisitorLists(NamedTuple):
+    """A visitor's ratings (``{movieId: stars}``, most recently rated first), hidden
+    movies and watchlist, as the picks pages need them together."""
+
+    ratings: dict[int, float]
+    hidden: set[int]
+    watchlist: set[int]
+
+
+def visitor_lists(session: Session, visitor_id: str) -> VisitorLists:
+    """The visitor's ratings, hidden movies and watchlist in one round trip (a
+    ``UNION ALL`` of three primary-key range reads), where three reads cost three."""
+    ratings, hidden, watch = _table(Rating), _table(HiddenMovie), _table(WatchlistEntry)
+    kind = literal_column("0").label("kind")
+    stmt = union_all(
+        select(kind, ratings.c.movie_id, ratings.c.stars, ratings.c.rated_at).where(
+            ratings.c.visitor_id == visitor_id
+        ),
+        select(literal_column("1"), hidden.c.movie_id, null(), null()).where(
+            hidden.c.visitor_id == visitor_id
+        ),
+        select(literal_column("2"), watch.c.movie_id, null(), null()).where(
+            watch.c.visitor_id == visitor_id
+        ),
+    ).order_by(  # the order visitor_ratings gives: newest first, then by movie id
+        literal_column("kind"), literal_column("rated_at").desc(), literal_column("movie_id")
+    )
+    lists = VisitorLists({}, set(), set())
+    for kind_of, movie_id, stars, _rated_at in session.connection().execute(stmt):
+        if kind_of == 0:
+            lists.ratings[int(movie_id)] = float(stars)
+        else:
+            (lists.hidden if kind_of == 1 else lists.watchlist).add(int(movie_id))
+    return lists
 
 
 def upsert_ratings(

@@ -8,6 +8,11 @@ A known visitor's visits keep them remembered: :func:`note_visit` runs before ev
 that shows or changes their data and moves their ``last_seen`` forward (at most once per
 ``LAST_SEEN_EVERY``), so the retention rule forgets only visitors who stopped coming,
 not those who only read their picks, movie pages or ratings.
+
+Each request reads a visitor's row at most once and their ratings, hidden movies and
+watchlist at most once (one ``UNION ALL``), keeping both on :data:`flask.g`: a picks page
+used to read the same rows seven times over. A write in the request forgets the lists
+(:func:`forget_lists`), so a later read in that request sees it.
 """
 
 from __future__ import annotations
@@ -17,12 +22,12 @@ from contextlib import closing
 from datetime import timedelta
 from typing import Literal, overload
 
-from flask import request, session
+from flask import g, request, session
 from sqlalchemy.orm import Session
 
 from movierec.store import repo
 from movierec.store.outage import is_unavailable
-from movierec.store.schema import Visitor
+from movierec.store.schema import utcnow
 from movierec.web.limits import count_new_visitor
 from movierec.web.services import get_services
 
@@ -47,7 +52,7 @@ def visitor_id(db: Session, create: bool = False) -> str | None:
     (``MOVIEREC_NEW_VISITORS_PER_HOUR``); past it, :class:`TooManyNewVisitors` (a 429)
     before anything is stored."""
     visitor = session.get("visitor")
-    if not isinstance(visitor, str) or db.get(Visitor, visitor) is None:
+    if not isinstance(visitor, str) or known_row(db, visitor) is None:
         visitor = None
     if visitor is None and create:
         count_new_visitor()
@@ -57,12 +62,40 @@ def visitor_id(db: Session, create: bool = False) -> str | None:
     return visitor
 
 
+def known_row(db: Session, visitor: str) -> repo.VisitorRow | None:
+    """The stored row of ``visitor`` (None if unknown), read once per request."""
+    cached: tuple[str, repo.VisitorRow | None] | None = g.get("visitor_row")
+    if cached is None or cached[0] != visitor:
+        cached = (visitor, repo.visitor_row(db, visitor))
+        g.visitor_row = cached
+    return cached[1]
+
+
+def visitor_lists(db: Session) -> repo.VisitorLists:
+    """The cookie visitor's ratings, hidden movies and watchlist (all empty without a
+    known visitor), read once per request; callers must not change what they get."""
+    visitor = session.get("visitor")
+    cached: tuple[str, repo.VisitorLists] | None = g.get("visitor_lists")
+    if not isinstance(visitor, str):
+        return repo.VisitorLists({}, set(), set())
+    if cached is None or cached[0] != visitor:
+        cached = (visitor, repo.visitor_lists(db, visitor))
+        g.visitor_lists = cached
+    return cached[1]
+
+
+def forget_lists() -> None:
+    """After a write to the visitor's ratings, hidden movies or watchlist."""
+    g.pop("visitor_lists", None)
+
+
 def note_visit() -> None:
     """Before-request hook: the cookie's known visitor was seen now (see the module).
 
     Nothing for other blueprints, without a visitor id in the cookie, or for an id the
-    store does not know (it is not created). The write has its own short session; a
-    database outage skips it (counted in the outage log) and the page answers as it can.
+    store does not know (it is not created). The row read here serves the whole request
+    (:func:`known_row`). The write has its own short session; a database outage skips it
+    (counted in the outage log) and the page answers as it can.
     """
     if request.blueprint not in VISITOR_BLUEPRINTS:
         return
@@ -72,11 +105,18 @@ def note_visit() -> None:
     store = get_services().store
     try:
         with closing(store.sessionmaker()) as db:
-            if repo.note_visit(db, visitor, LAST_SEEN_EVERY):
+            row = repo.visitor_row(db, visitor)
+            when = utcnow()
+            stale = when - LAST_SEEN_EVERY
+            stale_row = row is not None and row.last_seen < stale
+            if row is not None and stale_row and repo.move_last_seen(db, visitor, when, stale):
                 db.commit()
+                row = row._replace(last_seen=when)
             # else closed without a commit: a read that works while writes fail (SQLite
             # locked) must not tell the outage log that the database is back
     except Exception as exc:
         if not is_unavailable(exc):
             raise
         store.outage.failed(exc, request=False)
+        return
+    g.visitor_row = (visitor, row)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from flask import session
 from sqlalchemy.orm import Session
 
 from movierec.errors import InvalidInput, quoted
@@ -33,6 +34,7 @@ from movierec.store import repo
 from movierec.web import metrics
 from movierec.web.catalogue import get_catalogue
 from movierec.web.services import Services
+from movierec.web.visitor import forget_lists, visitor_lists
 
 #: picks on the results page by default, and the most "show more" reaches
 DEFAULT_PICKS = 5
@@ -136,6 +138,7 @@ class Visits:
         cap = self.services.settings.max_ratings_per_visitor
         repo.upsert_ratings(db, visitor, {m: s for m, s in stars.items() if s > 0}, cap=cap)
         db.commit()
+        forget_lists()
 
     def hide(self, db: Session, visitor: str, movie_id: int) -> None:
         """Mark ``movie_id`` "not interested" for ``visitor``; one commit."""
@@ -143,6 +146,7 @@ class Visits:
             raise InvalidInput(f"unknown movie {movie_id}", field="movie_id")
         repo.hide_movie(db, visitor, movie_id)
         db.commit()
+        forget_lists()
 
     def unhide(self, db: Session, visitor: str, movie_id: int) -> bool:
         """Undo "not interested" in ``movie_id``; one commit. True if it was hidden."""
@@ -150,6 +154,7 @@ class Visits:
             raise InvalidInput(f"unknown movie {movie_id}", field="movie_id")
         was = repo.unhide_movie(db, visitor, movie_id)
         db.commit()
+        forget_lists()
         return was
 
     def hidden(self, db: Session, visitor: str | None) -> list[tuple[int, datetime]]:
@@ -161,7 +166,17 @@ class Visits:
 
     def stored_ratings(self, db: Session, visitor: str | None) -> dict[int, float]:
         """The visitor's stored ratings of catalogue movies (none without a visitor)."""
-        return self.known(repo.visitor_ratings(db, visitor)) if visitor else {}
+        return self.known(self.lists(db, visitor).ratings)
+
+    @staticmethod
+    def lists(db: Session, visitor: str | None) -> repo.VisitorLists:
+        """The visitor's ratings, hidden movies and watchlist (the cookie visitor's are
+        read once per request: :func:`movierec.web.visitor.visitor_lists`)."""
+        if not visitor:
+            return repo.VisitorLists({}, set(), set())
+        if visitor == session.get("visitor"):
+            return visitor_lists(db)
+        return repo.visitor_lists(db, visitor)
 
     def picks(
         self,
@@ -188,9 +203,9 @@ class Visits:
         watchlist: set[int] = set()
         pages = ratings is None
         if ratings is None:
-            ratings = self.stored_ratings(db, visitor)
-            hidden = repo.hidden_movies(db, visitor) if visitor else set()
-            watchlist = repo.watchlist_ids(db, visitor) if visitor else set()
+            lists = self.lists(db, visitor)
+            ratings = self.known(lists.ratings)
+            hidden, watchlist = lists.hidden, lists.watchlist
             db.commit()  # nothing held open while the model ranks
         service = self.services.recommender(query.model)
         n = max(query.n, NARROW_POOL) if narrow else query.n
@@ -232,8 +247,9 @@ class Visits:
         first; None without a watchlist or ratings. Nothing is recorded."""
         if not visitor:
             return None
-        ratings = self.stored_ratings(db, visitor)
-        chosen = repo.watchlist_ids(db, visitor) - repo.hidden_movies(db, visitor)
+        lists = self.lists(db, visitor)
+        ratings = self.known(lists.ratings)
+        chosen = lists.watchlist - lists.hidden
         db.commit()
         if not chosen or not ratings:
             return None

@@ -59,7 +59,7 @@ from movierec.web.cards import info_for, movie_card, tmdb_ids
 from movierec.web.catalogue import get_catalogue
 from movierec.web.redirects import safe_next
 from movierec.web.services import Services, get_services
-from movierec.web.visitor import visitor_id
+from movierec.web.visitor import forget_lists, known_row, visitor_id, visitor_lists
 
 bp = Blueprint("watchlist", __name__)
 
@@ -112,8 +112,9 @@ def watch_context(db: Session | None = None) -> WatchContext:
     visitor = session.get("visitor")
     chosen = repo.WatchSettings(None, None)
     if isinstance(visitor, str):
-        db = db or services.store.scoped
-        chosen = repo.watch_settings(db, visitor)
+        row = known_row(db or services.store.scoped, visitor)
+        if row is not None:
+            chosen = repo.WatchSettings(row.region, row.services)
     browser = region_from_languages(lang for lang, _q in request.accept_languages)
     if chosen.region:
         region, source = chosen.region, "visitor"
@@ -188,14 +189,7 @@ def on_my_services(services: Services, context: WatchContext) -> tuple[Narrow, d
 
 def watchlist_ids() -> set[int]:
     """This request's visitor's watchlist (read once per request; empty without one)."""
-    found = g.get("watchlist_ids")
-    if found is None:
-        visitor = session.get("visitor")
-        found = set()
-        if isinstance(visitor, str):
-            found = repo.watchlist_ids(get_services().store.scoped, visitor)
-        g.watchlist_ids = found
-    return found
+    return visitor_lists(get_services().store.scoped).watchlist
 
 
 def on_watchlist(movie_id: int) -> bool:
@@ -247,6 +241,7 @@ def _change(add: bool) -> ResponseReturnValue:
             have.discard(movie.movie_id)
         count = len(have)
         db.commit()
+        forget_lists()
     message = (
         f"{movie.display_title} is on your watchlist."
         if add
@@ -434,6 +429,7 @@ def import_file() -> Any:
         by_date.setdefault(result.added[movie_id] or now, []).append(movie_id)
     added = sum(repo.add_to_watchlist(db, visitor, ids, when=when) for when, ids in by_date.items())
     db.commit()
+    forget_lists()
     parts = [f"Read {result.rows} row{'s' if result.rows != 1 else ''}: added {added}"]
     if result.detected:
         parts[0] = f"Read as {READ_AS[result.format]} (its header says so). " + parts[0]
