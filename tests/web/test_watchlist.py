@@ -342,6 +342,31 @@ def test_on_my_services_survives_show_more_and_the_genre_form(watch_client):
     assert re.search(r'href="/recommendations\?[^"]*on=mine[^"]*#rank-6"', html)
 
 
+def test_on_my_services_survives_not_interested_seen_it_and_more_like_this(watch_client):
+    submit(watch_client, LIKES)
+    token = csrf_token(watch_client.get("/where-to-watch").get_data(as_text=True))
+    watch_client.post("/where-to-watch", data={"csrf_token": token, "service": ["8", "337"]})
+    html = watch_client.get("/recommendations?on=mine").get_data(as_text=True)
+    hide_form = re.search(r'<form[^>]*class="hide-form".*?</form>', html, re.S).group(0)
+    assert 'name="on" value="mine"' in hide_form
+    seen_form = re.search(r'<form[^>]*class="seen-form".*?</form>', html, re.S).group(0)
+    assert 'name="on" value="mine"' in seen_form
+    assert re.search(r'href="/recommendations\?like=\d+[^"]*on=mine[^"]*" data-more-like', html)
+    pick = int(re.search(r'name="movie_id" value="(\d+)"', hide_form).group(1))
+    fields = {"csrf_token": csrf_token(html), "movie_id": pick, "rank": "1", "year": "any"}
+    hidden = watch_client.post("/recommendations/hide", data={**fields, "on": "mine"})
+    assert hidden.status_code == 303 and "on=mine" in hidden.headers["Location"]
+    undo = watch_client.post("/recommendations/unhide", data={**fields, "on": "mine"})
+    assert undo.status_code == 303 and "on=mine" in undo.headers["Location"]
+    seen = {"csrf_token": fields["csrf_token"], "seen": pick, f"rating-{pick}": "4", "on": "mine"}
+    rated = watch_client.post("/recommendations", data=seen)
+    assert rated.status_code == 303 and "on=mine" in rated.headers["Location"]
+    plain = watch_client.post("/recommendations/hide", data=fields)  # "on" left out: all picks
+    assert plain.status_code == 303 and "on=" not in plain.headers["Location"]
+    bad = watch_client.post("/recommendations/unhide", data={**fields, "on": "theirs"})
+    assert bad.status_code == 400
+
+
 def test_a_full_watchlist_refuses_more_and_an_import_says_what_it_left_out(client, monkeypatch):
     monkeypatch.setattr("movierec.web.watchlist.MAX_WATCHLIST", 2)
     add(client, 6)

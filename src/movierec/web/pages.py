@@ -35,6 +35,7 @@ from typing import Any
 from flask import (
     Blueprint,
     flash,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -60,7 +61,7 @@ from movierec.web.cards import (
     tmdb_ids,
 )
 from movierec.web.services import MODEL_HELP, MODEL_LABELS, Services, get_services
-from movierec.web.visitor import visitor_id
+from movierec.web.visitor import visitor_id, visitor_lists
 from movierec.web.visits import DEFAULT_PICKS, MAX_PICKS, PICKS_STEP, Picks, PicksQuery, Visits
 from movierec.web.watchlist import on_my_services, watch_context, watch_summary
 
@@ -91,7 +92,27 @@ def _template_globals(state: BlueprintSetupState) -> None:
         year_choices=YEAR_CHOICES,
         model_labels=MODEL_LABELS,
         model_help=MODEL_HELP,
+        form_urls=form_urls,
     )
+
+
+#: the forms every pick card posts to, by the names the macros use
+FORM_ENDPOINTS = {
+    "submit": "pages.submit",
+    "hide": "pages.hide",
+    "unhide": "pages.unhide",
+    "watch_add": "watchlist.add",
+    "watch_remove": "watchlist.remove",
+}
+
+
+def form_urls() -> dict[str, str]:
+    """The pick cards' form actions, built once per request: a page of picks used to
+    build the same five URLs some forty times (``url_for`` is a route-map build each)."""
+    found: dict[str, str] | None = g.get("form_urls")
+    if found is None:
+        found = g.form_urls = {key: url_for(name) for key, name in FORM_ENDPOINTS.items()}
+    return found
 
 
 @bp.get("/")
@@ -184,9 +205,7 @@ def results() -> tuple[str, int] | str:
     )
     db = services.store.scoped
     visitor = visitor_id(db)
-    on = request.args.get("on", "")
-    if on not in ("", "mine"):
-        raise InvalidInput(f"on must be mine or left out, got {quoted(on)}", field="on")
+    on = _on_choice(request.args.get("on"))
     watch = watch_context(db)
     narrow, checked = None, {"unchecked": 0}
     if on == "mine" and watch.configured and watch.services:
@@ -274,6 +293,13 @@ def _pick_notice(
     ``error``: the card's "Seen it? Rate it" stays open."""
     place = _rank(rank)
     session[NOTICE_KEY] = {"rank": place, "text": text, "undo": undo, "error": error}
+
+
+def _on_choice(on: str | None) -> str:
+    """``on``: "mine" (only picks on the visitor's services) or left out (""), else 400."""
+    if on in (None, "", "mine"):
+        return on or ""
+    raise InvalidInput(f"on must be mine or left out, got {quoted(on)}", field="on")
 
 
 def _rank(rank: str | None) -> int | None:
@@ -366,6 +392,8 @@ def _to_picks(services: Services, query: PicksQuery, rank: str | None = None) ->
         args["genre"] = query.genre
     if query.like is not None:
         args["like"] = query.like
+    if _on_choice(request.form.get("on")):  # "on my services" stays on after a card's form
+        args["on"] = "mine"
     place = _rank(rank)
     anchor = f"rank-{place}" if place is not None else "picks"
     return redirect(url_for("pages.results", **args, _anchor=anchor), code=303)
@@ -403,8 +431,7 @@ def _movie_id(value: str) -> int:
 
 
 def _stored_ratings(db: Session) -> dict[int, float]:
-    visitor = session.get("visitor")
-    return repo.visitor_ratings(db, visitor) if visitor else {}
+    return visitor_lists(db).ratings
 
 
 def _known(services: Services, ratings: Mapping[int, float]) -> dict[int, float]:
