@@ -15,6 +15,9 @@ it registers the blueprint.
 
 from __future__ import annotations
 
+import logging
+import math
+from pathlib import Path
 from typing import Any, Literal
 
 from flask import request
@@ -22,11 +25,13 @@ from pydantic import Field
 
 from movierec.inputs import validated
 from movierec.training import read_training_record
-from movierec.web.api import app_requests, bp
-from movierec.web.schemas import Operation, Strict, documented
+from movierec.web.api import bp
+from movierec.web.schemas import Operation, Strict, documented, model_query
 from movierec.web.services import get_services
 
 __all__ = ["model_in_use"]
+
+log = logging.getLogger(__name__)
 
 #: figures of a training record the answer repeats (the record may hold more)
 TRAINING_FIGURES = ("seconds", "ratings", "dataset_users", "visitors", "rmse", "mean_rmse")
@@ -86,11 +91,12 @@ class ModelInfo(Strict):
 def model_in_use() -> dict[str, Any]:
     """What this process serves for ``model`` (default: the default model)."""
     services = get_services()
-    query: Any = validated(app_requests(services).model_query, request.args.to_dict(), "parameter")
+    # the served names only: app_requests would wait for the onboarding index
+    query_model = model_query(tuple(services.model_choices))
+    query: Any = validated(query_model, request.args.to_dict(), "parameter")
     name = services.model_name(query.model)
     model = services.recommender(name).model
     version, training = model.version, model.training
-    record = read_training_record(services.recommenders.path(name))
     return {
         "name": name,
         "dataset": services.settings.dataset,
@@ -98,16 +104,41 @@ def model_in_use() -> dict[str, Any]:
         "content_hash": version.content_hash if version else None,
         "trained_at": version.trained_at if version else None,
         "trained_on": {
-            key: training.get(key) if isinstance(training.get(key), int) else None
+            key: _figure(training.get(key), whole=True)
             for key in ("ratings", "dataset_users", "visitors")
         },
-        "last_training": _last_training(record),
+        "last_training": _last_training(_record(services.recommenders.path(name))),
         "checks_every_seconds": services.settings.model_check_every,
     }
 
 
+def _record(path: Path) -> dict[str, Any] | None:
+    """The training record beside the model file at ``path``, or None (missing, half
+    written, not JSON, or nested too deeply for the parser: logged)."""
+    try:
+        return read_training_record(path)
+    except RecursionError:  # json.loads of ``[[[...`` thousands deep
+        log.warning("training record of %s nested too deeply to read; left out", path)
+        return None
+
+
+def _figure(value: object, whole: bool = False) -> int | float | None:
+    """``value`` if it is a number >= 0: an int if ``whole``, else a finite float;
+    anything else (a bool, text, ``NaN``, an int too big for a float) is None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if whole:
+        return value if isinstance(value, int) and value >= 0 else None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
 def _last_training(record: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The documented part of a training record (None without a usable one)."""
+    """The documented part of a training record (None without a usable one); values of
+    another type, negative or not finite (``NaN``, ``Infinity``: not JSON) are left out."""
     if record is None or record.get("outcome") not in ("saved", "failed"):
         return None
     out: dict[str, Any] = {"outcome": record["outcome"]}
@@ -115,7 +146,7 @@ def _last_training(record: dict[str, Any] | None) -> dict[str, Any] | None:
         if isinstance(record.get(key), str):
             out[key] = record[key]
     for key in TRAINING_FIGURES:
-        value = record.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        value = _figure(record.get(key), whole=key in ("ratings", "dataset_users", "visitors"))
+        if value is not None:
             out[key] = value
     return out

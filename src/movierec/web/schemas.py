@@ -256,15 +256,22 @@ def request_models(models: tuple[str, ...], genres: tuple[str, ...]) -> Requests
             Field(1, description="1-based; past the last page: no movies, exhausted true"),
         ),
     )
-    model_query = create_model(
+    return Requests(recommendations, onboarding_next, onboarding_query, model_query(models))
+
+
+@lru_cache(maxsize=16)
+def model_query(models: tuple[str, ...]) -> type[BaseModel]:
+    """``?model=`` of ``GET /api/v1/model`` for an app serving ``models``: it needs no
+    genres, so answering it never waits for the onboarding index (rebuilt, for seconds,
+    after a new default model is swapped in)."""
+    return create_model(
         "ModelQuery",
-        __config__=config,
+        __config__=ConfigDict(extra="forbid"),
         model=(
             _choice("model", models, False, "unknown model {value}; choose from {choices}") | None,  # type: ignore[maybe-unrecognized-str-typeform]  # a type built at run time
             Field(None, description=f"a served model; absent: {models[0]}"),
         ),
     )
-    return Requests(recommendations, onboarding_next, onboarding_query, model_query)
 
 
 # --- requests that do not depend on the app ---------------------------------------------
