@@ -22,12 +22,15 @@ def test_serve_warms_the_default_model_and_uses_waitress(web_home, tmp_path, mon
     )
     served = {}
 
-    def fake_run(app, listener, settings):
+    def fake_run(app, listener, settings, started=None):
         served.update(app=app, address=listener.getsockname(), settings=settings)
+        served.update(started=started)
 
     monkeypatch.setattr(serve_module, "run_waitress", fake_run)
     serve_module.serve(host="127.0.0.1", port=0, settings=settings, workers=1)
     assert served["address"][0] == "127.0.0.1"
+    # one process is watched too: its SIGTERM drains (tests/hardening/test_supervisor.py)
+    assert served["started"] is not None
     app = served["app"]
     recommenders = app.extensions["movierec"].recommenders
     # every offered model is loaded (trained first where missing) before serving, the
@@ -71,7 +74,7 @@ def test_serve_trains_a_missing_model(session_home, tmp_path, monkeypatch):
     home.mkdir()
     (home / "data").symlink_to(session_home / "data", target_is_directory=True)
     settings = dataclasses.replace(load_settings({"MOVIEREC_HOME": str(home)}), model="popular")
-    monkeypatch.setattr(serve_module, "run_waitress", lambda app, listener, settings: None)
+    monkeypatch.setattr(serve_module, "run_waitress", lambda app, listener, settings, **_: None)
     serve_module.serve(port=0, settings=settings, workers=1)
     assert (home / "models" / "ml-latest-small-popular.npz").exists()
 

@@ -116,8 +116,9 @@ def serve(
                 watch_model_files(app, settings.model_check_every)
             if retrainer is not None:
                 _poll_in_thread(retrainer)
-            with _stop_on_sigterm():
-                run_waitress(app, listener, settings)
+            watch = WorkerWatch.alone()
+            with _drain_on_sigterm(watch):
+                run_waitress(app, listener, settings, started=watch.serving)
         else:
             Supervisor(
                 lambda watch: _worker_main(app, listener, settings, watch),
@@ -360,7 +361,7 @@ def refresh_models(app: Any) -> list[str]:
     from movierec.web.catalogue import get_catalogue
 
     services = app.extensions["movierec"]
-    swapped = services.recommenders.refresh_all()
+    swapped: list[str] = services.recommenders.refresh_all()
     if swapped:
         with app.app_context():
             if services.default_model in swapped:
@@ -450,14 +451,12 @@ def _limit_blas_threads() -> None:
     threadpool_limits(1, user_api="blas")
 
 
-def _raise_system_exit(signum: int, _frame: Any) -> None:
-    raise SystemExit(0)  # waitress's run() catches it and closes its connections
-
-
 @contextmanager
-def _stop_on_sigterm() -> Iterator[None]:
-    """While serving in-process: SIGTERM stops waitress as Ctrl-C does."""
-    previous = signal.signal(signal.SIGTERM, _raise_system_exit)
+def _drain_on_sigterm(watch: WorkerWatch) -> Iterator[None]:
+    """While serving in-process: SIGTERM stops as it stops every worker of a supervisor
+    (no new connection, the accepted ones answered, then waitress's loop ends); Ctrl-C
+    stops at once."""
+    previous = signal.signal(signal.SIGTERM, watch.on_sigterm)
     try:
         yield
     finally:

@@ -2,7 +2,8 @@
 
 What it does: ``workers`` children are forked from the prepared app (see
 :mod:`movierec.web.serve`); a child that dies is restarted with back-off; SIGTERM or
-SIGINT drains and stops them all; SIGHUP replaces them one by one; a worker that hangs is
+SIGINT stops the listening socket at once, then drains and stops them all; SIGHUP
+replaces them one by one (the socket listening all along); a worker that hangs is
 killed and replaced; a worker whose supervisor dies (even by ``kill -9``) stops itself.
 
 **Hung**, here, means one of two things, both seen from the supervisor through a page of
@@ -32,6 +33,24 @@ there after ``STOP_GRACE`` seconds. Before the first is replaced, ``on_reload`` 
 the supervisor (``serve`` swaps in newer model files there), so the new workers fork
 with the newest good models.
 
+**SIGTERM** (or SIGINT) to the supervisor stops every worker, and with them the
+listening socket: the supervisor marks the board "every worker stops" before it signals
+them, and the first worker to act on it (on the next turn of its loop) stops the socket
+for all, since it is one socket shared since the fork. It holds new handshakes (a socket
+filter drops SYNs, so a client sends its SYN again a second later), accepts the
+connections the kernel has already completed (queued, and maybe with a request sent),
+waits 10 ms for handshakes begun before the hold, accepts again, and shuts the socket
+down. From then on a connect is refused (a proxy retries it on another host), and every
+connection the kernel had accepted is in a worker, answered as in a SIGHUP drain; the
+workers exit once they have answered, SIGKILLed after ``STOP_GRACE`` at worst. Before,
+each worker just stopped accepting while the socket stayed open in every process:
+connections queued in it were reset when it closed, after their requests were sent
+(16 of about 2,000 requests in a measured stop; none now, tests/hardening/
+test_supervisor.py). Without the hold a connection completed between the last accept
+and the shutdown is reset too (4 in 80 stops under a connect storm; 0 with it). A
+worker whose supervisor is gone stops the socket the same way. A single-process
+``serve`` does too (:meth:`WorkerWatch.alone`).
+
 **Supervisor death**: each worker asks Linux for SIGTERM when its parent dies
 (``prctl(PR_SET_PDEATHSIG)``, set right after fork), then checks that its parent is still
 the process that forked it (the parent may have died before the ``prctl``), and a daemon
@@ -45,7 +64,7 @@ which then blocks on a trickled request (the attack ``serve`` is built to withst
 waitress's loop would be more code than this, against an internal interface, with its
 own configuration next to ours. supervisord and systemd restart a whole service, not
 workers that share one socket and one loaded model. So the supervisor stays: fork, watch,
-restart, drain, about 400 lines with their explanations, tested against real processes in
+restart, drain, about 550 lines with their explanations, tested against real processes in
 tests/hardening/test_supervisor.py.
 """
 
@@ -55,6 +74,7 @@ import ctypes
 import mmap
 import os
 import signal
+import socket
 import struct
 import sys
 import threading
@@ -72,19 +92,36 @@ DRAIN_QUIET = 1.0  # seconds an idle connection waits for a next request while d
 BEAT_EVERY = 0.25  # seconds between a worker's writes to its slot
 PARENT_CHECK = 1.0  # seconds between a worker's checks that its supervisor lives
 _SLOT = struct.Struct("dd")  # loop beat, oldest running request's start (monotonic s; 0: none)
+_HEAD = 8  # bytes before the first slot: byte 0 is the "every worker stops" flag
+HANDSHAKES_SETTLE = 0.01  # s: handshakes begun before the listening socket was held complete
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_SO_ATTACH_FILTER = 26  # from <asm-generic/socket.h>
+# classic BPF run on every packet reaching the listening socket (from its TCP header):
+# drop a SYN without ACK (a new handshake), keep everything else
+_HOLD_SYNS = [
+    (0x30, 0, 0, 13),  # ldb [13]: the TCP flags
+    (0x54, 0, 0, 0x12),  # and #(SYN|ACK)
+    (0x15, 0, 1, 0x02),  # jeq #SYN: next, else skip one
+    (0x06, 0, 0, 0),  # ret #0: drop
+    (0x06, 0, 0, 0xFFFFFFFF),  # ret #-1: keep whole
+]
+
+#: a WSGI application: ``(environ, start_response) -> iterable of bytes``
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 
 
 class Board:
-    """Shared memory with one slot per worker: ``(loop beat, oldest request start)``, in
-    ``time.monotonic()`` seconds (one clock for every process on Linux), 0 for never/none.
+    """Shared memory: one flag, then one slot per worker: ``(loop beat, oldest request
+    start)``, in ``time.monotonic()`` seconds (one clock for every process on Linux), 0
+    for never/none. The flag says that every worker is stopping (SIGTERM to the
+    supervisor), not one being replaced (SIGHUP).
 
     Mapped before forking, so every worker writes into the page the supervisor reads.
     """
 
     def __init__(self, slots: int) -> None:
-        self.memory = mmap.mmap(-1, slots * _SLOT.size)  # anonymous and shared
+        self.memory = mmap.mmap(-1, _HEAD + slots * _SLOT.size)  # anonymous and shared
         self.free = list(range(slots))
 
     def take(self) -> int | None:
@@ -99,11 +136,19 @@ class Board:
         self.free.append(slot)
 
     def write(self, slot: int, beat: float, oldest: float) -> None:
-        _SLOT.pack_into(self.memory, slot * _SLOT.size, beat, oldest)
+        _SLOT.pack_into(self.memory, _HEAD + slot * _SLOT.size, beat, oldest)
 
     def read(self, slot: int) -> tuple[float, float]:
-        beat, oldest = _SLOT.unpack_from(self.memory, slot * _SLOT.size)
+        beat, oldest = _SLOT.unpack_from(self.memory, _HEAD + slot * _SLOT.size)
         return beat, oldest
+
+    def stop_all(self) -> None:
+        """Say, before the workers are signalled, that every one of them is stopping."""
+        self.memory[0] = 1
+
+    @property
+    def stopping_all(self) -> bool:
+        return self.memory[0] == 1
 
 
 class WorkerWatch:
@@ -122,6 +167,15 @@ class WorkerWatch:
         self.running: dict[int, float] = {}  # request key -> start (monotonic s)
         self.lock = threading.Lock()
         self.last_beat = 0.0
+        self.listening = True  # False once this process has stopped the shared socket
+
+    @classmethod
+    def alone(cls) -> WorkerWatch:
+        """The watch of a server with no supervisor (``serve`` in one process), for its
+        SIGTERM to stop it as every worker stops: listening socket shut, queue answered."""
+        board = Board(1)
+        board.stop_all()
+        return cls(board, 0, os.getppid())
 
     # -- supervisor death -------------------------------------------------------------
     def die_with_parent(self) -> None:
@@ -146,6 +200,28 @@ class WorkerWatch:
         if self.draining_until is None:
             self.draining_until = time.monotonic() + STOP_GRACE
 
+    def _everyone_stops(self) -> bool:
+        """Whether every worker is stopping (the supervisor was told to stop, or is gone),
+        rather than this one being replaced while the others go on."""
+        return self.board.stopping_all or os.getppid() != self.parent
+
+    def _stop_listening(self) -> None:
+        """Stop the listening socket for every process at once (it is one socket, shared
+        since the fork): new handshakes are held (their SYN dropped, so the client sends it
+        again a second later), the connections the kernel has already completed are
+        accepted here to be answered, and the socket is shut down, so that from then on
+        a connect is refused (a proxy retries it on another host). Run by each worker on
+        its first turn once every worker stops; the first does it, the others find the
+        socket shut (accept fails) and do nothing more."""
+        self.listening = False
+        listener = self.server.socket
+        hold_new_connections(listener)
+        _accept_queued(self.server)
+        time.sleep(HANDSHAKES_SETTLE)  # a handshake begun before the hold completes
+        _accept_queued(self.server)
+        with suppress(OSError):  # ENOTCONN: another worker shut it down already
+            listener.shutdown(socket.SHUT_RDWR)
+
     def _drain(self, now: float) -> None:
         """Close idle connections; exit (SystemExit ends waitress's loop) once none is
         left or the grace is over. Connections with a request being read, run or sent
@@ -161,11 +237,11 @@ class WorkerWatch:
             raise SystemExit(0)
 
     # -- being watched ----------------------------------------------------------------
-    def track(self, wsgi_app: Callable) -> Callable:
+    def track(self, wsgi_app: WsgiApp) -> WsgiApp:
         """``wsgi_app`` with each call's start time kept while it runs."""
         running, lock = self.running, self.lock
 
-        def tracked(environ: dict, start_response: Callable) -> Any:
+        def tracked(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
             key = id(environ)
             with lock:
                 running[key] = time.monotonic()
@@ -204,10 +280,12 @@ class WorkerWatch:
                 with self.lock:
                     oldest = min(self.running.values(), default=0.0)
                 self.board.write(self.slot, now, oldest)
-            accepting = plain()  # waitress's own housekeeping runs here
+            accepting = bool(plain())  # waitress's own housekeeping runs here
             if self.draining_until is not None:
+                if self.listening and self._everyone_stops():
+                    self._stop_listening()
                 self._drain(now)
-                return False  # the listening socket is left to the other workers
+                return False  # the listening socket is left to the other workers, if any
             return accepting
 
         server.readable = readable
@@ -425,6 +503,7 @@ class Supervisor:
     def _on_stop(self, signum: int, _frame: Any) -> None:
         if not self.stopping:
             self.stopping = True
+            self.board.stop_all()  # so each worker stops the listening socket, too
             self._signal_all(signal.SIGTERM)
 
     def _signal_all(self, signum: int) -> None:
@@ -435,6 +514,7 @@ class Supervisor:
     def _stop_all(self) -> None:
         """SIGTERM every child, wait up to ``STOP_GRACE`` s, then SIGKILL the rest."""
         self.stopping = True
+        self.board.stop_all()
         self._signal_all(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE
         while self.children and time.monotonic() < deadline:
@@ -445,6 +525,40 @@ class Supervisor:
             with suppress(ChildProcessError):
                 os.waitpid(pid, 0)
         self.children.clear()
+
+
+def hold_new_connections(listener: socket.socket) -> bool:
+    """Make ``listener`` ignore new handshakes (Linux: a socket filter dropping SYNs),
+    while those already begun complete; False where that cannot be done."""
+    if not sys.platform.startswith("linux"):
+        return False
+    program = b"".join(struct.pack("HBBI", *step) for step in _HOLD_SYNS)
+    code = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("HxxxxxxP", len(_HOLD_SYNS), ctypes.addressof(code))  # sock_fprog
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+    except OSError:
+        return False
+    return True
+
+
+def _accept_queued(server: Any) -> None:
+    """Accept into waitress's ``server`` every connection the kernel has queued on its
+    listening socket (as its ``handle_accept`` does for one), until none is left or the
+    socket is no longer listening."""
+    while True:
+        try:
+            conn, addr = server.socket.accept()
+        except ConnectionAbortedError:
+            continue
+        except OSError:  # none queued (EAGAIN), or shut down by another worker (EINVAL)
+            return
+        try:
+            server.set_socket_options(conn)
+        except OSError:  # the client has gone already
+            conn.close()
+            continue
+        server.channel_class(server, conn, server.fix_addr(addr), server.adj, map=server._map)
 
 
 def _forget_metrics(pid: int) -> None:
