@@ -18,11 +18,12 @@ used to read the same rows seven times over. A write in the request forgets the 
 from __future__ import annotations
 
 import secrets
-from contextlib import closing
+from contextlib import closing, suppress
 from datetime import timedelta
 from typing import Literal, overload
 
 from flask import g, request, session
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from movierec.store import repo
@@ -104,19 +105,20 @@ def note_visit() -> None:
         return
     store = get_services().store
     try:
-        with closing(store.sessionmaker()) as db:
-            row = repo.visitor_row(db, visitor)
-            when = utcnow()
-            stale = when - LAST_SEEN_EVERY
-            stale_row = row is not None and row.last_seen < stale
-            if row is not None and stale_row and repo.move_last_seen(db, visitor, when, stale):
-                db.commit()
-                row = row._replace(last_seen=when)
-            # else closed without a commit: a read that works while writes fail (SQLite
-            # locked) must not tell the outage log that the database is back
+        row = known_row(store.scoped, visitor)  # the request's session: the view reads it too
+        when = utcnow()
+        stale = when - LAST_SEEN_EVERY
+        if row is not None and row.last_seen < stale:
+            # a write of its own, so that a failed one leaves the request's session usable
+            with closing(store.sessionmaker()) as db:
+                if repo.move_last_seen(db, visitor, when, stale):
+                    db.commit()
+                # else closed without a commit: a read that works while writes fail (SQLite
+                # locked) must not tell the outage log that the database is back
     except Exception as exc:
         if not is_unavailable(exc):
             raise
+        g.pop("visitor_row", None)
+        with suppress(SQLAlchemyError):  # the view's own read meets the outage and says so
+            store.scoped.rollback()
         store.outage.failed(exc, request=False)
-        return
-    g.visitor_row = (visitor, row)
