@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     default_source,
     header,
-    markdown_table,
+    print_table,
     ratio,
     stopwatch,
     temp_home,
@@ -115,7 +115,7 @@ def main() -> None:
     ]  # fmt: skip
     print(f"{DATASET}, {len(base):,} movies + {n_added} added; models "
           f"{', '.join(recommenders.loaded)}; thread CPU, medians")  # fmt: skip
-    print(markdown_table(["what", "CPU", "against", "ratio"], rows))
+    print_table(["what", "CPU", "against", "ratio"], rows)
     print(f"last pick: {picks[-1].reason}")
 
 
