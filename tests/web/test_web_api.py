@@ -105,6 +105,57 @@ def test_bad_requests_are_400_with_the_field(client, body, field):
     assert payload["field"] == field and payload["error"]
 
 
+def test_hidden_movies_are_never_picked_and_leave_the_watchlist(client):
+    """An anonymous caller's "not interested": the movies it lists in ``hidden`` are left
+    out of the picks (others move up, as on the page) and of ``from_watchlist``; ids the
+    catalogue lacks are listed in ``ignored``."""
+    plain = client.post("/api/v1/recommendations", json={"ratings": LIKES, "n": 10}).get_json()
+    before = [r["movieId"] for r in plain["recommendations"]]
+    hidden = [before[0], before[3], 99999999]
+    body = {"ratings": LIKES, "n": 10, "hidden": hidden, "watchlist": [before[3], 1]}
+    answer = client.post("/api/v1/recommendations", json=body)
+    assert answer.status_code == 200, answer.get_json()
+    got = answer.get_json()
+    after = [r["movieId"] for r in got["recommendations"]]
+    assert len(after) == 10 and not {before[0], before[3]} & set(after)
+    kept = set(before) - {before[0], before[3]}
+    assert len(kept & set(after)) >= 6  # the same ranking less those (re-ranked for variety)
+    assert [r["movieId"] for r in got["from_watchlist"]] == [1]  # hidden: not ranked apart
+    assert 99999999 in got["ignored"]
+
+
+def test_hidden_movies_are_left_out_of_the_popular_picks_too(client):
+    popular = client.post("/api/v1/recommendations", json={}).get_json()
+    first = popular["recommendations"][0]["movieId"]
+    got = client.post("/api/v1/recommendations", json={"hidden": [first]}).get_json()
+    assert got["fallback"] and first not in [r["movieId"] for r in got["recommendations"]]
+
+
+@pytest.mark.parametrize(
+    "hidden", [["356"], [0], [-1], [True], [2.5], [None], "356", {"356": 1}, [10**10]]
+)
+def test_hidden_takes_a_list_of_movieids_as_watchlist_does(client, hidden):
+    answer = client.post("/api/v1/recommendations", json={"ratings": LIKES, "hidden": hidden})
+    assert answer.status_code == 400
+    assert answer.get_json()["field"] == "hidden" and answer.get_json()["error"]
+
+
+def test_hidden_is_bounded(client, monkeypatch):
+    from movierec.web import schemas
+
+    too_many = list(range(1, schemas.MAX_HIDDEN + 2))
+    answer = client.post("/api/v1/recommendations", json={"hidden": too_many})
+    assert answer.status_code == 400 and answer.get_json()["field"] == "hidden"
+    assert f"at most {schemas.MAX_HIDDEN:,} movieIds" in answer.get_json()["error"]
+
+
+def test_hidden_is_documented(client):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    request = doc["components"]["schemas"]["RecommendationRequest"]["properties"]["hidden"]
+    assert request["type"] == "array" and request["maxItems"] > 0
+    assert request["items"]["type"] == "integer" and "not interested" in request["description"]
+
+
 def test_movie_by_id(client):
     body = client.get("/api/v1/movies/2571").get_json()
     assert body["movieId"] == 2571 and body["display_title"] == "The Matrix"

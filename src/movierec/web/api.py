@@ -5,7 +5,10 @@
 - ``POST /api/v1/onboarding/next``: ``{"ratings": {...}, "shown": [...], "n": 15,
   "strategy": "adaptive"}`` -> the next movies to ask, chosen from the answers so far.
 - ``POST /api/v1/recommendations``: ``{"ratings": {"<movieId>": stars}, "year":
-  "old|new|any", "n": 5, "model": "svd"}`` -> the ranked picks.
+  "old|new|any", "n": 5, "model": "svd", "watchlist": [movieId, ...], "hidden":
+  [movieId, ...]}`` -> the ranked picks. The API stores nothing, so a caller keeps its
+  own lists: ``hidden`` are the movies it is not interested in (the pages' "Not
+  interested"), never picked and not ranked in ``from_watchlist``.
 - ``GET /api/v1/movies/<movieId>``: one movie.
 - ``GET /api/v1/openapi.json``: the OpenAPI 3.1 document of all of this.
 
@@ -152,11 +155,15 @@ def recommendations() -> dict[str, Any]:
     ratings, unknown = _known(body.ratings, services.recommenders.catalog)
     query = PicksQuery(year=body.year, model=services.model_name(body.model), n=body.n)
     catalog = services.recommenders.catalog
-    watchlist = list(dict.fromkeys(m for m in body.watchlist if m in catalog))
-    unknown = [*unknown, *(m for m in body.watchlist if m not in catalog)]
+    hidden = {m for m in body.hidden if m in catalog}
+    # as the pages rank a visitor's watchlist: less the movies they hid
+    watchlist = list(dict.fromkeys(m for m in body.watchlist if m in catalog and m not in hidden))
+    lacking = (m for m in (*body.watchlist, *body.hidden) if m not in catalog)
+    unknown = [*unknown, *lacking]
     # API calls are anonymous: nothing is stored or recorded for them (bounded storage)
     visits = Visits(services)
-    result = visits.picks(services.store.scoped, query, ratings=ratings, exclude=watchlist).result
+    excluded = [*watchlist, *hidden]
+    result = visits.picks(services.store.scoped, query, ratings=ratings, exclude=excluded).result
     first: list[Any] = []  # the caller's watchlist, best match first (the same call)
     if watchlist:
         service = services.recommender(query.model)

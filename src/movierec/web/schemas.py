@@ -48,8 +48,11 @@ from movierec.imports import FORMATS, MAX_BYTES, MAX_ROWS
 from movierec.onboarding import DEFAULT_STRATEGY, MAX_CARDS, STRATEGIES
 from movierec.search import MAX_QUERY
 
-#: the most movieIds ``shown`` may list
+#: the most movieIds ``shown`` and ``watchlist`` may list
 MAX_SHOWN = 20_000
+#: the most movieIds ``hidden`` may list ("not interested"; a visitor of the pages may
+#: hide any number, but an API request is bounded like every other list)
+MAX_HIDDEN = 20_000
 #: the most hits of a title search and of "similar movies"
 MAX_LIMIT = 50
 ONBOARDING_CARDS = 15
@@ -141,47 +144,42 @@ def _choice(
     return Annotated[kind | None if nullable else kind, BeforeValidator(parse)]
 
 
-def _shown(value: object) -> list[int]:
-    if not isinstance(value, list) or len(value) > MAX_SHOWN:
-        raise InvalidInput(f"shown must be a list of at most {MAX_SHOWN} movieIds", field="shown")
-    ids = [inputs.movie_id_json(v) for v in value]
-    for raw, movie_id in zip(value, ids, strict=True):
-        if movie_id is None:
-            raise InvalidInput(f"shown holds no movieId like {quoted(raw)}", field="shown")
-    return ids  # type: ignore[return-value]  # no None left
+def _movie_ids(name: str, most: int, description: str) -> Any:
+    """A JSON list of at most ``most`` movieIds (whole numbers, as
+    :func:`movierec.inputs.movie_id_json` reads them); anything else is ``InvalidInput``
+    naming ``name``."""
+
+    def parse(value: object) -> list[int]:
+        if not isinstance(value, list) or len(value) > most:
+            raise InvalidInput(f"{name} must be a list of at most {most:,} movieIds", field=name)
+        ids = [inputs.movie_id_json(v) for v in value]
+        for raw, movie_id in zip(value, ids, strict=True):
+            if movie_id is None:
+                raise InvalidInput(f"{name} holds no movieId like {quoted(raw)}", field=name)
+        return ids  # type: ignore[return-value]  # no None left
+
+    return Annotated[
+        list[Annotated[int, Field(ge=1, le=inputs.MAX_MOVIE_ID)]],
+        Field(max_length=most, description=description),
+        BeforeValidator(parse),
+    ]
 
 
-Shown = Annotated[
-    list[Annotated[int, Field(ge=1, le=inputs.MAX_MOVIE_ID)]],
-    Field(
-        max_length=MAX_SHOWN,
-        description="movieIds already offered (rated or not seen): never asked again",
-    ),
-    BeforeValidator(_shown),
-]
-
-
-def _watchlist(value: object) -> list[int]:
-    if not isinstance(value, list) or len(value) > MAX_SHOWN:
-        raise InvalidInput(
-            f"watchlist must be a list of at most {MAX_SHOWN} movieIds", field="watchlist"
-        )
-    ids = [inputs.movie_id_json(v) for v in value]
-    for raw, movie_id in zip(value, ids, strict=True):
-        if movie_id is None:
-            raise InvalidInput(f"watchlist holds no movieId like {quoted(raw)}", "watchlist")
-    return ids  # type: ignore[return-value]  # no None left
-
-
-Watchlist = Annotated[
-    list[Annotated[int, Field(ge=1, le=inputs.MAX_MOVIE_ID)]],
-    Field(
-        max_length=MAX_SHOWN,
-        description="movieIds the caller wants to see: never new picks, ranked apart in "
-        "from_watchlist (ids this catalogue lacks are ignored and listed in ignored)",
-    ),
-    BeforeValidator(_watchlist),
-]
+Shown = _movie_ids(
+    "shown", MAX_SHOWN, "movieIds already offered (rated or not seen): never asked again"
+)
+Watchlist = _movie_ids(
+    "watchlist",
+    MAX_SHOWN,
+    "movieIds the caller wants to see: never new picks, ranked apart in "
+    "from_watchlist (ids this catalogue lacks are ignored and listed in ignored)",
+)
+Hidden = _movie_ids(
+    "hidden",
+    MAX_HIDDEN,
+    "movieIds the caller is not interested in: never picked, nor ranked in "
+    "from_watchlist (ids this catalogue lacks are ignored and listed in ignored)",
+)
 Year = Annotated[
     Literal[inputs.YEAR_CHOICES],  # type: ignore[valid-type]  # a tuple of choices
     BeforeValidator(inputs.year_preference),
@@ -228,6 +226,7 @@ def request_models(models: tuple[str, ...], genres: tuple[str, ...]) -> Requests
             Field(None, description=f"a served model; null or absent: {models[0]}"),
         ),
         watchlist=(Watchlist, Field(default_factory=list)),
+        hidden=(Hidden, Field(default_factory=list)),
     )
     onboarding_next = create_model(
         "OnboardingNextRequest",
