@@ -431,7 +431,8 @@ def print_results(rows: list[dict]) -> None:
             wall = f"{ours[0]['per_iter_s'] / row['per_iter_s']:.2f}"
             ratios.append((row["size"], f"{ours_name} / {row['name']}", wall, cpu))
     titles = ["size", "ours / peer", "per-iteration wall (ours / peer)", "per-iteration CPU"]
-    print_table(titles, ratios)
+    if ratios:  # only when a peer ran beside its counterpart
+        print_table(titles, ratios)
 
 
 def main(argv: list[str] | None = None) -> None:
