@@ -40,6 +40,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from movierec.config import MIN_SECRET_KEY, Settings, load_settings
 from movierec.errors import InvalidInput, MovierecError, StoreError
+from movierec.web import session_cookie
 from movierec.web.bodies import CappedRequest
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     app.before_request(ratings.allow_import_bodies)  # before CSRF reads the form
     csrf.init_app(app)
+    app.session_interface = session_cookie.SessionInterface()  # signed without zlib
+    session_cookie.use_uncompressed_csrf()
     app.register_blueprint(pages.bp)
     app.register_blueprint(movies.bp)
     app.register_blueprint(ratings.bp)
