@@ -36,7 +36,8 @@ def current_request_id() -> str:
         from flask import g, has_request_context
 
         if has_request_context():
-            return g.get("request_id", "-")
+            request_id: str = g.get("request_id", "-")
+            return request_id
     except ImportError:  # pragma: no cover - flask is a dependency
         pass
     return "-"

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from movierec.data.arrays import BoolArray, Float64Array
 from movierec.data.catalog import Catalog
 from movierec.models.base import LIKED_FROM
 
@@ -88,7 +89,7 @@ class NewMovies:
         added = [self._row_of[int(m)] for m in self.movie_ids]
         self.rows = self._all_rows[added]  # (n_added, n_genres) bool
         self._added_pos = {int(m): i for i, m in enumerate(self.movie_ids.tolist())}
-        years = frame["year"].astype("Float64").fillna(np.nan).to_numpy(np.float64)
+        years: Float64Array = frame["year"].astype("Float64").fillna(np.nan).to_numpy(np.float64)
         self.years = years[added]
 
     def __len__(self) -> int:
@@ -155,24 +156,27 @@ class NewMovies:
             )
         return picks
 
-    def _rows(self, genre_lists: list) -> np.ndarray:
+    def _rows(self, genre_lists: list[object]) -> BoolArray:
+        """``(len(genre_lists), n_genres)`` bool: each entry's genres (a tuple or list;
+        anything else, e.g. NaN for a missing movie, has none)."""
         rows = np.zeros((len(genre_lists), len(self.genre_names)), dtype=bool)
         for i, genres in enumerate(genre_lists):
             if isinstance(genres, tuple | list):
                 rows[i, [self._column[g] for g in genres if g in self._column]] = True
         return rows
 
-    def _rated_rows(self, movie_ids: list[int]) -> np.ndarray:
+    def _rated_rows(self, movie_ids: list[int]) -> BoolArray:
         """``(len(movie_ids), n_genres)`` bool genre rows of catalogue movies."""
         return self._all_rows[[self._row_of[int(m)] for m in movie_ids]]
 
 
-def _jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _jaccard(a: BoolArray, b: BoolArray) -> Float64Array:
     """``(len(a), len(b))`` Jaccard indices of bool genre rows (0 where both are empty)."""
     a_i, b_i = a.astype(np.float64), b.astype(np.float64)
     shared = a_i @ b_i.T
     union = a_i.sum(axis=1)[:, None] + b_i.sum(axis=1)[None, :] - shared
-    return np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+    jaccard: Float64Array = np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+    return jaccard
 
 
 __all__ = ["CONTENT_MIN", "NEW_EVERY", "NewMovies", "NewPick", "share_of"]

@@ -41,10 +41,13 @@ every movie's score equally with each rating, so it explains nothing.
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
+from movierec.data.arrays import BoolArray, Float32Array, Float64Array, Int64Array
 from movierec.data.catalog import Catalog, Movie
 from movierec.errors import InvalidInput
 from movierec.inputs import MAX_N as MAX_N  # the rules of every input (re-exported)
@@ -92,7 +95,7 @@ class Recommendation:
             return "Predicted from your ratings as a whole."
         return "Popular and well rated by MovieLens viewers."
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able fields."""
         return {
             **self.movie.to_dict(),
@@ -119,7 +122,7 @@ class RecommendationList:
     #: only avoid what they disliked, and ``message`` asks for a movie they enjoyed
     liked_nothing: bool = False
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "year": self.year,
@@ -144,7 +147,9 @@ def validate_n(n: int) -> int:
     return int(n)
 
 
-def validate_ratings(ratings: Mapping, catalog: Catalog | Container[int]) -> dict[int, float]:
+def validate_ratings(
+    ratings: Mapping[Any, object], catalog: Catalog | Container[int]
+) -> dict[int, float]:
     """``{movieId: stars}`` checked: known movies, stars 0.5-5 in half steps.
 
     Keys may be ints or digit strings (as from JSON). ``catalog`` is the catalogue or any
@@ -212,19 +217,21 @@ class RecommendService:
         frame = catalog.frame.reindex(model_movies)
         #: (n_items,) raw movie ids of the model's columns
         self.movie_ids = model_movies
-        self._in_catalog = frame["title"].notna().to_numpy()
-        self._year = frame["year"].astype("Float64").fillna(np.nan).to_numpy(np.float64)
-        self._n_ratings = frame["n_ratings"].fillna(0).to_numpy(np.int64)
+        self._in_catalog: BoolArray = frame["title"].notna().to_numpy()
+        self._year: Float64Array = (
+            frame["year"].astype("Float64").fillna(np.nan).to_numpy(np.float64)
+        )
+        self._n_ratings: Int64Array = frame["n_ratings"].fillna(0).to_numpy(np.int64)
         if model.item_counts is not None:  # trained with visitors' ratings: it knows more
             self._n_ratings = np.maximum(self._n_ratings, model.item_counts)
         #: year preference -> (n_items,) bool: may be recommended before exclusions
-        self._allowed_items = {
+        self._allowed_items: dict[str, BoolArray] = {
             y: self._allowed(self._year, self._n_ratings, y) & self._in_catalog
             for y in YEAR_CHOICES
         }
         self._genre_names: list[str] | None = None
         #: (genre, id of the ids array) -> bool mask over it (see _genre_mask)
-        self._genre_masks: dict[tuple[str, int], np.ndarray] = {}
+        self._genre_masks: dict[tuple[str, int], BoolArray] = {}
         #: every movie id of the catalogue (validation without pandas look-ups)
         self._catalog_ids = frozenset(catalog.frame.index.tolist())
         #: movie id -> Movie, filled on first use (thread-safe: a racing duplicate is equal)
@@ -243,18 +250,20 @@ class RecommendService:
         #: whether picks are explained (models with item vectors rank per movie)
         # Popular fallback over the whole catalogue (movies the model may not know too)
         cat = catalog.frame
-        counts = cat["n_ratings"].to_numpy(np.float64)
-        means = cat["mean_rating"].fillna(0.0).to_numpy(np.float64)
+        counts: Float64Array = cat["n_ratings"].to_numpy(np.float64)
+        means: Float64Array = cat["mean_rating"].fillna(0.0).to_numpy(np.float64)
         prior = float(np.nansum(means * counts) / max(counts.sum(), 1.0))
-        self._pop_ids = cat.index.to_numpy(np.int64)
+        self._pop_ids: Int64Array = cat.index.to_numpy(np.int64)
         self._pop_score = (means * counts + prior * POPULAR_DAMPING) / (counts + POPULAR_DAMPING)
-        self._pop_year = cat["year"].astype("Float64").fillna(np.nan).to_numpy(np.float64)
+        self._pop_year: Float64Array = (
+            cat["year"].astype("Float64").fillna(np.nan).to_numpy(np.float64)
+        )
         self._pop_counts = counts
 
     # -- public -----------------------------------------------------------------
     def recommend(
         self,
-        ratings: Mapping,
+        ratings: Mapping[Any, object],
         year: str = "any",
         n: int = 5,
         exclude: Iterable[int] = (),
@@ -373,7 +382,7 @@ class RecommendService:
         return self._genre_names
 
     # -- helpers ------------------------------------------------------------------
-    def _genre_mask(self, genre: str, movie_ids: np.ndarray) -> np.ndarray:
+    def _genre_mask(self, genre: str, movie_ids: Int64Array) -> BoolArray:
         """``(len(movie_ids),)`` bool: which of ``movie_ids`` (the model's columns or the
         catalogue's order) are of ``genre``; built once per (genre, array)."""
         key = (genre, id(movie_ids))
@@ -384,7 +393,9 @@ class RecommendService:
             self._genre_masks[key] = mask
         return mask
 
-    def _allowed(self, years: np.ndarray, counts: np.ndarray, year: str) -> np.ndarray:
+    def _allowed(
+        self, years: Float64Array, counts: Int64Array | Float64Array, year: str
+    ) -> BoolArray:
         mask = counts >= self.min_ratings
         if year == "old":
             mask &= years < self.split_year  # NaN (no year) compares False
@@ -398,7 +409,7 @@ class RecommendService:
         year: str,
         n: int,
         ignored: list[int],
-        excluded: set[int] = frozenset(),  # type: ignore[assignment]  # read only
+        excluded: AbstractSet[int] = frozenset(),
         chosen: set[int] | None = None,
         genre: str | None = None,
     ) -> RecommendationList:
@@ -437,7 +448,7 @@ class RecommendService:
         )
 
     def _like_probabilities(
-        self, state: UserState, ranking: np.ndarray, stars: np.ndarray, picks: np.ndarray
+        self, state: UserState, ranking: Float32Array, stars: Float32Array, picks: Int64Array
     ) -> list[float | None]:
         """Per pick (``(n_picks,)`` item indices), the calibrated chance of 4+ stars for the
         folded-in ``state`` given its ``ranking`` and ``stars`` ``(n_items,)``; None for
@@ -458,7 +469,7 @@ class RecommendService:
         return movie
 
     def _because(
-        self, usable: dict[int, float], state: UserState, picks: np.ndarray
+        self, usable: dict[int, float], state: UserState, picks: Int64Array
     ) -> list[tuple[Movie, ...]]:
         """Per pick, the rated movies whose removal lowers its rank score most
         (``Recommender.explain``), never a dislike.
@@ -475,7 +486,7 @@ class RecommendService:
         reasons = self.model.explain(state, picks, liked, MAX_BECAUSE)
         return [tuple(self._movie(m) for m in named) for named in reasons]
 
-    def leave_one_out_drops(self, ratings: Mapping, movie_id: int) -> dict[int, float]:
+    def leave_one_out_drops(self, ratings: Mapping[Any, object], movie_id: int) -> dict[int, float]:
         """``{rated movieId: rank score of movie_id with them minus without them}``.
 
         What ``because`` is ranked by, exposed for tests and diagnostics (a fold-in and a
@@ -499,7 +510,7 @@ class RecommendService:
 def recommend(
     model: Recommender,
     catalog: Catalog,
-    ratings: Mapping,
+    ratings: Mapping[Any, object],
     year: str = "any",
     n: int = 5,
     min_ratings: int = DEFAULT_MIN_RATINGS,

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from movierec.data.arrays import Float64Array, FloatArray, IndexArray, Int64Array
 from movierec.data.catalog import Catalog
 from movierec.models.base import DISLIKE_BELOW, LIKED_FROM, Recommender, top_indices
 
@@ -84,11 +85,11 @@ class GenreMix:
     without genres).
     """
 
-    def __init__(self, genres: np.ndarray) -> None:
+    def __init__(self, genres: FloatArray) -> None:
         self.genres = np.asarray(genres, dtype=np.float64)
 
     @classmethod
-    def of(cls, catalog: Catalog, movie_ids: np.ndarray) -> GenreMix:
+    def of(cls, catalog: Catalog, movie_ids: Int64Array) -> GenreMix:
         """The mix of the items ``movie_ids`` (a model's columns; unknown movies: none)."""
         frame = catalog.frame
         names = sorted({g for genres in frame["genres"] for g in genres})
@@ -99,7 +100,7 @@ class GenreMix:
                 out[i, [column[g] for g in genres]] = 1.0 / len(genres)
         return cls(out)
 
-    def target(self, items: np.ndarray, stars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def target(self, items: Int64Array, stars: FloatArray) -> tuple[Float64Array, Float64Array]:
         """``(p, hate)``, each ``(n_genres,)``, for a visitor who gave ``stars`` to
         ``items`` (module doc, step 2); ``p`` is all zeros if they liked nothing."""
         stars = np.asarray(stars, dtype=np.float64)
@@ -111,25 +112,25 @@ class GenreMix:
 
 
 def personal_order(
-    scores: np.ndarray,
-    candidates: np.ndarray,
-    items: np.ndarray,
-    stars: np.ndarray,
+    scores: FloatArray,
+    candidates: IndexArray,
+    items: IndexArray,
+    stars: FloatArray,
     n: int,
     mix: GenreMix | None,
     settings: Calibration = Calibration(),  # noqa: B008 (frozen)
-) -> np.ndarray:
+) -> Int64Array:
     """``(min(n, len(candidates)),)`` int64 picks among ``candidates``, best first.
 
     scores: ``(n_items,)`` the model's rank scores; candidates: the item indices that may
     be picked; items / stars: the visitor's ratings (item indices, stars); mix: the
     genres of the model's items (None, or ``settings.weight`` 0: the model's order).
     """
-    candidates = np.asarray(candidates, dtype=np.int64)
-    values = scores[candidates]
+    columns = np.asarray(candidates, dtype=np.int64)
+    values = scores[columns]
     if mix is None or settings.weight <= 0 or n <= settings.keep:
-        return candidates[top_indices(values, n)]
-    pool = candidates[top_indices(values, max(settings.pool, n))]
+        return columns[top_indices(values, n)]
+    pool = columns[top_indices(values, max(settings.pool, n))]
     if pool.size <= settings.keep:
         return pool
     target, hate = mix.target(np.asarray(items, dtype=np.int64), stars)

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from movierec.data.arrays import IndexArray, Int32Array, UInt8Array
 from movierec.data.titles import (
     ARTICLES,
     article_first,
@@ -65,7 +66,7 @@ _MAX_COUNT = 255  # a uint8 character count; keys longer than this are never pre
 _CHECK_COST = 20  # postings read by numpy in the time Python checks one movie's words
 
 
-def char_counts(texts: Sequence[str]) -> np.ndarray:
+def char_counts(texts: Sequence[str]) -> UInt8Array:
     """How often each character occurs in each text: ``(len(SYMBOLS) + 1, len(texts)) uint8``.
 
     Row ``i`` counts ``SYMBOLS[i]``; the last row counts every other character together
@@ -83,7 +84,7 @@ def char_counts(texts: Sequence[str]) -> np.ndarray:
     return np.minimum(flat, _MAX_COUNT).astype(np.uint8).reshape(len(SYMBOLS) + 1, len(texts))
 
 
-def could_reach(text: str, counts: np.ndarray, lengths: np.ndarray, cutoff: float) -> np.ndarray:
+def could_reach(text: str, counts: UInt8Array, lengths: Int32Array, cutoff: float) -> IndexArray:
     """Indices of the texts whose ``fuzz.ratio`` with ``text`` may reach ``cutoff``, ascending.
 
     ``counts`` ``(len(SYMBOLS) + 1, n) uint8`` and ``lengths`` ``(n,)`` (characters) describe
@@ -243,7 +244,7 @@ class TitleIndex:
         return [hit for _, hit in order[:limit]]
 
     def _add(
-        self, found: dict[int, Hit], positions: np.ndarray, query: Query, limit: int, tier: int
+        self, found: dict[int, Hit], positions: IndexArray, query: Query, limit: int, tier: int
     ) -> None:
         """The ``limit`` most-rated of ``positions`` (sorted, unique) not found yet, as ``tier``."""
         if query.year is not None:
@@ -256,7 +257,7 @@ class TitleIndex:
                 if added == limit:
                     break
 
-    def _all_words(self, words: list[str]) -> np.ndarray:
+    def _all_words(self, words: list[str]) -> Int32Array:
         """Sorted positions of movies with every word of ``words``, the last as a prefix.
 
         A short last word ("t", "the") is the prefix of thousands of words; when the other
@@ -298,7 +299,7 @@ class TitleIndex:
             return False
         return self._words[i].startswith(word) if prefix else self._words[i] == word
 
-    def _word_postings(self, word: str, last: bool) -> np.ndarray:
+    def _word_postings(self, word: str, last: bool) -> Int32Array:
         """Sorted positions of movies with ``word`` as a word (the last: as a word's prefix)."""
         if last:
             start, end = self._prefix_words(word)
@@ -311,7 +312,7 @@ class TitleIndex:
         return np.unique(block) if end - start > 1 else block
 
     @staticmethod
-    def _candidates(postings: list[np.ndarray]) -> np.ndarray:
+    def _candidates(postings: list[Int32Array]) -> Int32Array:
         """Sorted positions in every one of ``postings`` (smallest first: cheap intersections)."""
         if not postings:
             return np.zeros(0, dtype=np.int32)
@@ -323,7 +324,7 @@ class TitleIndex:
             result = np.intersect1d(result, other, assume_unique=True)
         return result
 
-    def _starting_with(self, text: str) -> np.ndarray:
+    def _starting_with(self, text: str) -> Int32Array:
         """Sorted positions of movies with a title key starting with ``text`` (one slice)."""
         start = bisect.bisect_left(self._sorted_text, text)
         end = bisect.bisect_left(self._sorted_text, text + _AFTER, lo=start)
@@ -344,7 +345,7 @@ class TitleIndex:
         last = len(words) - 1
         # the last word may be a typo that is also the start of another word ("wors": worse)
         unknown = [i for i, w in enumerate(words) if len(w) >= 3 and not self._has_word(w, False)]
-        fixes: dict[int, np.ndarray] = {}
+        fixes: dict[int, Int32Array] = {}
         for i in unknown:
             near = [self._word_postings(w, False) for w in self._close_words(words[i])]
             if i == last and self._has_word(words[i], True):

@@ -52,6 +52,7 @@ import numpy as np
 
 from movierec import models
 from movierec.config import Settings, load_settings
+from movierec.data.arrays import Float32Array, Float64Array, FloatArray, Int32Array
 from movierec.data.ratings import Ratings
 from movierec.errors import InvalidInput, MovierecError
 from movierec.models.als import ALS, solve_side
@@ -185,9 +186,9 @@ def _session(master: str = DEFAULT_MASTER, driver_memory: str = "1g") -> Iterato
 
 # -- the maths on the driver ------------------------------------------------------------
 def fit_biases(
-    users: np.ndarray, items: np.ndarray, stars: np.ndarray, n_users: int, n_items: int,
+    users: Int32Array, items: Int32Array, stars: Float32Array, n_users: int, n_items: int,
     mu: float, reg_bias: float, epochs: int = BIAS_EPOCHS,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+) -> tuple[Float64Array, Float64Array]:  # fmt: skip
     """User and item biases ``(n_users,)``, ``(n_items,)`` float64 in stars.
 
     Alternates ``b_i = sum (r - mu - b_u) / (n_i + reg_bias)`` and the same for users,
@@ -206,7 +207,7 @@ def fit_biases(
     return user_bias, item_bias
 
 
-def factors_by_id(frame: Any, n_rows: int, k: int) -> np.ndarray:
+def factors_by_id(frame: Any, n_rows: int, k: int) -> Float64Array:
     """Spark's ``(id, features)`` factor frame as ``(n_rows, k)`` float64 in id order;
     rows Spark returned nothing for (no ratings) are zeros."""
     table = frame.toPandas()
@@ -267,9 +268,9 @@ def train_on_spark(
 
 
 def _spark_factors(
-    spark: SparkSession, users: np.ndarray, items: np.ndarray, residual: np.ndarray,
+    spark: SparkSession, users: Int32Array, items: Int32Array, residual: Float32Array,
     n_users: int, n_items: int, k: int, epochs: int, reg: float, seed: int,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+) -> tuple[Float64Array, Float64Array]:  # fmt: skip
     """``(n_users, k)`` and ``(n_items, k)`` float64 factors Spark's ALS fits to
     ``residual`` ``(nnz,)`` at ``(users, items)``; zeros for rows it returned none for."""
     import pandas as pd
@@ -289,9 +290,9 @@ def _spark_factors(
 
 
 def _closing_user_step(
-    ratings: Ratings, mu: float, item_factors: np.ndarray, item_bias: np.ndarray,
+    ratings: Ratings, mu: float, item_factors: Float64Array, item_bias: Float64Array,
     reg: float, reg_bias: float,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+) -> tuple[Float64Array, Float64Array]:  # fmt: skip
     """Every user's ``(p_u, b_u)`` jointly against fixed ``q_i, b_i``: our ``als`` user
     half-step, i.e. exactly what fold-in gives. ``(n_users, k)``, ``(n_users,)`` float64."""
     matrix = ratings.matrix
@@ -304,8 +305,8 @@ def _closing_user_step(
 
 
 def set_fitted(
-    model: ALS, ratings: Ratings, global_mean: float, user_factors: np.ndarray,
-    item_factors: np.ndarray, user_bias: np.ndarray, item_bias: np.ndarray,
+    model: ALS, ratings: Ratings, global_mean: float, user_factors: FloatArray,
+    item_factors: FloatArray, user_bias: FloatArray, item_bias: FloatArray,
 ) -> None:  # fmt: skip
     """Make an unfitted ``als`` model hold factors fitted elsewhere.
 

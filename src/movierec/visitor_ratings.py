@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from movierec.data.arrays import BoolArray, FloatArray, IndexArray, Int64Array
 from movierec.data.ratings import Ratings
 
 #: fewest ratings (of catalogue movies) for a visitor to train the next model. Visitors
@@ -73,11 +74,11 @@ class Merged:
 
 def merge_visitors(
     dataset: Ratings,
-    visitor: np.ndarray,
-    movie_ids: np.ndarray,
-    stars: np.ndarray,
+    visitor: IndexArray,
+    movie_ids: IndexArray,
+    stars: FloatArray,
     *,
-    catalogue: np.ndarray | None = None,
+    catalogue: IndexArray | None = None,
     min_ratings: int = MIN_VISITOR_RATINGS,
     opted_out: int = 0,
     bound: bool = True,
@@ -138,7 +139,7 @@ def merge_visitors(
 MAX_VISITOR_SHARE = 0.05
 
 
-def bound_influence(visitor: np.ndarray, movie_ids: np.ndarray, dataset: Ratings) -> np.ndarray:
+def bound_influence(visitor: Int64Array, movie_ids: Int64Array, dataset: Ratings) -> BoolArray:
     """``(n,)`` bool: the visitors' ratings held back so that no crowd of visitors takes
     over a movie.
 

@@ -22,13 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
+from movierec.data.arrays import AnyArray
+
 CACHE_DIR = ".movierec-cache"
 META_FILE = "meta.json"
 CACHE_VERSION = 1
 # ratings files smaller than this (bytes) are parsed every time (well under 0.2 s)
 CACHE_FROM_BYTES = 8 * 1024 * 1024
 
-Arrays = dict[str, np.ndarray]
+#: named arrays of any dtype (a ratings file's columns, CSR parts, statistics)
+Arrays = dict[str, AnyArray]
 
 
 def cached_arrays(folder: Path, sources: list[Path], build: Callable[[], Arrays]) -> Arrays:

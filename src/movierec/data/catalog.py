@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import pandas as pd
 
@@ -37,7 +38,7 @@ class Movie:
         """Other titles MovieLens gives in parentheses (``[]`` for most movies)."""
         return alternative_titles(self.title)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "movieId": self.movie_id,
             "title": self.title,

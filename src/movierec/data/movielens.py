@@ -33,6 +33,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from movierec.config import load_settings
+from movierec.data.arrays import AnyArray, BoolArray
 from movierec.data.cache import cached_arrays
 from movierec.data.catalog import Catalog
 from movierec.data.parsing import (
@@ -315,7 +316,7 @@ _FRAME_ARRAYS = ("userId", "movieId", "rating", "timestamp")
 
 def _ratings_part(
     spec: DatasetSpec, folder: Path, filename: str, known_movies: pd.Series, listing: str
-) -> dict[str, np.ndarray]:
+) -> dict[str, AnyArray]:
     """The ratings file as arrays: frame columns, CSR parts and per-movie counts/means.
 
     Built from the file (movies checked against ``listing``) or read from the cache
@@ -323,7 +324,7 @@ def _ratings_part(
     """
     path = folder / filename
 
-    def build() -> dict[str, np.ndarray]:
+    def build() -> dict[str, AnyArray]:
         frame = spec.read(folder, filename)
         _check_known_movies(frame, known_movies, path, spec.file(filename).fmt, listing)
         return _ratings_arrays(frame)
@@ -331,9 +332,9 @@ def _ratings_part(
     return cached_arrays(folder, [path, folder / listing], build)
 
 
-def _ratings_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+def _ratings_arrays(frame: pd.DataFrame) -> dict[str, AnyArray]:
     """Everything a Dataset needs from the ratings, as plain arrays (cacheable)."""
-    arrays = {col: frame[col].to_numpy() for col in _FRAME_ARRAYS}
+    arrays: dict[str, AnyArray] = {col: frame[col].to_numpy() for col in _FRAME_ARRAYS}
     ratings = Ratings.from_arrays(arrays["userId"], arrays["movieId"], arrays["rating"])
     stat_ids, codes = dense_codes(arrays["movieId"])
     counts = np.bincount(codes, minlength=stat_ids.size)
@@ -355,7 +356,7 @@ def _ratings_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
 def _dataset(
     name: str,
     folder: Path,
-    part: dict[str, np.ndarray],
+    part: dict[str, AnyArray],
     info: pd.DataFrame,
     tags: dict[int, list[str]],
 ) -> Dataset:
@@ -386,7 +387,7 @@ def _genre_names(genres: pd.DataFrame, path: Path) -> list[str]:
     return ["" if g == "unknown" else str(g) for g in names]
 
 
-def _flag_genres(flags: np.ndarray, genre_names: list[str]) -> tuple[str, ...]:
+def _flag_genres(flags: BoolArray, genre_names: list[str]) -> tuple[str, ...]:
     """``(19,)`` bool flags -> the names of the genres set (``unknown`` left out)."""
     return tuple(genre_names[j] for j in np.flatnonzero(flags) if genre_names[j])
 

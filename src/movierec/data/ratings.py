@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from movierec.data.arrays import Float32Array, FloatArray, IndexArray, Int32Array, Int64Array
 from movierec.errors import InvalidInput
 
 _ID_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
@@ -27,8 +28,8 @@ class Ratings:
     """
 
     matrix: sp.csr_matrix
-    user_ids: np.ndarray
-    movie_ids: np.ndarray
+    user_ids: Int64Array
+    movie_ids: Int64Array
     _user_index: dict[int, int] = field(repr=False, compare=False, default_factory=dict)
     _movie_index: dict[int, int] = field(repr=False, compare=False, default_factory=dict)
 
@@ -42,9 +43,9 @@ class Ratings:
     @classmethod
     def from_arrays(
         cls,
-        user_ids: Iterable[int] | np.ndarray,
-        movie_ids: Iterable[int] | np.ndarray,
-        stars: Iterable[float] | np.ndarray,
+        user_ids: Iterable[int] | IndexArray,
+        movie_ids: Iterable[int] | IndexArray,
+        stars: Iterable[float] | FloatArray,
     ) -> Ratings:
         """Build from three equal-length arrays of raw ids and stars.
 
@@ -125,20 +126,20 @@ class Ratings:
         except KeyError:
             raise InvalidInput(f"unknown userId {user_id}", field="userId") from None
 
-    def items_of(self, movie_ids: Iterable[int], missing: int = -1) -> np.ndarray:
+    def items_of(self, movie_ids: Iterable[int], missing: int = -1) -> Int64Array:
         """``(n,)`` int64 column indices of raw movie ids; ``missing`` where unknown."""
         return np.fromiter(
             (self._movie_index.get(int(m), missing) for m in movie_ids), dtype=np.int64
         )
 
-    def users_of(self, user_ids: Iterable[int], missing: int = -1) -> np.ndarray:
+    def users_of(self, user_ids: Iterable[int], missing: int = -1) -> Int64Array:
         """``(n,)`` int64 row indices of raw user ids; ``missing`` where unknown."""
         return np.fromiter(
             (self._user_index.get(int(u), missing) for u in user_ids), dtype=np.int64
         )
 
     # -- views ------------------------------------------------------------------
-    def triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def triples(self) -> tuple[Int32Array, Int32Array, Float32Array]:
         """``(users, items, stars)``: int32, int32, float32 arrays of length nnz (row order)."""
         coo = self.matrix.tocoo()
         return (
@@ -147,12 +148,12 @@ class Ratings:
             coo.data.astype(np.float32),
         )
 
-    def user_row(self, user: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(items, stars)`` rated by row ``user``."""
+    def user_row(self, user: int) -> tuple[IndexArray, Float32Array]:
+        """``(items, stars)`` rated by row ``user``: int32 (int64 past 2^31 ratings), float32."""
         start, end = self.matrix.indptr[user], self.matrix.indptr[user + 1]
         return self.matrix.indices[start:end], self.matrix.data[start:end]
 
-    def item_counts(self) -> np.ndarray:
+    def item_counts(self) -> Int64Array:
         """``(n_items,)`` int64 number of ratings per movie."""
         return np.bincount(self.matrix.indices, minlength=self.n_items).astype(np.int64)
 
@@ -169,7 +170,7 @@ class Ratings:
 
 
 # -- construction helpers -----------------------------------------------------------------
-def dense_codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def dense_codes(ids: IndexArray) -> tuple[Int64Array, Int32Array]:
     """``(unique ids sorted, int32 code of each id)`` like ``np.unique(return_inverse=True)``.
 
     ids: ``(n,)`` int32/int64 raw ids. Non-negative ids not much larger than ``n`` go
@@ -187,7 +188,7 @@ def dense_codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _csr_keep_last(
-    rows: np.ndarray, cols: np.ndarray, stars: np.ndarray, n_rows: int, n_cols: int
+    rows: Int32Array, cols: Int32Array, stars: Float32Array, n_rows: int, n_cols: int
 ) -> sp.csr_matrix:
     """CSR ``(n_rows, n_cols)`` float32 from int32 codes; a repeated cell keeps its last value.
 

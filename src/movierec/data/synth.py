@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from movierec.data.arrays import AnyArray, Float32Array, Float64Array, Int32Array, Int64Array
 from movierec.data.fetch import write_marker
 from movierec.data.movielens import (
     SYNTHETIC_MARKER,
@@ -184,7 +185,7 @@ def synthesize(
 # -- users ------------------------------------------------------------------------------------
 def _user_counts(
     rng: np.random.Generator, n_ratings: int, shape: Shape, n_movies: int
-) -> np.ndarray:
+) -> Int64Array:
     """``(n_users,)`` int64 ratings per user, each >= 20, summing to ``n_ratings``."""
     cap = max(MIN_PER_USER, n_movies // 2)
     n_users = max(1, round(n_ratings / shape.mean_per_user))
@@ -226,7 +227,7 @@ def _user_counts(
 
 
 # -- movies -----------------------------------------------------------------------------------
-def _movies(rng: np.random.Generator, n_movies: int) -> dict[str, np.ndarray]:
+def _movies(rng: np.random.Generator, n_movies: int) -> dict[str, AnyArray]:
     """Catalogue arrays: sparse increasing ids, titles, years, genres, popularity weights."""
     movie_id = np.cumsum(rng.geometric(0.35, n_movies))  # gaps like ml-25m's ids
     # Zipf-like over a shuffled rank, flattened at the head: the top 1 % of movies get
@@ -254,8 +255,8 @@ def _movies(rng: np.random.Generator, n_movies: int) -> dict[str, np.ndarray]:
 
 
 def _pick_movies(
-    rng: np.random.Generator, counts: np.ndarray, popularity: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    rng: np.random.Generator, counts: Int64Array, popularity: Float64Array
+) -> tuple[Int32Array, Int32Array]:
     """``(users, items)`` int32, ``counts[u]`` distinct movies per user by popularity,
     ordered by user then item.
 
@@ -296,14 +297,14 @@ def _pick_movies(
     return (keys // n_movies).astype(np.int32), (keys % n_movies).astype(np.int32)
 
 
-def _merge(keys: np.ndarray, new: np.ndarray) -> np.ndarray:
+def _merge(keys: Int64Array, new: Int64Array) -> Int64Array:
     """Sorted distinct union of sorted distinct ``keys`` and any ``new`` keys."""
     # two sorted runs: the stable sort (timsort) merges them in linear time
     merged = np.sort(np.concatenate([keys, np.unique(new)]), kind="stable")
     return merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
 
 
-def _user_slice(keys: np.ndarray, user: int, n_movies: int) -> slice:
+def _user_slice(keys: Int64Array, user: int, n_movies: int) -> slice:
     """The run of sorted ``keys`` belonging to ``user``."""
     lo, hi = np.searchsorted(keys, [user * n_movies, (user + 1) * n_movies])
     return slice(int(lo), int(hi))
@@ -312,12 +313,12 @@ def _user_slice(keys: np.ndarray, user: int, n_movies: int) -> slice:
 # -- stars and times --------------------------------------------------------------------------
 def _stars(
     rng: np.random.Generator,
-    users: np.ndarray,
-    items: np.ndarray,
+    users: Int32Array,
+    items: Int32Array,
     n_users: int,
     n_movies: int,
-    popularity: np.ndarray,
-) -> np.ndarray:
+    popularity: Float64Array,
+) -> Float32Array:
     """``(n,)`` float32 half stars from biases, a rank-8 signal and noise."""
     user_bias = rng.normal(0.0, 0.45, n_users).astype(np.float32)
     log_pop = np.log(popularity)
@@ -345,7 +346,7 @@ def _stars(
     return stars
 
 
-def _timestamps(rng: np.random.Generator, users: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def _timestamps(rng: np.random.Generator, users: Int32Array, counts: Int64Array) -> Int64Array:
     """``(n,)`` int64 Unix seconds, increasing over each user's ratings in a random order.
 
     Each user starts between 1996 and 2019 and rates over a log-normal span (median
@@ -376,11 +377,11 @@ def _timestamps(rng: np.random.Generator, users: np.ndarray, counts: np.ndarray)
 
 def _tags(
     rng: np.random.Generator,
-    users: np.ndarray,
-    items: np.ndarray,
-    times: np.ndarray,
+    users: Int32Array,
+    items: Int32Array,
+    times: Int64Array,
     per_rating: float,
-) -> dict[str, np.ndarray]:
+) -> dict[str, AnyArray]:
     """Tags on a random ``per_rating`` share of ratings; a few ratings get a second tag."""
     picked = np.flatnonzero(rng.random(users.size) < per_rating * 0.8)
     if picked.size:
@@ -409,7 +410,7 @@ def _write_csv(table: pa.Table, path: Path) -> None:
 
 
 def _write_ratings(
-    folder: Path, users: np.ndarray, movie_ids: np.ndarray, stars: np.ndarray, times: np.ndarray
+    folder: Path, users: Int32Array, movie_ids: Int64Array, stars: Float32Array, times: Int64Array
 ) -> int:
     table = pa.table(
         {
@@ -420,10 +421,10 @@ def _write_ratings(
         }
     )
     _write_csv(table, folder / "ratings.csv")
-    return table.num_rows
+    return int(table.num_rows)
 
 
-def _write_movies(folder: Path, movies: dict[str, np.ndarray]) -> int:
+def _write_movies(folder: Path, movies: dict[str, AnyArray]) -> int:
     words = np.array(_WORDS, dtype=object)
     names = words[movies["first"]] + " " + words[movies["second"]]
     names = np.where(movies["article"], names + ", The", names)
@@ -439,10 +440,10 @@ def _write_movies(folder: Path, movies: dict[str, np.ndarray]) -> int:
         }
     )
     _write_csv(table, folder / "movies.csv")
-    return table.num_rows
+    return int(table.num_rows)
 
 
-def _write_links(rng: np.random.Generator, folder: Path, movie_ids: np.ndarray) -> int:
+def _write_links(rng: np.random.Generator, folder: Path, movie_ids: Int64Array) -> int:
     n = movie_ids.size
     imdb = np.cumsum(rng.integers(1, 9_000_000 // n + 2, n))  # unique, below 10,000,000
     tmdb = np.cumsum(rng.integers(1, 40, n))
@@ -455,10 +456,10 @@ def _write_links(rng: np.random.Generator, folder: Path, movie_ids: np.ndarray) 
         }
     )
     _write_csv(table, folder / "links.csv")
-    return table.num_rows
+    return int(table.num_rows)
 
 
-def _write_tags(folder: Path, tags: dict[str, np.ndarray], movie_ids: np.ndarray) -> int:
+def _write_tags(folder: Path, tags: dict[str, AnyArray], movie_ids: Int64Array) -> int:
     vocabulary = np.array(_TAGS, dtype=object)
     table = pa.table(
         {
@@ -469,4 +470,4 @@ def _write_tags(folder: Path, tags: dict[str, np.ndarray], movie_ids: np.ndarray
         }
     )
     _write_csv(table, folder / "tags.csv")
-    return table.num_rows
+    return int(table.num_rows)

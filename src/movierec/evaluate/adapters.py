@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from movierec import models
+from movierec.data.arrays import Float32Array, Float64Array, FloatArray, IndexArray, Int64Array
 from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
 from movierec.models.base import STAR_MAX, STAR_MIN, UserState
@@ -39,8 +40,6 @@ class Method(ABC):
     kind: ClassVar[str] = "ours"
     #: whether ``score_visitor`` works (a new user folded in without refitting)
     can_fold_in: ClassVar[bool] = True
-    #: whether ``score_users`` is worth calling (top-N metrics)
-    can_rank: ClassVar[bool] = True
 
     def __init__(self, name: str, seed: int = 0, params: Mapping[str, Any] | None = None) -> None:
         self.name = name
@@ -49,6 +48,12 @@ class Method(ABC):
         #: caveats to print in the report (filled in by subclasses / after fitting)
         self.notes: list[str] = []
         self.train: Ratings | None = None
+
+    @property
+    def can_rank(self) -> bool:
+        """Whether ``score_users`` is worth calling (top-N metrics); a method may decide
+        per fit (``SurpriseKNNBaseline``: from the fold's size)."""
+        return True
 
     @property
     def n_items(self) -> int:
@@ -64,21 +69,21 @@ class Method(ABC):
     def _fit(self, train: Ratings) -> None: ...
 
     @abstractmethod
-    def predict(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
+    def predict(self, user_ids: IndexArray, movie_ids: IndexArray) -> Float64Array:
         """``(n,)`` float64 predicted stars for raw-id pairs (unknown ids: a fallback)."""
 
     @abstractmethod
-    def score_users(self, users: np.ndarray) -> np.ndarray:
+    def score_users(self, users: IndexArray) -> FloatArray:
         """``(len(users), n_items)`` scores for training users (higher = recommend first)."""
 
-    def score_visitor(self, items: np.ndarray, stars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def score_visitor(self, items: IndexArray, stars: FloatArray) -> tuple[FloatArray, FloatArray]:
         """``(ranking, predicted stars)``, each ``(n_items,)``, for a new user who rated
         ``items`` with ``stars``."""
         raise NotImplementedError(f"{self.name} cannot fold in a new user")
 
     def score_visitors(
-        self, visitors: Sequence[tuple[np.ndarray, np.ndarray]]
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, visitors: Sequence[tuple[IndexArray, FloatArray]]
+    ) -> tuple[FloatArray, FloatArray]:
         """``score_visitor`` for many ``(items, stars)`` at once: ``(rankings, stars)``,
         each ``(len(visitors), n_items)``. Loops unless a method does better."""
         rankings = np.empty((len(visitors), self.n_items), dtype=np.float64)
@@ -121,7 +126,7 @@ class OurModel(Method):
         models.model_class(name)  # unknown name -> InvalidInput before any work
         self.catalog = catalog
         self.model: models.Recommender | None = None
-        self._columns: np.ndarray | None = None
+        self._columns: Int64Array | None = None
         self._mix: GenreMix | None = None
 
     def _fit(self, train: Ratings) -> None:
@@ -136,26 +141,26 @@ class OurModel(Method):
             index = {int(m): i for i, m in enumerate(movie_ids)}
             self._columns = np.array([index.get(int(m), -1) for m in train.movie_ids])
 
-    def predict(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
+    def predict(self, user_ids: IndexArray, movie_ids: IndexArray) -> Float64Array:
         assert self.model is not None
         return self.model.predict(user_ids, movie_ids)
 
-    def score_users(self, users: np.ndarray) -> np.ndarray:
+    def score_users(self, users: IndexArray) -> FloatArray:
         assert self.model is not None and self.train is not None
         model, user_ids = self.model, self.train.user_ids
         states = [model.user_state(int(user_ids[user])) for user in users]
         rankings = np.asarray(model.rank_users(states), dtype=np.float32)
         return self._align(self._personal(rankings, states))
 
-    def score_visitor(self, items: np.ndarray, stars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def score_visitor(self, items: IndexArray, stars: FloatArray) -> tuple[FloatArray, FloatArray]:
         assert self.model is not None and self.train is not None
         state = self.model.fold_in(self.train.movie_ids[items], stars)
         ranking = self._personal(self.model.rank(state)[None, :], [state])[0]
         return self._align(ranking), self._align(self.model.score(state))
 
     def score_visitors(
-        self, visitors: Sequence[tuple[np.ndarray, np.ndarray]]
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, visitors: Sequence[tuple[IndexArray, FloatArray]]
+    ) -> tuple[FloatArray, FloatArray]:
         """Fold every visitor in, then ``model.rank_users`` ranks them all at once (one
         matrix product for factor models, one sparse x dense product for ease). Stars are
         the clipped ranking where the model ranks by its stars, else ``model.score_users``
@@ -174,7 +179,7 @@ class OurModel(Method):
             stars = np.stack([model.score(s) for s in states]) if states else rankings.copy()
         return self._align(self._personal(rankings.copy(), states)), self._align(stars)
 
-    def _personal(self, rankings: np.ndarray, states: Sequence[UserState]) -> np.ndarray:
+    def _personal(self, rankings: Float32Array, states: Sequence[UserState]) -> Float32Array:
         """``rankings`` ``(n, n_items)`` (model columns) with each row's first ``RERANKED``
         unrated movies re-ordered by ``personal_order`` and lifted above the rest."""
         if self._mix is None or self.model is None:
@@ -197,7 +202,7 @@ class OurModel(Method):
             out["params"] = {**self.model.params, "seed": self.model.seed}
         return out
 
-    def _align(self, scores: np.ndarray) -> np.ndarray:
+    def _align(self, scores: FloatArray) -> FloatArray:
         """Scores in the model's column order -> ours (last axis); unknown movies -inf."""
         if self._columns is None:
             return scores

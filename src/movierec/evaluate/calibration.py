@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from movierec.data.arrays import BoolArray, Float64Array, FloatArray, IndexArray, Int64Array
 from movierec.data.ratings import Ratings
 from movierec.models.calibration import (
     GROUP_STARTS,
@@ -54,7 +55,7 @@ MAX_USERS = 500
 
 #: one person's ``(revealed items, their stars, target items, their stars)``, items as
 #: column indices of the fold's training ``Ratings``
-Person = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Person = tuple[IndexArray, FloatArray, IndexArray, FloatArray]
 
 
 def group_names() -> list[str]:
@@ -111,7 +112,7 @@ def _measure(
 
 
 def reliability_metrics(
-    figures: np.ndarray, liked: np.ndarray, n_ratings: np.ndarray, min_pairs: int = MIN_PAIRS
+    figures: Float64Array, liked: BoolArray, n_ratings: Int64Array, min_pairs: int = MIN_PAIRS
 ) -> dict[str, float]:
     """``ece``, ``ece/<group>`` (groups with ``min_pairs`` pairs or more) and the
     reliability bins of figures ``(n,)`` against ``liked`` ``(n,)`` bool for people with
@@ -137,9 +138,9 @@ def onboarding_people(visitors: Sequence[Any]) -> list[Person]:
 
 def rating_people(
     train: Ratings,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    stars: np.ndarray,
+    rows: Int64Array,
+    cols: Int64Array,
+    stars: Float64Array,
     seed: int = 0,
     max_users: int = MAX_USERS,
 ) -> list[Person]:
@@ -153,7 +154,7 @@ def rating_people(
     order = np.argsort(rows, kind="stable")
     starts = np.searchsorted(rows[order], users, side="left")
     ends = np.searchsorted(rows[order], users, side="right")
-    people = []
+    people: list[Person] = []
     for user, lo, hi in zip(users, starts, ends, strict=True):
         mine = order[lo:hi]
         mine = mine[cols[mine] >= 0]

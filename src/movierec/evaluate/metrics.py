@@ -30,19 +30,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 from numba import njit, prange
+
+from movierec.data.arrays import BoolArray, Float64Array, FloatArray, Int64Array
 
 # -- rating error ----------------------------------------------------------------------
 
 
-def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
+def rmse(predicted: npt.ArrayLike, actual: npt.ArrayLike) -> float:
     """Root mean squared error in stars."""
     diff = np.asarray(predicted, np.float64) - np.asarray(actual, np.float64)
     return float(np.sqrt(np.mean(diff**2))) if diff.size else float("nan")
 
 
-def mae(predicted: np.ndarray, actual: np.ndarray) -> float:
+def mae(predicted: npt.ArrayLike, actual: npt.ArrayLike) -> float:
     """Mean absolute error in stars."""
     diff = np.asarray(predicted, np.float64) - np.asarray(actual, np.float64)
     return float(np.mean(np.abs(diff))) if diff.size else float("nan")
@@ -51,7 +54,7 @@ def mae(predicted: np.ndarray, actual: np.ndarray) -> float:
 # -- ranking ------------------------------------------------------------------------------
 
 
-def rank_rows(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rank_rows(scores: npt.ArrayLike) -> tuple[Int64Array, Int64Array]:
     """Rank every row of ``scores``.
 
     scores: ``(n_users, n_items)``; ``-inf`` marks items that are not candidates.
@@ -67,8 +70,8 @@ def rank_rows(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def top_and_ranks(
-    scores: np.ndarray, n_top: int, rel_indptr: np.ndarray, rel_items: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    scores: FloatArray, n_top: int, rel_indptr: npt.ArrayLike, rel_items: npt.ArrayLike
+) -> tuple[Int64Array, Int64Array]:
     """What :func:`rank_rows` gives the metrics, without sorting whole rows.
 
     scores: ``(n_users, n_items)``, no NaN (``-inf`` marks non-candidates).
@@ -83,19 +86,19 @@ def top_and_ranks(
     scores = np.ascontiguousarray(scores)
     n_top = min(int(n_top), scores.shape[1])
     top = np.zeros((scores.shape[0], n_top), dtype=np.int64)
-    ranks = np.zeros(len(rel_items), dtype=np.int64)
+    items = np.asarray(rel_items, np.int64)
+    ranks = np.zeros(items.size, dtype=np.int64)
     if scores.shape[0] and n_top:
         _top_and_ranks(
-            scores, n_top, np.asarray(rel_indptr, np.int64), np.asarray(rel_items, np.int64),
-            top, ranks,
+            scores, n_top, np.asarray(rel_indptr, np.int64), items, top, ranks,
         )  # fmt: skip
     return top, ranks
 
 
 @njit(cache=True, parallel=True, nogil=True)
 def _top_and_ranks(
-    scores: np.ndarray, n_top: int, rel_indptr: np.ndarray, rel_items: np.ndarray,
-    top: np.ndarray, ranks: np.ndarray,
+    scores: FloatArray, n_top: int, rel_indptr: Int64Array, rel_items: Int64Array,
+    top: Int64Array, ranks: Int64Array,
 ) -> None:  # fmt: skip
     n_items = scores.shape[1]
     for u in prange(scores.shape[0]):
@@ -159,11 +162,11 @@ def _top_and_ranks(
 
 
 def user_ranking_metrics(
-    user: np.ndarray,
-    rank: np.ndarray,
-    n_relevant: np.ndarray,
+    user: npt.ArrayLike,
+    rank: npt.ArrayLike,
+    n_relevant: npt.ArrayLike,
     k_values: Sequence[int],
-) -> dict[str, np.ndarray]:
+) -> dict[str, Float64Array]:
     """Per-user precision/recall/NDCG/hit rate at each k, and AP, from relevant items' ranks.
 
     user: ``(p,)`` int user position (0..n_users-1) of each relevant (user, item) pair.
@@ -175,7 +178,7 @@ def user_ranking_metrics(
     rank = np.asarray(rank, dtype=np.float64)
     n_relevant = np.asarray(n_relevant, dtype=np.float64)
     n_users = n_relevant.size
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, Float64Array] = {}
     gain = np.zeros_like(rank)
     ranked = np.isfinite(rank)
     gain[ranked] = 1.0 / np.log2(rank[ranked] + 2.0)
@@ -198,12 +201,13 @@ def user_ranking_metrics(
     return out
 
 
-def ideal_dcg(n_hits: np.ndarray) -> np.ndarray:
+def ideal_dcg(n_hits: npt.ArrayLike) -> Float64Array:
     """DCG of a list whose first ``n_hits`` items are relevant (elementwise; 0 -> 0)."""
     n_hits = np.asarray(n_hits, dtype=np.int64)
     top = int(n_hits.max()) if n_hits.size else 0
-    cumulative = np.r_[0.0, np.cumsum(1.0 / np.log2(np.arange(top) + 2.0))]
-    return cumulative[n_hits]
+    cumulative: Float64Array = np.r_[0.0, np.cumsum(1.0 / np.log2(np.arange(top) + 2.0))]
+    dcg: Float64Array = cumulative[n_hits]
+    return dcg
 
 
 def ranking_metrics(
@@ -230,7 +234,7 @@ def ranking_metrics(
 # -- beyond accuracy -------------------------------------------------------------------------
 
 
-def catalogue_coverage(recommended: np.ndarray, n_candidates: int) -> float:
+def catalogue_coverage(recommended: npt.ArrayLike, n_candidates: int) -> float:
     """Share of the ``n_candidates`` items that appear in at least one list.
 
     recommended: item indices (any shape), ``-1`` for empty slots.
@@ -239,7 +243,7 @@ def catalogue_coverage(recommended: np.ndarray, n_candidates: int) -> float:
     return float(np.unique(items[items >= 0]).size / n_candidates) if n_candidates else 0.0
 
 
-def self_information(item_counts: np.ndarray, n_users: int) -> np.ndarray:
+def self_information(item_counts: npt.ArrayLike, n_users: int) -> Float64Array:
     """``(n_items,)`` float64 ``-log2(count / n_users)`` in bits (items with no rating: nan)."""
     counts = np.asarray(item_counts, dtype=np.float64)
     with np.errstate(divide="ignore"):
@@ -248,20 +252,20 @@ def self_information(item_counts: np.ndarray, n_users: int) -> np.ndarray:
     return info
 
 
-def novelty(recommended: np.ndarray, info: np.ndarray) -> float:
+def novelty(recommended: npt.ArrayLike, info: Float64Array) -> float:
     """Mean self-information (bits) of all recommended items (``-1`` slots ignored)."""
     items = np.asarray(recommended).ravel()
     items = items[items >= 0]
     return float(np.nanmean(info[items])) if items.size else float("nan")
 
 
-def distinct_items(recommended: np.ndarray) -> int:
+def distinct_items(recommended: npt.ArrayLike) -> int:
     """How many different items appear in the lists (``-1`` slots ignored)."""
     items = np.asarray(recommended).ravel()
     return int(np.unique(items[items >= 0]).size)
 
 
-def popularity_percentiles(item_counts: np.ndarray) -> np.ndarray:
+def popularity_percentiles(item_counts: npt.ArrayLike) -> Float64Array:
     """``(n_items,)`` float64 percentile (0-100] of each item's rating count among all items.
 
     Weak percentile rank: ``100 * (items with count <= this one's) / n_items``, so the most
@@ -275,7 +279,7 @@ def popularity_percentiles(item_counts: np.ndarray) -> np.ndarray:
     return 100.0 * at_most / counts.size
 
 
-def mean_popularity_percentile(recommended: np.ndarray, percentiles: np.ndarray) -> float:
+def mean_popularity_percentile(recommended: npt.ArrayLike, percentiles: npt.ArrayLike) -> float:
     """Mean popularity percentile (0-100) of all recommended items (``-1`` slots ignored).
 
     recommended: ``(n_users, k)`` item indices; percentiles: :func:`popularity_percentiles`.
@@ -285,7 +289,7 @@ def mean_popularity_percentile(recommended: np.ndarray, percentiles: np.ndarray)
     return float(np.asarray(percentiles)[items].mean()) if items.size else float("nan")
 
 
-def genre_matrix(genres_per_item: Sequence[Sequence[str]]) -> tuple[np.ndarray, list[str]]:
+def genre_matrix(genres_per_item: Sequence[Sequence[str]]) -> tuple[BoolArray, list[str]]:
     """``(membership, names)``: ``(n_items, n_genres)`` bool, ``membership[i, g]`` when item
     ``i`` has genre ``names[g]`` (names sorted). Empty names and None entries (a movie
     without genres, e.g. MovieLens' ``(no genres listed)`` as the catalogue holds it) give
@@ -300,7 +304,7 @@ def genre_matrix(genres_per_item: Sequence[Sequence[str]]) -> tuple[np.ndarray, 
 
 
 def intra_list_diversity(
-    recommended: np.ndarray, genre_matrix: np.ndarray, batch: int = 4096
+    recommended: npt.ArrayLike, genre_matrix: npt.ArrayLike, batch: int = 4096
 ) -> float:
     """Mean intra-list genre diversity: within each list, the mean over pairs of items of
     ``1 - Jaccard(genres_i, genres_j)`` (0: all the same genres, 1: no genre shared), then
@@ -336,7 +340,7 @@ def intra_list_diversity(
     return float(values.mean()) if values.size else float("nan")
 
 
-def genre_distribution(items: sp.csr_matrix, genre_matrix: np.ndarray) -> np.ndarray:
+def genre_distribution(items: sp.csr_matrix, genre_matrix: npt.ArrayLike) -> Float64Array:
     """``(n_rows, n_genres)`` float64 genre mix of each row's items (rows sum to 1, or to 0
     when no item of the row has a genre): each item's genres weighted ``1/|genres|`` (Steck
     2018's ``p(g|i)``), summed with the row's values as weights, normalised.
@@ -345,15 +349,16 @@ def genre_distribution(items: sp.csr_matrix, genre_matrix: np.ndarray) -> np.nda
     """
     g = np.asarray(genre_matrix, dtype=np.float64)
     per_item = g / np.maximum(g.sum(axis=1, keepdims=True), 1.0)
-    mix = np.asarray(sp.csr_matrix(items) @ per_item)
+    mix: Float64Array = np.asarray(sp.csr_matrix(items) @ per_item)
     total = mix.sum(axis=1, keepdims=True)
-    return np.divide(mix, total, out=np.zeros_like(mix), where=total > 0)
+    shares: Float64Array = np.divide(mix, total, out=np.zeros_like(mix), where=total > 0)
+    return shares
 
 
 def genre_miscalibration(
     liked_items_per_user: sp.spmatrix | Sequence[Sequence[int]],
-    recommended: np.ndarray,
-    genre_matrix: np.ndarray,
+    recommended: npt.ArrayLike,
+    genre_matrix: npt.ArrayLike,
     alpha: float = 0.01,
 ) -> float:
     """Mean genre miscalibration of the lists (Steck 2018, "Calibrated recommendations"):
@@ -388,7 +393,7 @@ def genre_miscalibration(
 
 
 def personalisation_overlap(
-    recommended: np.ndarray, k: int = 10, max_pairs: int = 20_000, seed: int = 0
+    recommended: npt.ArrayLike, k: int = 10, max_pairs: int = 20_000, seed: int = 0
 ) -> float:
     """Mean Jaccard overlap of two users' top-``k`` sets, over pairs of users (0: no two
     users share an item, 1: everybody gets the same set; personalisation = 1 - overlap).
@@ -416,7 +421,7 @@ def personalisation_overlap(
     return float((shared[scored] / union[scored]).mean()) if scored.any() else float("nan")
 
 
-def _rows_pattern(rows: np.ndarray | Sequence[Sequence[int]], n_items: int) -> sp.csr_matrix:
+def _rows_pattern(rows: Int64Array | Sequence[Sequence[int]], n_items: int) -> sp.csr_matrix:
     """``(len(rows), n_items)`` CSR of ones at each row's item indices (``-1`` ignored)."""
     cols = [np.asarray(r, dtype=np.int64).ravel() for r in rows]
     cols = [c[c >= 0] for c in cols]

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from movierec.data.arrays import Float64Array, FloatArray, IndexArray, Int64Array
 from movierec.data.ratings import Ratings
 from movierec.errors import InvalidInput, ModelError
 from movierec.evaluate.adapters import Method
@@ -151,7 +152,7 @@ class SurpriseMethod(Method):
         klass = getattr(self.surprise, self.algorithm)
         return klass(random_state=self.seed, verbose=False, **self.params)
 
-    def predict(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
+    def predict(self, user_ids: IndexArray, movie_ids: IndexArray) -> Float64Array:
         """Surprise's ``predict``: its estimate clipped to the scale, its fallbacks.
 
         Pairs of known ids take :meth:`_pair_estimates` (vectorised, the same formula)
@@ -174,18 +175,19 @@ class SurpriseMethod(Method):
         return out
 
     @staticmethod
-    def _inner(ours: np.ndarray, inner_of: np.ndarray) -> np.ndarray:
-        return np.where(ours >= 0, inner_of[np.maximum(ours, 0)], -1)
+    def _inner(ours: Int64Array, inner_of: Int64Array) -> Int64Array:
+        inner: Int64Array = np.where(ours >= 0, inner_of[np.maximum(ours, 0)], -1)
+        return inner
 
-    def _pair_estimates(self, users: np.ndarray, items: np.ndarray) -> np.ndarray | None:
+    def _pair_estimates(self, users: Int64Array, items: Int64Array) -> Float64Array | None:
         """``(n,)`` Surprise's unclipped ``estimate`` for known inner ids, or None."""
         return None
 
-    def score_users(self, users: np.ndarray) -> np.ndarray:
+    def score_users(self, users: IndexArray) -> Float64Array:
         inner = self._inner_users[np.asarray(users, dtype=np.int64)]
         return self._estimates(inner)[:, self._inner_items]
 
-    def _estimates(self, inner_users: np.ndarray) -> np.ndarray:
+    def _estimates(self, inner_users: Int64Array) -> Float64Array:
         """``(len(inner_users), n_inner_items)`` Surprise's unclipped ``estimate``."""
         raise NotImplementedError
 
@@ -195,10 +197,10 @@ class SurpriseSVD(SurpriseMethod):
 
     algorithm = "SVD"
 
-    def _estimates(self, inner_users: np.ndarray) -> np.ndarray:
+    def _estimates(self, inner_users: Int64Array) -> Float64Array:
         return _biased_mf(self.algo, inner_users)
 
-    def _pair_estimates(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def _pair_estimates(self, users: Int64Array, items: Int64Array) -> Float64Array:
         return _biased_mf_pairs(self.algo, users, items)
 
 
@@ -208,19 +210,20 @@ class SurpriseSVDpp(SurpriseMethod):
     algorithm = "SVDpp"
     defaults: ClassVar[dict[str, Any]] = {"cache_ratings": True}
 
-    def _estimates(self, inner_users: np.ndarray) -> np.ndarray:
+    def _estimates(self, inner_users: Int64Array) -> Float64Array:
         a = self.algo
         implicit = self._implicit_matrix() @ a.yj  # (n_users, k): |I_u|^-1/2 sum_j y_j
         user_vec = a.pu[inner_users] + implicit[inner_users]
-        est = user_vec @ a.qi.T
+        est: Float64Array = user_vec @ a.qi.T
         est += a.trainset.global_mean + a.bu[inner_users, None] + a.bi[None, :]
         return est
 
-    def _pair_estimates(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def _pair_estimates(self, users: Int64Array, items: Int64Array) -> Float64Array:
         a = self.algo
         user_vec = a.pu + self._implicit_matrix() @ a.yj  # (n_users, k)
-        est = np.einsum("ij,ij->i", user_vec[users], a.qi[items])
-        return est + a.trainset.global_mean + a.bu[users] + a.bi[items]
+        est: Float64Array = np.einsum("ij,ij->i", user_vec[users], a.qi[items])
+        pairs: Float64Array = est + a.trainset.global_mean + a.bu[users] + a.bi[items]
+        return pairs
 
     def _implicit_matrix(self) -> sp.csr_matrix:
         """``(n_users, n_items)`` rows ``1/sqrt(|I_u|)`` on the items each user rated."""
@@ -245,23 +248,23 @@ class SurpriseNMF(SurpriseMethod):
 
     algorithm = "NMF"
 
-    def _estimates(self, inner_users: np.ndarray) -> np.ndarray:
+    def _estimates(self, inner_users: Int64Array) -> Float64Array:
         return _biased_mf(self.algo, inner_users)
 
-    def _pair_estimates(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def _pair_estimates(self, users: Int64Array, items: Int64Array) -> Float64Array:
         return _biased_mf_pairs(self.algo, users, items)
 
 
-def _biased_mf(a: Any, users: np.ndarray) -> np.ndarray:
+def _biased_mf(a: Any, users: Int64Array) -> Float64Array:
     """SVD / NMF ``estimate`` for all items: ``[mu + b_u + b_i +] q_i . p_u``."""
-    est = a.pu[users] @ a.qi.T
+    est: Float64Array = a.pu[users] @ a.qi.T
     if a.biased:
         est += a.trainset.global_mean + a.bu[users, None] + a.bi[None, :]
     return est
 
 
-def _biased_mf_pairs(a: Any, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-    est = np.einsum("ij,ij->i", a.pu[users], a.qi[items])
+def _biased_mf_pairs(a: Any, users: Int64Array, items: Int64Array) -> Float64Array:
+    est: Float64Array = np.einsum("ij,ij->i", a.pu[users], a.qi[items])
     if a.biased:
         est += a.trainset.global_mean + a.bu[users] + a.bi[items]
     return est
@@ -280,7 +283,7 @@ class SurpriseKNNBaseline(SurpriseMethod):
         return self.surprise.KNNBaseline(verbose=False, **self.params)
 
     @property
-    def can_rank(self) -> bool:  # type: ignore[override]  # per fold: from its size
+    def can_rank(self) -> bool:  # per fold: from its size
         if self.train is None:
             return True
         return float(self.train.n_items) * self.train.nnz <= KNN_TOP_N_BUDGET
@@ -295,7 +298,7 @@ class SurpriseKNNBaseline(SurpriseMethod):
             if note not in self.notes:
                 self.notes.append(note)
 
-    def _estimates(self, inner_users: np.ndarray) -> np.ndarray:
+    def _estimates(self, inner_users: Int64Array) -> Float64Array:
         a = self.algo
         if a.sim_options.get("user_based", True):
             raise NotImplementedError("top-N is implemented for item-based KNNBaseline only")
@@ -357,7 +360,7 @@ class OriginalNMF(Method):
         self._user_index: dict[int, int] = {}
         self._item_index: dict[int, int] = {}
 
-    def _filled(self, matrix: sp.csr_matrix) -> np.ndarray:
+    def _filled(self, matrix: sp.csr_matrix) -> Float64Array:
         dense = np.full(matrix.shape, float(self.params["fill"]), dtype=np.float64)
         coo = matrix.tocoo()
         dense[coo.row, coo.col] = coo.data
@@ -380,7 +383,7 @@ class OriginalNMF(Method):
         self._item_index = {int(m): i for i, m in enumerate(train.movie_ids)}
         self._global_mean = train.global_mean
 
-    def predict(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
+    def predict(self, user_ids: IndexArray, movie_ids: IndexArray) -> Float64Array:
         users = np.array([self._user_index.get(int(u), -1) for u in user_ids], dtype=np.int64)
         items = np.array([self._item_index.get(int(m), -1) for m in movie_ids], dtype=np.int64)
         h = self.nmf.components_
@@ -394,15 +397,18 @@ class OriginalNMF(Method):
             out[new_user] = (blank @ h)[0, items[new_user]]
         return out
 
-    def score_users(self, users: np.ndarray) -> np.ndarray:
-        return self.user_weights[np.asarray(users, dtype=np.int64)] @ self.nmf.components_
+    def score_users(self, users: IndexArray) -> Float64Array:
+        scores: Float64Array = (
+            self.user_weights[np.asarray(users, dtype=np.int64)] @ self.nmf.components_
+        )
+        return scores
 
-    def score_visitor(self, items: np.ndarray, stars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def score_visitor(self, items: IndexArray, stars: FloatArray) -> tuple[FloatArray, FloatArray]:
         row = np.full((1, self.n_items), float(self.params["fill"]))
         row[0, items] = stars
         with _quiet():
             weights = self.nmf.transform(row)
-        scores = (weights @ self.nmf.components_)[0]
+        scores: Float64Array = (weights @ self.nmf.components_)[0]
         return scores, scores
 
 

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from movierec.data.arrays import BoolArray, Float64Array, FloatArray, IndexArray, Int64Array
 from movierec.data.ratings import Ratings
 from movierec.evaluate import metrics
 from movierec.evaluate.adapters import Method
@@ -82,16 +83,16 @@ class _Ranking:
     """Accumulates per-user ranking metrics and top-k lists over batches of users."""
 
     k_values: Sequence[int]
-    per_user: dict[str, list[np.ndarray]] = field(default_factory=dict)
-    top_lists: list[np.ndarray] = field(default_factory=list)
+    per_user: dict[str, list[Float64Array]] = field(default_factory=dict)
+    top_lists: list[Int64Array] = field(default_factory=list)
     n_users: int = 0
 
     def add(
         self,
-        scores: np.ndarray,
+        scores: FloatArray,
         exclude: sp.csr_matrix,
         relevant: sp.csr_matrix,
-        banned: np.ndarray | None = None,
+        banned: BoolArray | None = None,
     ) -> None:
         """Rank one batch.
 
@@ -130,7 +131,11 @@ class _Ranking:
         self.n_users += scores.shape[0]
 
     def summary(
-        self, info: np.ndarray, n_items: int, fold: FoldData | None = None, liked=None
+        self,
+        info: Float64Array,
+        n_items: int,
+        fold: FoldData | None = None,
+        liked: sp.spmatrix | None = None,
     ) -> dict[str, float]:
         """Means over users, plus the beyond-accuracy measures of the top-k lists.
 
@@ -174,8 +179,8 @@ class FoldData:
         empty without a catalogue.
     """
 
-    percentiles: np.ndarray
-    genres: np.ndarray | None
+    percentiles: Float64Array
+    genres: BoolArray | None
     catalog: Any
     personas: list[Persona]
 
@@ -192,7 +197,7 @@ class FoldData:
 
 
 def taste_metrics(
-    method: Method, train: Ratings, fold: FoldData, banned: np.ndarray | None = None
+    method: Method, train: Ratings, fold: FoldData, banned: BoolArray | None = None
 ) -> dict[str, float]:
     """``taste_loved@10`` / ``taste_hated@10``: the method folds in each of ``fold.personas``
     as a visitor (``score_visitors``, as the onboarding protocol does), ranks every training
@@ -319,14 +324,14 @@ class _Visitor:
     """One held-out user as the web form would see them."""
 
     user_id: int
-    shown: np.ndarray  # (n_shown,) items the form showed
-    revealed: np.ndarray  # (r,) items the user rated among them
-    revealed_stars: np.ndarray  # (r,) their stars
-    target: np.ndarray  # (t,) the user's other rated items known to training
-    target_stars: np.ndarray  # (t,)
+    shown: Int64Array  # (n_shown,) items the form showed
+    revealed: Int64Array  # (r,) items the user rated among them
+    revealed_stars: Float64Array  # (r,) their stars
+    target: Int64Array  # (t,) the user's other rated items known to training
+    target_stars: Float64Array  # (t,)
 
 
-def popular_items(train: Ratings, n: int = N_POPULAR) -> np.ndarray:
+def popular_items(train: Ratings, n: int = N_POPULAR) -> Int64Array:
     """The ``n`` most-rated training items (ties: higher mean stars, then lower movieId)."""
     counts = train.item_counts()
     sums = np.bincount(train.matrix.indices, weights=train.matrix.data, minlength=train.n_items)
@@ -508,7 +513,7 @@ def visitors_fold(
 
 
 def _visitor_patterns(
-    visitors: Sequence[_Visitor], too_rare: np.ndarray, n_items: int, threshold: float
+    visitors: Sequence[_Visitor], too_rare: Int64Array, n_items: int, threshold: float
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """``(exclude, relevant)`` CSR ``(len(visitors), n_items)``: revealed movies may not be
     recommended; other ratings >= threshold are hits unless revealed or ``too_rare``."""
@@ -521,7 +526,7 @@ def _visitor_patterns(
         rel_cols.append(liked)
     shape = (len(visitors), n_items)
 
-    def pattern(rows: list[np.ndarray], cols: list[np.ndarray]) -> sp.csr_matrix:
+    def pattern(rows: list[Int64Array], cols: list[Int64Array]) -> sp.csr_matrix:
         r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
         c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
         m = sp.csr_matrix((np.ones(r.size, np.float32), (r, c)), shape=shape)
@@ -531,7 +536,7 @@ def _visitor_patterns(
     return pattern(ex_rows, ex_cols), pattern(rel_rows, rel_cols)
 
 
-def _rows_pattern(rows: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:
+def _rows_pattern(rows: Sequence[IndexArray], n_items: int) -> sp.csr_matrix:
     """``(len(rows), n_items)`` CSR of ones at each row's (distinct) item indices."""
     indptr = np.r_[0, np.cumsum([r.size for r in rows])].astype(np.int64)
     indices = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
@@ -543,7 +548,7 @@ def _with_taste_and_reliability(
     method: Method,
     train: Ratings,
     fold: FoldData,
-    banned: np.ndarray,
+    banned: BoolArray,
     people: Sequence[Person] | None,
     report: Reporter | None,
 ) -> dict[str, float]:

@@ -111,7 +111,7 @@ class EvaluationResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: configuration, per-fold numbers, summary, notes."""
-        return _jsonable(
+        out: dict[str, Any] = _jsonable(
             {
                 "dataset": self.dataset,
                 "split": self.split,
@@ -130,6 +130,7 @@ class EvaluationResult:
                 "notes": self.notes,
             }
         )
+        return out
 
 
 def run_evaluation(
@@ -423,7 +424,7 @@ def _check_rounds(
     return names
 
 
-def _described(methods: Sequence[Method], strategies: Sequence[str] | None) -> list[dict]:
+def _described(methods: Sequence[Method], strategies: Sequence[str] | None) -> list[dict[str, Any]]:
     """One entry per method, or per method x strategy (named as ``strategy_fold`` does)."""
     if not strategies:
         return [m.describe() for m in methods]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from movierec.data.arrays import BoolArray
 from movierec.errors import InvalidInput
 
 #: a fold: (train ratings, test ratings), frames with ``userId, movieId, rating`` columns
@@ -201,7 +202,7 @@ def user_folds(frame: pd.DataFrame, split: Split, seed: int = 0) -> list[Fold]:
     return folds
 
 
-def _rows(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+def _rows(frame: pd.DataFrame, mask: BoolArray) -> pd.DataFrame:
     return _columns(frame.loc[mask])
 
 

@@ -34,15 +34,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from movierec.data.arrays import Int64Array
 from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
 from movierec.errors import InvalidInput
 from movierec.evaluate.protocols import RELEVANT_STARS, Visitor, visitors_fold
+
+if TYPE_CHECKING:
+    from movierec.evaluate.adapters import Method
 
 DEFAULT_CUTOFF = "0.8"
 DEFAULT_FIRST_K = 5
@@ -54,7 +58,7 @@ BEYOND = ("distinct@10", "popularity@10", "novelty@10", "overlap@10", "coverage@
 LOOP = "+loop"
 
 
-def parse_cutoff(value: str | float, timestamps: np.ndarray) -> int:
+def parse_cutoff(value: str | float, timestamps: Int64Array) -> int:
     """The cutoff in Unix seconds: ``value`` is a fraction in (0, 1) of the time span of
     ``timestamps`` (``(n,)`` int Unix seconds) or an ISO date (UTC) inside it.
     ``InvalidInput`` (field ``cutoff``) naming the value when it is malformed or outside."""
@@ -99,7 +103,7 @@ def arrivals(frame: pd.DataFrame) -> pd.Series:
     return frame.groupby("userId")["timestamp"].min()
 
 
-def step_edges(frame: pd.DataFrame, cutoff: int, steps: int) -> np.ndarray:
+def step_edges(frame: pd.DataFrame, cutoff: int, steps: int) -> Int64Array:
     """``(steps + 1,)`` int64 Unix seconds: equal stretches from ``cutoff`` to just after
     the last rating; step ``t`` is ``[edges[t], edges[t + 1])``."""
     last = int(frame["timestamp"].max()) + 1
@@ -214,7 +218,7 @@ class TemporalResult:
     def to_dict(self) -> dict[str, Any]:
         from movierec.evaluate.run import _jsonable
 
-        return _jsonable(
+        out: dict[str, Any] = _jsonable(
             {
                 "dataset": self.dataset,
                 "protocol": "temporal",
@@ -228,6 +232,7 @@ class TemporalResult:
                 "notes": self.notes,
             }
         )
+        return out
 
 
 def _ratio(b: float | None, a: float | None) -> float | None:
@@ -315,7 +320,7 @@ def temporal_frame(
     edges = step_edges(frame, cut, steps)
     scale = (float(frame["rating"].min()), float(frame["rating"].max()))
 
-    def make() -> list:
+    def make() -> list[Method]:
         return _methods(models, peers, "onboarding", seed, model_params, None, scale, catalog)
 
     before, loop = make(), make()

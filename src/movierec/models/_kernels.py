@@ -19,36 +19,46 @@ Shapes: ``users``/``items`` ``(nnz,)`` int32 indices, ``stars`` ``(nnz,)`` float
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
+from movierec.data.arrays import (
+    Float32Array,
+    Float64Array,
+    FloatArray,
+    IndexArray,
+    Int32Array,
+    Int64Array,
+)
+
 
 class Triples(NamedTuple):
     """Ratings as parallel arrays: ``users``, ``items`` ``(nnz,)`` int32, ``stars`` float32."""
 
-    users: np.ndarray
-    items: np.ndarray
-    stars: np.ndarray
+    users: Int32Array
+    items: Int32Array
+    stars: Float32Array
 
 
 class ByRow(NamedTuple):
     """Ratings as CSR rows: ``indptr`` ``(n_rows + 1,)`` int64, ``cols`` ``(nnz,)`` int32
     column indices, ``stars`` ``(nnz,)`` float32."""
 
-    indptr: np.ndarray
-    cols: np.ndarray
-    stars: np.ndarray
+    indptr: Int64Array
+    cols: IndexArray
+    stars: Float32Array
 
 
 class Biased(NamedTuple):
     """Fitted arrays of ``mu + b_u + b_i + p_u . q_i`` (all one float dtype), in place."""
 
-    user_bias: np.ndarray
-    item_bias: np.ndarray
-    user_factors: np.ndarray
-    item_factors: np.ndarray
+    user_bias: FloatArray
+    item_bias: FloatArray
+    user_factors: FloatArray
+    item_factors: FloatArray
 
 
 class SGDRates(NamedTuple):
@@ -88,12 +98,12 @@ def _sgd_step(u, i, r, mu, user_bias, item_bias, user_factors, item_factors, rat
         qif = q_i[f]
         p_u[f] = puf + lr_pu * (err * qif - reg_pu * puf)
         q_i[f] = qif + lr_qi * (err * puf - reg_qi * qif)
-    return err * err
+    return float(err * err)  # float64: the callers' sum is float64
 
 
 @njit(cache=True, fastmath=True, nogil=True)
 def svd_epoch(
-    ratings: Triples, order: np.ndarray, global_mean: float, model: Biased, rates: SGDRates
+    ratings: Triples, order: IndexArray, global_mean: float, model: Biased, rates: SGDRates
 ) -> float:
     """One SGD pass of biased MF (Surprise's SVD update, term for term), float32.
 
@@ -114,15 +124,15 @@ def svd_epoch(
         idx = order[j]
         sse += _sgd_step(users[idx], items[idx], stars[idx], mu, user_bias, item_bias,
                          user_factors, item_factors, rates)  # fmt: skip
-    return np.sqrt(sse / max(order.shape[0], 1))
+    return math.sqrt(sse / max(order.shape[0], 1))
 
 
 @njit(cache=True, fastmath=True, nogil=True, parallel=True)
 def svd_epoch_blocks(
     ratings: Triples,
-    order: np.ndarray,
-    block_starts: np.ndarray,
-    block_order: np.ndarray,
+    order: IndexArray,
+    block_starts: IndexArray,
+    block_order: IndexArray,
     global_mean: float,
     model: Biased,
     rates: SGDRates,
@@ -149,7 +159,7 @@ def svd_epoch_blocks(
             idx = order[j]
             sse += _sgd_step(users[idx], items[idx], stars[idx], mu, user_bias, item_bias,
                              user_factors, item_factors, rates)  # fmt: skip
-    return np.sqrt(sse / max(order.shape[0], 1))
+    return math.sqrt(sse / max(order.shape[0], 1))
 
 
 # -- NMF ------------------------------------------------------------------------------------------
@@ -158,8 +168,8 @@ def nmf_epoch(
     ratings: Triples,
     global_mean: float,
     model: Biased,
-    user_counts: np.ndarray,
-    item_counts: np.ndarray,
+    user_counts: Int64Array,
+    item_counts: Int64Array,
     rates: SGDRates,
     biased: bool,
 ) -> float:
@@ -206,7 +216,7 @@ def nmf_epoch(
             item_den[i, f] += user_factors[u, f] * est
     _nmf_apply(user_factors, user_num, user_den, user_counts, rates.reg_pu)
     _nmf_apply(item_factors, item_num, item_den, item_counts, rates.reg_qi)
-    return np.sqrt(sse / max(stars.shape[0], 1))
+    return math.sqrt(sse / max(stars.shape[0], 1))
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -222,8 +232,8 @@ def _nmf_apply(factors, num, den, counts, reg) -> None:  # noqa: ANN001
 
 @njit(cache=True, fastmath=True, nogil=True, parallel=True)
 def nmf_half_step(
-    rows: ByRow, own: np.ndarray, other: np.ndarray, mu: float, own_bias: np.ndarray,
-    other_bias: np.ndarray, reg: float,
+    rows: ByRow, own: FloatArray, other: FloatArray, mu: float, own_bias: FloatArray,
+    other_bias: FloatArray, reg: float,
 ) -> float:  # fmt: skip
     """One side of the unbiased-order NMF update, rows in parallel: for each row ``x`` of
     ``own`` with ratings ``(j, r)``: ``x *= sum r y_j / (sum est y_j + n reg x)`` with
@@ -262,12 +272,12 @@ def nmf_half_step(
 @njit(cache=True, fastmath=True, nogil=True, parallel=True)
 def svdpp_epoch(
     rows: ByRow,
-    rating_order: np.ndarray,
-    block_starts: np.ndarray,
-    block_order: np.ndarray,
+    rating_order: Int64Array,
+    block_starts: IndexArray,
+    block_order: IndexArray,
     global_mean: float,
     model: Biased,
-    implicit_factors: np.ndarray,
+    implicit_factors: Float32Array,
     rates: SGDRates,
     reg_implicit: float,
 ) -> float:
@@ -333,12 +343,12 @@ def svdpp_epoch(
                 j = items[idx]
                 for f in range(k):
                     implicit_factors[j, f] = shrink * implicit_factors[j, f] + lr * norm * grad[f]
-    return np.sqrt(sse / max(stars.shape[0], 1))
+    return math.sqrt(sse / max(stars.shape[0], 1))
 
 
 # -- ALS ------------------------------------------------------------------------------------------
 @njit(cache=True, fastmath=True, nogil=True)
-def cholesky_solve(gram: np.ndarray, rhs: np.ndarray) -> None:
+def cholesky_solve(gram: Float64Array, rhs: Float64Array) -> None:
     """Solve ``gram x = rhs`` for symmetric positive definite ``gram``, in place.
 
     Only the lower triangle of ``gram`` ``(m, m)`` float64 is read; it is overwritten
@@ -372,8 +382,8 @@ def cholesky_solve(gram: np.ndarray, rhs: np.ndarray) -> None:
 
 @njit(cache=True, parallel=True, fastmath=True)
 def als_exact_side(
-    rows: ByRow, global_mean: float, other_factors: np.ndarray, other_bias: np.ndarray,
-    reg: float, reg_bias: float, factors_out: np.ndarray, bias_out: np.ndarray,
+    rows: ByRow, global_mean: float, other_factors: FloatArray, other_bias: FloatArray,
+    reg: float, reg_bias: float, factors_out: FloatArray, bias_out: FloatArray,
 ) -> None:  # fmt: skip
     """One ALS half-step: ridge-solve every row against the fixed other side, exactly.
 
@@ -419,8 +429,8 @@ def als_exact_side(
 
 @njit(cache=True, parallel=True, fastmath=True)
 def als_cg_side(
-    rows: ByRow, global_mean: float, other_factors: np.ndarray, other_bias: np.ndarray,
-    reg: float, reg_bias: float, factors_out: np.ndarray, bias_out: np.ndarray, steps: int,
+    rows: ByRow, global_mean: float, other_factors: FloatArray, other_bias: FloatArray,
+    reg: float, reg_bias: float, factors_out: FloatArray, bias_out: FloatArray, steps: int,
 ) -> None:  # fmt: skip
     """The half-step of :func:`als_exact_side` by ``steps`` conjugate-gradient steps,
     warm-started from ``factors_out`` / ``bias_out`` (the previous iteration's answer).
@@ -506,13 +516,13 @@ def als_cg_side(
 # -- scoring ------------------------------------------------------------------------------------
 @njit(cache=True, fastmath=True, nogil=True)
 def score_items(
-    item_factors: np.ndarray,
-    item_bias: np.ndarray,
+    item_factors: Float32Array,
+    item_bias: Float32Array,
     offset: float,
-    user_factors: np.ndarray,
+    user_factors: Float32Array,
     low: float,
     high: float,
-) -> np.ndarray:
+) -> Float32Array:
     """``(n_items,)`` float32 ``clip(offset + b_i + q_i . p, low, high)`` for every item.
 
     user_factors: ``(k,)`` float32 ``p``; offset: ``mu + b_u`` (stars).

@@ -23,6 +23,7 @@ from typing import ClassVar
 import numpy as np
 from tqdm.auto import tqdm
 
+from movierec.data.arrays import Float32Array, FloatArray, IndexArray, Int64Array
 from movierec.data.ratings import Ratings
 from movierec.models._kernels import ByRow, als_cg_side, als_exact_side
 from movierec.models.base import UserState
@@ -32,9 +33,9 @@ from movierec.models.params import ModelParams, param
 
 
 def solve_side(
-    indptr: np.ndarray, indices: np.ndarray, stars: np.ndarray, global_mean: float,
-    other_factors: np.ndarray, other_bias: np.ndarray, reg: float, reg_bias: float,
-    factors_out: np.ndarray, bias_out: np.ndarray,
+    indptr: Int64Array, indices: IndexArray, stars: Float32Array, global_mean: float,
+    other_factors: FloatArray, other_bias: FloatArray, reg: float, reg_bias: float,
+    factors_out: FloatArray, bias_out: FloatArray,
 ) -> None:  # fmt: skip
     """One exact ALS half-step over CSR rows ``(indptr, indices, stars)``, in place:
     :func:`_kernels.als_exact_side` (kept with its old positional signature for callers
@@ -104,8 +105,8 @@ class ALS(FactorModel):
         self.user_bias, self.item_bias = user_bias, item_bias
 
     def _half_step(
-        self, rows: ByRow, mu: float, other: np.ndarray, other_bias: np.ndarray,
-        out: np.ndarray, out_bias: np.ndarray, exact: bool,
+        self, rows: ByRow, mu: float, other: Float32Array, other_bias: Float32Array,
+        out: Float32Array, out_bias: Float32Array, exact: bool,
     ) -> None:  # fmt: skip
         """Solve every row of ``rows`` for ``(out, out_bias)`` against the fixed other side."""
         reg, reg_bias = self.config.reg, self.config.reg_bias
@@ -115,7 +116,7 @@ class ALS(FactorModel):
             als_cg_side(rows, mu, other, other_bias, reg, reg_bias, out, out_bias,
                         self.config.cg_steps)  # fmt: skip
 
-    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
+    def _fold_in(self, items: Int64Array, stars: Float32Array) -> UserState:
         """The user half-step for one visitor: ridge on ``r - mu - b_i`` with ``[q_i, 1]``,
         penalties ``n * reg`` (factors) and ``reg_bias`` (bias), as in training."""
         residual = stars - self.global_mean - self.item_bias[items]

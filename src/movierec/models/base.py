@@ -32,6 +32,15 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from movierec.data.arrays import (
+    AnyArray,
+    BoolArray,
+    Float32Array,
+    Float64Array,
+    FloatArray,
+    IndexArray,
+    Int64Array,
+)
 from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
 from movierec.errors import InvalidInput, ModelError
@@ -87,9 +96,9 @@ class UserState:
     bias: user bias in stars (0 where the model has none).
     """
 
-    items: np.ndarray
-    stars: np.ndarray
-    factors: np.ndarray | None = None
+    items: Int64Array
+    stars: Float32Array
+    factors: Float32Array | None = None
     bias: float = 0.0
 
 
@@ -112,12 +121,12 @@ class PullRanking:
     start_stars: ``cols`` ``(c,)`` -> ``(c,)`` predicted stars before any rating, 0.5-5.
     """
 
-    items: np.ndarray
-    pulls: Callable[[np.ndarray, np.ndarray], np.ndarray]
-    terms: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-    gain: Callable[[np.ndarray], np.ndarray]
-    weights: Callable[[np.ndarray], np.ndarray]
-    start_stars: Callable[[np.ndarray], np.ndarray]
+    items: Int64Array
+    pulls: Callable[[Int64Array, Int64Array], Float32Array]
+    terms: Callable[[Int64Array], tuple[Float64Array, Float64Array]]
+    gain: Callable[[FloatArray], FloatArray]
+    weights: Callable[[FloatArray], Float64Array]
+    start_stars: Callable[[Int64Array], FloatArray]
 
 
 class Recommender(ABC):
@@ -132,8 +141,6 @@ class Recommender(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     #: the checked hyper-parameters (subclasses narrow the type: ``config: EaseParams``)
     config: ModelParams
-    #: True for models that read movie text (genres, tags) from a catalogue when fitting
-    needs_catalog: ClassVar[bool] = False
     #: True for models whose ranking is the same for every visitor (``popular``): what
     #: makes their picks personal is the re-ranking after them (:mod:`movierec.rerank`)
     ranks_alike: ClassVar[bool] = False
@@ -154,15 +161,15 @@ class Recommender(ABC):
             )
         self.seed = int(seed)
         self.config = self.params_type.parse(params)
-        self.movie_ids: np.ndarray | None = None  # (n_items,) int64
-        self.user_ids: np.ndarray | None = None  # (n_users,) int64
+        self.movie_ids: Int64Array | None = None  # (n_items,)
+        self.user_ids: Int64Array | None = None  # (n_users,)
         self.global_mean: float = 0.0
         self._movie_index: dict[int, int] = {}
         self._user_index: dict[int, int] = {}
         self.catalog: Catalog | None = None  # movie text for models that read it
         self.rated: RatedItems | None = None  # training ratings by user, if declared
         #: ``(unit item vectors,)`` for ``item_similarity``, built on first use per fit
-        self._unit_vectors: tuple[np.ndarray | None] | None = None
+        self._unit_vectors: tuple[Float32Array | None] | None = None
         #: the chance of 4+ stars, calibrated on held-out users (None: no figure shown)
         self.calibration: LikeCalibration | None = None
         #: which saved file this is (content hash, trained at); None until saved or loaded
@@ -172,7 +179,7 @@ class Recommender(ABC):
         self.training: dict[str, Any] = {}
         #: ``(n_items,)`` int64 training ratings per movie (data set plus any visitors'),
         #: saved as ``item_counts``; None for a file saved before they were recorded
-        self.item_counts: np.ndarray | None = None
+        self.item_counts: Int64Array | None = None
         for name, spec in self._own_array_specs().items():  # empty until fitted
             if spec.dtype != "str":
                 setattr(self, name, np.zeros((0,) * len(spec.shape), dtype=spec.dtype))
@@ -187,6 +194,12 @@ class Recommender(ABC):
         return f"{type(self).__name__}({args}, seed={self.seed})"
 
     # -- fitting ----------------------------------------------------------------
+    @property
+    def needs_catalog(self) -> bool:
+        """True for models that read movie text (genres, tags) from a catalogue when
+        fitting (False here; ``content`` and a ``blend`` with it say True)."""
+        return False
+
     def with_catalog(self, catalog: Catalog) -> Self:
         """Movie text (titles, genres, tags; no ratings) for the next ``fit``; returns self.
 
@@ -225,14 +238,14 @@ class Recommender(ABC):
     def n_users(self) -> int:
         return int(self._ids()[0].size)
 
-    def _ids(self) -> tuple[np.ndarray, np.ndarray]:
+    def _ids(self) -> tuple[Int64Array, Int64Array]:
         """``(user_ids, movie_ids)`` of a fitted model (``ModelError`` before a fit)."""
         if self.user_ids is None or self.movie_ids is None:
             raise ModelError(f"model {self.name!r} is not fitted; call fit(ratings) first")
         return self.user_ids, self.movie_ids
 
     # -- Surprise-style prediction in raw ids ------------------------------------
-    def predict(self, user_ids: Iterable[int], movie_ids: Iterable[int]) -> np.ndarray:
+    def predict(self, user_ids: Iterable[int], movie_ids: Iterable[int]) -> Float64Array:
         """``(n,)`` float64 predicted stars for pairs of raw ids, clipped to 0.5-5.
 
         Users or movies unseen in training get the model's fallback (biases it knows,
@@ -273,14 +286,14 @@ class Recommender(ABC):
             raise InvalidInput(f"unknown userId {user_id}", field="userId")
         return self._user_state(self._user_index[int(user_id)])
 
-    def score(self, state: UserState) -> np.ndarray:
+    def score(self, state: UserState) -> Float32Array:
         """``(n_items,)`` float32 predicted stars for every movie (model's column order),
         clipped to 0.5-5."""
         self._check_fitted()
         scores = np.asarray(self._score(state), dtype=np.float32)
         return np.clip(scores, STAR_MIN, STAR_MAX, out=scores.copy())
 
-    def rank(self, state: UserState) -> np.ndarray:
+    def rank(self, state: UserState) -> Float32Array:
         """``(n_items,)`` float32 ranking scores for top-N: higher is recommended first.
 
         Defaults to the model's unclipped estimate (clipping would tie every movie
@@ -291,15 +304,15 @@ class Recommender(ABC):
         self._check_fitted()
         return np.asarray(self._rank(state), dtype=np.float32)
 
-    def _rank(self, state: UserState) -> np.ndarray:
+    def _rank(self, state: UserState) -> FloatArray:
         return self._score(state)
 
-    def rank_and_score(self, state: UserState) -> tuple[np.ndarray, np.ndarray]:
+    def rank_and_score(self, state: UserState) -> tuple[Float32Array, Float32Array]:
         """``(rank(state), score(state))``, both ``(n_items,)`` float32; a model whose rank
         is built on its stars (``ease``) computes them once."""
         return self.rank(state), self.score(state)
 
-    def top_k(self, state: UserState, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
+    def top_k(self, state: UserState, k: int, allowed: BoolArray | None = None) -> Int64Array:
         """``(min(k, n),)`` int64 indices of the ``k`` items ranked highest by ``rank``,
         best first, among ``allowed`` (``(n_items,)`` bool; None: every item, the rated
         ones included); ties go to the lower index (:func:`top_indices`).
@@ -313,7 +326,7 @@ class Recommender(ABC):
         candidates = np.flatnonzero(allowed)
         return candidates[top_indices(ranking[candidates], k)]
 
-    def rank_users(self, states: Sequence[UserState]) -> np.ndarray:
+    def rank_users(self, states: Sequence[UserState]) -> Float32Array:
         """``(len(states), n_items)`` float32: ``rank`` of each state, many at once.
 
         The default loops over ``rank``; models override it with one matrix product
@@ -325,7 +338,7 @@ class Recommender(ABC):
             out[row] = self._rank(state)
         return out
 
-    def rank_at(self, states: Sequence[UserState], items: np.ndarray) -> np.ndarray:
+    def rank_at(self, states: Sequence[UserState], items: IndexArray) -> Float64Array:
         """``(len(states), items.size)`` float64: ``rank`` of each state at ``items`` only.
 
         The explanations re-rank a few picks for each left-out rating; ranking the whole
@@ -358,7 +371,7 @@ class Recommender(ABC):
     def explain(
         self,
         state: UserState,
-        picks: np.ndarray,
+        picks: IndexArray,
         reasons: Iterable[int] | None = None,
         n: int = 3,
     ) -> list[list[int]]:
@@ -404,10 +417,10 @@ class Recommender(ABC):
 
     def set_fitted(
         self,
-        user_ids: np.ndarray,
-        movie_ids: np.ndarray,
+        user_ids: IndexArray,
+        movie_ids: IndexArray,
         global_mean: float,
-        arrays: dict[str, np.ndarray],
+        arrays: dict[str, AnyArray],
     ) -> Self:
         """Make this unfitted model hold arrays fitted elsewhere (e.g. by Spark); returns
         self. ``user_ids`` / ``movie_ids``: ``(n_users,)`` / ``(n_items,)`` raw ids in row
@@ -425,12 +438,12 @@ class Recommender(ABC):
         self._set_arrays(arrays)
         return self
 
-    def item_vectors(self) -> np.ndarray | None:
+    def item_vectors(self) -> FloatArray | None:
         """``(n_items, k)`` float32 item representation used to explain picks, or None."""
         return None
 
     # -- similar movies ------------------------------------------------------------
-    def item_similarity(self, movie_id: int) -> np.ndarray:
+    def item_similarity(self, movie_id: int) -> Float32Array:
         """``(n_items,)`` float32: how alike each movie is to ``movie_id`` in who rated
         and liked them, -1 to 1 (0: nothing known; the movie itself included).
 
@@ -445,7 +458,8 @@ class Recommender(ABC):
             return np.zeros(self.n_items, dtype=np.float32)
         # einsum, not ``unit @ unit[item]``: BLAS may hand a matrix-vector product to its
         # thread pool, 30 ms instead of 1.4 ms on a busy 2-core machine (bench/README.md)
-        return np.einsum("ij,j->i", unit, unit[item])
+        similarity: Float32Array = np.einsum("ij,j->i", unit, unit[item])
+        return similarity
 
     def similar_items(
         self, movie_ids: Iterable[int], n: int = 10, exclude: Iterable[int] = ()
@@ -467,7 +481,7 @@ class Recommender(ABC):
         movie_index = np.asarray(self.movie_ids)
         return [int(movie_index[i]) for i in top_indices(total, n) if total[i] > 0]
 
-    def _unit_item_vectors(self) -> np.ndarray | None:
+    def _unit_item_vectors(self) -> Float32Array | None:
         """``(n_items, k)`` float32 ``item_vectors()`` rows scaled to length 1, built once
         per fit (``fit`` forgets them); None without item vectors."""
         if self._unit_vectors is None:
@@ -480,7 +494,7 @@ class Recommender(ABC):
         return self._unit_vectors[0]
 
     # -- id maps -------------------------------------------------------------------
-    def items_of(self, movie_ids: Iterable[int]) -> np.ndarray:
+    def items_of(self, movie_ids: Iterable[int]) -> Int64Array:
         """``(n,)`` int64 item indices of raw ids; ``InvalidInput`` naming an unknown one."""
         out = []
         for m in movie_ids:
@@ -493,7 +507,7 @@ class Recommender(ABC):
     def has_movie(self, movie_id: int) -> bool:
         return int(movie_id) in self._movie_index
 
-    def _set_ids(self, user_ids: np.ndarray, movie_ids: np.ndarray) -> None:
+    def _set_ids(self, user_ids: IndexArray, movie_ids: IndexArray) -> None:
         self.user_ids = np.asarray(user_ids, dtype=np.int64)
         self.movie_ids = np.asarray(movie_ids, dtype=np.int64)
         self._user_index = {int(u): i for i, u in enumerate(self.user_ids)}
@@ -508,7 +522,7 @@ class Recommender(ABC):
     array_specs: ClassVar[dict[str, ArraySpec]] = {}
 
     def _check_arrays(
-        self, arrays: Mapping[str, np.ndarray], sizes: dict[str, int], prefix: str = ""
+        self, arrays: Mapping[str, AnyArray], sizes: dict[str, int], prefix: str = ""
     ) -> None:
         """Raise ``UnusableFile`` naming the first of ``arrays`` (keys ``prefix + name``)
         that breaks ``array_specs``; ``sizes`` holds ``n_users`` and ``n_items``.
@@ -524,7 +538,7 @@ class Recommender(ABC):
     def _sizes(self) -> dict[str, int]:
         return {"n_users": self.n_users, "n_items": self.n_items}
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Write arrays + JSON metadata (with a sha256 of every array) to one ``.npz``
         file, atomically and durably. Returns the path.
 
@@ -563,7 +577,7 @@ class Recommender(ABC):
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Recommender:
+    def load(cls, path: str | os.PathLike[str]) -> Recommender:
         """Read a model written by ``save``; the file says which model class it is.
 
         Raises ``ModelError`` (one line naming the path) for a missing file and for any
@@ -592,7 +606,7 @@ class Recommender(ABC):
         """The declared arrays held as attributes (all but ``self.rated``'s)."""
         return {k: v for k, v in cls.array_specs.items() if k not in RatedItems.specs}
 
-    def _arrays(self) -> dict[str, np.ndarray]:
+    def _arrays(self) -> dict[str, AnyArray]:
         """Every declared array by name (``self.rated``'s included), in its declared dtype."""
         arrays = {
             name: _as_declared(getattr(self, name), spec)
@@ -602,7 +616,7 @@ class Recommender(ABC):
             arrays.update(self._rated_items().arrays())
         return arrays
 
-    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+    def _set_arrays(self, arrays: dict[str, AnyArray]) -> None:
         """Restore what ``_arrays`` gave (checked against ``array_specs`` by ``load``),
         each cast to its declared dtype."""
         for name, spec in self._own_array_specs().items():
@@ -629,7 +643,7 @@ class Recommender(ABC):
             bias=float(bias[user]) if bias is not None and bias.size else 0.0,
         )
 
-    def _user_factors(self, user: int) -> np.ndarray | None:
+    def _user_factors(self, user: int) -> Float32Array | None:
         """``(k,)`` float32 factors of training user ``user``; None for models without."""
         return None
 
@@ -638,14 +652,14 @@ class Recommender(ABC):
     def _fit(self, ratings: Ratings, progress: bool) -> None: ...
 
     @abstractmethod
-    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def _predict(self, users: Int64Array, items: Int64Array) -> FloatArray:
         """Estimates for index pairs; -1 marks a user/item unknown at fit time."""
 
     @abstractmethod
-    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState: ...
+    def _fold_in(self, items: Int64Array, stars: Float32Array) -> UserState: ...
 
     def _fold_in_without_each(
-        self, items: np.ndarray, stars: np.ndarray, only: np.ndarray
+        self, items: Int64Array, stars: Float32Array, only: Int64Array
     ) -> list[UserState]:
         """The fold-in of ``items``/``stars`` without rating ``i``, for each position
         ``i`` of ``only`` (``(m,)`` int64), e.g. to find which rating moved a pick most.
@@ -660,11 +674,11 @@ class Recommender(ABC):
         return states
 
     @abstractmethod
-    def _score(self, state: UserState) -> np.ndarray:
+    def _score(self, state: UserState) -> FloatArray:
         """``(n_items,)`` estimated stars, unclipped (``score`` clips, ``rank`` may not)."""
 
 
-def top_indices(values: np.ndarray, k: int) -> np.ndarray:
+def top_indices(values: FloatArray, k: int) -> Int64Array:
     """``(min(k, n),)`` int64 indices of the ``k`` largest of ``values`` ``(n,)``, largest
     first; among equal values the lower index wins, also at the cut (``argpartition``
     alone may keep any of several values tied with the ``k``-th).
@@ -684,13 +698,13 @@ def top_indices(values: np.ndarray, k: int) -> np.ndarray:
     return chosen[np.argsort(-values[chosen], kind="stable")]
 
 
-def _as_declared(array: np.ndarray, spec: ArraySpec) -> np.ndarray:
+def _as_declared(array: AnyArray, spec: ArraySpec) -> AnyArray:
     """``array`` in ``spec``'s dtype (no copy if it already is)."""
     array = np.asarray(array)
     return array if spec.dtype == "str" else array.astype(spec.dtype, copy=False)
 
 
-def _model_from(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Recommender:
+def _model_from(meta: dict[str, Any], arrays: dict[str, AnyArray]) -> Recommender:
     """The model ``meta`` and ``arrays`` (checksums verified) describe; ``UnusableFile``
     if they do not describe a usable one."""
     from movierec.models.registry import model_class

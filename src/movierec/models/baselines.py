@@ -13,7 +13,9 @@ their factors, so they use none of these; their biases live in the same arrays
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
+from movierec.data.arrays import Float64Array, FloatArray, IndexArray, Int32Array
 from movierec.data.ratings import Ratings
 
 #: what ``als_baselines`` holds at most per rating: row numbers (int32), the centred
@@ -21,7 +23,7 @@ from movierec.data.ratings import Ratings
 ALS_BASELINE_BYTES_PER_RATING = 4 + 3 * 8
 
 
-def rows_of(indptr: np.ndarray) -> np.ndarray:
+def rows_of(indptr: IndexArray) -> Int32Array:
     """``(nnz,)`` int32 row number of every stored entry of a CSR matrix."""
     counts = np.diff(indptr)
     return np.repeat(np.arange(counts.size, dtype=np.int32), counts)
@@ -29,7 +31,7 @@ def rows_of(indptr: np.ndarray) -> np.ndarray:
 
 def als_baselines(
     ratings: Ratings, reg_user: float, reg_item: float, n_epochs: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[Float64Array, Float64Array]:
     """Surprise's baseline ALS: ``b_i = sum (r - mu - b_u) / (reg_item + n_i)``, then
     ``b_u = sum (r - mu - b_i) / (reg_user + n_u)``, ``n_epochs`` times from zeros.
 
@@ -52,7 +54,7 @@ def als_baselines(
     return user_bias, item_bias
 
 
-def user_baseline_bias(residual: np.ndarray, reg_user: float) -> float:
+def user_baseline_bias(residual: FloatArray, reg_user: float) -> float:
     """``b_u = sum (r - mu - b_i) / (reg_user + n)``: the user step of the baseline ALS.
 
     residual: ``(n,)`` the user's stars minus ``mu + b_i``.
@@ -61,8 +63,8 @@ def user_baseline_bias(residual: np.ndarray, reg_user: float) -> float:
 
 
 def damped_means(
-    totals: np.ndarray, counts: np.ndarray, prior: float, damping: float
-) -> np.ndarray:
+    totals: npt.ArrayLike, counts: npt.ArrayLike, prior: float, damping: float
+) -> Float64Array:
     """``(n,)`` float64 ``(totals + damping * prior) / (counts + damping)``.
 
     totals: ``(n,)`` sums; counts: ``(n,)`` how many values each sum holds. Where

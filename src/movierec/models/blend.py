@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from movierec.data.arrays import AnyArray, Float32Array, Float64Array, FloatArray, Int64Array
 from movierec.data.ratings import Ratings
 from movierec.errors import InvalidInput
 from movierec.models.base import STAR_MAX, STAR_MIN, Recommender, UserState
@@ -106,7 +107,7 @@ class Blend(Recommender):
         ]
 
     @property
-    def needs_catalog(self) -> bool:  # type: ignore[override]  # per blend: its members
+    def needs_catalog(self) -> bool:
         """True when a member needs movie text (``fit(ratings, catalog=...)``)."""
         return any(member.needs_catalog for member in self.members)
 
@@ -142,14 +143,14 @@ class Blend(Recommender):
         for member in self.members:
             self._fit_member(member, ratings, progress)
 
-    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def _predict(self, users: Int64Array, items: Int64Array) -> Float64Array:
         est = np.full(users.shape, self.global_mean, dtype=np.float64)
         for weight, member in zip(self.weights, self.members, strict=True):
             member_est = np.clip(member._predict(users, items), STAR_MIN, STAR_MAX)
             est += weight * (member_est - self.global_mean)
         return est
 
-    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> BlendState:
+    def _fold_in(self, items: Int64Array, stars: Float32Array) -> BlendState:
         states = tuple(member._fold_in(items, stars) for member in self.members)
         return BlendState(items=items, stars=stars, members=states)
 
@@ -157,7 +158,7 @@ class Blend(Recommender):
         states = tuple(member._user_state(user) for member in self.members)
         return BlendState(items=states[0].items, stars=states[0].stars, members=states)
 
-    def _score(self, state: UserState) -> np.ndarray:
+    def _score(self, state: UserState) -> Float32Array:
         """``(n_items,)`` float32: ``mu + sum_m w_m (score_m - mu)``; unclipped."""
         if not isinstance(state, BlendState):
             state = self._fold_in(np.asarray(state.items, np.int64), np.asarray(state.stars))
@@ -168,7 +169,7 @@ class Blend(Recommender):
             scores += weight * (member.score(member_state) - self.global_mean)  # clipped, as fitted
         return scores.astype(np.float32)
 
-    def item_vectors(self) -> np.ndarray | None:
+    def item_vectors(self) -> FloatArray | None:
         """The first member's item vectors that has any (used to explain picks)."""
         self._check_fitted()
         for member in self.members:
@@ -177,15 +178,15 @@ class Blend(Recommender):
                 return vectors
         return None
 
-    def _arrays(self) -> dict[str, np.ndarray]:
-        arrays: dict[str, np.ndarray] = {"weights": self.weights}
+    def _arrays(self) -> dict[str, AnyArray]:
+        arrays: dict[str, AnyArray] = {"weights": self.weights}
         for index, member in enumerate(self.members):
             prefix = f"{index}.{member.name}."
             arrays.update({prefix + k: v for k, v in member._arrays().items()})
         return arrays
 
     def _check_arrays(
-        self, arrays: Mapping[str, np.ndarray], sizes: dict[str, int], prefix: str = ""
+        self, arrays: Mapping[str, AnyArray], sizes: dict[str, int], prefix: str = ""
     ) -> None:
         check_specs(
             {"weights": ArraySpec("float64", ("n_members",))},
@@ -196,7 +197,7 @@ class Blend(Recommender):
         for index, member in enumerate(self.members):
             member._check_arrays(arrays, sizes, f"{prefix}{index}.{member.name}.")
 
-    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+    def _set_arrays(self, arrays: dict[str, AnyArray]) -> None:
         self.weights = np.asarray(arrays["weights"], dtype=np.float64)
         self.members = self._new_members()
         for index, member in enumerate(self.members):

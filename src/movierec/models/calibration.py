@@ -54,6 +54,15 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from movierec.data.arrays import (
+    AnyArray,
+    BoolArray,
+    Float32Array,
+    Float64Array,
+    FloatArray,
+    IndexArray,
+    Int64Array,
+)
 from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
 from movierec.models.files import damaged
@@ -101,31 +110,31 @@ class LikeCalibration:
     info: JSON-able facts of the fit (held-out users and pairs per group, seconds).
     """
 
-    group_starts: np.ndarray
-    weights: np.ndarray
-    knots_x: np.ndarray
-    knots_y: np.ndarray
-    knot_starts: np.ndarray
+    group_starts: Int64Array
+    weights: Float64Array
+    knots_x: Float64Array
+    knots_y: Float64Array
+    knot_starts: Int64Array
     info: dict[str, Any] = field(default_factory=dict)
 
     def group_of(self, n_ratings: int) -> int:
         """Index of the group for ``n_ratings`` usable ratings (-1: below the first)."""
         return int(np.searchsorted(self.group_starts, n_ratings, side="right")) - 1
 
-    def probability(self, stars: np.ndarray, share: np.ndarray, n_ratings: int) -> np.ndarray:
+    def probability(self, stars: FloatArray, share: Float64Array, n_ratings: int) -> Float64Array:
         """``(n,)`` float64 in [0, 1]: the chance of 4+ stars for picks with predicted
         ``stars`` ``(n,)`` and rank ``share`` ``(n,)`` (:func:`share_at_or_above`), for a
         visitor with ``n_ratings`` usable ratings; NaN for a visitor with none."""
-        stars = np.asarray(stars, dtype=np.float64)
+        values = np.asarray(stars, dtype=np.float64)
         group = self.group_of(n_ratings)
         if group < 0:
-            return np.full(stars.shape, np.nan)
-        z = self.weights[group, 0] * stars + self.weights[group, 1] * _log_share(share)
+            return np.full(values.shape, np.nan)
+        z = self.weights[group, 0] * values + self.weights[group, 1] * _log_share(share)
         lo, hi = self.knot_starts[group], self.knot_starts[group + 1]
         return apply_isotonic(self.knots_x[lo:hi], self.knots_y[lo:hi], z)
 
     # -- the model file ----------------------------------------------------------------
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, AnyArray]:
         """The arrays to save, named ``c_<field>``."""
         return {
             PREFIX + "group_starts": self.group_starts.astype(np.int64),
@@ -136,7 +145,7 @@ class LikeCalibration:
         }
 
     @classmethod
-    def from_file(cls, info: object, arrays: Mapping[str, np.ndarray]) -> LikeCalibration:
+    def from_file(cls, info: object, arrays: Mapping[str, AnyArray]) -> LikeCalibration:
         """The calibration a model file holds (``info``: its JSON, ``arrays``: checksummed);
         ``UnusableFile`` naming what is wrong with it."""
         if not isinstance(info, dict):
@@ -176,8 +185,8 @@ class LikeCalibration:
 
 # -- maths ------------------------------------------------------------------------------------
 def fit_isotonic(
-    x: np.ndarray, liked: np.ndarray, min_block: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
+    x: FloatArray, liked: BoolArray, min_block: int = 1
+) -> tuple[Float64Array, Float64Array]:
     """``(knots_x, knots_y)`` float64 of the non-decreasing map from ``x`` ``(n,)`` to the
     share of ``liked`` ``(n,)`` bool (scikit-learn's ``IsotonicRegression``, clipped to
     [0, 1] and constant beyond the data).
@@ -208,37 +217,39 @@ def fit_isotonic(
     )
 
 
-def apply_isotonic(knots_x: np.ndarray, knots_y: np.ndarray, x: np.ndarray) -> np.ndarray:
+def apply_isotonic(knots_x: Float64Array, knots_y: Float64Array, x: FloatArray) -> Float64Array:
     """``(n,)`` float64 the map of :func:`fit_isotonic` at ``x`` (linear between knots,
     the end values beyond them, as ``IsotonicRegression.predict``)."""
-    return np.interp(np.asarray(x, np.float64), knots_x, knots_y)
+    mapped: Float64Array = np.interp(np.asarray(x, np.float64), knots_x, knots_y)
+    return mapped
 
 
-def share_at_or_above(ranking: np.ndarray, rated: np.ndarray, items: np.ndarray) -> np.ndarray:
+def share_at_or_above(ranking: FloatArray, rated: IndexArray, items: IndexArray) -> Float64Array:
     """``(len(items),)`` float64: for each of ``items``, the share of the movies not in
     ``rated`` whose ``ranking`` ``(n_items,)`` is at least its own, in ``(0, 1]`` (1/n
     for the best; ties count as above). ``rated``: ``(m,)`` item indices."""
     ranking = np.asarray(ranking)
-    items = np.asarray(items, dtype=np.int64)
+    columns = np.asarray(items, dtype=np.int64)
     keep = np.ones(ranking.size, dtype=bool)
     keep[np.asarray(rated, dtype=np.int64)] = False
     unrated = ranking[keep]
     n = max(unrated.size, 1)
-    if items.size <= 16:  # a request's picks: a few comparisons beat a sort
-        at_or_above = (unrated[None, :] >= ranking[items][:, None]).sum(axis=1)
+    if columns.size <= 16:  # a request's picks: a few comparisons beat a sort
+        at_or_above = (unrated[None, :] >= ranking[columns][:, None]).sum(axis=1)
     else:
         ordered = np.sort(unrated)
-        at_or_above = ordered.size - np.searchsorted(ordered, ranking[items], side="left")
-    return np.maximum(at_or_above, 1) / n
+        at_or_above = ordered.size - np.searchsorted(ordered, ranking[columns], side="left")
+    share: Float64Array = np.maximum(at_or_above, 1) / n
+    return share
 
 
-def _log_share(share: np.ndarray) -> np.ndarray:
+def _log_share(share: Float64Array) -> Float64Array:
     return np.log(np.clip(np.asarray(share, np.float64), 1e-9, 1.0))
 
 
 def reliability(
-    probability: np.ndarray, liked: np.ndarray, n_bins: int = 10
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    probability: FloatArray, liked: BoolArray, n_bins: int = 10
+) -> tuple[Float64Array, Float64Array, Float64Array]:
     """``(mean predicted, observed share, count)``, each ``(n_bins,)``, of the pairs
     binned by ``probability`` into equal-width bins over [0, 1] (NaN for empty bins)."""
     p = np.asarray(probability, np.float64)
@@ -252,7 +263,7 @@ def reliability(
 
 
 def expected_calibration_error(
-    probability: np.ndarray, liked: np.ndarray, n_bins: int = 10
+    probability: FloatArray, liked: BoolArray, n_bins: int = 10
 ) -> float:
     """``sum_b (n_b / n) |mean predicted_b - observed share_b|`` over equal-width bins
     (NaN for no pairs)."""
@@ -269,16 +280,16 @@ class HeldOutPairs:
     """Scored held-out ratings: per pair ``stars`` (predicted), ``share`` (rank),
     ``n_ratings`` (revealed), ``liked`` (bool) and ``user`` (raw id); all ``(n,)``."""
 
-    stars: np.ndarray
-    share: np.ndarray
-    n_ratings: np.ndarray
-    liked: np.ndarray
-    user: np.ndarray
+    stars: Float64Array
+    share: Float64Array
+    n_ratings: Int64Array
+    liked: BoolArray
+    user: Int64Array
 
 
 def heldout_pairs(
     model: Any,
-    users: Mapping[int, tuple[np.ndarray, np.ndarray]],
+    users: Mapping[int, tuple[Int64Array, Float32Array]],
     seed: int = 0,
     reveals: tuple[tuple[int, int], ...] = REVEALS,
     threshold: float = LIKED_STARS,
@@ -290,7 +301,7 @@ def heldout_pairs(
     from threadpoolctl import threadpool_limits
 
     rng = np.random.default_rng(seed)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("stars", "share", "n", "liked", "user")}
+    parts: dict[str, list[AnyArray]] = {k: [] for k in ("stars", "share", "n", "liked", "user")}
     with threadpool_limits(1, user_api="blas"):  # small solves: 4x faster on a busy machine
         _score_draws(model, users, rng, reveals, threshold, parts)
     cat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
@@ -305,11 +316,11 @@ def heldout_pairs(
 
 def _score_draws(
     model: Any,
-    users: Mapping[int, tuple[np.ndarray, np.ndarray]],
+    users: Mapping[int, tuple[Int64Array, Float32Array]],
     rng: np.random.Generator,
     reveals: tuple[tuple[int, int], ...],
     threshold: float,
-    parts: dict[str, list[np.ndarray]],
+    parts: dict[str, list[AnyArray]],
 ) -> None:
     """:func:`heldout_pairs`' draws, appended to ``parts`` (lists by field)."""
     for user_id, (movie_ids, stars) in users.items():
@@ -391,7 +402,7 @@ def calibrate(pairs: HeldOutPairs, info: dict[str, Any] | None = None) -> LikeCa
     )
 
 
-def _segments(group: np.ndarray, user: np.ndarray, n_groups: int) -> list[list[int]]:
+def _segments(group: IndexArray, user: Int64Array, n_groups: int) -> list[list[int]]:
     """Groups pooled until each pool has enough pairs and users, lowest first; a short
     pool at the top joins the one below it. [] if even all of them together fall short."""
 
@@ -416,7 +427,7 @@ def _segments(group: np.ndarray, user: np.ndarray, n_groups: int) -> list[list[i
 
 def user_folds(
     ratings: Ratings, seed: int = 0
-) -> list[tuple[Ratings, dict[int, tuple[np.ndarray, np.ndarray]]]]:
+) -> list[tuple[Ratings, dict[int, tuple[Int64Array, Float32Array]]]]:
     """Up to ``FOLDS`` ``(ratings of the other users, {held-out user id: (movie ids,
     stars)})``: the users cut into ``FOLDS`` random folds (``seed``), each held out in
     turn until ``MAX_HELDOUT_USERS`` are held out in all (the last fold used is cut to

@@ -32,6 +32,15 @@ import scipy.sparse as sp
 from numba import njit
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from movierec.data.arrays import (
+    AnyArray,
+    Float32Array,
+    Float64Array,
+    FloatArray,
+    IndexArray,
+    Int64Array,
+    StrArray,
+)
 from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
 from movierec.models.base import Recommender, UserState
@@ -44,7 +53,7 @@ from movierec.models.params import ModelParams, param
 PROFILE_BLOCK_CELLS = 32 * 1024 * 1024
 
 
-def movie_tokens(catalog: Catalog, movie_ids: np.ndarray) -> list[list[str]]:
+def movie_tokens(catalog: Catalog, movie_ids: Int64Array) -> list[list[str]]:
     """One token list per movie: ``genre:<name>`` then ``tag:<tag>``, lower-cased.
 
     Movies the catalogue lacks get an empty list.
@@ -61,13 +70,13 @@ def movie_tokens(catalog: Catalog, movie_ids: np.ndarray) -> list[list[str]]:
 
 @njit(cache=True, nogil=True)
 def sparse_row_dots(
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    data: np.ndarray,
-    dense: np.ndarray,
-    rows: np.ndarray,
-    items: np.ndarray,
-) -> np.ndarray:
+    indptr: Int64Array,
+    indices: IndexArray,
+    data: Float32Array,
+    dense: Float64Array,
+    rows: Int64Array,
+    items: Int64Array,
+) -> Float64Array:
     """``(n,)`` float64: row ``items[t]`` of a CSR matrix dotted with ``dense[rows[t]]``."""
     out = np.zeros(items.shape[0])
     for t in range(items.shape[0]):
@@ -86,7 +95,7 @@ def _identity(tokens: list[str]) -> list[str]:
 
 def tfidf_rows(
     documents: list[list[str]], min_df: int, tag_weight: float
-) -> tuple[sp.csr_matrix, np.ndarray]:
+) -> tuple[sp.csr_matrix, StrArray]:
     """``(n_docs, vocab)`` float32 CSR of L2-normalised TF-IDF rows, and the vocabulary.
 
     Tag columns are multiplied by ``tag_weight`` before normalising. Documents whose
@@ -132,8 +141,6 @@ class ContentModel(Recommender):
     """
 
     name: ClassVar[str] = "content"
-    #: fit needs movie text: ``fit(ratings, catalog=...)`` or ``with_catalog`` first
-    needs_catalog: ClassVar[bool] = True
     params_type: ClassVar[type[ModelParams]] = ContentParams
     config: ContentParams
     array_specs: ClassVar[dict[str, ArraySpec]] = {
@@ -146,6 +153,11 @@ class ContentModel(Recommender):
         "item_bias": ArraySpec("float32", ("n_items",)),
         **RatedItems.specs,
     }
+
+    @property
+    def needs_catalog(self) -> bool:
+        """True: fit needs movie text (``fit(ratings, catalog=...)`` or ``with_catalog``)."""
+        return True
 
     def __init__(self, seed: int = 0, **params: Any) -> None:
         super().__init__(seed=seed, **params)
@@ -205,13 +217,13 @@ class ContentModel(Recommender):
         denom = float(feature @ feature)
         return float(feature @ weights / denom) if denom > 0 else 0.0
 
-    def _weights(self, users: np.ndarray, items: np.ndarray, stars: np.ndarray) -> np.ndarray:
+    def _weights(self, users: IndexArray, items: IndexArray, stars: FloatArray) -> Float64Array:
         """``r - (mu + b_u + b_i)`` of training ratings, float64."""
-        return stars - (self.global_mean + self.user_bias[users] + self.item_bias[items]).astype(
-            np.float64
-        )
+        base = self.global_mean + self.user_bias[users] + self.item_bias[items]
+        weights: Float64Array = np.subtract(stars, base.astype(np.float64), dtype=np.float64)
+        return weights
 
-    def _row_dots(self, dense: np.ndarray, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def _row_dots(self, dense: Float64Array, rows: IndexArray, items: IndexArray) -> Float64Array:
         """``(n,)`` float64 ``x_{items[t]} . dense[rows[t]]``."""
         text = self.item_text
         return sparse_row_dots(
@@ -220,7 +232,7 @@ class ContentModel(Recommender):
             rows.astype(np.int64), items.astype(np.int64),
         )  # fmt: skip
 
-    def _training_profiles(self, users: np.ndarray) -> np.ndarray:
+    def _training_profiles(self, users: Int64Array) -> Float64Array:
         """``(len(users), vocab)`` float64 profiles of training users."""
         rated = self._rated_items()
         users = np.asarray(users, dtype=np.int64)
@@ -235,15 +247,15 @@ class ContentModel(Recommender):
         weights = self._weights(owners, items, rated.stars[take].astype(np.float64))
         indptr = np.r_[0, np.cumsum(counts)]
         weighted = sp.csr_matrix((weights, items, indptr), (users.size, self.n_items))
-        sums = (weighted @ self.item_text).toarray()
+        sums: Float64Array = (weighted @ self.item_text).toarray()
         return sums / (counts + self.config.profile_reg)[:, None]
 
-    def _profile(self, items: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    def _profile(self, items: Int64Array, residual: FloatArray) -> Float32Array:
         """``(vocab,)`` float32 ``sum r_j x_j / (n + profile_reg)``."""
-        total = self.item_text[items].T @ residual.astype(np.float64)
+        total: Float64Array = self.item_text[items].T @ residual.astype(np.float64)
         return (total / (items.size + self.config.profile_reg)).astype(np.float32)
 
-    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def _predict(self, users: Int64Array, items: Int64Array) -> Float64Array:
         known_u, known_i = users >= 0, items >= 0
         est = np.full(users.shape, self.global_mean, dtype=np.float64)
         est[known_u] += self.user_bias[users[known_u]]
@@ -261,13 +273,13 @@ class ContentModel(Recommender):
             )
         return est
 
-    def _state(self, items: np.ndarray, stars: np.ndarray, bias: float) -> UserState:
+    def _state(self, items: Int64Array, stars: Float32Array, bias: float) -> UserState:
         residual = stars - (self.global_mean + bias + self.item_bias[items]).astype(np.float64)
         return UserState(
             items=items, stars=stars, factors=self._profile(items, residual), bias=bias
         )
 
-    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
+    def _fold_in(self, items: Int64Array, stars: Float32Array) -> UserState:
         """Baseline bias ``sum (r - mu - b_i) / (reg_user + n)``, then the profile."""
         bias = user_baseline_bias(
             stars - self.global_mean - self.item_bias[items], self.config.reg_user
@@ -278,21 +290,22 @@ class ContentModel(Recommender):
         items, stars = self._rated_items().row(user)
         return self._state(items, stars, float(self.user_bias[user]))
 
-    def _score(self, state: UserState) -> np.ndarray:
+    def _score(self, state: UserState) -> Float32Array:
         """``(n_items,)`` float32: ``mu + b_u + b_i + scale X profile``; unclipped."""
         scores = self.global_mean + state.bias + self.item_bias.astype(np.float64)
         if self.item_text.shape[1]:
             scores += self.scale * (self.item_text @ np.asarray(state.factors, np.float64))
         return scores.astype(np.float32)
 
-    def item_vectors(self) -> np.ndarray | None:
+    def item_vectors(self) -> Float32Array | None:
         """``(n_items, vocab)`` float32 TF-IDF rows, or None without any movie text."""
         self._check_fitted()
         if self.item_text.shape[1] == 0:
             return None
-        return self.item_text.toarray()
+        dense: Float32Array = self.item_text.toarray()
+        return dense
 
-    def item_similarity(self, movie_id: int) -> np.ndarray:
+    def item_similarity(self, movie_id: int) -> Float32Array:
         """``(n_items,)`` float32 cosine of TF-IDF rows (they are L2-normalised), from the
         sparse rows: no dense ``(n_items, vocab)`` copy as ``item_vectors`` makes."""
         self._check_fitted()
@@ -302,7 +315,7 @@ class ContentModel(Recommender):
         cosine = self.item_text @ self.item_text[item].T
         return np.asarray(cosine.toarray(), dtype=np.float32).ravel()
 
-    def _arrays(self) -> dict[str, np.ndarray]:
+    def _arrays(self) -> dict[str, AnyArray]:
         text = self.item_text
         return {
             "text_indptr": text.indptr.astype(np.int64),
@@ -315,7 +328,7 @@ class ContentModel(Recommender):
             **self._rated_items().arrays(),
         }
 
-    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+    def _set_arrays(self, arrays: dict[str, AnyArray]) -> None:
         self.vocabulary = arrays["vocabulary"].astype(str)
         self.item_text = sp.csr_matrix(
             (arrays["text_data"], arrays["text_indices"], arrays["text_indptr"]),

@@ -74,13 +74,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 from numba import njit, prange
 from scipy.linalg import lapack
 
+from movierec.data.arrays import (
+    AnyArray,
+    BoolArray,
+    Float32Array,
+    Float64Array,
+    FloatArray,
+    IndexArray,
+    Int32Array,
+    Int64Array,
+)
 from movierec.data.ratings import Ratings
 from movierec.errors import ModelError
 from movierec.models.base import (
@@ -114,9 +125,11 @@ BYTES_PER_KEPT_RATING = 20
 #: co-liked@10 0.314 / 0.324 / 0.332, popularity lift 0.160 / 0.190 / 0.214; 10 keeps
 #: pairs with few co-raters down without drifting to famous movies)
 SIMILARITY_SHRINK = 10.0
+#: the float type a ranking step works in (float32 for ``rank_users``, else float64)
+F = TypeVar("F", bound=np.floating[Any])
 
 
-def kept_items(counts: np.ndarray, min_count: int, max_items: int) -> np.ndarray:
+def kept_items(counts: IndexArray, min_count: int, max_items: int) -> Int64Array:
     """``(m,)`` int64 sorted indices of the items with ``counts >= min_count``; at most
     ``max_items`` of them, the most counted first (ties: lower index)."""
     counts = np.asarray(counts, dtype=np.int64)
@@ -135,10 +148,11 @@ def fit_bytes(m: int, n_kept_ratings: int) -> int:
     columns (float32 + int32), an int32 copy by user, a CSC by item (int8 + int32), plus
     slack: ``BYTES_PER_KEPT_RATING``.
     """
-    return int(fit_bytes_array(np.array([m]), np.array([n_kept_ratings]))[0])
+    sizes = np.array([m], dtype=np.int64)
+    return int(fit_bytes_array(sizes, np.array([n_kept_ratings], dtype=np.int64))[0])
 
 
-def budget_items(budget_bytes: float, counts: np.ndarray, kept: np.ndarray) -> int:
+def budget_items(budget_bytes: float, counts: IndexArray, kept: Int64Array) -> int:
     """How many of ``kept`` (most counted first) fit in ``budget_bytes`` (``fit_bytes``)."""
     by_count = np.sort(np.asarray(counts, dtype=np.int64)[kept])[::-1]
     ratings_so_far = np.cumsum(by_count)
@@ -147,17 +161,18 @@ def budget_items(budget_bytes: float, counts: np.ndarray, kept: np.ndarray) -> i
     return int(np.flatnonzero(fits)[-1] + 1) if fits.any() else 0
 
 
-def fit_bytes_array(m: np.ndarray, n_kept_ratings: np.ndarray) -> np.ndarray:
+def fit_bytes_array(m: IndexArray, n_kept_ratings: IndexArray) -> Int64Array:
     """``fit_bytes`` for arrays of sizes (int64 arithmetic, no overflow below 10^9 items)."""
-    m = np.asarray(m, dtype=np.int64)
-    scratch = FLOAT32 * np.minimum(m, BLOCK_ROWS) * m
-    return FLOAT32 * m * m + scratch + BYTES_PER_KEPT_RATING * n_kept_ratings
+    sizes = np.asarray(m, dtype=np.int64)
+    scratch = FLOAT32 * np.minimum(sizes, BLOCK_ROWS) * sizes
+    kept = np.asarray(n_kept_ratings, dtype=np.int64)
+    return FLOAT32 * sizes * sizes + scratch + BYTES_PER_KEPT_RATING * kept
 
 
 @njit(cache=True, parallel=True, nogil=True)
 def cooccurrence_gram(
-    item_indptr: np.ndarray, item_users: np.ndarray, user_indptr: np.ndarray,
-    user_items: np.ndarray, out: np.ndarray,
+    item_indptr: Int64Array, item_users: Int32Array, user_indptr: Int64Array,
+    user_items: Int32Array, out: Float32Array,
 ) -> None:  # fmt: skip
     """Fill ``out`` ``(m, m)`` float32 with ``X'X`` of a binary ``(n_users, m)`` matrix
     given by CSC (``item_indptr``, ``item_users``) and CSR (``user_indptr``,
@@ -177,7 +192,7 @@ def cooccurrence_gram(
                 row[user_items[q]] += 1.0
 
 
-def ease_weights_inplace(gram: np.ndarray, l2: float) -> np.ndarray:
+def ease_weights_inplace(gram: Float32Array, l2: float) -> Float32Array:
     """Turn ``gram`` ``(m, m)`` float32 C-ordered ``X'X`` into EASE's ``B`` in place.
 
     ``P = (gram + l2 I)^-1`` by Cholesky (``spotrf`` then ``spotri`` on the same
@@ -207,7 +222,7 @@ def ease_weights_inplace(gram: np.ndarray, l2: float) -> np.ndarray:
     return gram
 
 
-def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
+def ease_weights(gram: FloatArray, l2: float) -> Float64Array:
     """``(m, m)`` float64 EASE item-item weights ``B = I - P diag(1 / diag(P))``.
 
     gram: ``(m, m)`` ``X'X`` of the (binary) interaction matrix; ``P = (gram + l2 I)^-1``.
@@ -226,9 +241,9 @@ def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
 
 
 def co_rating_cosine(
-    item_indptr: np.ndarray, item_users: np.ndarray, user_indptr: np.ndarray,
-    user_items: np.ndarray, item: int, shrink: float,
-) -> np.ndarray:  # fmt: skip
+    item_indptr: IndexArray, item_users: IndexArray, user_indptr: Int64Array,
+    user_items: Int32Array, item: int, shrink: float,
+) -> Float64Array:  # fmt: skip
     """``(n_items,)`` float64 similarity of ``item`` to every item by who rated both.
 
     With ``c_j`` users who rated both ``item`` and ``j`` and ``n_j`` users who rated
@@ -247,10 +262,11 @@ def co_rating_cosine(
     both = np.bincount(rows, minlength=n_items).astype(np.float64)
     counts = np.diff(item_indptr).astype(np.float64)
     cosine = both / np.sqrt(np.maximum(counts[item] * counts, 1.0))
-    return cosine * both / (both + shrink)
+    shrunk: Float64Array = cosine * both / (both + shrink)
+    return shrunk
 
 
-def weighted_rows(item_item: np.ndarray, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def weighted_rows(item_item: Float32Array, rows: IndexArray, weights: FloatArray) -> Float64Array:
     """``(m,)`` float64 ``weights @ item_item[rows]``.
 
     Summed row by row (``r`` axpys of length ``m``) rather than as a matrix-vector
@@ -267,7 +283,7 @@ def weighted_rows(item_item: np.ndarray, rows: np.ndarray, weights: np.ndarray) 
 
 @njit(cache=True, nogil=True)
 def _add_weighted_rows(
-    item_item: np.ndarray, rows: np.ndarray, weights: np.ndarray, out: np.ndarray
+    item_item: Float32Array, rows: Int64Array, weights: Float32Array, out: Float64Array
 ) -> None:
     """``out[j] += float64(weights[t] * item_item[rows[t], j])`` (float32 product) for
     each ``t`` in order: numpy's ``out += weight * row`` without its temporaries."""
@@ -350,7 +366,7 @@ class EASE(Recommender):
             (log_counts / max(float(log_counts.max(initial=0.0)), 1e-12)).astype(np.float32),
         )
 
-    def _choose_kept(self, counts: np.ndarray) -> np.ndarray:
+    def _choose_kept(self, counts: Int64Array) -> Int64Array:
         """The kept movies: ``kept_items``, then cut to ``memory_budget_gb`` (or refuse)."""
         kept = kept_items(counts, self.config.min_count, self.config.max_items)
         budget = self.config.memory_budget_gb * GB
@@ -366,7 +382,7 @@ class EASE(Recommender):
         fitting = budget_items(budget, counts, kept)
         return kept[kept_items(counts[kept], 0, fitting)] if fitting else kept[:0]
 
-    def _item_item(self, matrix: sp.csr_matrix, kept: np.ndarray) -> np.ndarray:
+    def _item_item(self, matrix: sp.csr_matrix, kept: Int64Array) -> Float32Array:
         """``(m, m)`` float32 ``B`` of the binary ratings of the ``kept`` columns."""
         seen = matrix[:, kept]  # (n_users, m) CSR, stars where rated
         by_user = (seen.indptr.astype(np.int64), seen.indices.astype(np.int32))
@@ -382,7 +398,7 @@ class EASE(Recommender):
         del by_item, by_user
         return ease_weights_inplace(gram, self.config.l2)
 
-    def _set_relevance(self, kept: np.ndarray, item_item: np.ndarray, pop: np.ndarray) -> None:
+    def _set_relevance(self, kept: Int64Array, item_item: Float32Array, pop: Float32Array) -> None:
         """Hold the item-item part (the member must be fitted or loaded first)."""
         self._raters = None  # built again from the member's ratings on first use
         self.kept = np.asarray(kept, dtype=np.int64)
@@ -397,23 +413,23 @@ class EASE(Recommender):
         counts = np.bincount(self.member._rated_items().items, minlength=self.n_items)
         self._kept_log_counts = np.log1p(counts[self.kept].astype(np.float64))
         # (popularity, popularity_debias) -> (m,) float64 debias and popularity terms
-        self._terms: tuple[tuple[float, float], np.ndarray, np.ndarray] | None = None
+        self._terms: tuple[tuple[float, float], Float64Array, Float64Array] | None = None
 
-    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def _predict(self, users: Int64Array, items: Int64Array) -> Float64Array:
         return self.member._predict(users, items)
 
-    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
+    def _fold_in(self, items: Int64Array, stars: Float32Array) -> UserState:
         return self.member._fold_in(items, stars)
 
     def _fold_in_without_each(
-        self, items: np.ndarray, stars: np.ndarray, only: np.ndarray
+        self, items: Int64Array, stars: Float32Array, only: Int64Array
     ) -> list[UserState]:
         return self.member._fold_in_without_each(items, stars, only)
 
     def _user_state(self, user: int) -> UserState:
         return self.member._user_state(user)
 
-    def _score(self, state: UserState) -> np.ndarray:
+    def _score(self, state: UserState) -> Float32Array:
         """``(n_items,)`` float32 the member's predicted stars, 0.5-5."""
         return self.member._score(state)
 
@@ -425,12 +441,16 @@ class EASE(Recommender):
             return None
         member = self.member
 
-        def pulls(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        def pulls(rows: Int64Array, cols: Int64Array) -> Float32Array:
             position = self._position
-            return self.item_item[np.ix_(position[rows], position[cols])]
+            block: Float32Array = self.item_item[np.ix_(position[rows], position[cols])]
+            return block
 
-        def start_stars(cols: np.ndarray) -> np.ndarray:
-            return np.clip(member.global_mean + member.item_bias[cols], STAR_MIN, STAR_MAX)
+        def start_stars(cols: Int64Array) -> Float32Array:
+            stars: Float32Array = np.clip(
+                member.global_mean + member.item_bias[cols], STAR_MIN, STAR_MAX
+            )
+            return stars
 
         return PullRanking(
             items=self.kept.copy(),
@@ -444,18 +464,20 @@ class EASE(Recommender):
     def fold_in_reg(self) -> float | None:
         return self.member.fold_in_reg()
 
-    def rating_weights(self, stars: np.ndarray) -> np.ndarray:
+    def rating_weights(self, stars: FloatArray) -> Float64Array:
         """``(r,)`` float64: how much each rating given with ``stars`` ``(r,)`` pulls its
         companions up (> 0) or pushes them down (< 0) in :meth:`relevance` (module doc)."""
-        stars = np.asarray(stars, dtype=np.float64)
-        weights = stars - self.config.like_offset
+        values = np.asarray(stars, dtype=np.float64)
+        weights = values - self.config.like_offset
         dislike = self.config.dislike_weight
         if dislike is not None:
-            below = stars < DISLIKE_BELOW
-            weights[below] = float(dislike) * (stars[below] - DISLIKE_BELOW)
+            below = values < DISLIKE_BELOW
+            weights[below] = float(dislike) * (values[below] - DISLIKE_BELOW)
         return weights
 
-    def kept_relevance(self, pull: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    def kept_relevance(
+        self, pull: npt.NDArray[F], rows: Int64Array | None = None
+    ) -> npt.NDArray[F]:
         """Relevance (module doc) of the kept movies at ``rows`` (positions in ``kept``,
         ``(r,)``; None: all ``m``) from ``pull`` ``(..., r)``, the rated movies' weighted
         rows of ``B`` there: ``pull / (1 + n_j) ** popularity_debias + popularity *
@@ -463,25 +485,27 @@ class EASE(Recommender):
         ``rank_users``)."""
         debias, prior = self.kept_terms(rows)
         kind = np.asarray(pull).dtype.type
-        return pull * debias.astype(kind) + prior.astype(kind)
+        relevance: npt.NDArray[F] = pull * debias.astype(kind) + prior.astype(kind)
+        return relevance
 
     def rank_kept(
-        self, relevance: np.ndarray, kept_stars: np.ndarray, rows: np.ndarray | None = None
-    ) -> np.ndarray:
+        self, relevance: FloatArray, kept_stars: FloatArray, rows: Int64Array | None = None
+    ) -> FloatArray:
         """The ranking formula (module doc): ``relevance`` ``(..., r)`` of the kept movies
         at ``rows`` (None: all) times ``(stars / 5) ** star_power`` where positive, itself
         elsewhere; ``kept_stars`` ``(..., r)`` their stars, clipped to 0.5-5. ``rows`` is
         accepted for symmetry with :meth:`kept_relevance` (the gain needs only stars)."""
         return np.where(relevance > 0, relevance * self.kept_gain(kept_stars), relevance)
 
-    def kept_gain(self, kept_stars: np.ndarray) -> np.ndarray:
+    def kept_gain(self, kept_stars: npt.NDArray[F]) -> npt.NDArray[F]:
         """``(..., r)`` ``(stars / 5) ** star_power``: what positive relevance is
         multiplied by (:meth:`rank_kept`), in ``kept_stars``' float type."""
         kept_stars = np.asarray(kept_stars)
         kind = kept_stars.dtype.type
-        return (kept_stars / kind(STAR_MAX)) ** kind(self.config.star_power)
+        gain: npt.NDArray[F] = (kept_stars / kind(STAR_MAX)) ** kind(self.config.star_power)
+        return gain
 
-    def kept_terms(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def kept_terms(self, rows: Int64Array | None = None) -> tuple[Float64Array, Float64Array]:
         """``(debias, prior)``, each ``(r,)`` float64 at ``rows`` (None: all kept movies):
         ``(1 + n_j) ** -popularity_debias`` and ``popularity * log1p(n_j) /
         log1p(n_max)``, computed once per setting of the two parameters."""
@@ -493,7 +517,7 @@ class EASE(Recommender):
         _, debias, prior = self._terms
         return (debias, prior) if rows is None else (debias[rows], prior[rows])
 
-    def relevance(self, state: UserState) -> np.ndarray:
+    def relevance(self, state: UserState) -> Float64Array:
         """``(m,)`` float64 EASE relevance of the kept movies (``self.kept`` order)."""
         self._check_fitted()
         position = self._position[np.asarray(state.items, dtype=np.int64)]
@@ -501,12 +525,12 @@ class EASE(Recommender):
         weights = self.rating_weights(np.asarray(state.stars)[known])
         return self.kept_relevance(weighted_rows(self.item_item, position[known], weights))
 
-    def _rank(self, state: UserState) -> np.ndarray:
+    def _rank(self, state: UserState) -> Float32Array:
         """``(n_items,)``: relevance x (stars / 5) ** star_power for the kept movies (see
         the module doc); the rest below them all, by predicted stars."""
         return self._rank_from(state, self.member.score(state))
 
-    def _rank_from(self, state: UserState, stars: np.ndarray) -> np.ndarray:
+    def _rank_from(self, state: UserState, stars: Float32Array) -> Float32Array:
         """``_rank`` given ``stars`` ``(n_items,)`` float32, the member's clipped ones."""
         # not kept: -5.5 to -1, then shifted below the kept; float32 over the whole
         # catalogue (62k movies at 25 M ratings), float64 only over the kept ones
@@ -517,28 +541,29 @@ class EASE(Recommender):
             rank[self.kept] = kept_rank
         return rank
 
-    def _kept_rank(self, state: UserState, kept_stars: np.ndarray) -> np.ndarray:
+    def _kept_rank(self, state: UserState, kept_stars: Float32Array) -> Float64Array:
         """``(m,)`` float64 rank of the kept movies given their ``(m,)`` float32 stars."""
-        return self.rank_kept(self.relevance(state), kept_stars)
+        rank = self.rank_kept(self.relevance(state), kept_stars)  # float64 x float32 gain
+        return np.asarray(rank, dtype=np.float64)
 
     @staticmethod
-    def _below_kept(kept_rank: np.ndarray) -> np.float32:
+    def _below_kept(kept_rank: FloatArray) -> np.float32:
         """What the other movies' ``stars - 6`` is shifted by: the kept minimum if < 0."""
         return np.float32(min(float(kept_rank.min()), 0.0))
 
-    def _kept_stars(self, state: UserState) -> np.ndarray:
+    def _kept_stars(self, state: UserState) -> Float32Array:
         """``(m,)`` float32 ``member.score(state)[kept]`` without scoring the rest: the
         member's kernel on its kept rows, clipped the same way (bit for bit equal)."""
         raw = self.member._score_rows(state, self._kept_factors, self._kept_bias)
         return np.clip(raw, STAR_MIN, STAR_MAX, out=raw)
 
-    def rank_and_score(self, state: UserState) -> tuple[np.ndarray, np.ndarray]:
+    def rank_and_score(self, state: UserState) -> tuple[Float32Array, Float32Array]:
         """``(rank(state), score(state))`` from one pass of the member over every movie."""
         self._check_fitted()
         stars = self.member.score(state)
         return np.asarray(self._rank_from(state, stars), dtype=np.float32), stars
 
-    def top_k(self, state: UserState, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
+    def top_k(self, state: UserState, k: int, allowed: BoolArray | None = None) -> Int64Array:
         """``Recommender.top_k`` (same items, same order) from the kept movies alone when
         at least ``k`` of them are allowed: every other movie ranks below every kept one
         (``stars - 6``, at most -1, shifted by the kept minimum if that is negative), so
@@ -556,15 +581,16 @@ class EASE(Recommender):
                     return self.kept[positions[top_indices(kept_values[positions], k)]]
         return super().top_k(state, k, allowed)
 
-    def score_users(self, states: Sequence[UserState]) -> np.ndarray:
+    def score_users(self, states: Sequence[UserState]) -> Float32Array:
         """``(len(states), n_items)`` float32 ``score`` of many states (the member's
         stars, clipped to 0.5-5): one matrix product."""
         self._check_fitted()
         stars = self.member.rank_users(states)
         np.minimum(stars, np.float32(STAR_MAX), out=stars)  # np.clip is several times slower
-        return np.maximum(stars, np.float32(STAR_MIN), out=stars)
+        np.maximum(stars, np.float32(STAR_MIN), out=stars)
+        return stars
 
-    def rank_users(self, states: Sequence[UserState]) -> np.ndarray:
+    def rank_users(self, states: Sequence[UserState]) -> Float32Array:
         """``(len(states), n_items)`` float32 ``rank`` of many states: the relevance of
         all of them is one sparse ``(n, m)`` x dense ``B`` product, the stars one member
         matrix product; float32 throughout (``rank`` sums in float64)."""
@@ -591,7 +617,7 @@ class EASE(Recommender):
         out[:, self.kept] = kept_rank
         return out
 
-    def rank_at(self, states: Sequence[UserState], items: np.ndarray) -> np.ndarray:
+    def rank_at(self, states: Sequence[UserState], items: IndexArray) -> Float64Array:
         """``Recommender.rank_at``: at kept ``items``, the relevance of those columns of
         ``B`` only (one ``(rated, len(items))`` block a state) and the member's stars
         there, through :meth:`rank_kept`; an item outside ``kept`` (whose rank depends on
@@ -615,14 +641,15 @@ class EASE(Recommender):
         np.add.at(matrix, (owner[known], column), weights[known])
         block = self.item_item[np.ix_(kept_rated, rows)].astype(np.float64)  # (rated, items)
         pull = matrix @ block
-        return self.rank_kept(self.kept_relevance(pull, rows), stars, rows)
+        rank = self.rank_kept(self.kept_relevance(pull, rows), stars, rows)  # both float64
+        return np.asarray(rank, dtype=np.float64)
 
-    def item_vectors(self) -> np.ndarray:
+    def item_vectors(self) -> Float32Array:
         """``(n_items, k)`` float32 the member's item factors (to explain picks)."""
         self._check_fitted()
         return self.member.item_factors
 
-    def item_similarity(self, movie_id: int) -> np.ndarray:
+    def item_similarity(self, movie_id: int) -> Float32Array:
         """``(n_items,)`` float32: the shrunk cosine of ``movie_id``'s column of the binary
         "has rated" matrix ``X`` with every other column (:func:`co_rating_cosine`), from
         the training ratings the member keeps: ``X'X``, the co-occurrence counts ``B`` is
@@ -652,7 +679,7 @@ class EASE(Recommender):
         )  # fmt: skip
         return cosine.astype(np.float32)
 
-    def _arrays(self) -> dict[str, np.ndarray]:
+    def _arrays(self) -> dict[str, AnyArray]:
         return {
             "kept": self.kept,
             "item_item": self.item_item,
@@ -661,12 +688,12 @@ class EASE(Recommender):
         }
 
     def _check_arrays(
-        self, arrays: Mapping[str, np.ndarray], sizes: dict[str, int], prefix: str = ""
+        self, arrays: Mapping[str, AnyArray], sizes: dict[str, int], prefix: str = ""
     ) -> None:
         super()._check_arrays(arrays, sizes, prefix)
         self.member._check_arrays(arrays, sizes, prefix + MEMBER_PREFIX)
 
-    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+    def _set_arrays(self, arrays: dict[str, AnyArray]) -> None:
         self.member = self._new_member()
         self.member._set_ids(*self._ids())
         self.member.global_mean = self.global_mean

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numba
 import numpy as np
 
+from movierec.data.arrays import Float32Array, Float64Array, IndexArray, Int64Array
 from movierec.models._kernels import Biased, score_items
 from movierec.models.base import Recommender, UserState
 from movierec.models.files import ArraySpec
@@ -61,10 +62,10 @@ class FactorModel(Recommender):
     """
 
     config: FactorParams
-    user_factors: np.ndarray  # (n_users, k) float32
-    item_factors: np.ndarray  # (n_items, k) float32
-    user_bias: np.ndarray  # (n_users,) float32, stars
-    item_bias: np.ndarray  # (n_items,) float32, stars
+    user_factors: Float32Array  # (n_users, k)
+    item_factors: Float32Array  # (n_items, k)
+    user_bias: Float32Array  # (n_users,) stars
+    item_bias: Float32Array  # (n_items,) stars
 
     array_specs: ClassVar[dict[str, ArraySpec]] = {
         "user_factors": ArraySpec("float32", ("n_users", "n_factors")),
@@ -114,14 +115,15 @@ class FactorModel(Recommender):
         return max(1, min(asked, cores))
 
     # -- Recommender -------------------------------------------------------------------
-    def _factors_of_users(self, users: np.ndarray) -> np.ndarray:
+    def _factors_of_users(self, users: Int64Array) -> Float32Array:
         """``(n, k)`` float32 factors of trained users (row indices) used in estimates."""
         return self.user_factors[users]
 
-    def _user_factors(self, user: int) -> np.ndarray:
-        return self._factors_of_users(np.array([user]))[0]
+    def _user_factors(self, user: int) -> Float32Array:
+        factors: Float32Array = self._factors_of_users(np.array([user], dtype=np.int64))[0]
+        return factors
 
-    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def _predict(self, users: Int64Array, items: Int64Array) -> Float64Array:
         """Estimates for index pairs; an unknown user or movie adds no bias and no factors."""
         known_u, known_i = users >= 0, items >= 0
         both = known_u & known_i
@@ -137,7 +139,7 @@ class FactorModel(Recommender):
         )
         return est
 
-    def _score(self, state: UserState) -> np.ndarray:
+    def _score(self, state: UserState) -> Float32Array:
         """``(n_items,)`` float32: ``offset + b_u + b_i + Q p``; unclipped.
 
         A numba loop rather than ``item_factors @ p``: the matrix-vector product wakes
@@ -146,8 +148,8 @@ class FactorModel(Recommender):
         return self._score_rows(state, self.item_factors, self.item_bias)
 
     def _score_rows(
-        self, state: UserState, item_factors: np.ndarray, item_bias: np.ndarray
-    ) -> np.ndarray:
+        self, state: UserState, item_factors: Float32Array, item_bias: Float32Array
+    ) -> Float32Array:
         """``(n,)`` float32 ``_score`` for the ``n`` items whose C-ordered factors ``(n, k)``
         and biases ``(n,)`` are given: the same kernel, so bit for bit ``_score``'s values
         of those items (``ease`` scores its kept movies from a copy of their rows)."""
@@ -155,7 +157,7 @@ class FactorModel(Recommender):
         offset = self._offset + state.bias
         return score_items(item_factors, item_bias, offset, factors, -np.inf, np.inf)
 
-    def rank_users(self, states: Sequence[UserState]) -> np.ndarray:
+    def rank_users(self, states: Sequence[UserState]) -> Float32Array:
         """``(len(states), n_items)`` float32 ``offset + b_u + b_i + P Q'``: one matrix
         product (float32 throughout) for many users; rows equal ``rank``'s."""
         self._check_fitted()
@@ -168,21 +170,21 @@ class FactorModel(Recommender):
         out += np.array([self._offset + s.bias for s in states], dtype=np.float32)[:, None]
         return out
 
-    def rank_at(self, states: Sequence[UserState], items: np.ndarray) -> np.ndarray:
+    def rank_at(self, states: Sequence[UserState], items: IndexArray) -> Float64Array:
         """``(len(states), items.size)`` float64 ``offset + b_u + b_i + q_i . p``, unclipped,
         at ``items`` only (``Recommender.rank_at``), where the model ranks by that estimate."""
         self._check_fitted()
         overridden = type(self)._rank is not Recommender._rank
         if overridden or type(self)._score is not FactorModel._score or not len(states):
             return super().rank_at(states, items)
-        items = np.asarray(items, dtype=np.int64)
+        columns = np.asarray(items, dtype=np.int64)
         factors = np.stack([np.asarray(s.factors, dtype=np.float64) for s in states])
-        out = factors @ self.item_factors[items].astype(np.float64).T
-        out += self.item_bias[items].astype(np.float64)[None, :]
+        out = factors @ self.item_factors[columns].astype(np.float64).T
+        out += self.item_bias[columns].astype(np.float64)[None, :]
         out += np.array([self._offset + s.bias for s in states], dtype=np.float64)[:, None]
         return out
 
-    def item_vectors(self) -> np.ndarray:
+    def item_vectors(self) -> Float32Array:
         """``(n_items, k)`` float32 item factors ``q_i``."""
         self._check_fitted()
         return self.item_factors
@@ -199,7 +201,7 @@ def numba_threads(n: int) -> Iterator[None]:
         numba.set_num_threads(before)
 
 
-def user_blocks(indptr: np.ndarray, target: int = BLOCK_RATINGS) -> np.ndarray:
+def user_blocks(indptr: Int64Array, target: int = BLOCK_RATINGS) -> Int64Array:
     """``(n_blocks + 1,)`` int64 user boundaries cutting CSR rows into runs of about
     ``target`` ratings (a block never splits a user)."""
     nnz = int(indptr[-1])
@@ -207,7 +209,7 @@ def user_blocks(indptr: np.ndarray, target: int = BLOCK_RATINGS) -> np.ndarray:
     return np.unique(np.concatenate([cuts, [indptr.size - 1]])).astype(np.int64)
 
 
-def shuffled_within(starts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def shuffled_within(starts: Int64Array, rng: np.random.Generator) -> IndexArray:
     """``(starts[-1],)`` a permutation of ``0..n`` that shuffles only within each run
     ``starts[b]:starts[b + 1]`` (int32 where that fits)."""
     n = int(starts[-1])

@@ -45,6 +45,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from movierec.data.arrays import AnyArray, UInt8Array
+
 FORMAT_VERSION = 2
 META = "__meta__"
 TEMP_MARK = ".tmp-"
@@ -86,7 +88,7 @@ class ArraySpec:
     dtype: str
     shape: tuple[int | str, ...]
 
-    def check(self, name: str, array: np.ndarray | None, sizes: dict[str, int]) -> None:
+    def check(self, name: str, array: AnyArray | None, sizes: dict[str, int]) -> None:
         """Raise ``UnusableFile`` if ``array`` breaks the spec; binds free names in ``sizes``."""
         if array is None:
             raise damaged(f"array {name} is missing")
@@ -111,7 +113,7 @@ class ArraySpec:
 
 def check_specs(
     specs: Mapping[str, ArraySpec],
-    arrays: Mapping[str, np.ndarray],
+    arrays: Mapping[str, AnyArray],
     sizes: dict[str, int],
     prefix: str = "",
 ) -> None:
@@ -121,12 +123,12 @@ def check_specs(
 
 
 # -- checksums --------------------------------------------------------------------------------
-def _bytes_of(array: np.ndarray) -> memoryview:
+def _bytes_of(array: AnyArray) -> memoryview:
     """The array's raw bytes in C order (no copy for a C-contiguous array)."""
     return np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
 
 
-def describe(array: np.ndarray) -> dict[str, Any]:
+def describe(array: AnyArray) -> dict[str, Any]:
     """``{"sha256", "shape", "dtype"}`` of ``array`` as the metadata records it."""
     return {
         "sha256": hashlib.sha256(_bytes_of(array)).hexdigest(),
@@ -135,7 +137,7 @@ def describe(array: np.ndarray) -> dict[str, Any]:
     }
 
 
-def check_finite(name: str, array: np.ndarray) -> None:
+def check_finite(name: str, array: AnyArray) -> None:
     if array.dtype.kind in "fc" and not np.isfinite(array).all():
         raise damaged(f"array {name} holds NaN or infinite values")
 
@@ -180,7 +182,7 @@ def utc_now() -> str:
 
 # -- writing ----------------------------------------------------------------------------------
 def write_model_file(
-    path: Path, arrays: Mapping[str, np.ndarray], meta: dict[str, Any]
+    path: Path, arrays: Mapping[str, AnyArray], meta: dict[str, Any]
 ) -> dict[str, Any]:
     """Write ``arrays`` and ``meta`` (plus format, per-array checksums, ``trained_at``
     unless given, and ``content_hash``) to ``path``, atomically and durably; returns the
@@ -280,7 +282,7 @@ def _running(pid: int) -> bool:
 
 
 # -- reading ----------------------------------------------------------------------------------
-def read_model_file(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def read_model_file(path: Path) -> tuple[dict[str, Any], dict[str, AnyArray]]:
     """``(meta, arrays)`` of a file written by ``write_model_file``, every array checked.
 
     Raises ``FileNotFoundError`` if there is no file and ``UnusableFile`` for anything else
@@ -329,7 +331,7 @@ def read_model_meta(path: Path) -> dict[str, Any]:
 
 def _mapped_member(
     mapped: mmap.mmap, info: zipfile.ZipInfo, header_len: int, nbytes: int, name: str
-) -> np.ndarray:
+) -> UInt8Array:
     """``(nbytes,)`` uint8 view of a stored member's array data (after its npy header of
     ``header_len`` bytes) in ``mapped``; ``UnusableFile`` if the member is cut short or
     its CRC-32 does not match the zip directory's."""
@@ -386,7 +388,7 @@ def _read_array(
     name: str,
     listed: dict[str, Any],
     mapped: mmap.mmap | None = None,
-) -> np.ndarray:
+) -> AnyArray:
     """One array, its header checked against ``listed`` before its bytes are read."""
     if f"{name}.npy" not in names:
         raise damaged(f"array {name} is missing")
@@ -401,7 +403,7 @@ def _read_array(
         raise damaged(f"checksum of {name} does not match (zip CRC-32)") from None
     if hashlib.sha256(buffer.data).hexdigest() != listed["sha256"]:
         raise damaged(f"checksum of {name} does not match")
-    array = buffer.view(dtype).reshape(shape)
+    array: AnyArray = buffer.view(dtype).reshape(shape)
     check_finite(name, array)
     return array
 
@@ -410,9 +412,9 @@ def _read_member(
     archive: zipfile.ZipFile,
     name: str,
     shape: tuple[int, ...],
-    dtype: np.dtype,
+    dtype: np.dtype[Any],
     mapped: mmap.mmap | None = None,
-) -> np.ndarray:
+) -> UInt8Array:
     """``(nbytes,)`` uint8: the data of member ``<name>.npy``, whose header must say
     ``shape`` and ``dtype``.
 

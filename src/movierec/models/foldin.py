@@ -14,13 +14,21 @@ from typing import ClassVar
 import numpy as np
 from scipy.optimize import nnls
 
+from movierec.data.arrays import (
+    AnyArray,
+    Float32Array,
+    Float64Array,
+    FloatArray,
+    Int32Array,
+    Int64Array,
+)
 from movierec.data.ratings import Ratings
 from movierec.models.files import ArraySpec
 
 
 def ridge_with_bias(
-    factors: np.ndarray, residual: np.ndarray, reg_factors: float, reg_bias: float
-) -> tuple[np.ndarray, float]:
+    factors: FloatArray, residual: FloatArray, reg_factors: float, reg_bias: float
+) -> tuple[Float64Array, float]:
     """Ridge least squares for a user's factors and bias.
 
     Minimises ``||residual - factors @ p - b||^2 + reg_factors ||p||^2 + reg_bias b^2``.
@@ -62,8 +70,8 @@ def ridge_with_bias(
 
 
 def _ridge_parts(
-    factors: np.ndarray, residual: np.ndarray, reg_factors: float, reg_bias: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    factors: FloatArray, residual: FloatArray, reg_factors: float, reg_bias: float
+) -> tuple[Float64Array, Float64Array, Float64Array]:
     """The ridge problem of :func:`ridge_with_bias`: design ``[factors, 1]`` ``(n, k+1)``,
     target ``(n,)`` and per-column penalty ``(k+1,)``, all float64."""
     n, k = factors.shape
@@ -76,8 +84,8 @@ def _ridge_parts(
 
 
 def ridge_with_bias_leave_one_out(
-    factors: np.ndarray, residual: np.ndarray, reg_factors: float, reg_bias: float
-) -> tuple[np.ndarray, np.ndarray]:
+    factors: FloatArray, residual: FloatArray, reg_factors: float, reg_bias: float
+) -> tuple[Float64Array, Float64Array]:
     """:func:`ridge_with_bias` without each rating in turn, all ``n`` solves at once.
 
     Row ``i`` of the answer equals ``ridge_with_bias(factors[rest], residual[rest],
@@ -116,11 +124,11 @@ def ridge_with_bias_leave_one_out(
 
 
 def nnls_ridge(
-    factors: np.ndarray,
-    target: np.ndarray,
+    factors: FloatArray,
+    target: FloatArray,
     reg_factors: float,
     reg_bias: float | None = None,
-) -> tuple[np.ndarray, float]:
+) -> tuple[Float64Array, float]:
     """Non-negative ridge least squares, optionally with a free (signed) bias.
 
     Minimises ``||target - factors @ p - b||^2 + reg_factors ||p||^2 + reg_bias b^2``
@@ -161,9 +169,9 @@ class RatedItems:
     stars: ``(nnz,)`` float32 their stars.
     """
 
-    indptr: np.ndarray
-    items: np.ndarray
-    stars: np.ndarray
+    indptr: Int64Array
+    items: Int32Array
+    stars: Float32Array
 
     @classmethod
     def from_ratings(cls, ratings: Ratings) -> RatedItems:
@@ -174,12 +182,12 @@ class RatedItems:
             stars=np.asarray(matrix.data, dtype=np.float32),
         )
 
-    def row(self, user: int) -> tuple[np.ndarray, np.ndarray]:
+    def row(self, user: int) -> tuple[Int64Array, Float32Array]:
         """``(items, stars)``: ``(m,)`` int64 item indices and ``(m,)`` float32 stars."""
         start, end = self.indptr[user], self.indptr[user + 1]
         return self.items[start:end].astype(np.int64), self.stars[start:end].copy()
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, AnyArray]:
         return {"rated_indptr": self.indptr, "rated_items": self.items, "rated_stars": self.stars}
 
     #: the arrays ``arrays`` returns, as a model's ``array_specs`` declares them
@@ -190,7 +198,7 @@ class RatedItems:
     }
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> RatedItems:
+    def from_arrays(cls, arrays: dict[str, AnyArray]) -> RatedItems:
         return cls(
             indptr=np.asarray(arrays["rated_indptr"], dtype=np.int64),
             items=np.asarray(arrays["rated_items"], dtype=np.int32),

@@ -43,6 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
+from movierec.data.arrays import Float32Array, Float64Array, Int32Array, Int64Array
 from movierec.data.ratings import Ratings
 from movierec.errors import ModelError
 from movierec.models.base import Recommender, UserState
@@ -95,7 +96,7 @@ def fit_bytes(n_users: int, n_items: int, n_ratings: int, max_neighbors: int, th
 
 
 def residual_matrix(
-    ratings: Ratings, mean: float, user_bias: np.ndarray, item_bias: np.ndarray
+    ratings: Ratings, mean: float, user_bias: Float64Array, item_bias: Float64Array
 ) -> sp.csr_matrix:
     """``(n_users, n_items)`` float64 CSR of ``e_ui = r_ui - (mu + b_u + b_i)``, sharing the
     ratings' index arrays (copied only if unsorted, as the kernel sorts them in place)."""
@@ -114,7 +115,7 @@ def pearson_baseline_neighbours(
     shrinkage: float,
     min_support: int,
     max_neighbors: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[Int64Array, Int32Array, Float32Array]:
     """Each item's most similar items by shrunk Pearson-baseline similarity.
 
     residuals: ``(n_users, n_items)`` CSR of ``e_ui = r_ui - b_ui`` (stored where rated).
@@ -147,16 +148,16 @@ def pearson_baseline_neighbours(
 
 @njit(cache=True, parallel=True, nogil=True)
 def _neighbour_table(
-    user_indptr: np.ndarray,
-    user_items: np.ndarray,
-    user_residuals: np.ndarray,
-    item_indptr: np.ndarray,
-    item_users: np.ndarray,
-    item_residuals: np.ndarray,
+    user_indptr: Int64Array,
+    user_items: Int32Array,
+    user_residuals: Float64Array,
+    item_indptr: Int64Array,
+    item_users: Int32Array,
+    item_residuals: Float64Array,
     shrinkage: float,
     min_support: int,
     keep: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[Int64Array, Int32Array, Float32Array]:
     """``(counts (n_items,), items (n_items, keep) int32, sims (n_items, keep) float32)``:
     row ``i`` holds its ``counts[i]`` best neighbours first. Both CSR/CSC inputs hold the
     residuals, indices sorted. For each item, walk its raters' other ratings and
@@ -217,18 +218,18 @@ def _neighbour_table(
 # -- prediction --------------------------------------------------------------------------
 @njit(cache=True, parallel=True, nogil=True)
 def neighbourhood_offsets(
-    rated_indptr: np.ndarray,
-    rated_items: np.ndarray,
-    rated_residuals: np.ndarray,
-    target_indptr: np.ndarray,
-    target_items: np.ndarray,
-    nb_indptr: np.ndarray,
-    nb_items: np.ndarray,
-    nb_sims: np.ndarray,
+    rated_indptr: Int64Array,
+    rated_items: Int32Array,
+    rated_residuals: Float32Array,
+    target_indptr: Int64Array,
+    target_items: Int32Array,
+    nb_indptr: Int64Array,
+    nb_items: Int32Array,
+    nb_sims: Float32Array,
     n_items: int,
     k: int,
     min_k: int,
-) -> np.ndarray:
+) -> Float64Array:
     """The neighbourhood term ``sum s (r - b) / sum s`` for many (user, item) queries.
 
     Users are rows of two CSR tables: what each rated (``rated_items`` int32 with
@@ -262,17 +263,17 @@ def neighbourhood_offsets(
 
 @njit(cache=True, nogil=True)
 def visitor_offsets(
-    rated_items: np.ndarray,
-    rated_residuals: np.ndarray,
-    rev_indptr: np.ndarray,
-    rev_targets: np.ndarray,
-    rev_sims: np.ndarray,
-    nb_indptr: np.ndarray,
-    nb_items: np.ndarray,
-    nb_sims: np.ndarray,
+    rated_items: Int32Array,
+    rated_residuals: Float32Array,
+    rev_indptr: Int64Array,
+    rev_targets: Int32Array,
+    rev_sims: Float32Array,
+    nb_indptr: Int64Array,
+    nb_items: Int32Array,
+    nb_sims: Float32Array,
     k: int,
     min_k: int,
-) -> np.ndarray:
+) -> Float64Array:
     """``neighbourhood_offsets`` of one user for every item, pushed from what they rated.
 
     rev_*: the neighbour table transposed (row ``j``: the items ``i`` whose list holds
@@ -363,6 +364,8 @@ class ItemKNN(Recommender):
     def __init__(self, seed: int = 0, **params: Any) -> None:
         super().__init__(seed=seed, **params)
         self.nb_indptr = np.zeros(1, dtype=np.int64)  # (n_items + 1,) CSR of neighbours
+        #: ``(nb_items it was built from, _reverse_table())``, built on first use
+        self._reverse: tuple[Int32Array, tuple[Int64Array, Int32Array, Float32Array]] | None = None
 
     # -- Recommender -------------------------------------------------------------------
     def _fit(self, ratings: Ratings, progress: bool) -> None:
@@ -398,7 +401,7 @@ class ItemKNN(Recommender):
                 "max_neighbors or raise memory_budget_gb"
             )
 
-    def _baseline(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def _baseline(self, users: Int64Array, items: Int64Array) -> Float64Array:
         est = np.full(users.shape, self.global_mean, dtype=np.float64)
         known_u, known_i = users >= 0, items >= 0
         est[known_u] += self.user_bias[users[known_u]]
@@ -407,15 +410,15 @@ class ItemKNN(Recommender):
 
     def _offsets(
         self,
-        rated: tuple[np.ndarray, np.ndarray, np.ndarray],
-        targets: tuple[np.ndarray, np.ndarray],
-    ) -> np.ndarray:
+        rated: tuple[Int64Array, Int32Array, Float32Array],
+        targets: tuple[Int64Array, Int32Array],
+    ) -> Float64Array:
         return neighbourhood_offsets(
             *rated, *targets, self.nb_indptr, self.nb_items, self.nb_sims,
             self.n_items, self.config.k, self.config.min_k,
         )  # fmt: skip
 
-    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def _predict(self, users: Int64Array, items: Int64Array) -> Float64Array:
         est = self._baseline(users, items)
         both = np.flatnonzero((users >= 0) & (items >= 0))
         if both.size == 0:
@@ -429,7 +432,7 @@ class ItemKNN(Recommender):
         est[both[order]] += offsets
         return est
 
-    def _rated_residuals(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _rated_residuals(self, users: Int64Array) -> tuple[Int64Array, Int32Array, Float32Array]:
         """CSR (indptr, items, ``r - b_uj``) of the training ratings of ``users``."""
         rated = self._rated_items()
         counts = np.diff(rated.indptr)[users]
@@ -445,14 +448,14 @@ class ItemKNN(Recommender):
         )
         return indptr, items, residual.astype(np.float32)
 
-    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
+    def _fold_in(self, items: Int64Array, stars: Float32Array) -> UserState:
         """The visitor's baseline bias ``sum (r - mu - b_i) / (reg_user + n)``."""
         bias = user_baseline_bias(
             stars - self.global_mean - self.item_bias[items], self.config.reg_user
         )
         return UserState(items=items, stars=stars, factors=None, bias=bias)
 
-    def _score(self, state: UserState) -> np.ndarray:
+    def _score(self, state: UserState) -> Float32Array:
         """``(n_items,)`` float32: ``mu + b_u + b_i`` plus each movie's neighbourhood term
         over the state's ratings; unclipped."""
         items = np.asarray(state.items, dtype=np.int32)
@@ -475,10 +478,10 @@ class ItemKNN(Recommender):
         scores = self.global_mean + state.bias + self.item_bias + offsets
         return scores.astype(np.float32)
 
-    def _reverse_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _reverse_table(self) -> tuple[Int64Array, Int32Array, Float32Array]:
         """The neighbour table transposed, CSR ``(indptr, targets int32, sims float32)``:
         row ``j`` lists the items whose neighbour list holds ``j``. Built on first use."""
-        cached = getattr(self, "_reverse", None)
+        cached = self._reverse
         if cached is not None and cached[0] is self.nb_items:
             return cached[1]
         owners = np.repeat(

@@ -17,6 +17,7 @@ from typing import ClassVar
 import numpy as np
 from tqdm.auto import tqdm
 
+from movierec.data.arrays import Float32Array, Int64Array
 from movierec.data.ratings import Ratings
 from movierec.models._kernels import ByRow, SGDRates, Triples, nmf_epoch, nmf_half_step
 from movierec.models.base import GenreWeightParams, UserState
@@ -107,7 +108,7 @@ class NMF(FactorModel):
                     bar.set_postfix(train_rmse=f"{np.sqrt(sse / max(ratings.nnz, 1)):.4f}")
         self._keep(model)
 
-    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
+    def _fold_in(self, items: Int64Array, stars: Float32Array) -> UserState:
         """Non-negative ridge solve of ``p`` (and ``b_u`` if biased) against fixed ``q_i``.
 
         The penalty is ``n * reg_pu`` (``n`` = ratings given), the weight training's

@@ -19,6 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from movierec.data.arrays import Float32Array, Float64Array, Int64Array
 from movierec.data.ratings import Ratings
 from movierec.models.base import GenreWeightParams, Recommender, UserState
 from movierec.models.baselines import damped_means
@@ -69,7 +70,7 @@ class Popular(Recommender):
             user_totals, np.diff(matrix.indptr), 0.0, self.config.user_damping
         ).astype(np.float32)
 
-    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def _predict(self, users: Int64Array, items: Int64Array) -> Float64Array:
         est = np.full(users.shape, self.global_mean, dtype=np.float64)
         known_i = items >= 0
         est[known_i] = self.item_mean[items[known_i]]
@@ -77,7 +78,7 @@ class Popular(Recommender):
         est[known_u] += self.user_bias[users[known_u]]
         return est
 
-    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
+    def _fold_in(self, items: Int64Array, stars: Float32Array) -> UserState:
         residual = stars.astype(np.float64) - self.item_mean[items]
         bias = damped_means(
             np.array([residual.sum()]), np.array([items.size]), 0.0,
@@ -85,12 +86,12 @@ class Popular(Recommender):
         )[0]  # fmt: skip
         return UserState(items=items, stars=stars, factors=None, bias=float(bias))
 
-    def _score(self, state: UserState) -> np.ndarray:
+    def _score(self, state: UserState) -> Float32Array:
         """``(n_items,)`` float32 ``item_mean + b_u``; unclipped."""
         scores = self.item_mean + np.float32(state.bias)
         return scores
 
-    def rank_users(self, states: Sequence[UserState]) -> np.ndarray:
+    def rank_users(self, states: Sequence[UserState]) -> Float32Array:
         """``(len(states), n_items)`` float32 ``item_mean + b_u`` (one broadcast)."""
         self._check_fitted()
         bias = np.array([state.bias for state in states], dtype=np.float32)

@@ -17,6 +17,7 @@ from typing import ClassVar
 import numpy as np
 from tqdm.auto import tqdm
 
+from movierec.data.arrays import Float32Array, Int64Array
 from movierec.data.ratings import Ratings
 from movierec.models._kernels import SGDRates, Triples, svd_epoch_blocks
 from movierec.models.base import GenreWeightParams, UserState
@@ -106,7 +107,7 @@ class SVD(FactorModel):
                 bar.set_postfix(train_rmse=f"{rmse:.4f}")
         self._keep(model)
 
-    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
+    def _fold_in(self, items: Int64Array, stars: Float32Array) -> UserState:
         """Ridge solve of ``(p, b_u)`` on ``r - mu - b_i`` with design ``[q_i, 1]``.
 
         The penalty is ``n * reg`` (``n`` = ratings given): per-rating SGD regularisation
@@ -124,7 +125,7 @@ class SVD(FactorModel):
         return UserState(items=items, stars=stars, factors=factors.astype(np.float32), bias=bias)
 
     def _fold_in_without_each(
-        self, items: np.ndarray, stars: np.ndarray, only: np.ndarray
+        self, items: Int64Array, stars: Float32Array, only: Int64Array
     ) -> list[UserState]:
         """The leave-one-out fold-ins at ``only`` from one solve (penalties for ``n - 1``
         ratings; ``O(n k^2)``, so thousands of ratings are fine)."""

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
+from movierec.data.arrays import Float32Array, Float64Array, Int64Array
 from movierec.data.ratings import Ratings
 from movierec.models._kernels import ByRow, SGDRates, svdpp_epoch
 from movierec.models.base import UserState
@@ -121,14 +122,14 @@ class SVDpp(FactorModel):
                 bar.set_postfix(train_rmse=f"{rmse:.4f}")
         self._keep(model)
 
-    def _implicit_sum(self, items: np.ndarray) -> np.ndarray:
+    def _implicit_sum(self, items: Int64Array) -> Float32Array:
         """``(k,)`` float32 ``|N|^-1/2 sum_{j in N} y_j`` for the rated set ``items``."""
         if items.size == 0:
             return np.zeros(self.implicit_factors.shape[1], dtype=np.float32)
-        total = self.implicit_factors[items].sum(axis=0, dtype=np.float64)
-        return (total / np.sqrt(items.size)).astype(np.float32)
+        total: Float64Array = self.implicit_factors[items].sum(axis=0, dtype=np.float64)
+        return (total / float(np.sqrt(items.size))).astype(np.float32)
 
-    def _effective_user_factors(self, users: np.ndarray) -> np.ndarray:
+    def _effective_user_factors(self, users: Int64Array) -> Float32Array:
         """``(len(users), k)`` float32 ``p_u + z_u`` of training users."""
         rated = self._rated_items()
         n_users = rated.indptr.size - 1
@@ -137,10 +138,10 @@ class SVDpp(FactorModel):
         implicit_weights = sp.csr_matrix(
             (weights, rated.items, rated.indptr), shape=(n_users, self.implicit_factors.shape[0])
         )
-        implicit = implicit_weights[users] @ self.implicit_factors.astype(np.float64)
+        implicit: Float64Array = implicit_weights[users] @ self.implicit_factors.astype(np.float64)
         return (self.user_factors[users] + implicit).astype(np.float32)
 
-    def _fold_in(self, items: np.ndarray, stars: np.ndarray) -> UserState:
+    def _fold_in(self, items: Int64Array, stars: Float32Array) -> UserState:
         """``z`` from the rated set, then ridge of ``(p, b_u)`` on ``r - mu - b_i - q_i . z``
         with penalties ``n * reg_all`` and ``n * reg_bias`` (the per-rating SGD penalties
         summed over the visitor's ``n`` ratings). ``factors`` is ``p + z``."""
@@ -157,6 +158,6 @@ class SVDpp(FactorModel):
         effective = (factors + implicit).astype(np.float32)
         return UserState(items=items, stars=stars, factors=effective, bias=bias)
 
-    def _factors_of_users(self, users: np.ndarray) -> np.ndarray:
+    def _factors_of_users(self, users: Int64Array) -> Float32Array:
         """``(n, k)`` float32 ``p_u + |N(u)|^-1/2 sum_j y_j``: the implicit term folded in."""
         return self._effective_user_factors(users)

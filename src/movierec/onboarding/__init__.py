@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from movierec.data.arrays import BoolArray, Int64Array
 from movierec.data.catalog import Catalog, Movie
 from movierec.data.ratings import Ratings
 from movierec.errors import InvalidInput
@@ -101,7 +102,7 @@ def candidate_mask(
     genre: str | None = None,
     year: str = "any",
     split_year: int = DEFAULT_SPLIT_YEAR,
-) -> np.ndarray:
+) -> BoolArray:
     """``(n_items,)`` bool: movies that may be asked (not shown nor answered, within the
     genre and year preference). Unknown genre/year -> ``InvalidInput`` naming the field."""
     year_preference(year)  # InvalidInput naming "year" unless old, new or any
@@ -135,7 +136,7 @@ def choose_items(
     year: str = "any",
     min_new: int = 0,
     split_year: int = DEFAULT_SPLIT_YEAR,
-) -> np.ndarray:
+) -> Int64Array:
     """Up to ``n`` item positions to ask next (fewer when the candidates run out).
 
     answers: item position -> stars, or None for "shown, not seen".
@@ -176,7 +177,8 @@ class Onboarding:
         self.index = index
         self.catalog = catalog
         self._movies: dict[int, Movie] = {}
-        self._first_pages: dict[tuple, Batch] = {}
+        #: (strategy, draw, genre, year, min_new, n) -> that first page
+        self._first_pages: dict[tuple[str, int, str | None, str, int, int], Batch] = {}
 
     @classmethod
     def build(
@@ -301,10 +303,17 @@ class Onboarding:
         shown: Iterable[int],
         n: int = 15,
         strategy: str = DEFAULT_STRATEGY,
-        **filters: object,
+        *,
+        seed: int = 0,
+        genre: str | None = None,
+        year: str = "any",
+        min_new: int = 0,
     ) -> list[Movie]:
         """:meth:`batch`'s movies only."""
-        return self.batch(ratings, shown, n, strategy, **filters).movies  # type: ignore[arg-type]  # batch checks them
+        found = self.batch(
+            ratings, shown, n, strategy, seed=seed, genre=genre, year=year, min_new=min_new
+        )
+        return found.movies
 
     def encode_shown(self, movie_ids: Iterable[int]) -> str:
         """The movies shown this visit as compact cookie text (:func:`encode_positions`)."""
@@ -315,7 +324,7 @@ class Onboarding:
         if not isinstance(text, str) or len(text) > MAX_SHOWN_TEXT:
             return []
         positions = decode_positions(text, self.index.n_items)
-        return self.index.movie_ids[positions].tolist()
+        return [int(m) for m in self.index.movie_ids[positions]]
 
     def movie(self, movie_id: int) -> Movie:
         movie = self._movies.get(movie_id)
@@ -334,12 +343,16 @@ def next_movies(
     *,
     train: Ratings,
     seed: int = 0,
-    **filters: object,
+    genre: str | None = None,
+    year: str = "any",
+    min_new: int = 0,
 ) -> list[Movie]:
     """One-shot :meth:`Onboarding.next_movies` (builds the index from ``train``; keep an
     :class:`Onboarding` instead when asking more than once)."""
     onboarding = Onboarding.build(train, model, catalog, seed=seed)
-    return onboarding.next_movies(ratings, shown, n, strategy, seed=seed, **filters)
+    return onboarding.next_movies(
+        ratings, shown, n, strategy, seed=seed, genre=genre, year=year, min_new=min_new
+    )
 
 
 def encode_positions(positions: Iterable[int], size: int) -> str:
@@ -370,7 +383,7 @@ def _split(n: int, min_new: int, n_new: int, n_old: int) -> tuple[int, int]:
     return min(n - k_old, n_new), k_old
 
 
-def _interleave(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+def _interleave(first: Int64Array, second: Int64Array) -> Int64Array:
     """``first`` with ``second``'s items spread evenly among them (orders kept)."""
     if not second.size:
         return first

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from movierec.data.arrays import BoolArray, Float64Array, IndexArray, Int64Array
 from movierec.data.catalog import Catalog
 from movierec.data.ratings import Ratings
 from movierec.models.base import Recommender
@@ -46,29 +47,29 @@ class OnboardingIndex:
     then lower movieId): the order "show me more" pages down.
     """
 
-    movie_ids: np.ndarray
-    counts: np.ndarray
-    mean_stars: np.ndarray
-    entropy: np.ndarray
-    years: np.ndarray
+    movie_ids: Int64Array
+    counts: Int64Array
+    mean_stars: Float64Array
+    entropy: Float64Array
+    years: Float64Array
     genres: list[tuple[str, ...]]
     seen: sp.csr_matrix
-    item_factors: np.ndarray | None = None
+    item_factors: Float64Array | None = None
     prior: float = DEFAULT_PRIOR
     simulator: Simulator | None = None
-    popularity_order: np.ndarray = field(init=False)
+    popularity_order: Int64Array = field(init=False)
     position: dict[int, int] = field(init=False, repr=False)
-    _genre_masks: dict[str, np.ndarray] = field(init=False, repr=False)
+    _genre_masks: dict[str, BoolArray] = field(init=False, repr=False)
     #: ``(answers key, training users' weights, P(seen))`` of the latest ``adaptive`` call
     #: (strategies)
-    last_posterior: tuple[tuple, np.ndarray, np.ndarray] | None = field(
+    last_posterior: tuple[tuple[tuple[int, bool], ...], Float64Array, Float64Array] | None = field(
         default=None, init=False, repr=False
     )
 
     def __post_init__(self) -> None:
         self.popularity_order = np.lexsort((self.movie_ids, -self.mean_stars, -self.counts))
         self.position = {int(m): i for i, m in enumerate(self.movie_ids)}
-        masks: dict[str, np.ndarray] = {}
+        masks: dict[str, BoolArray] = {}
         for item, names in enumerate(self.genres):
             for name in names:
                 masks.setdefault(name, np.zeros(self.n_items, dtype=bool))[item] = True
@@ -89,11 +90,11 @@ class OnboardingIndex:
         """Every genre some movie has, sorted."""
         return sorted(self._genre_masks)
 
-    def genre_mask(self, genre: str) -> np.ndarray | None:
+    def genre_mask(self, genre: str) -> BoolArray | None:
         """``(n,)`` bool: movies of ``genre`` (None if no movie has it)."""
         return self._genre_masks.get(genre)
 
-    def items_of(self, movie_ids: Sequence[int]) -> np.ndarray:
+    def items_of(self, movie_ids: Sequence[int]) -> Int64Array:
         """Positions of the known ``movie_ids`` (unknown ones dropped), int64."""
         out = [self.position.get(int(m), -1) for m in movie_ids]
         return np.array([i for i in out if i >= 0], dtype=np.int64)
@@ -105,7 +106,7 @@ class OnboardingIndex:
         train: Ratings,
         model: Recommender | None = None,
         catalog: Catalog | None = None,
-        movie_ids: np.ndarray | None = None,
+        movie_ids: IndexArray | None = None,
         seed: int = 0,
         max_users: int = MAX_USERS,
     ) -> OnboardingIndex:
@@ -176,15 +177,16 @@ class OnboardingIndex:
         )
 
 
-def rating_entropy(histogram: np.ndarray) -> np.ndarray:
+def rating_entropy(histogram: IndexArray) -> Float64Array:
     """``(n,)`` Shannon entropy in bits of each row of a ``(n, bins)`` count histogram
     (0 for a row without counts)."""
-    histogram = np.asarray(histogram, dtype=np.float64)
-    totals = histogram.sum(axis=1, keepdims=True)
-    share = histogram / np.maximum(totals, 1.0)
+    counts = np.asarray(histogram, dtype=np.float64)
+    totals = counts.sum(axis=1, keepdims=True)
+    share = counts / np.maximum(totals, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         bits = np.where(share > 0, -share * np.log2(share), 0.0)
-    return bits.sum(axis=1)
+    entropy: Float64Array = bits.sum(axis=1)
+    return entropy
 
 
 def _factor_prior(model: Recommender) -> float:

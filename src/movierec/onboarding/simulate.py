@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from movierec.data.arrays import BoolArray, Float32Array, Float64Array, IndexArray, Int64Array
 from movierec.data.ratings import Ratings
 from movierec.models.base import Recommender
 
@@ -66,17 +67,17 @@ KEPT_PLACES = TOP_K + 1
 class Simulator:
     """Training users ranked by ``ease``'s relevance as answers accrue (module doc)."""
 
-    cand_pos: np.ndarray  # (K,) index positions of the candidate movies
-    cand_col: np.ndarray  # (K,) each candidate's column among the ranked, -1 if not ranked
-    stars: np.ndarray  # (U, K) float32
-    pulls: np.ndarray  # (U, K) float32 the model's rating_weights of those stars
-    liked: np.ndarray  # (U, M) bool
-    n_liked: np.ndarray  # (U,) int64
-    b: np.ndarray  # (K, M) float32
-    base: np.ndarray  # (M,) float32
-    gain: np.ndarray  # (M,) float32
-    user_rows: np.ndarray  # (U,) rows of the index's seen matrix
-    cand_of: np.ndarray  # (n_items,) candidate number of each index position, -1 if none
+    cand_pos: Int64Array  # (K,) index positions of the candidate movies
+    cand_col: Int64Array  # (K,) each candidate's column among the ranked, -1 if not ranked
+    stars: Float32Array  # (U, K)
+    pulls: Float32Array  # (U, K) the model's rating_weights of those stars
+    liked: BoolArray  # (U, M)
+    n_liked: Int64Array  # (U,)
+    b: Float32Array  # (K, M)
+    base: Float32Array  # (M,)
+    gain: Float32Array  # (M,)
+    user_rows: IndexArray  # (U,) rows of the index's seen matrix
+    cand_of: Int64Array  # (n_items,) candidate number of each index position, -1 if none
 
     @property
     def n_users(self) -> int:
@@ -85,15 +86,15 @@ class Simulator:
     def greedy(
         self,
         n: int,
-        weights: np.ndarray,
-        allowed: np.ndarray,
-        asked: np.ndarray,
+        weights: Float64Array,
+        allowed: BoolArray,
+        asked: Int64Array,
         rng: np.random.Generator | None = None,
         *,
         sample: int = 0,
         pool: int = 1,
         recheck: int = 0,
-    ) -> np.ndarray:
+    ) -> Int64Array:
         """Up to ``n`` index positions, chosen greedily by the weighted NDCG@10 gain.
 
         weights: ``(U,)`` float64 per simulated user (0: left out). allowed: ``(K,)`` bool
@@ -153,8 +154,8 @@ class Simulator:
         cls,
         train: Ratings,
         model: Recommender,
-        movie_ids: np.ndarray,
-        user_rows: np.ndarray,
+        movie_ids: Int64Array,
+        user_rows: IndexArray,
         seed: int = 0,
     ) -> Simulator | None:
         """The simulator of ``model`` (None unless its ranking is linear in what each
@@ -201,16 +202,17 @@ class Simulator:
         )
 
 
-def _counts_of(train: Ratings, movie_ids: np.ndarray) -> np.ndarray:
+def _counts_of(train: Ratings, movie_ids: Int64Array) -> Int64Array:
     """``(len(movie_ids),)`` training rating counts (0 for unknown movies)."""
     columns = train.items_of(movie_ids)
     counts = train.item_counts()
-    return np.where(columns >= 0, counts[np.maximum(columns, 0)], 0)
+    found: Int64Array = np.where(columns >= 0, counts[np.maximum(columns, 0)], 0)
+    return found
 
 
 def _user_arrays(
-    train: Ratings, users: np.ndarray, cand_ids: np.ndarray, ranked_ids: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    train: Ratings, users: Int64Array, cand_ids: Int64Array, ranked_ids: Int64Array
+) -> tuple[Float32Array, BoolArray, Int64Array]:
     """``stars (U, K)``, ``liked (U, M)``, ``n_liked (U,)`` of training ``users`` (rows)."""
     matrix = train.matrix.tocsr()[users].tocoo()
     to_cand = np.full(train.n_items, -1)

@@ -52,6 +52,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from movierec.data.arrays import BoolArray, Float64Array, Int64Array
 from movierec.onboarding.index import OnboardingIndex
 
 #: ``random-top`` draws among this many most-rated candidates
@@ -80,16 +81,16 @@ SIM_SAMPLE = 150
 RECHECK = 10
 
 Answers = Mapping[int, float | None]
-Choose = Callable[[OnboardingIndex, Answers, np.ndarray, int, np.random.Generator], np.ndarray]
+Choose = Callable[[OnboardingIndex, Answers, BoolArray, int, np.random.Generator], Int64Array]
 
 
 def random_top(
     index: OnboardingIndex,
     answers: Answers,
-    candidates: np.ndarray,
+    candidates: BoolArray,
     n: int,
     rng: np.random.Generator,
-) -> np.ndarray:
+) -> Int64Array:
     """``n`` drawn at random among the ``RANDOM_POOL`` most-rated candidates."""
     order = _by_popularity(index, candidates)
     pool = order[: max(RANDOM_POOL, n)]
@@ -99,10 +100,10 @@ def random_top(
 def popular(
     index: OnboardingIndex,
     answers: Answers,
-    candidates: np.ndarray,
+    candidates: BoolArray,
     n: int,
     rng: np.random.Generator,
-) -> np.ndarray:
+) -> Int64Array:
     """The ``n`` most-rated candidates."""
     return _by_popularity(index, candidates)[:n]
 
@@ -110,10 +111,10 @@ def popular(
 def pop_entropy(
     index: OnboardingIndex,
     answers: Answers,
-    candidates: np.ndarray,
+    candidates: BoolArray,
     n: int,
     rng: np.random.Generator,
-) -> np.ndarray:
+) -> Int64Array:
     """The ``n`` candidates of highest ``log2(1 + count) x entropy``."""
     score = np.log2(1.0 + index.counts) * index.entropy
     return _top(score, candidates, n, index)
@@ -122,10 +123,10 @@ def pop_entropy(
 def adaptive(
     index: OnboardingIndex,
     answers: Answers,
-    candidates: np.ndarray,
+    candidates: BoolArray,
     n: int,
     rng: np.random.Generator,
-) -> np.ndarray:
+) -> Int64Array:
     """GreedyExtend over the simulated training users among the ``GREEDY_SHORTLIST``
     movies most likely seen (see the module doc); without a simulator (a model with no
     item-item matrix), :func:`factor_adaptive`."""
@@ -154,10 +155,10 @@ def adaptive(
 def factor_adaptive(
     index: OnboardingIndex,
     answers: Answers,
-    candidates: np.ndarray,
+    candidates: BoolArray,
     n: int,
     rng: np.random.Generator,
-) -> np.ndarray:
+) -> Int64Array:
     """Greedy ``P(seen)^SEEN_POWER x information`` over item factors (module doc): what
     ``adaptive`` does for a model without an item-item matrix."""
     p_seen = _posterior(index, answers)[1]
@@ -193,7 +194,7 @@ def factor_adaptive(
     return shortlist[np.asarray(chosen, dtype=np.int64)]
 
 
-def _posterior(index: OnboardingIndex, answers: Answers) -> tuple[np.ndarray, np.ndarray]:
+def _posterior(index: OnboardingIndex, answers: Answers) -> tuple[Float64Array, Float64Array]:
     """``(weights, p_seen)``: :func:`user_weights` ``(n_users,)`` and each movie's
     P(seen) ``(n_items,)`` under them, remembered for the latest answers (a batch with a
     year mix asks twice with the same answers)."""
@@ -202,12 +203,12 @@ def _posterior(index: OnboardingIndex, answers: Answers) -> tuple[np.ndarray, np
     if last is not None and last[0] == key:
         return last[1], last[2]
     weights = user_weights(index, answers)
-    p_seen = np.asarray(index.seen_t @ weights).ravel()
+    p_seen: Float64Array = np.asarray(index.seen_t @ weights).ravel()
     index.last_posterior = (key, weights, p_seen)  # one tuple: a racing thread sees old or new
     return weights, p_seen
 
 
-def user_weights(index: OnboardingIndex, answers: Answers) -> np.ndarray:
+def user_weights(index: OnboardingIndex, answers: Answers) -> Float64Array:
     """``(n_users,)`` float64 weights (sum 1) of the index's training users: how well each
     explains the answers, ``exp(beta (#answered-seen it rated - #answered-not-seen it
     rated))`` (see the module doc); uniform with no answers."""
@@ -217,18 +218,18 @@ def user_weights(index: OnboardingIndex, answers: Answers) -> np.ndarray:
     unseen = [i for i, s in answers.items() if s is None]
     agreement = _raters(index, seen) - _raters(index, unseen)
     log_w = np.log((1.0 - SEEN_EPS) / SEEN_EPS) * agreement
-    weights = np.exp(log_w - log_w.max())
+    weights: Float64Array = np.exp(log_w - log_w.max())
     return weights / float(weights.sum())
 
 
-def seen_probability(index: OnboardingIndex, answers: Answers) -> np.ndarray:
+def seen_probability(index: OnboardingIndex, answers: Answers) -> Float64Array:
     """``(n_items,)`` P(the visitor has seen each movie | answers), from training users
     weighted by how well each explains the answers (see the module doc); a copy of what
     :func:`adaptive` reads, so the caller may change it."""
     return _posterior(index, answers)[1].copy()
 
 
-def _raters(index: OnboardingIndex, items: list[int]) -> np.ndarray:
+def _raters(index: OnboardingIndex, items: list[int]) -> Float64Array:
     """``(n_users,)`` float64: how many of ``items`` each training user rated."""
     if not items:
         return np.zeros(index.n_users)
@@ -237,7 +238,7 @@ def _raters(index: OnboardingIndex, items: list[int]) -> np.ndarray:
     return np.bincount(users, minlength=index.n_users).astype(np.float64)
 
 
-def _times_posterior(q: np.ndarray, rated: np.ndarray, prior: float) -> np.ndarray:
+def _times_posterior(q: Float64Array, rated: Float64Array, prior: float) -> Float64Array:
     """``(s, k)`` rows ``A^-1 q_j`` with ``A = prior I + rated' rated``.
 
     Woodbury: ``A^-1 = (I - R' (prior I_r + R R')^-1 R) / prior``, an ``r x r`` solve for
@@ -251,7 +252,8 @@ def _times_posterior(q: np.ndarray, rated: np.ndarray, prior: float) -> np.ndarr
     gram[np.diag_indices_from(gram)] += prior
     qr = np.einsum("ik,jk->ij", q, rated)  # (s, r)
     solved = np.linalg.solve(gram, qr.T).T  # (s, r) (prior I + R R')^-1 R q
-    return (q - np.einsum("ir,rk->ik", solved, rated)) / prior
+    projected: Float64Array = np.einsum("ir,rk->ik", solved, rated)
+    return (q - projected) / prior
 
 
 STRATEGIES: dict[str, Choose] = {
@@ -262,12 +264,13 @@ STRATEGIES: dict[str, Choose] = {
 }
 
 
-def _by_popularity(index: OnboardingIndex, candidates: np.ndarray) -> np.ndarray:
+def _by_popularity(index: OnboardingIndex, candidates: BoolArray) -> Int64Array:
     order = index.popularity_order
-    return order[candidates[order]]
+    chosen: BoolArray = candidates[order]
+    return order[chosen]
 
 
-def _top(score: np.ndarray, candidates: np.ndarray, n: int, index: OnboardingIndex) -> np.ndarray:
+def _top(score: Float64Array, candidates: BoolArray, n: int, index: OnboardingIndex) -> Int64Array:
     """The ``n`` candidates of highest ``score``, best first (ties: popularity order)."""
     order = _by_popularity(index, candidates)  # tie-break: more rated first
     if order.size == 0:

@@ -55,6 +55,10 @@ class CappedRequest(Request):
     def get_data(  # type: ignore[override]  # one signature for Werkzeug's overloads
         self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False
     ) -> bytes | str:
-        data = super().get_data(cache, as_text, parse_form_data)  # type: ignore[call-overload]  # as_text: bool
+        data: bytes | str = (  # Werkzeug's overloads take a literal as_text
+            super().get_data(cache, True, parse_form_data)
+            if as_text
+            else super().get_data(cache, False, parse_form_data)
+        )
         refuse_if_cut(self.stream)
         return data

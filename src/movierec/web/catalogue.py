@@ -114,7 +114,7 @@ def get_catalogue() -> CatalogueExtras:
     app = current_app
     services = app.extensions["movierec"]
     catalog = services.recommenders.catalog
-    extras = app.extensions.get(EXTENSION)
+    extras: CatalogueExtras | None = app.extensions.get(EXTENSION)
     if extras is not None and extras.catalog is catalog:
         return extras
     lock = app.extensions.setdefault(EXTENSION + ".lock", threading.Lock())

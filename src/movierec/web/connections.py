@@ -116,7 +116,7 @@ def guarded_channel(per_address: int, read_timeout: float) -> type[HTTPChannel]:
 
         def received(self, data: bytes) -> bool:
             unfinished = self.request
-            result = super().received(data)
+            result: bool = super().received(data)
             if self.request is None:  # nothing left half-received
                 self.read_started = None
             elif self.request is not unfinished:  # a request began in this data
@@ -133,12 +133,16 @@ def guarded_channel(per_address: int, read_timeout: float) -> type[HTTPChannel]:
                     dropped.add(client_key(self.addr))
                     self.read_started = None
                     self.will_close = True  # closed at the loop's next turn, as on a timeout
-            return super().readable()
+            readable: bool = super().readable()
+            return readable
 
         def _late(self) -> bool:
+            started = self.read_started
+            if started is None:  # not reading a request: never late
+                return False
             allowed = read_timeout
             if self.request is not None and self.request.headers_finished:
                 allowed += self.read_bytes / MIN_BODY_RATE
-            return time.monotonic() - self.read_started > allowed  # type: ignore[operator]  # set: readable() checked
+            return time.monotonic() - started > allowed
 
     return GuardedChannel

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import time
+from typing import Any
 
 from flask import Flask, Response, g, request
 
@@ -35,7 +36,7 @@ SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 UNMATCHED = "<unmatched>"
 #: (method, route template, status) -> its counter and histogram children; bounded by
 #: the app's routes x methods x statuses, as the route is a template
-_series: dict[tuple[str, str, int], tuple] = {}
+_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # prometheus_client: untyped
 
 
 def init_observe(app: Flask, settings: Settings) -> None:

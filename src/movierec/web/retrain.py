@@ -94,7 +94,7 @@ class Retrainer:
         self.log = log or _print
         self.due = time.monotonic() + self.every
         self.queue: list[str] = []
-        self.child: subprocess.Popen | None = None
+        self.child: subprocess.Popen[bytes] | None = None
         self.current: str | None = None
         self.started = 0.0
         self.output: IO[bytes] | None = None
