@@ -848,10 +848,15 @@ def test_a_host_drained_then_stopped_under_write_load_fails_nothing(cluster: Clu
     proxy.wait_status("host-a", "UP")
 
 
-def test_stopping_a_host_under_write_load_loses_no_confirmed_write(cluster: Cluster):
+def test_a_host_stopped_under_write_load_fails_nothing(cluster: Cluster):
+    """A plain ``systemctl stop`` (SIGTERM to the supervisor), not drained in HAProxy
+    first: the host stops listening at once, answers what it had accepted, and HAProxy
+    retries the connects it refuses on the other host (5-6 of about 240 failed when the
+    socket stayed open, unaccepted, until the workers were gone)."""
     host = cluster.hosts["host-a"]
     report = write_load(cluster, 0, host.stop)
     check_load(cluster, report, "systemctl stop host-a")
+    assert report.failures == []
     cluster.proxy.wait_status("host-a", "DOWN")
     host.start()
     host.wait_ready()

@@ -21,8 +21,9 @@ processes: the listening socket is bound once, the app is prepared (model loaded
 warm), then ``workers`` children are forked that share the socket, the model's memory
 (copy-on-write) and nothing else. They are watched by the hand-written supervisor in
 :mod:`movierec.web.supervisor` (why not gunicorn's: see there): restarted when they die,
-killed when they hang (``MOVIEREC_WORKER_TIMEOUT``), replaced one by one on SIGHUP, and
-gone when it is.
+killed when they hang (``MOVIEREC_WORKER_TIMEOUT``), replaced one by one on SIGHUP,
+stopped on SIGTERM with no accepted request lost (the listening socket stops first, so
+new connections are refused, not left queued), and gone when it is.
 
 **New model files go live without a restart.** Each worker looks at its models' files
 when it starts and every ``MOVIEREC_MODEL_CHECK_EVERY`` seconds (10, jittered by a fifth
