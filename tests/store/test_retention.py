@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
 
 from movierec.errors import StoreError
 from movierec.store import Rating, ShownRecommendation, Store, Visitor, repo
@@ -151,14 +152,20 @@ def test_prune_counts_the_idle_visitors_watchlist_hidden_movies_and_import_repor
 HOUR = timedelta(hours=1)
 
 
+def visit(db: Session, visitor_id: str, when: datetime) -> bool:
+    """A page view as web.visitor.note_visit stores it: ``last_seen`` moved if older
+    than an hour; True if it was written."""
+    return repo.move_last_seen(db, visitor_id, when, stale=when - HOUR)
+
+
 def test_a_visit_moves_last_seen_at_most_once_per_interval(store: Store):
     with store.session() as db:
         repo.touch_visitor(db, "v", when=NOW - timedelta(days=300))
     with store.session() as db:
-        assert repo.note_visit(db, "v", HOUR, when=NOW)  # stale: written
-        assert not repo.note_visit(db, "v", HOUR, when=NOW + timedelta(minutes=59))
-        assert repo.note_visit(db, "v", HOUR, when=NOW + timedelta(minutes=61))
-        assert not repo.note_visit(db, "nobody", HOUR, when=NOW)  # unknown: not created
+        assert visit(db, "v", when=NOW)  # stale: written
+        assert not visit(db, "v", when=NOW + timedelta(minutes=59))
+        assert visit(db, "v", when=NOW + timedelta(minutes=61))
+        assert not visit(db, "nobody", when=NOW)  # unknown: not created
     with store.session() as db:
         visitor = db.get(Visitor, "v")
         assert visitor is not None and visitor.last_seen == NOW + timedelta(minutes=61)
@@ -172,7 +179,7 @@ def test_a_visitor_who_only_reads_is_kept_and_one_who_stopped_is_forgotten(store
         repo.upsert_ratings(db, "reader", {1: 4.0}, when=rated)
         repo.upsert_ratings(db, "gone", {2: 3.0}, when=rated)
     with store.session() as db:
-        repo.note_visit(db, "reader", HOUR, when=NOW)  # came back to read, rated nothing
+        visit(db, "reader", when=NOW)  # came back to read, rated nothing
     removed = prune(store, retention_days=365, shown_per_visitor=200, now=rated + timedelta(400))
     assert removed == PruneResult(1, 1, 0, 0, 0, 0)
     with store.session() as db:
