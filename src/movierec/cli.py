@@ -14,7 +14,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from movierec import __version__
 from movierec.config import DEFAULT_DATASET, DEFAULT_MODEL, Settings, load_settings
@@ -653,7 +653,7 @@ def _cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _tmdb_details(tmdb_id: int, settings: Settings) -> dict:
+def _tmdb_details(tmdb_id: int, settings: Settings) -> dict[str, Any]:
     """TMDB's details of one movie, or ``InvalidInput`` naming the id TMDB does not know."""
     from movierec.tmdb import TmdbClient, TmdbUnavailable
 

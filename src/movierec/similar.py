@@ -62,6 +62,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from movierec.data import Catalog
+from movierec.data.arrays import BoolArray, Float64Array, Int64Array
 from movierec.inputs import year_preference
 from movierec.models import Recommender
 from movierec.models.base import top_indices
@@ -84,7 +85,7 @@ TIEBREAK = 1e-4
 SPLIT_YEAR = 2010
 
 
-def content_rows(catalog: Catalog, movie_ids: np.ndarray) -> sp.csr_matrix:
+def content_rows(catalog: Catalog, movie_ids: Int64Array) -> sp.csr_matrix:
     """``(len(movie_ids), vocab)`` float32 CSR of L2-normalised TF-IDF rows over genres
     and tags; a movie with neither gets a zero row."""
     documents = [
@@ -137,7 +138,7 @@ class SimilarMovies:
         self._text_t = self.text.T.tocsr()  # (vocab, n_movies): one row product per look-up
         self.tiebreak = TIEBREAK * np.log1p(self.counts)
 
-    def scores(self, movie_id: int) -> np.ndarray:
+    def scores(self, movie_id: int) -> Float64Array:
         """``(n_movies,)`` float64 blended similarity of every catalogue movie to
         ``movie_id`` (catalogue order; the movie itself included). ``KeyError`` if the
         catalogue lacks it."""
@@ -181,9 +182,9 @@ class SimilarMovies:
         ranked = candidates[top_indices(score[candidates] + self.tiebreak[candidates], n)]
         return [int(m) for m in self.movie_ids[ranked]]
 
-    def _of_year(self, year: str, split_year: int) -> np.ndarray:
+    def _of_year(self, year: str, split_year: int) -> BoolArray:
         """``(n_movies,)`` bool: released within the year preference (NaN: never old or new)."""
-        mask: np.ndarray
+        mask: BoolArray
         if year == "old":
             mask = self.years < split_year  # NaN compares False
         elif year == "new":

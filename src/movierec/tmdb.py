@@ -398,7 +398,8 @@ class TmdbClient:
         def priority(provider: dict[str, Any]) -> int:
             by_country = provider.get("display_priorities")
             if isinstance(by_country, dict) and isinstance(by_country.get(country), int):
-                return by_country[country]
+                rank: int = by_country[country]
+                return rank
             return int(provider.get("display_priority") or 0)
 
         rows.sort(key=priority)
@@ -503,12 +504,16 @@ class TmdbService:
         process for ``REGION_SERVICES_TTL`` s; None when not configured, TMDB is paused
         after a failure, or the answer is not back within the deadline."""
         key = region.upper()
-        return self._kept(f"services:{key}", lambda: self.client.region_services(key))
+        services: list[tuple[int, str]] | None = self._kept(
+            f"services:{key}", lambda: self.client.region_services(key)
+        )
+        return services
 
     def watch_regions(self) -> list[tuple[str, str]] | None:
         """``[(country code, English name)]`` TMDB has watch providers for, by name; kept
         and missing as :meth:`region_services`."""
-        return self._kept("regions", self.client.watch_regions)
+        regions: list[tuple[str, str]] | None = self._kept("regions", self.client.watch_regions)
+        return regions
 
     def _kept(self, key: str, fetch: Callable[[], Any]) -> Any:
         if not self.configured:

@@ -67,7 +67,8 @@ def _config(connection: Connection | None = None) -> Any:
 
 def head() -> str:
     """The revision this code's schema is at (the one head of the scripts)."""
-    return _scripts().get_current_head()
+    revision: str = _scripts().get_current_head()  # one head: never None
+    return revision
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from movierec.errors import RatingsFull
 from movierec.store.schema import (
@@ -129,7 +130,7 @@ def visitor_lists(session: Session, visitor_id: str) -> VisitorLists:
     """The visitor's ratings, hidden movies and watchlist in one round trip (a
     ``UNION ALL`` of three primary-key range reads), where three reads cost three."""
     ratings, hidden, watch = _table(Rating), _table(HiddenMovie), _table(WatchlistEntry)
-    kind = literal_column("0").label("kind")
+    kind: ColumnElement[Any] = literal_column("0").label("kind")
     stmt = union_all(
         select(kind, ratings.c.movie_id, ratings.c.stars, ratings.c.rated_at).where(
             ratings.c.visitor_id == visitor_id

@@ -4,6 +4,7 @@ recommendations shown, the TMDB cache."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -61,7 +62,7 @@ class Visitor(Base):
     # ISO 3166-1 alpha-2 country for "where to watch" (None: from Accept-Language / site)
     region: Mapped[str | None] = mapped_column(String(2), nullable=True)
     # TMDB watch-provider ids the visitor subscribes to ("my services"), as a JSON list
-    services: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    services: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
 
 
 class Rating(Base):
@@ -111,7 +112,7 @@ class ImportReport(Base):
     visitor_id: Mapped[str] = mapped_column(
         ForeignKey("visitors.id", ondelete="CASCADE"), primary_key=True
     )
-    payload: Mapped[dict] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -139,6 +140,6 @@ class TmdbCacheEntry(Base):
     __tablename__ = "tmdb_cache"
 
     tmdb_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    payload: Mapped[dict] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

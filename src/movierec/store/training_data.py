@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from movierec.data.arrays import Float32Array, Int64Array, StrArray
 from movierec.errors import StoreError
 from movierec.store.db import Store, store_message
 from movierec.store.schema import Rating, Visitor
@@ -31,10 +32,10 @@ class StoredRatings:
     opted_out: visitors left out because they opted out (with or without ratings).
     """
 
-    visitor_ids: np.ndarray
-    visitor: np.ndarray
-    movie_ids: np.ndarray
-    stars: np.ndarray
+    visitor_ids: StrArray
+    visitor: Int64Array
+    movie_ids: Int64Array
+    stars: Float32Array
     opted_out: int = 0
 
     @property

@@ -397,4 +397,5 @@ class Services:
 
 def get_services() -> Services:
     """The current app's :class:`Services`."""
-    return current_app.extensions["movierec"]
+    services: Services = current_app.extensions["movierec"]
+    return services

@@ -105,7 +105,7 @@ def region_from_languages(languages: Iterable[str]) -> str | None:
 
 def watch_context(db: Session | None = None) -> WatchContext:
     """This request's :class:`WatchContext` (read once per request)."""
-    found = g.get("watch_context")
+    found: WatchContext | None = g.get("watch_context")
     if found is not None:
         return found
     services = get_services()
