@@ -410,3 +410,28 @@ def test_sigterm_under_load_answers_every_request_it_accepted(
 
 
 OK_OR_REFUSED = ("HTTP 200", "refused")
+
+
+@pytest.mark.slow
+def test_sigterm_with_an_idle_keep_alive_connection_stops_every_worker(
+    web_home: Path, tmp_path: Path
+):
+    """A browser's idle keep-alive connection does not keep a worker alive after the stop.
+    (The first worker to stop shuts the shared socket down; the other worker's loop saw a
+    close event on it, dropped the socket from its loop with the hook that drains, and
+    served its idle connection until SIGKILL: found by test_catalogue_added.)"""
+    with running_server(web_home, tmp_path) as server:
+        pids = server.worker_set()
+        idle = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=10) for _ in range(4)]
+        for connection in idle:  # kept open: each worker likely holds one
+            connection.request("GET", "/healthz")
+            assert connection.getresponse().read() is not None
+        term_at = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=STOP_WITHIN)
+        stopped_after = time.monotonic() - term_at
+        for connection in idle:
+            connection.close()
+    print(f"stopped {stopped_after:.2f} s after SIGTERM with 4 idle keep-alive connections")
+    assert server.process.returncode == 0, server.log.read_text()
+    assert not any(alive(pid) for pid in pids)

@@ -168,14 +168,15 @@ class WorkerWatch:
         self.lock = threading.Lock()
         self.last_beat = 0.0
         self.listening = True  # False once this process has stopped the shared socket
+        self.solo = False  # True without a supervisor: its SIGTERM stops everything
 
     @classmethod
     def alone(cls) -> WorkerWatch:
         """The watch of a server with no supervisor (``serve`` in one process), for its
         SIGTERM to stop it as every worker stops: listening socket shut, queue answered."""
-        board = Board(1)
-        board.stop_all()
-        return cls(board, 0, os.getppid())
+        watch = cls(Board(1), 0, os.getppid())
+        watch.solo = True
+        return watch
 
     # -- supervisor death -------------------------------------------------------------
     def die_with_parent(self) -> None:
@@ -203,7 +204,7 @@ class WorkerWatch:
     def _everyone_stops(self) -> bool:
         """Whether every worker is stopping (the supervisor was told to stop, or is gone),
         rather than this one being replaced while the others go on."""
-        return self.board.stopping_all or os.getppid() != self.parent
+        return self.solo or self.board.stopping_all or os.getppid() != self.parent
 
     def _stop_listening(self) -> None:
         """Stop the listening socket for every process at once (it is one socket, shared
@@ -281,6 +282,8 @@ class WorkerWatch:
                     oldest = min(self.running.values(), default=0.0)
                 self.board.write(self.slot, now, oldest)
             accepting = bool(plain())  # waitress's own housekeeping runs here
+            if self.draining_until is None and self.board.stopping_all:
+                self.draining_until = now + STOP_GRACE  # the stop's SIGTERM is on its way
             if self.draining_until is not None:
                 if self.listening and self._everyone_stops():
                     self._stop_listening()
@@ -288,7 +291,13 @@ class WorkerWatch:
                 return False  # the listening socket is left to the other workers, if any
             return accepting
 
+        def handle_close() -> None:
+            """The listening socket "closed": a sibling worker shut it down at a stop.
+            waitress's default would drop the server from its loop, and this hook with it,
+            so the worker would never drain its keep-alive connections nor exit."""
+
         server.readable = readable
+        server.handle_close = handle_close
 
 
 @dataclass
