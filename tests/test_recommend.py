@@ -230,3 +230,17 @@ def test_only_ranks_just_the_given_movies_in_the_models_order(service):
     old = service.recommend(ratings, n=10, year="new", only=[858])
     assert [r.movie.movie_id for r in old.items] == [858]
     assert service.recommend(ratings, n=5, only=[]).items == []
+
+
+@pytest.mark.parametrize("genre", [None, "Comedy"])
+def test_keep_gives_the_first_picks_of_the_longer_list_unchanged(service, genre):
+    """``keep``: the pages rank 50 (the genre mix is re-ranked within them) and show 5;
+    only those 5 are explained and calibrated, and they are exactly the first 5 of 50."""
+    full = service.recommend(LIKES, n=50, genre=genre)
+    first = service.recommend(LIKES, n=50, genre=genre, keep=5)
+    assert len(full.items) == 50 and len(first.items) == 5
+    assert first.items == full.items[:5]  # movies, stars, reasons and chances alike
+    assert service.recommend({}, n=50, keep=3).items == service.recommend({}, n=50).items[:3]
+    assert service.recommend(LIKES, n=4, keep=10).items == service.recommend(LIKES, n=4).items
+    with pytest.raises(InvalidInput):
+        service.recommend(LIKES, n=50, keep=0)

@@ -269,6 +269,7 @@ class RecommendService:
         exclude: Iterable[int] = (),
         only: Iterable[int] | None = None,
         genre: str | None = None,
+        keep: int | None = None,
     ) -> RecommendationList:
         """Top ``n`` movies for a visitor who gave ``ratings`` ({movieId: stars}).
 
@@ -278,9 +279,13 @@ class RecommendService:
         popularity floor. Movies the model does not know are left out.
         ``genre``: only movies of this genre (one of :attr:`genres`, else ``InvalidInput``
         naming ``genre``), e.g. "only Horror".
+        ``keep``: return only the first ``keep`` of the ``n`` (a page showing the first 5
+        of 50): they are ranked, re-ranked and placed as among ``n``, so every page size
+        shows the same order, but only they are explained and calibrated.
         """
         year = validate_year(year)
         n = validate_n(n)
+        shown = n if keep is None else min(validate_n(keep), n)
         if genre is not None and genre not in self.genres:
             raise InvalidInput(
                 f"unknown genre {genre!r}; choose from {', '.join(self.genres)}", field="genre"
@@ -292,7 +297,9 @@ class RecommendService:
         ignored = sorted(set(clean) - set(usable))
         if not usable:
             found = self._popular(clean, year, n, ignored, excluded, chosen, genre)
-            return found if chosen is not None else self._with_new(found, n, clean, excluded, genre)
+            if chosen is None:
+                found = self._with_new(found, n, clean, excluded, genre)
+            return _first(found, shown)
         state = self.model.fold_in(list(usable), list(usable.values()))
         ranking, stars = self.model.rank_and_score(state)  # ease: one pass of its member
         if chosen is None:
@@ -310,7 +317,7 @@ class RecommendService:
         picks = personal_order(
             ranking, np.flatnonzero(allowed), state.items, state.stars, n, self._mix,
             self.calibration,
-        )  # fmt: skip
+        )[:shown]  # fmt: skip
         chances = self._like_probabilities(state, ranking, stars, picks)
         because = self._because(usable, state, picks)
         items = [
@@ -335,7 +342,9 @@ class RecommendService:
             ignored=ignored,
             liked_nothing=liked_nothing,
         )
-        return found if chosen is not None else self._with_new(found, n, clean, excluded, genre)
+        if chosen is None:
+            found = self._with_new(found, n, clean, excluded, genre)
+        return _first(found, shown)
 
     def _with_new(
         self,
@@ -524,6 +533,11 @@ def recommend(
     """
     service = RecommendService(model, catalog, min_ratings=min_ratings, split_year=split_year)
     return service.recommend(ratings, year=year, n=n)
+
+
+def _first(found: RecommendationList, n: int) -> RecommendationList:
+    """``found`` with only its first ``n`` items."""
+    return found if len(found.items) <= n else replace(found, items=found.items[:n])
 
 
 def _join_titles(titles: list[str]) -> str:

@@ -218,14 +218,19 @@ class Visits:
         if query.like is not None:  # "more like this": its similar movies, ranked for them
             finder = get_catalogue().similar_for(query.model, service)
             only = finder.similar(query.like, LIKE_POOL, exclude=excluded | set(ratings))
+        keep = None if narrow else query.n  # narrowing needs the whole pool explained
         with metrics.RECOMMEND_SECONDS.labels(service.model.name).time():
             result = service.recommend(
-                ratings, year=query.year, n=n, exclude=excluded, only=only, genre=query.genre
+                ratings,
+                year=query.year,
+                n=n,
+                exclude=excluded,
+                only=only,
+                genre=query.genre,
+                keep=keep,
             )
         if narrow is not None:
             result = replace(result, items=narrow(result.items)[: query.n])
-        elif len(result.items) > query.n:
-            result = replace(result, items=result.items[: query.n])
         if visitor is not None and result.items:
             picks = [(r.movie.movie_id, r.predicted_stars) for r in result.items]
             keep = self.services.settings.shown_per_visitor
