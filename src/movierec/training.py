@@ -198,7 +198,7 @@ def read_training_record(path: Path) -> dict[str, Any] | None:
     :func:`train_model`), or None if there is none or it cannot be read."""
     try:
         record = json.loads(path.with_suffix(".last-training.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested too deeply
         return None
     return record if isinstance(record, dict) else None
 

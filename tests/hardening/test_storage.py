@@ -77,7 +77,10 @@ def test_retention_runs_on_start_with_one_log_line(make_app, caplog):
         restarted = make_app(RATELIMIT_ENABLED=False)  # same database file
     assert row_counts(restarted) == {"visitors": 1, "ratings": 1, "recommendations_shown": 0}
     lines = [r.getMessage() for r in caplog.records if "retention" in r.getMessage()]
-    assert lines == ["retention: forgot 1 idle visitors, 2 ratings, 1 shown picks"]
+    assert lines == [
+        "retention: forgot 1 idle visitors, 2 ratings, 0 watchlist entries, 0 hidden movies, "
+        "0 import reports, 1 shown picks"
+    ]
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="movierec.web"):
         make_app(RATELIMIT_ENABLED=False)  # nothing left to forget: silent

@@ -215,7 +215,10 @@ def test_every_page_has_the_search_box_and_results_link_to_movie_pages(client):
     assert 'role="combobox"' in html and 'action="/search"' in html
     _rate(client, MATRIX, 5)
     results = client.get("/recommendations").get_data(as_text=True)
-    assert re.search(r'class="result-title">.*<a href="/movies/\d+">', results)
+    assert re.search(r'class="result-title">.*<a href="/movies/\d+\?year=any">', results)
+    newer = client.get("/recommendations?year=new").get_data(as_text=True)
+    # the movie page's similar movies keep to the year the picks were shown for
+    assert re.search(r'class="result-title">.*<a href="/movies/\d+\?year=new">', newer)
 
 
 def test_similar_for_a_movie_the_model_does_not_know_shares_its_genres(app, client):

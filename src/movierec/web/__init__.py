@@ -194,9 +194,13 @@ def _prune(services: Any) -> None:
         return
     if removed.total:
         log.info(
-            "retention: forgot %d idle visitors, %d ratings, %d shown picks",
+            "retention: forgot %d idle visitors, %d ratings, %d watchlist entries, "
+            "%d hidden movies, %d import reports, %d shown picks",
             removed.visitors,
             removed.ratings,
+            removed.watchlist,
+            removed.hidden,
+            removed.import_reports,
             removed.shown,
         )
 
