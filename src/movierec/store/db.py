@@ -23,6 +23,7 @@ from sqlalchemy.pool import StaticPool
 
 from movierec.errors import StoreError
 from movierec.store.outage import OutageLog, store_message
+from movierec.store.writer_turns import take_turns
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -64,6 +65,9 @@ class Store:
         event.listen(self.sessionmaker, "after_begin", _note_connection)
         event.listen(self.sessionmaker, "after_commit", self._committed)
         event.listen(self.sessionmaker, "after_transaction_end", _forget_connections)
+        database = _sqlite_file(self.url)
+        if database is not None:
+            take_turns(self.engine, self.sessionmaker, database)
 
     @property
     def scoped(self) -> Session:
@@ -144,6 +148,15 @@ def _note_connection(session: Session, _transaction: Any, connection: Any) -> No
 def _forget_connections(session: Session, transaction: Any) -> None:
     if transaction.parent is None:  # the outermost transaction ended (commit or rollback)
         session.info.pop(_CONNECTIONS, None)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory ones)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else Path(database).expanduser()
 
 
 def _make_engine(url: str, **kwargs: Any) -> Engine:
