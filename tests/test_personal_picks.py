@@ -117,3 +117,23 @@ def test_a_disliked_genre_is_pushed_out():
     others = np.array([0, 1, 2, 4, 5, 6])  # 3 and 7 are rated
     picks = personal_order(scores, others, np.array([7, 3]), np.array([5.0, 1.0]), 3, mix, settings)
     assert not set(picks.tolist()) & {0, 1, 2}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_first_k_picks_are_the_first_k_of_n(seed):
+    """``first=k``: the greedy re-ranking stops after k picks, which are exactly the first
+    k of the n (the pages rank 50 and show 5)."""
+    rng = np.random.default_rng(seed)
+    n_items, n_genres = 300, 6
+    genres = rng.random((n_items, n_genres)) < 0.3
+    mix = GenreMix(genres / np.maximum(genres.sum(axis=1, keepdims=True), 1))
+    scores = rng.normal(size=n_items).astype(np.float32)
+    rated = rng.choice(n_items, 8, replace=False)
+    stars = rng.choice([1.0, 2.0, 4.0, 5.0], 8)
+    others = np.setdiff1d(np.arange(n_items), rated)
+    settings = Calibration(weight=0.6, keep=2, pool=40, hate_weight=1.0)
+    full = personal_order(scores, others, rated, stars, 50, mix, settings)
+    assert len(full) == 50
+    for k in (1, 2, 5, 17, 50, 80):
+        first = personal_order(scores, others, rated, stars, 50, mix, settings, first=k)
+        assert first.tolist() == full[:k].tolist()

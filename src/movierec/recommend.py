@@ -316,8 +316,8 @@ class RecommendService:
         allowed[hidden] = False
         picks = personal_order(
             ranking, np.flatnonzero(allowed), state.items, state.stars, n, self._mix,
-            self.calibration,
-        )[:shown]  # fmt: skip
+            self.calibration, first=shown,
+        )  # fmt: skip
         chances = self._like_probabilities(state, ranking, stars, picks)
         because = self._because(usable, state, picks)
         items = [

@@ -119,20 +119,24 @@ def personal_order(
     n: int,
     mix: GenreMix | None,
     settings: Calibration = Calibration(),  # noqa: B008 (frozen)
+    first: int | None = None,
 ) -> Int64Array:
     """``(min(n, len(candidates)),)`` int64 picks among ``candidates``, best first.
 
     scores: ``(n_items,)`` the model's rank scores; candidates: the item indices that may
     be picked; items / stars: the visitor's ratings (item indices, stars); mix: the
     genres of the model's items (None, or ``settings.weight`` 0: the model's order).
+    first: only the first ``first`` of the ``n`` picks, the same as the ``n``'s first
+    (each greedy step depends only on the steps before it; the pool is ``n``'s).
     """
+    first = n if first is None else min(first, n)
     columns = np.asarray(candidates, dtype=np.int64)
     values = scores[columns]
     if mix is None or settings.weight <= 0 or n <= settings.keep:
-        return columns[top_indices(values, n)]
+        return columns[top_indices(values, first)]
     pool = columns[top_indices(values, max(settings.pool, n))]
     if pool.size <= settings.keep:
-        return pool
+        return pool[:first]
     target, hate = mix.target(np.asarray(items, dtype=np.int64), stars)
     s = scores[pool].astype(np.float64)
     low, high = float(s[-1]), float(s[0])
@@ -147,7 +151,7 @@ def personal_order(
     chosen = list(range(settings.keep))
     taken = np.zeros(pool.size, dtype=bool)
     taken[: settings.keep] = True
-    for size in range(settings.keep + 1, min(n, pool.size) + 1):
+    for size in range(settings.keep + 1, min(first, pool.size) + 1):
         q = (so_far[None, :] + liked) / size + SMOOTHING * p[None, :]
         objective = base + settings.weight * (np.log(q) @ p)  # - weight * KL + const
         objective[taken] = -np.inf
@@ -155,4 +159,4 @@ def personal_order(
         chosen.append(best)
         taken[best] = True
         so_far += liked[best]
-    return pool[np.asarray(chosen, dtype=np.int64)]
+    return pool[np.asarray(chosen[:first], dtype=np.int64)]
