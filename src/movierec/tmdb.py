@@ -27,6 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -448,6 +449,9 @@ class TmdbService:
         self.client = client
         self.cache: Cache = cache if cache is not None else MemoryCache()
         self.deadline = deadline
+        #: how a caller's thread waits for TMDB's answers (the web app gives up its
+        #: turn to compute: :mod:`movierec.web.turns`)
+        self.waiting: Callable[[], AbstractContextManager[None]] = nullcontext
         self._clock = clock or (lambda: datetime.now(UTC))
         self._max_workers = max_workers
         self._pool: ThreadPoolExecutor | None = None
@@ -487,7 +491,8 @@ class TmdbService:
         ]
         if stale and not self._is_down():
             futures = {i: self._fetch_async(i) for i in stale}
-            done, _ = wait(futures.values(), timeout=self.deadline)
+            with self.waiting():
+                done, _ = wait(futures.values(), timeout=self.deadline)
             for tmdb_id, future in futures.items():
                 if future in done and future.exception() is None and future.result():
                     infos[tmdb_id] = future.result()  # type: ignore[assignment]  # not None: tested above
@@ -528,7 +533,8 @@ class TmdbService:
                 self._pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix="tmdb")
             future = self._pool.submit(fetch)
         try:
-            value = future.result(timeout=self.deadline)
+            with self.waiting():
+                value = future.result(timeout=self.deadline)
         except TmdbUnavailable as exc:
             log.warning("%s; not asking TMDB again for %.0f s", exc, DOWN_PAUSE)
             self._down_until = time.monotonic() + DOWN_PAUSE

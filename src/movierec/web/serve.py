@@ -63,6 +63,7 @@ from movierec.errors import MovierecError
 from movierec.training import ensure_model
 from movierec.web.observe import REQUEST_ID_HEADER, SANE_ID, access_log
 from movierec.web.supervisor import Supervisor, WorkerWatch
+from movierec.web.turns import ComputeTurns
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -118,6 +119,7 @@ def serve(
             if retrainer is not None:
                 _poll_in_thread(retrainer)
             watch = WorkerWatch.alone()
+            app.wsgi_app = take_turns(app)  # type: ignore[method-assign]  # Flask: wrap wsgi_app
             with _drain_on_sigterm(watch):
                 run_waitress(app, listener, settings, started=watch.serving)
         else:
@@ -438,8 +440,21 @@ def _worker_main(app: Any, listener: socket.socket, settings: Settings, watch: W
     _limit_blas_threads()
     if settings.model_check_every:  # 0: only what the supervisor has (SIGHUP)
         watch_model_files(app, settings.model_check_every)  # a newer file, at start too
-    app.wsgi_app = watch.track(app.wsgi_app)  # this process's copy of the app only
+    # this process's copy of the app only: its requests compute in turns, timed while run
+    app.wsgi_app = watch.track(take_turns(app))
     run_waitress(app, listener, settings, started=watch.serving)
+
+
+def take_turns(app: Any) -> Any:
+    """``app``'s WSGI callable with this process's requests computing one at a time
+    (:mod:`movierec.web.turns`): the turn is given up while waiting for TMDB, and for
+    each statement of a database across the network."""
+    turns = ComputeTurns()
+    services = app.extensions["movierec"]
+    services.tmdb.waiting = turns.released
+    if services.store.dialect != "sqlite":
+        turns.release_during_queries(services.store.engine)
+    return turns.wrap(app.wsgi_app)
 
 
 def _limit_blas_threads() -> None:
