@@ -15,32 +15,19 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from webhelpers import SERVED_DATASET as DATASET
+from webhelpers import save_served_popular as save
+from webhelpers import served_settings as settings_of
 
-from movierec import models
-from movierec.config import load_settings
 from movierec.data import load_dataset
 from movierec.training import model_path, training_record_path
 from movierec.web.api_model import ModelInfo
 from movierec.web.services import Recommenders
 
-DATASET = "ml-latest-small"
-
 
 @pytest.fixture(scope="module")
 def dataset(session_home: Path):
     return load_dataset(DATASET, home=session_home)
-
-
-def settings_of(home: Path):
-    return load_settings(
-        {"MOVIEREC_HOME": str(home), "MOVIEREC_DATASET": DATASET, "MOVIEREC_MODEL": "popular"}
-    )
-
-
-def save(home: Path, dataset, **params: float) -> Path:
-    """A popular model (fitted in well under a second) saved as the served file."""
-    fitted = models.create("popular", **params).fit(dataset.ratings)
-    return fitted.save(model_path(DATASET, "popular", settings_of(home)))
 
 
 @pytest.fixture

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from webhelpers import SERVED_DATASET as DATASET
+from webhelpers import save_served_popular as save
+from webhelpers import served_settings as settings_of
 
 from movierec import cli, models
-from movierec.config import load_settings
 from movierec.data import load_dataset
 from movierec.errors import InvalidInput, ModelError
 from movierec.models.files import FileVersion, read_model_meta
@@ -28,7 +30,6 @@ from movierec.web import retrain
 from movierec.web.retrain import Retrainer, parse_every
 from movierec.web.services import Recommenders
 
-DATASET = "ml-latest-small"
 #: a popular model whose predictions are the global mean: fails the quality check
 FLAT = {"damping": 1e6, "user_damping": 1e9}
 
@@ -45,18 +46,6 @@ def model_home(tmp_path: Path, session_home: Path, dataset) -> Path:
     (home / "data").symlink_to(session_home / "data", target_is_directory=True)
     save(home, dataset)
     return home
-
-
-def settings_of(home: Path):
-    return load_settings(
-        {"MOVIEREC_HOME": str(home), "MOVIEREC_DATASET": DATASET, "MOVIEREC_MODEL": "popular"}
-    )
-
-
-def save(home: Path, dataset, **params: float) -> Path:
-    """A popular model fitted with ``params`` saved (atomically) as the served file."""
-    fitted = models.create("popular", **params).fit(dataset.ratings)
-    return fitted.save(model_path(DATASET, "popular", settings_of(home)))
 
 
 @pytest.fixture

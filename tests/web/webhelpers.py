@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 from flask.testing import FlaskClient
+
+from movierec import models
+from movierec.config import Settings, load_settings
+from movierec.training import model_path
 
 
 def csrf_token(html: str) -> str:
@@ -51,3 +57,25 @@ def submit(
     data = {"csrf_token": csrf_token(page), "year": year, **extra}
     data.update({f"rating-{m}": str(s) for m, s in stars.items()})
     return client.post("/recommendations", data=data, follow_redirects=follow)
+
+
+#: the data set of the served-model tests (test_model_reload, test_api_model)
+SERVED_DATASET = "ml-latest-small"
+
+
+def served_settings(home: Path) -> Settings:
+    """Settings serving ``popular`` on ``SERVED_DATASET`` from ``home``."""
+    return load_settings(
+        {
+            "MOVIEREC_HOME": str(home),
+            "MOVIEREC_DATASET": SERVED_DATASET,
+            "MOVIEREC_MODEL": "popular",
+        }
+    )
+
+
+def save_served_popular(home: Path, dataset: Any, **params: float) -> Path:
+    """A popular model (fitted in well under a second) with ``params`` saved (atomically)
+    as the file ``served_settings(home)`` serves."""
+    fitted = models.create("popular", **params).fit(dataset.ratings)
+    return fitted.save(model_path(SERVED_DATASET, "popular", served_settings(home)))
