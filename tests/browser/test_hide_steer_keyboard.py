@@ -83,7 +83,9 @@ def test_hide_undo_hide_again_and_unhide_from_the_hidden_tab(
     page.locator("li.result.hidden-pick").wait_for()
     page.goto(live_server + "/ratings")
     page.get_by_role("link", name="Hidden (1)").click()
+    page.wait_for_url("**/ratings/hidden*")
     rows = page.locator("tr[data-movie-id]")
+    rows.first.wait_for()  # count() does not wait for the page the click opened
     assert rows.count() == 1 and rows.first.get_attribute("data-movie-id") == before[0]
     whole_page_screenshot(page, screenshots / f"hidden-tab-{size}.png")
     assert not _axe_blocking(page)
