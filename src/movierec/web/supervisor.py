@@ -92,9 +92,6 @@ DRAIN_QUIET = 1.0  # seconds an idle connection waits for a next request while d
 BEAT_EVERY = 0.25  # seconds between a worker's writes to its slot
 PARENT_CHECK = 1.0  # seconds between a worker's checks that its supervisor lives
 _SLOT = struct.Struct("dd")  # loop beat, oldest running request's start (monotonic s; 0: none)
-_COUNT = struct.Struct("q")  # a worker's open connections, after all the slots
-BALANCE_FRESH = 2.0  # s: a worker whose beat is older counts for no one's balance
-ACCEPT_DEFER = 0.002  # s a worker holding more connections than another waits to accept
 _HEAD = 8  # bytes before the first slot: byte 0 is the "every worker stops" flag
 HANDSHAKES_SETTLE = 0.01  # s: handshakes begun before the listening socket was held complete
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -124,9 +121,7 @@ class Board:
     """
 
     def __init__(self, slots: int) -> None:
-        self.slots = slots
-        size = _HEAD + slots * (_SLOT.size + _COUNT.size)
-        self.memory = mmap.mmap(-1, size)  # anonymous and shared
+        self.memory = mmap.mmap(-1, _HEAD + slots * _SLOT.size)  # anonymous and shared
         self.free = list(range(slots))
 
     def take(self) -> int | None:
@@ -146,23 +141,6 @@ class Board:
     def read(self, slot: int) -> tuple[float, float]:
         beat, oldest = _SLOT.unpack_from(self.memory, _HEAD + slot * _SLOT.size)
         return beat, oldest
-
-    def set_connections(self, slot: int, count: int) -> None:
-        """Publish how many connections the worker in ``slot`` holds open."""
-        _COUNT.pack_into(self.memory, self._count_at(slot), count)
-
-    def fewest_connections(self, now: float, besides: int) -> int | None:
-        """The fewest open connections of a live worker (beat within ``BALANCE_FRESH``
-        s of ``now``) other than the one in slot ``besides``; None if there is none."""
-        counts = [
-            _COUNT.unpack_from(self.memory, self._count_at(slot))[0]
-            for slot in range(self.slots)
-            if slot != besides and now - self.read(slot)[0] < BALANCE_FRESH
-        ]
-        return min(counts, default=None)
-
-    def _count_at(self, slot: int) -> int:
-        return _HEAD + self.slots * _SLOT.size + slot * _COUNT.size
 
     def stop_all(self) -> None:
         """Say, before the workers are signalled, that every one of them is stopping."""
@@ -245,23 +223,6 @@ class WorkerWatch:
         with suppress(OSError):  # ENOTCONN: another worker shut it down already
             listener.shutdown(socket.SHUT_RDWR)
 
-    def _defer_accept(self) -> None:
-        """Before accepting, a worker holding more connections than a live other waits
-        ``ACCEPT_DEFER`` s, so that the less busy one, woken by the same connection,
-        takes it (the waiting one then finds nothing to accept, or takes it after all).
-
-        Every worker waits on the one listening socket and the first awake accepts, so
-        browsers' and proxies' keep-alive connections piled onto one worker: 6 of 8 load
-        clients on one of 2 workers was measured, that worker's core saturated while the
-        other idled (bench/load.py: form at 8 clients, one worker 97 % of a core, the
-        other 38 %). Waiting rather than refusing to accept: a refusing worker leaves the
-        socket unwatched until its loop next turns (up to a second), and two of them
-        refusing at once on counts a moment old starved the queue."""
-        mine = len(self.server.active_channels)  # this (I/O) thread's own map
-        fewest = self.board.fewest_connections(time.monotonic(), besides=self.slot)
-        if fewest is not None and mine > fewest:
-            time.sleep(ACCEPT_DEFER)
-
     def _drain(self, now: float) -> None:
         """Close idle connections; exit (SystemExit ends waitress's loop) once none is
         left or the grace is over. Connections with a request being read, run or sent
@@ -321,8 +282,6 @@ class WorkerWatch:
                     oldest = min(self.running.values(), default=0.0)
                 self.board.write(self.slot, now, oldest)
             accepting = bool(plain())  # waitress's own housekeeping runs here
-            if not self.solo:
-                self.board.set_connections(self.slot, len(server.active_channels))
             if self.draining_until is None and self.board.stopping_all:
                 self.draining_until = now + STOP_GRACE  # the stop's SIGTERM is on its way
             if self.draining_until is not None:
@@ -332,13 +291,6 @@ class WorkerWatch:
                 return False  # the listening socket is left to the other workers, if any
             return accepting
 
-        accept = server.handle_accept
-
-        def handle_accept() -> None:
-            if not self.solo:
-                self._defer_accept()
-            accept()
-
         def handle_close() -> None:
             """The listening socket "closed": a sibling worker shut it down at a stop.
             waitress's default would drop the server from its loop, and this hook with it,
@@ -346,7 +298,6 @@ class WorkerWatch:
 
         server.readable = readable
         server.handle_close = handle_close
-        server.handle_accept = handle_accept
 
 
 @dataclass
