@@ -92,3 +92,29 @@ def test_statements_of_a_networked_database_run_outside_the_turn(tmp_path):
         assert turns.held
     assert seen and not any(seen)
     assert not turns.held
+
+
+def test_a_request_hanging_with_the_turn_delays_the_others_by_turn_wait_only(monkeypatch):
+    monkeypatch.setattr("movierec.web.turns.TURN_WAIT", 0.2)
+    turns = ComputeTurns()
+    hanging, release = threading.Event(), threading.Event()
+
+    def hangs(environ, start_response):
+        hanging.set()
+        release.wait(10)  # a stuck dependency, the turn not given up
+        return [b"late"]
+
+    first = threading.Thread(target=turns.wrap(hangs), args=({}, None))
+    first.start()
+    assert hanging.wait(5)
+    started = time.monotonic()
+    assert turns.wrap(lambda e, s: [b"answered"])({}, None) == [b"answered"]
+    waited = time.monotonic() - started
+    assert 0.15 <= waited < 2.0
+    started = time.monotonic()  # the holder is now known to hang: nobody waits again
+    assert turns.wrap(lambda e, s: [b"at once"])({}, None) == [b"at once"]
+    assert time.monotonic() - started < 0.1
+    release.set()
+    first.join(5)
+    with turns.turn():  # the lock is free again: nothing was released twice
+        assert turns.held

@@ -14,7 +14,10 @@ taking turns (this module), 7.3-7.4 ms, 229-232/s, p99 62-67 ms.
 So each request holds the process's turn while it runs (:meth:`ComputeTurns.wrap`) and
 gives it up only while it waits: for TMDB (:meth:`released`, set as the TMDB service's
 ``waiting``) and for each statement of a database across the network (not SQLite,
-whose statements take microseconds in this process). Hand-written because a lock is
+whose statements take microseconds in this process). A request that waited ``TURN_WAIT``
+s for the turn computes without it, so one that hangs holding the turn (a stuck
+dependency) slows its process's others down by that much, not until the worker watchdog
+kills it (tests/hardening/test_supervisor.py's hung request). Hand-written because a lock is
 all it takes: no server or library offers "threads for waiting, one for computing".
 """
 
@@ -27,6 +30,11 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+#: seconds a request waits for the turn before it computes without it: a request that
+#: hangs while holding the turn (a stuck dependency the turn is not given up for) then
+#: delays the others of its process by this much, not until the worker watchdog kills it
+TURN_WAIT = 0.5
+
 #: a WSGI application: ``(environ, start_response) -> iterable of bytes``
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 
@@ -37,6 +45,7 @@ class ComputeTurns:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._stuck = False  # a wait for the turn ran out: its holder hangs
         self._mine = threading.local()  # .held: this thread holds the turn
 
     def wrap(self, app: WsgiApp) -> WsgiApp:
@@ -50,7 +59,7 @@ class ComputeTurns:
 
     @contextmanager
     def turn(self) -> Iterator[None]:
-        """Hold the turn for the block (waiting for it first)."""
+        """Hold the turn for the block (waiting for it first, at most ``TURN_WAIT`` s)."""
         self._take()
         try:
             yield
@@ -93,9 +102,19 @@ class ComputeTurns:
         event.listen(engine, "handle_error", _after)  # a failed statement: no "after"
 
     def _take(self) -> None:
-        self._lock.acquire()
-        self._mine.held = True
+        # held False: computes without the turn (and gives none back). Once a wait has
+        # run out, the holder is taken to be stuck and nobody waits for it again until
+        # it gives the turn back (then the lock is free and the first taker clears it)
+        if self._stuck:
+            self._mine.held = self._lock.acquire(blocking=False)
+            if self._mine.held:
+                self._stuck = False
+            return
+        self._mine.held = self._lock.acquire(timeout=TURN_WAIT)
+        if not self._mine.held:
+            self._stuck = True
 
     def _give(self) -> None:
-        self._mine.held = False
-        self._lock.release()
+        if self.held:
+            self._mine.held = False
+            self._lock.release()
