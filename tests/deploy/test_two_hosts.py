@@ -801,7 +801,14 @@ def write_load(cluster: Cluster, offset: int, stop: Callable[[], float]) -> Load
     return LoadReport(confirmed, failures, sent[0], gone_at, stop_at)
 
 
-def check_load(cluster: Cluster, report: LoadReport, what: str) -> None:
+#: after a crash, how long a request may still meet it: HAProxy closes each visitor's
+#: connection whose request went to the dead host, and a request the visitor had just sent
+#: on it (about 50 ms after the kill in CI, twice in 5 runs) meets that close without
+#: reaching any host; it was on its way while the crash was being noticed
+CRASH_NOTICED = 0.1
+
+
+def check_load(cluster: Cluster, report: LoadReport, what: str, noticed_after: float = 0.0) -> None:
     writes = sum(len(m) for m in report.confirmed.values())
     print(
         f"{what}: {writes} writes confirmed of {report.sent} sent, "
@@ -820,12 +827,13 @@ def check_load(cluster: Cluster, report: LoadReport, what: str) -> None:
         lost = {m: s for m, s in mine.items() if stored.get(m) != s}
         assert not lost, f"{what}: confirmed writes lost: {lost}"
     # only requests in flight while the host went away may fail: each was sent before its
-    # processes were all gone, and ended after the stop began
+    # processes were all gone (and, after a crash, noticed), and ended after the stop began
     failed_here = [
         line for line in cluster.proxy.log.read_text().splitlines() if " /movies/" in line
     ]
     proxy_log = "\n".join(line for line in failed_here if not re.search(r" (200|303) ", line))
-    outside = [f for f in report.failures if f[0] > report.gone_at or f[1] < report.stop_at]
+    gone = report.gone_at + noticed_after
+    outside = [f for f in report.failures if f[0] > gone or f[1] < report.stop_at]
     assert not outside, f"{what}: requests not in flight failed: {outside}\n{proxy_log}"
     assert len(report.failures) <= 2 * LOAD_VISITORS, f"{report.failures}\n{proxy_log}"
 
@@ -866,7 +874,7 @@ def test_a_host_stopped_under_write_load_fails_nothing(cluster: Cluster):
 def test_a_host_crashing_under_write_load_fails_only_requests_in_flight(cluster: Cluster):
     host = cluster.hosts["host-b"]
     report = write_load(cluster, WRITES_PER_VISITOR, host.kill)
-    check_load(cluster, report, "kill -9 host-b")
+    check_load(cluster, report, "kill -9 host-b", noticed_after=CRASH_NOTICED)
     cluster.proxy.wait_status("host-b", "DOWN")
     host.start()
     host.wait_ready()
